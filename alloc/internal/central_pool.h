@@ -1,0 +1,84 @@
+// alloc/internal/central_pool.h: one central pool per size class.
+//
+// Two tiers:
+//   1. A lock-free transfer stack of full batches (exactly ClassInfo.batch
+//      objects, linked through FreeObject::next, batches linked through
+//      FreeObject::batch_next): a thread cache that overflows pushes a
+//      batch, one that runs dry pops one. In steady state (including
+//      producer/consumer programs, where the consumer's frees flow back to
+//      the producer as batches) objects move between threads through this
+//      tier alone, one CAS per batch. The tier is bounded
+//      (kMaxTransferBytes per class); past it batches go to tier 2.
+//   2. Spans: partly used spans of the class on a list guarded by the
+//      pool's spin lock (taken once per batch, only when tier 1 is empty or
+//      full). Objects come from a span's free list, then from its uncarved
+//      tail; returning objects finds each one's span through the page maps,
+//      and a span whose objects have all come back goes to the page heap.
+//
+// Memory safety of tier 1: a popper may read `batch_next` of a batch that
+// another thread has just popped and handed out. Segments are never
+// unmapped (see page_heap.h), so that read cannot fault; it may see a stale
+// value, which the stack's ABA tag rejects.
+//
+// Thread-safety: all methods are thread-safe. The pool is cache-line
+// padded so that pools of neighbouring classes do not share lines.
+#ifndef STRATA_ALLOC_INTERNAL_CENTRAL_POOL_H_
+#define STRATA_ALLOC_INTERNAL_CENTRAL_POOL_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "alloc/internal/page_heap.h"
+#include "alloc/internal/span.h"
+#include "concurrency/base/spin_lock.h"
+#include "concurrency/treiber_stack.h"
+
+namespace strata::internal {
+
+class alignas(kCacheLineSize) CentralPool {
+ public:
+  constexpr CentralPool() = default;
+
+  // Removes up to `n` objects (n <= batch) as a chain linked through
+  // FreeObject::next; returns how many (0 when out of memory).
+  int Remove(int size_class, int n, FreeObject** head);
+  // Inserts a chain of `n` objects (any n >= 1) linked through next.
+  void Insert(int size_class, FreeObject* head, int n);
+  // Moves every batch of tier 1 to the spans (so empty spans can go back).
+  void Drain(int size_class);
+
+  // Objects handed out to caches and users (removed minus inserted).
+  std::int64_t objects_out() const { return objects_out_.load(std::memory_order_relaxed); }
+  // Free objects held by the pool (both tiers; uncarved space excluded).
+  std::size_t free_objects(int size_class) const {
+    return static_cast<std::size_t>(transfer_batches_.load(std::memory_order_relaxed)) *
+               ClassInfo(size_class).batch +
+           span_free_objects_.load(std::memory_order_relaxed);
+  }
+  std::uint64_t spans_allocated() const { return spans_allocated_.load(std::memory_order_relaxed); }
+
+  void ForkPrepare() STRATA_ACQUIRE(lock_) { lock_.Lock(); }
+  void ForkParent() STRATA_RELEASE(lock_) { lock_.Unlock(); }
+  void ForkChild() STRATA_RELEASE(lock_) { lock_.ResetAfterFork(); }
+
+ private:
+  static constexpr std::size_t kMaxTransferBytes = 512 * 1024;
+  static constexpr int kMaxTransferBatches = 256;
+
+  int MaxBatches(int size_class) const;
+  int RemoveFromSpans(int size_class, int n, FreeObject** head);
+  void InsertToSpans(int size_class, FreeObject* head, int n);
+
+  TreiberStack<FreeObject, &FreeObject::batch_next> transfer_;
+  std::atomic<int> transfer_batches_{0};
+  std::atomic<std::int64_t> objects_out_{0};
+  std::atomic<std::size_t> span_free_objects_{0};
+  std::atomic<std::uint64_t> spans_allocated_{0};
+  SpinLock lock_;
+  Span* partial_ STRATA_GUARDED_BY(lock_) = nullptr;
+};
+
+}  // namespace strata::internal
+
+#endif  // STRATA_ALLOC_INTERNAL_CENTRAL_POOL_H_

@@ -1,0 +1,390 @@
+#include "alloc/internal/page_heap.h"
+
+#include <time.h>
+
+#include "alloc/internal/page_map.h"
+#include "alloc/os/os.h"
+
+namespace strata::internal {
+
+constinit ClassMap g_class_map;
+constinit SegmentMap g_segment_map;
+
+namespace page_map_detail {
+void* AllocateLeaf(std::size_t bytes) noexcept { return os::Reserve(bytes, os::kPageSize); }
+}  // namespace page_map_detail
+
+std::uint64_t NowNanos() noexcept {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u +
+         static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+namespace {
+
+constexpr std::size_t RoundUp(std::size_t n, std::size_t to) { return (n + to - 1) & ~(to - 1); }
+
+}  // namespace
+
+// ---- free lists ----
+
+void PageHeap::InsertFree(Span* span) {
+  Span*& head = free_[span->num_slices];
+  span->prev = nullptr;
+  span->next = head;
+  if (head != nullptr) head->prev = span;
+  head = span;
+}
+
+void PageHeap::RemoveFree(Span* span) {
+  if (span->prev != nullptr) {
+    span->prev->next = span->next;
+  } else {
+    free_[span->num_slices] = span->next;
+  }
+  if (span->next != nullptr) span->next->prev = span->prev;
+  span->next = span->prev = nullptr;
+}
+
+void PageHeap::SetHeads(Span* span) {
+  Segment* seg = span->segment;
+  for (int i = 0; i < span->num_slices; ++i) {
+    seg->slice_head[span->first_slice + i] = static_cast<std::uint8_t>(span->first_slice);
+  }
+}
+
+// ---- segments from the bump arena ----
+
+Segment* PageHeap::NewSegmentLocked() {
+  if (region_next_ == region_end_) {
+    std::size_t size = next_region_size_;
+    void* region = os::Reserve(size, kSegmentSize);
+    if (region == nullptr) {
+      size = kSegmentSize;  // memory is tight: ask for one segment only
+      region = os::Reserve(size, kSegmentSize);
+      if (region == nullptr) return nullptr;
+    }
+    region_next_ = reinterpret_cast<std::uintptr_t>(region);
+    region_end_ = region_next_ + size;
+    reserved_bytes_ += size;
+    if (next_region_size_ < kMaxRegion) next_region_size_ *= 2;
+  }
+  std::uintptr_t base = region_next_;
+  if (!g_segment_map.Ensure(base, kSegmentSize) || !g_class_map.Ensure(base, kSegmentSize)) {
+    return nullptr;
+  }
+  region_next_ += kSegmentSize;
+  auto* seg = reinterpret_cast<Segment*>(base);  // zero-filled by the OS
+  seg->kind = SegmentKind::kNormal;
+  committed_bytes_ += RoundUp(sizeof(Segment), os::kPageSize);
+  Span* span = &seg->spans[1];
+  span->segment = seg;
+  span->first_slice = 1;
+  span->num_slices = kSlicesPerSegment - 1;
+  span->state = SpanState::kFree;
+  span->committed = false;
+  span->zeroed = true;
+  span->free_since_ns = NowNanos();
+  SetHeads(span);
+  InsertFree(span);
+  // Publish last: a lookup that finds the segment sees it initialised.
+  g_segment_map.Set(base, kSegmentSize, seg);
+  return seg;
+}
+
+// ---- spans ----
+
+Span* PageHeap::AllocSpanLocked(int slices, int align_slices) {
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    for (int b = slices; b <= kBuckets; ++b) {
+      for (Span* span = free_[b]; span != nullptr; span = span->next) {
+        int first = span->first_slice;
+        int end = first + span->num_slices;
+        int start = (first + align_slices - 1) & ~(align_slices - 1);
+        if (start + slices > end) continue;
+        RemoveFree(span);
+        Segment* seg = span->segment;
+        bool committed = span->committed;
+        bool zeroed = span->zeroed;
+        std::uint64_t since = span->free_since_ns;
+        span->state = SpanState::kUnused;
+        auto make_free = [&](int from, int to) {
+          if (from >= to) return;
+          Span* piece = &seg->spans[from];
+          piece->segment = seg;
+          piece->first_slice = static_cast<std::uint16_t>(from);
+          piece->num_slices = static_cast<std::uint16_t>(to - from);
+          piece->state = SpanState::kFree;
+          piece->committed = committed;
+          piece->zeroed = zeroed;
+          piece->free_since_ns = since;
+          SetHeads(piece);
+          InsertFree(piece);
+        };
+        make_free(first, start);
+        make_free(start + slices, end);
+        Span* out = &seg->spans[start];
+        *out = Span{};
+        out->segment = seg;
+        out->first_slice = static_cast<std::uint16_t>(start);
+        out->num_slices = static_cast<std::uint16_t>(slices);
+        out->committed = true;
+        out->zeroed = zeroed;
+        SetHeads(out);
+        std::size_t bytes = out->bytes();
+        if (committed) {
+          free_committed_bytes_ -= bytes < free_committed_bytes_ ? bytes : free_committed_bytes_;
+        } else {
+          committed_bytes_ += bytes;
+        }
+        return out;
+      }
+    }
+    if (NewSegmentLocked() == nullptr) return nullptr;
+  }
+  return nullptr;
+}
+
+void PageHeap::FreeSpanLocked(Span* span) {
+  Segment* seg = span->segment;
+  span->state = SpanState::kFree;
+  span->committed = true;
+  span->zeroed = false;
+  span->in_partial = false;
+  span->free_since_ns = NowNanos();
+  free_committed_bytes_ += span->bytes();
+  int first = span->first_slice;
+  if (first > 1) {
+    Span* prev = &seg->spans[seg->slice_head[first - 1]];
+    if (prev->state == SpanState::kFree) {
+      RemoveFree(prev);
+      prev->num_slices = static_cast<std::uint16_t>(prev->num_slices + span->num_slices);
+      prev->committed = true;
+      prev->zeroed = false;
+      prev->free_since_ns = span->free_since_ns;
+      span->state = SpanState::kUnused;
+      span = prev;
+    }
+  }
+  int end = span->first_slice + span->num_slices;
+  if (end < kSlicesPerSegment) {
+    Span* next = &seg->spans[end];
+    if (next->state == SpanState::kFree) {
+      RemoveFree(next);
+      span->num_slices = static_cast<std::uint16_t>(span->num_slices + next->num_slices);
+      span->committed = true;
+      span->zeroed = false;
+      next->state = SpanState::kUnused;
+    }
+  }
+  SetHeads(span);
+  InsertFree(span);
+}
+
+void PageHeap::Decommit(Span* span) {
+  std::size_t bytes = span->bytes();
+  if (!os::Decommit(reinterpret_cast<void*>(span->start()), bytes)) return;  // survive: stays committed
+  span->committed = false;
+  span->zeroed = true;
+  free_committed_bytes_ -= bytes < free_committed_bytes_ ? bytes : free_committed_bytes_;
+  committed_bytes_ -= bytes < committed_bytes_ ? bytes : committed_bytes_;
+  decommitted_bytes_ += bytes;
+}
+
+Span* PageHeap::AllocSmallSpan(int size_class) {
+  const SizeClassInfo& info = ClassInfo(size_class);
+  SpinLockHolder h(&lock_);
+  Span* span = AllocSpanLocked(info.span_slices, 1);
+  if (span == nullptr) return nullptr;
+  span->state = SpanState::kSmall;
+  span->size_class = static_cast<std::uint8_t>(size_class);
+  g_class_map.Set(span->start(), span->bytes(), static_cast<std::uint8_t>(size_class));
+  return span;
+}
+
+void PageHeap::FreeSmallSpan(Span* span) {
+  SpinLockHolder h(&lock_);
+  g_class_map.Set(span->start(), span->bytes(), 0);
+  FreeSpanLocked(span);
+  std::uint64_t now = NowNanos();
+  if (now - last_purge_ns_ >= decay_ns_ / 2) PurgeLocked(now, false);
+}
+
+// ---- large and huge blocks ----
+
+void* PageHeap::AllocLarge(std::size_t size, std::size_t alignment, bool* zeroed) {
+  if (size > (std::size_t{1} << 46) || alignment > (std::size_t{1} << 40)) return nullptr;
+  std::size_t bytes = RoundUp(size, kSliceSize);
+  int slices = static_cast<int>(bytes >> kSliceShift);
+  int align_slices = alignment <= kSliceSize ? 1 : static_cast<int>(alignment >> kSliceShift);
+  SpinLockHolder h(&lock_);
+  std::uint64_t now = NowNanos();
+  if (now - last_purge_ns_ >= decay_ns_ / 2) PurgeLocked(now, false);
+  if (align_slices < kSlicesPerSegment / 2 && slices + align_slices <= kSlicesPerSegment) {
+    Span* span = AllocSpanLocked(slices, align_slices);
+    if (span == nullptr) return nullptr;
+    span->state = SpanState::kLarge;
+    span->large_size = size;
+    span->large_ptr = span->start();
+    large_live_bytes_ += span->bytes();
+    ++large_allocations_;
+    *zeroed = span->zeroed;
+    span->zeroed = false;
+    return reinterpret_cast<void*>(span->large_ptr);
+  }
+  return AllocHugeLocked(size, alignment, zeroed);
+}
+
+void* PageHeap::AllocHugeLocked(std::size_t size, std::size_t alignment, bool* zeroed) {
+  std::size_t offset = alignment > kSliceSize ? alignment : kSliceSize;
+  std::size_t mapping = RoundUp(offset + size, kSliceSize);
+  // Reuse a cached block: big enough, not more than twice too big, and with
+  // a base aligned for this request.
+  Segment** best_link = nullptr;
+  for (Segment** link = &huge_cache_; *link != nullptr; link = &(*link)->next_cached) {
+    Segment* s = *link;
+    if (s->mapping_size < mapping || s->mapping_size > 2 * mapping) continue;
+    if ((s->base() & (offset - 1)) != 0) continue;
+    if (best_link == nullptr || s->mapping_size < (*best_link)->mapping_size) best_link = link;
+  }
+  Segment* seg;
+  if (best_link != nullptr) {
+    seg = *best_link;
+    *best_link = seg->next_cached;
+    huge_cache_bytes_ -= seg->mapping_size;
+    --huge_cache_entries_;
+    *zeroed = false;
+  } else {
+    std::size_t align = offset > kSegmentSize ? offset : kSegmentSize;
+    void* base = os::Reserve(mapping, align);
+    if (base == nullptr) {
+      // Memory is tight: give back what the cache holds and try once more.
+      PurgeLocked(NowNanos(), true);
+      base = os::Reserve(mapping, align);
+      if (base == nullptr) return nullptr;
+    }
+    auto addr = reinterpret_cast<std::uintptr_t>(base);
+    if (!g_segment_map.Ensure(addr, mapping)) {
+      os::Release(base, mapping);
+      return nullptr;
+    }
+    seg = static_cast<Segment*>(base);
+    seg->kind = SegmentKind::kHuge;
+    seg->mapping_size = mapping;
+    reserved_bytes_ += mapping;
+    committed_bytes_ += mapping;
+    g_segment_map.Set(addr, mapping, seg);
+    *zeroed = true;
+  }
+  seg->next_cached = nullptr;
+  seg->huge_ptr = seg->base() + offset;
+  seg->huge_size = size;
+  seg->huge_usable = seg->mapping_size - offset;
+  large_live_bytes_ += seg->huge_usable;
+  ++large_allocations_;
+  return reinterpret_cast<void*>(seg->huge_ptr);
+}
+
+void PageHeap::FreeLarge(Segment* segment, Span* span) {
+  SpinLockHolder h(&lock_);
+  ++large_frees_;
+  if (segment->kind == SegmentKind::kHuge) {
+    FreeHugeLocked(segment);
+  } else {
+    std::size_t bytes = span->bytes();
+    large_live_bytes_ -= bytes < large_live_bytes_ ? bytes : large_live_bytes_;
+    FreeSpanLocked(span);
+  }
+  std::uint64_t now = NowNanos();
+  if (now - last_purge_ns_ >= decay_ns_ / 2) PurgeLocked(now, false);
+}
+
+void PageHeap::FreeHugeLocked(Segment* seg) {
+  large_live_bytes_ -= seg->huge_usable < large_live_bytes_ ? seg->huge_usable : large_live_bytes_;
+  if (seg->mapping_size > kHugeCacheBytes / 2) {
+    UnmapHugeLocked(seg);
+    return;
+  }
+  seg->free_since_ns = NowNanos();
+  seg->next_cached = huge_cache_;
+  huge_cache_ = seg;
+  huge_cache_bytes_ += seg->mapping_size;
+  ++huge_cache_entries_;
+  // Bounded retention: evict the oldest (the list's tail) while over.
+  while (huge_cache_bytes_ > kHugeCacheBytes || huge_cache_entries_ > kHugeCacheEntries) {
+    Segment** link = &huge_cache_;
+    while ((*link)->next_cached != nullptr) link = &(*link)->next_cached;
+    Segment* victim = *link;
+    *link = nullptr;
+    huge_cache_bytes_ -= victim->mapping_size;
+    --huge_cache_entries_;
+    UnmapHugeLocked(victim);
+  }
+}
+
+void PageHeap::UnmapHugeLocked(Segment* seg) {
+  std::size_t mapping = seg->mapping_size;
+  std::uintptr_t base = seg->base();
+  g_segment_map.Set(base, mapping, nullptr);
+  if (!os::Release(seg, mapping)) {
+    // Survive: the block stays mapped and is simply lost to reuse.
+    return;
+  }
+  reserved_bytes_ -= mapping < reserved_bytes_ ? mapping : reserved_bytes_;
+  committed_bytes_ -= mapping < committed_bytes_ ? mapping : committed_bytes_;
+  decommitted_bytes_ += mapping;
+}
+
+// ---- decay ----
+
+void PageHeap::PurgeLocked(std::uint64_t now, bool everything) {
+  last_purge_ns_ = now;
+  for (int b = 1; b <= kBuckets; ++b) {
+    for (Span* span = free_[b]; span != nullptr; span = span->next) {
+      if (span->committed && (everything || now - span->free_since_ns >= decay_ns_)) Decommit(span);
+    }
+  }
+  Segment** link = &huge_cache_;
+  while (*link != nullptr) {
+    Segment* s = *link;
+    if (everything || now - s->free_since_ns >= decay_ns_) {
+      *link = s->next_cached;
+      huge_cache_bytes_ -= s->mapping_size;
+      --huge_cache_entries_;
+      UnmapHugeLocked(s);
+    } else {
+      link = &s->next_cached;
+    }
+  }
+}
+
+void PageHeap::MaybePurge() {
+  SpinLockHolder h(&lock_);
+  std::uint64_t now = NowNanos();
+  if (now - last_purge_ns_ >= decay_ns_ / 2) PurgeLocked(now, false);
+}
+
+std::size_t PageHeap::ReleaseAll() {
+  SpinLockHolder h(&lock_);
+  std::size_t before = decommitted_bytes_;
+  PurgeLocked(NowNanos(), true);
+  return decommitted_bytes_ - before;
+}
+
+PageHeapStats PageHeap::Stats() {
+  SpinLockHolder h(&lock_);
+  PageHeapStats s;
+  s.reserved_bytes = reserved_bytes_;
+  s.committed_bytes = committed_bytes_;
+  s.decommitted_bytes = decommitted_bytes_;
+  s.free_committed_bytes = free_committed_bytes_;
+  s.huge_cache_bytes = huge_cache_bytes_;
+  s.large_live_bytes = large_live_bytes_;
+  s.large_allocations = large_allocations_;
+  s.large_frees = large_frees_;
+  s.metadata_bytes = g_class_map.metadata_bytes() + g_segment_map.metadata_bytes();
+  return s;
+}
+
+}  // namespace strata::internal

@@ -1,0 +1,121 @@
+// alloc/internal/page_heap.h: the bump arena and the page heap.
+//
+// The arena reserves large 4 MiB-aligned regions from the OS (16 MiB at
+// first, doubling up to 256 MiB: modest reservations, so strata runs under
+// valgrind) and bump-allocates 4 MiB segments from them. The page heap hands
+// out spans (runs of 64 KiB slices) from those segments: first fit over
+// free lists bucketed by length, splitting and coalescing with neighbours.
+// Free spans stay committed for a decay delay (STRATA_DECAY_MS, default
+// 200 ms) so that a program that frees and reallocates does not pay page
+// faults again (about 2 us each here); after the delay their pages are
+// decommitted (MADV_DONTNEED) and the span is known to be zero. Segments
+// stay reserved for the life of the process (free ones are fully
+// decommitted): addresses never go back to the OS, so a stale reader of a
+// free list can never fault.
+//
+// Blocks too big for a segment are "huge": each gets its own mapping with a
+// Segment header in its first slice, registered in the segment map. Freed
+// huge blocks are kept (up to kHugeCacheBytes, for the decay delay) for
+// reuse, then unmapped.
+//
+// Thread-safety: every public method takes the page heap's spin lock
+// (spans are allocated a batch at a time, so the lock is rare). Fork:
+// ForkPrepare/ForkParent/ForkChild hold the lock across fork().
+#ifndef STRATA_ALLOC_INTERNAL_PAGE_HEAP_H_
+#define STRATA_ALLOC_INTERNAL_PAGE_HEAP_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "alloc/internal/span.h"
+#include "concurrency/base/spin_lock.h"
+
+namespace strata::internal {
+
+struct PageHeapStats {
+  std::size_t reserved_bytes;
+  std::size_t committed_bytes;
+  std::size_t decommitted_bytes;  // cumulative
+  std::size_t free_committed_bytes;
+  std::size_t huge_cache_bytes;
+  std::size_t large_live_bytes;
+  std::uint64_t large_allocations;
+  std::uint64_t large_frees;
+  std::size_t metadata_bytes;
+};
+
+class PageHeap {
+ public:
+  constexpr PageHeap() = default;
+
+  // A span of `slices` slices whose start is aligned to `align_slices`
+  // slices (a power of two), for a small span of class `size_class`.
+  // Sets the class map. nullptr when the OS refuses memory.
+  Span* AllocSmallSpan(int size_class);
+  // Returns an empty small span (all objects back).
+  void FreeSmallSpan(Span* span);
+
+  // A block of more than kMaxSmallSize bytes aligned to `alignment`
+  // (power of two). *zeroed tells whether its memory is known to be zero.
+  void* AllocLarge(std::size_t size, std::size_t alignment, bool* zeroed);
+  // Frees a large or huge block; `ptr` must be the block's start.
+  void FreeLarge(Segment* segment, Span* span);
+
+  // Decommits every free span and unmaps cached huge blocks. Returns bytes.
+  std::size_t ReleaseAll();
+  // Decommits what has been free longer than the decay delay.
+  void MaybePurge();
+
+  PageHeapStats Stats();
+  void set_decay_ns(std::uint64_t ns) { decay_ns_ = ns; }
+
+  void ForkPrepare() STRATA_ACQUIRE(lock_) { lock_.Lock(); }
+  void ForkParent() STRATA_RELEASE(lock_) { lock_.Unlock(); }
+  void ForkChild() STRATA_RELEASE(lock_) { lock_.ResetAfterFork(); }
+
+ private:
+  static constexpr int kBuckets = kSlicesPerSegment;  // by length 1..63
+  static constexpr std::size_t kFirstRegion = std::size_t{16} << 20;
+  static constexpr std::size_t kMaxRegion = std::size_t{256} << 20;
+  static constexpr std::size_t kHugeCacheBytes = std::size_t{128} << 20;
+  static constexpr int kHugeCacheEntries = 16;
+
+  Span* AllocSpanLocked(int slices, int align_slices) STRATA_REQUIRES(lock_);
+  void FreeSpanLocked(Span* span) STRATA_REQUIRES(lock_);
+  Segment* NewSegmentLocked() STRATA_REQUIRES(lock_);
+  void InsertFree(Span* span) STRATA_REQUIRES(lock_);
+  void RemoveFree(Span* span) STRATA_REQUIRES(lock_);
+  void SetHeads(Span* span) STRATA_REQUIRES(lock_);
+  void Decommit(Span* span) STRATA_REQUIRES(lock_);
+  void PurgeLocked(std::uint64_t now, bool everything) STRATA_REQUIRES(lock_);
+  void* AllocHugeLocked(std::size_t size, std::size_t alignment, bool* zeroed)
+      STRATA_REQUIRES(lock_);
+  void FreeHugeLocked(Segment* segment) STRATA_REQUIRES(lock_);
+  void UnmapHugeLocked(Segment* segment) STRATA_REQUIRES(lock_);
+
+  SpinLock lock_;
+  Span* free_[kBuckets + 1] STRATA_GUARDED_BY(lock_) = {};
+  std::uintptr_t region_next_ STRATA_GUARDED_BY(lock_) = 0;
+  std::uintptr_t region_end_ STRATA_GUARDED_BY(lock_) = 0;
+  std::size_t next_region_size_ STRATA_GUARDED_BY(lock_) = kFirstRegion;
+  Segment* huge_cache_ STRATA_GUARDED_BY(lock_) = nullptr;
+  std::uint64_t last_purge_ns_ STRATA_GUARDED_BY(lock_) = 0;
+  std::uint64_t decay_ns_ = 200'000'000;
+  // Accounting (under lock_).
+  std::size_t reserved_bytes_ = 0;
+  std::size_t committed_bytes_ = 0;
+  std::size_t decommitted_bytes_ = 0;
+  std::size_t free_committed_bytes_ = 0;
+  std::size_t huge_cache_bytes_ = 0;
+  int huge_cache_entries_ = 0;
+  std::size_t large_live_bytes_ = 0;
+  std::uint64_t large_allocations_ = 0;
+  std::uint64_t large_frees_ = 0;
+};
+
+// Monotonic clock in nanoseconds (coarse, vDSO; never allocates).
+std::uint64_t NowNanos() noexcept;
+
+}  // namespace strata::internal
+
+#endif  // STRATA_ALLOC_INTERNAL_PAGE_HEAP_H_

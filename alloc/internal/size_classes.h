@@ -1,0 +1,147 @@
+// alloc/internal/size_classes.h: the size-class table.
+//
+// Classes: 16..128 in steps of 16 (8 classes), then 8 classes per power of
+// two (steps of 1/8 of the lower power) up to kMaxSmallSize = 256 KiB.
+// Class 0 is reserved ("not a small block"). Properties, checked below by
+// static_asserts over every size:
+//   - every class size is a multiple of 16 (16-byte alignment of blocks);
+//   - internal waste is at most 12.5% of the request above 128 bytes;
+//   - power-of-two classes up to 64 KiB are naturally aligned because spans
+//     start on 64 KiB boundaries and blocks sit at multiples of the size;
+//   - SizeToClass is monotonic and ClassSize(SizeToClass(n)) >= n.
+// Each class also names its span length (in 64 KiB slices) and the batch
+// of objects moved between a thread cache and the central pool.
+//
+// Thread-safety: constants only.
+#ifndef STRATA_ALLOC_INTERNAL_SIZE_CLASSES_H_
+#define STRATA_ALLOC_INTERNAL_SIZE_CLASSES_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "concurrency/base/macros.h"
+
+namespace strata::internal {
+
+// Memory layout constants. A slice is the page-heap unit; a segment is the
+// unit reserved from the OS and registered in the page maps.
+inline constexpr int kSliceShift = 16;                    // 64 KiB slices
+inline constexpr std::size_t kSliceSize = std::size_t{1} << kSliceShift;
+inline constexpr int kSegmentShift = 22;                  // 4 MiB segments
+inline constexpr std::size_t kSegmentSize = std::size_t{1} << kSegmentShift;
+inline constexpr int kSlicesPerSegment = 1 << (kSegmentShift - kSliceShift);
+
+inline constexpr std::size_t kMaxSmallSize = 256 * 1024;
+inline constexpr int kNumClasses = 1 + 8 + 8 * 11;       // 97, class 0 unused
+inline constexpr std::size_t kSmallLookupMax = 1024;
+
+// Objects moved per batch between cache and central pool: enough to amortise
+// a central operation (up to 32), at most 64 KiB worth, at least 2.
+inline constexpr std::size_t kBatchBytes = 64 * 1024;
+inline constexpr int kMaxBatch = 32;
+// Every span holds at least this many objects, so that a span can serve at
+// least one batch on its own (big classes use multi-slice spans).
+inline constexpr int kMinObjectsPerSpan = 4;
+
+struct SizeClassInfo {
+  std::uint32_t size;        // block size in bytes
+  std::uint16_t batch;       // objects per batch
+  std::uint8_t span_slices;  // span length in slices
+  std::uint32_t objects;     // objects per span
+};
+
+namespace size_class_detail {
+
+constexpr std::uint32_t ComputeClassSize(int cls) {
+  if (cls <= 8) return static_cast<std::uint32_t>(cls * 16);
+  int k = cls - 9;                 // 0..87
+  int lg = 7 + k / 8;              // doubling 2^lg .. 2^(lg+1)
+  int j = k % 8 + 1;               // 1..8
+  return (1u << lg) + static_cast<std::uint32_t>(j) * (1u << (lg - 3));
+}
+
+constexpr SizeClassInfo ComputeInfo(int cls) {
+  if (cls == 0) return {0, 0, 0, 0};
+  std::uint32_t size = ComputeClassSize(cls);
+  std::size_t batch = kBatchBytes / size;
+  if (batch > kMaxBatch) batch = kMaxBatch;
+  if (batch < 2) batch = 2;
+  // Smallest span that holds kMinObjectsPerSpan objects with at most 1/8
+  // of the span lost to the tail.
+  int slices = 1;
+  for (; slices < kSlicesPerSegment / 2; ++slices) {
+    std::size_t bytes = static_cast<std::size_t>(slices) * kSliceSize;
+    std::size_t n = bytes / size;
+    if (n >= kMinObjectsPerSpan && (bytes - n * size) * 8 <= bytes) break;
+  }
+  std::uint32_t objects = static_cast<std::uint32_t>(slices * kSliceSize / size);
+  return {size, static_cast<std::uint16_t>(batch), static_cast<std::uint8_t>(slices), objects};
+}
+
+struct Table {
+  SizeClassInfo info[kNumClasses];
+  std::uint8_t small_lookup[kSmallLookupMax / 16 + 1];
+};
+
+constexpr Table ComputeTable() {
+  Table t{};
+  for (int c = 0; c < kNumClasses; ++c) t.info[c] = ComputeInfo(c);
+  for (std::size_t i = 0; i <= kSmallLookupMax / 16; ++i) {
+    std::size_t n = i * 16;
+    int c = 1;
+    while (t.info[c].size < n) ++c;
+    t.small_lookup[i] = static_cast<std::uint8_t>(c);
+  }
+  return t;
+}
+
+}  // namespace size_class_detail
+
+inline constexpr size_class_detail::Table kSizeClassTable = size_class_detail::ComputeTable();
+
+constexpr std::size_t ClassSize(int cls) { return kSizeClassTable.info[cls].size; }
+constexpr const SizeClassInfo& ClassInfo(int cls) { return kSizeClassTable.info[cls]; }
+
+// Size class of a request of `size` bytes; requires size <= kMaxSmallSize.
+STRATA_ALWAYS_INLINE constexpr int SizeToClass(std::size_t size) {
+  if (size <= kSmallLookupMax) return kSizeClassTable.small_lookup[(size + 15) >> 4];
+  std::size_t m = size - 1;
+  int lg = 63 - __builtin_clzll(m);
+  return (lg - 7) * 8 + 1 + static_cast<int>(m >> (lg - 3));
+}
+
+namespace size_class_detail {
+
+constexpr bool CheckAllSizes() {
+  int prev = 1;
+  for (std::size_t n = 0; n <= kMaxSmallSize; ++n) {
+    int c = SizeToClass(n);
+    if (c < 1 || c >= kNumClasses) return false;
+    std::size_t s = ClassSize(c);
+    if (s < n) return false;                       // round trip
+    if (c > 1 && ClassSize(c - 1) >= n && n > 0) return false;  // tightest class
+    if (c < prev) return false;                    // monotonic
+    if (n > 128 && (s - n) * 8 > n) return false;  // waste <= 12.5%
+    prev = c;
+  }
+  return true;
+}
+
+constexpr bool CheckClasses() {
+  for (int c = 1; c < kNumClasses; ++c) {
+    const SizeClassInfo& i = ClassInfo(c);
+    if (i.size % 16 != 0) return false;
+    if (c > 1 && i.size <= ClassInfo(c - 1).size) return false;
+    if (i.objects < kMinObjectsPerSpan || i.objects > 4096) return false;
+    if (i.batch < 2 || i.batch > i.objects) return false;
+  }
+  return ClassInfo(kNumClasses - 1).size == kMaxSmallSize;
+}
+
+}  // namespace size_class_detail
+
+static_assert(size_class_detail::CheckClasses(), "size class table is inconsistent");
+
+}  // namespace strata::internal
+
+#endif  // STRATA_ALLOC_INTERNAL_SIZE_CLASSES_H_

@@ -1,0 +1,319 @@
+#include "alloc/internal/thread_cache.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+#include <cstring>
+
+#include "alloc/internal/errors.h"
+#include "alloc/internal/globals.h"
+#include "alloc/internal/hooks.h"
+#include "concurrency/base/spin_lock.h"
+
+namespace strata::internal {
+
+constinit thread_local ThreadCache tls_cache STRATA_INITIAL_EXEC = {};
+
+namespace {
+
+constinit SpinLock g_registry_lock;
+constinit ThreadCache* g_registry_head = nullptr;
+constinit std::atomic<std::uint64_t> g_exited_allocs[kNumClasses] = {};
+constinit std::atomic<bool> g_process_init_started{false};
+
+void RegistryInsert(ThreadCache* tc) {
+  SpinLockHolder h(&g_registry_lock);
+  tc->registry_prev = nullptr;
+  tc->registry_next = g_registry_head;
+  if (g_registry_head != nullptr) g_registry_head->registry_prev = tc;
+  g_registry_head = tc;
+}
+
+void RegistryRemove(ThreadCache* tc) {
+  SpinLockHolder h(&g_registry_lock);
+  if (tc->registry_prev != nullptr) {
+    tc->registry_prev->registry_next = tc->registry_next;
+  } else if (g_registry_head == tc) {
+    g_registry_head = tc->registry_next;
+  }
+  if (tc->registry_next != nullptr) tc->registry_next->registry_prev = tc->registry_prev;
+  tc->registry_next = tc->registry_prev = nullptr;
+}
+
+// Hands `n` objects from the head of `list` to the central pool.
+void ReleaseFromList(FreeList& list, int size_class, std::uint32_t n) {
+  if (n == 0 || list.head == nullptr) return;
+  if (n > list.length) n = list.length;
+  const int batch = ClassInfo(size_class).batch;
+  while (n > 0) {
+    std::uint32_t take = n < static_cast<std::uint32_t>(batch) ? n : static_cast<std::uint32_t>(batch);
+    FreeObject* head = list.head;
+    FreeObject* last = head;
+    for (std::uint32_t i = 1; i < take; ++i) last = last->next;
+    list.head = last->next;
+    last->next = nullptr;
+    RelaxedStore(list.length, list.length - take);
+    g_central[size_class].Insert(size_class, head, static_cast<int>(take));
+    n -= take;
+  }
+}
+
+void FlushAll(ThreadCache& tc) {
+  for (int c = 1; c < kNumClasses; ++c) {
+    FreeList& list = tc.lists[c];
+    ReleaseFromList(list, c, list.length);
+  }
+}
+
+void ThreadExit(void* arg) {
+  auto* tc = static_cast<ThreadCache*>(arg);
+  if (tc->state != CacheState::kActive) return;
+  FlushAll(*tc);
+  RegistryRemove(tc);
+  for (int c = 1; c < kNumClasses; ++c) {
+    g_exited_allocs[c].fetch_add(tc->lists[c].allocs, std::memory_order_relaxed);
+    tc->lists[c] = FreeList{};
+  }
+  tc->capacity_bytes = 0;
+  tc->state = CacheState::kDead;
+}
+
+void InitThread(ThreadCache& tc) {
+  EnsureProcessInit();
+  for (int c = 1; c < kNumClasses; ++c) {
+    tc.lists[c].max_length = 1;  // slow start; one object per class is free of the byte bound
+    tc.overages[c] = 0;
+    tc.activity[c] = 0;
+  }
+  tc.capacity_bytes = 0;
+  tc.bytes_until_sample = NextSampleCountdown();
+  tc.state = CacheState::kActive;
+  RegistryInsert(&tc);
+  tc.exit_hook.fn = &ThreadExit;
+  tc.exit_hook.arg = &tc;
+  RegisterThreadExitHook(&tc.exit_hook);
+}
+
+bool Refill(ThreadCache& tc, int size_class) {
+  const SizeClassInfo& info = ClassInfo(size_class);
+  FreeList& list = tc.lists[size_class];
+  // Slow start, then grow by batches while the byte bound allows.
+  std::uint32_t grow = list.max_length < info.batch ? 1u : info.batch;
+  if (list.max_length + grow <= kMaxListLength &&
+      tc.capacity_bytes + static_cast<std::size_t>(grow) * info.size <= kMaxThreadCacheBytes) {
+    list.max_length += grow;
+    tc.capacity_bytes += static_cast<std::size_t>(grow) * info.size;
+  }
+  int want = list.max_length < info.batch ? static_cast<int>(list.max_length) : info.batch;
+  FreeObject* head = nullptr;
+  int got = g_central[size_class].Remove(size_class, want, &head);
+  if (got == 0) return false;
+  // `head` is a chain of `got` objects; the list is empty.
+  list.head = head;
+  RelaxedStore(list.length, static_cast<std::uint32_t>(got));
+  tc.activity[size_class] = 1;
+  return true;
+}
+
+void ListTooLong(ThreadCache& tc, int size_class) {
+  const SizeClassInfo& info = ClassInfo(size_class);
+  FreeList& list = tc.lists[size_class];
+  ReleaseFromList(list, size_class, info.batch);
+  tc.activity[size_class] = 1;
+  if (list.max_length < info.batch) {
+    if (tc.capacity_bytes + info.size <= kMaxThreadCacheBytes) {
+      ++list.max_length;
+      tc.capacity_bytes += info.size;
+    }
+  } else if (list.max_length > info.batch) {
+    // Overflowing again and again: this thread frees more than it
+    // allocates here (a consumer); a shorter list sends batches back sooner.
+    if (++tc.overages[size_class] > 3) {
+      list.max_length -= info.batch;
+      tc.capacity_bytes -= static_cast<std::size_t>(info.batch) * info.size;
+      tc.overages[size_class] = 0;
+    }
+  }
+}
+
+void IdleScan(ThreadCache& tc) {
+  for (int c = 1; c < kNumClasses; ++c) {
+    FreeList& list = tc.lists[c];
+    if (tc.activity[c] == 0 && list.max_length > 1) {
+      std::uint32_t target = list.max_length / 2;
+      if (target < 1) target = 1;
+      tc.capacity_bytes -= static_cast<std::size_t>(list.max_length - target) * ClassSize(c);
+      list.max_length = target;
+      if (list.length > target) ReleaseFromList(list, c, list.length - target);
+    }
+    tc.activity[c] = 0;
+  }
+}
+
+void* AllocateLarge(std::size_t size, std::size_t alignment) {
+  bool zeroed = false;
+  void* p = g_page_heap.AllocLarge(size, alignment, &zeroed);
+  if (p != nullptr && HooksActive()) OnLargeAllocated(p, size);
+  return p;
+}
+
+}  // namespace
+
+void* AllocateZeroedLarge(std::size_t size) {
+  bool zeroed = false;
+  void* p = g_page_heap.AllocLarge(size, 0, &zeroed);
+  if (p == nullptr) return nullptr;
+  if (!zeroed) std::memset(p, 0, size);
+  if (HooksActive()) OnLargeAllocated(p, size);
+  return p;
+}
+
+namespace {
+
+void ForkPrepare() {
+  g_registry_lock.Lock();
+  for (int c = 1; c < kNumClasses; ++c) g_central[c].ForkPrepare();
+  g_page_heap.ForkPrepare();
+}
+
+void ForkParent() {
+  g_page_heap.ForkParent();
+  for (int c = kNumClasses - 1; c >= 1; --c) g_central[c].ForkParent();
+  g_registry_lock.Unlock();
+}
+
+void ForkChild() {
+  g_page_heap.ForkChild();
+  for (int c = kNumClasses - 1; c >= 1; --c) g_central[c].ForkChild();
+  g_registry_lock.ResetAfterFork();
+  // Only this thread exists in the child; the others' caches are gone (their
+  // cached objects are lost to the child, which is safe).
+  ThreadCache* self = &tls_cache;
+  if (self->state == CacheState::kActive) {
+    self->registry_next = self->registry_prev = nullptr;
+    g_registry_head = self;
+  } else {
+    g_registry_head = nullptr;
+  }
+}
+
+std::uint64_t ParseEnvU64(const char* name, std::uint64_t fallback) {
+  const char* s = getenv(name);
+  if (s == nullptr || *s == '\0') return fallback;
+  std::uint64_t v = 0;
+  for (; *s >= '0' && *s <= '9'; ++s) v = v * 10 + static_cast<std::uint64_t>(*s - '0');
+  return *s == '\0' ? v : fallback;
+}
+
+}  // namespace
+
+void EnsureProcessInit() {
+  if (g_process_init_started.load(std::memory_order_acquire)) return;
+  if (g_process_init_started.exchange(true, std::memory_order_acq_rel)) return;
+  g_page_heap.set_decay_ns(ParseEnvU64("STRATA_DECAY_MS", 200) * 1'000'000u);
+  // pthread_atfork may allocate: by now the engine is usable (all state is
+  // constinit), and the started flag stops any recursion here.
+  pthread_atfork(&ForkPrepare, &ForkParent, &ForkChild);
+  InitHooksFromEnvironment();
+}
+
+void* AllocateSlow(std::size_t size, std::size_t alignment, int size_class) {
+  if (size_class == 0) return AllocateLarge(size, alignment);
+  ThreadCache& tc = tls_cache;
+  if (STRATA_PREDICT_FALSE(tc.state != CacheState::kActive)) {
+    if (tc.state == CacheState::kUninitialized) InitThread(tc);
+    if (tc.state == CacheState::kDead) {
+      // The thread is exiting (a later TLS destructor allocates): no cache.
+      FreeObject* object = nullptr;
+      if (g_central[size_class].Remove(size_class, 1, &object) == 0) return nullptr;
+      g_exited_allocs[size_class].fetch_add(1, std::memory_order_relaxed);
+      return object;
+    }
+  }
+  bool sampled = false;
+  tc.bytes_until_sample -= static_cast<std::int64_t>(size);
+  if (tc.bytes_until_sample < 0) {
+    tc.bytes_until_sample = NextSampleCountdown();
+    sampled = true;
+  }
+  FreeList& list = tc.lists[size_class];
+  if (list.head == nullptr && !Refill(tc, size_class)) return nullptr;
+  FreeObject* object = list.head;
+  list.head = object->next;
+  RelaxedStore(list.length, list.length - 1);
+  RelaxedStore(list.allocs, list.allocs + 1);
+  if (++tc.slow_ops % kIdleScanInterval == 0) IdleScan(tc);
+  if (sampled && HooksActive()) OnSmallAllocated(object, size, size_class);
+  return object;
+}
+
+void FreeSlow(void* ptr, int size_class) {
+  if (size_class != 0) {
+    ThreadCache& tc = tls_cache;
+    auto* object = static_cast<FreeObject*>(ptr);
+    if (HooksActive() && OnSmallFreed(ptr, size_class)) return;
+    if (STRATA_PREDICT_FALSE(tc.state != CacheState::kActive)) {
+      if (tc.state == CacheState::kUninitialized) InitThread(tc);
+      if (tc.state == CacheState::kDead) {
+        object->next = nullptr;
+        g_central[size_class].Insert(size_class, object, 1);
+        return;
+      }
+    }
+    FreeList& list = tc.lists[size_class];
+    object->next = list.head;
+    list.head = object;
+    RelaxedStore(list.length, list.length + 1);
+    if (list.length > list.max_length) ListTooLong(tc, size_class);
+    if (++tc.slow_ops % kIdleScanInterval == 0) IdleScan(tc);
+    return;
+  }
+  if (ptr == nullptr) return;
+  auto addr = reinterpret_cast<std::uintptr_t>(ptr);
+  Segment* seg = g_segment_map.Get(addr);
+  if (seg == nullptr) {
+    ReportError(ErrorKind::kInvalidFree, ptr, 0);
+    return;
+  }
+  if (seg->kind == SegmentKind::kHuge) {
+    if (addr != seg->huge_ptr) {
+      ReportError(ErrorKind::kInteriorFree, ptr, 0);
+      return;
+    }
+    if (HooksActive()) OnLargeFreed(ptr);
+    g_page_heap.FreeLarge(seg, nullptr);
+    return;
+  }
+  if (addr - seg->base() < kSliceSize) {
+    ReportError(ErrorKind::kInvalidFree, ptr, 0);
+    return;
+  }
+  Span* span = seg->SpanOf(addr);
+  if (span->state == SpanState::kLarge) {
+    if (addr != span->large_ptr) {
+      ReportError(ErrorKind::kInteriorFree, ptr, 0);
+      return;
+    }
+    if (HooksActive()) OnLargeFreed(ptr);
+    g_page_heap.FreeLarge(seg, span);
+    return;
+  }
+  ReportError(span->state == SpanState::kFree ? ErrorKind::kDoubleFree : ErrorKind::kInvalidFree, ptr, 0);
+}
+
+void FlushCurrentThread() {
+  ThreadCache& tc = tls_cache;
+  if (tc.state != CacheState::kActive) return;
+  FlushAll(tc);
+}
+
+void ForEachThreadCache(void (*fn)(const ThreadCache& cache, void* arg), void* arg) {
+  SpinLockHolder h(&g_registry_lock);
+  for (ThreadCache* tc = g_registry_head; tc != nullptr; tc = tc->registry_next) fn(*tc, arg);
+}
+
+std::uint64_t ExitedAllocations(int size_class) {
+  return g_exited_allocs[size_class].load(std::memory_order_relaxed);
+}
+
+}  // namespace strata::internal

@@ -1,0 +1,159 @@
+// alloc/internal/thread_cache.h: the per-thread cache and the fast paths.
+//
+// Each thread has one ThreadCache in static TLS (constinit, initial-exec):
+// per size class a singly linked free list. Allocation pops, free pushes;
+// everything else leaves through one predicted-false branch into a
+// noinline slow path (thread_cache.cc):
+//
+//   Allocate(size) -- size <= kMaxSmallSize, list non-empty, sample
+//                     countdown not crossed --> pop            (fast)
+//                  `-> AllocateSlow: init, sampling, refill from the
+//                      central pool, large/huge blocks         (slow)
+//   Free(ptr)      -- class map says small, list below its max --> push
+//                  `-> FreeSlow: overflow to the central pool, large and
+//                      huge blocks, invalid pointers, dead threads
+//
+// Lazy init costs the fast path nothing: a zero-initialised cache has
+// empty lists (allocation misses) and max_length 0 (free misses), exactly
+// like a sentinel; the slow path initialises. The sample countdown
+// (bytes_until_sample) is how sampling and full tracking reach the slow
+// path without a flag test on the fast path: making it negative routes
+// every allocation there; max_length 0 does the same for frees.
+//
+// Cross-thread frees go into the freeing thread's cache (as tcmalloc), not
+// back to the owner: a free is then always a local push with no atomic,
+// and producer/consumer programs move objects back in whole batches through
+// the central pool's lock-free transfer stack (one CAS per batch). The
+// alternative, a remote-free queue per owner (mimalloc, snmalloc), costs an
+// atomic per cross-thread free and a pass to collect; the xmalloc-style
+// producer/consumer workload in bench/ measures the choice.
+//
+// Capacity adapts per class: a list that keeps running dry grows its
+// max_length (by one up to a batch, then by batches), one that keeps
+// overflowing shrinks, and lists idle across a scan are halved, all within
+// kMaxThreadCacheBytes of capacity per thread.
+//
+// Thread-safety: a ThreadCache is written only by its thread. Statistics
+// readers (GetStats) read `length` and `allocs` of other threads with
+// relaxed atomic loads, which is why the owner writes those two fields with
+// relaxed atomic stores (plain moves on x86-64); they walk the registry of
+// live caches under its lock, and a thread unregisters before its TLS dies.
+#ifndef STRATA_ALLOC_INTERNAL_THREAD_CACHE_H_
+#define STRATA_ALLOC_INTERNAL_THREAD_CACHE_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "alloc/internal/page_map.h"
+#include "alloc/internal/size_classes.h"
+#include "alloc/internal/span.h"
+#include "concurrency/base/macros.h"
+#include "concurrency/base/thread_exit.h"
+
+namespace strata::internal {
+
+template <typename T>
+STRATA_ALWAYS_INLINE void RelaxedStore(T& field, T value) {
+  std::atomic_ref<T>(field).store(value, std::memory_order_relaxed);
+}
+template <typename T>
+STRATA_ALWAYS_INLINE T RelaxedLoad(T& field) {
+  return std::atomic_ref<T>(field).load(std::memory_order_relaxed);
+}
+
+struct FreeList {
+  FreeObject* head;
+  std::uint32_t length;
+  std::uint32_t max_length;
+  std::uint64_t allocs;  // cumulative allocations served to this thread
+};
+
+enum class CacheState : std::uint8_t { kUninitialized = 0, kActive, kDead };
+
+struct ThreadCache {
+  FreeList lists[kNumClasses];
+  std::int64_t bytes_until_sample;
+  CacheState state;
+  // Slow-path bookkeeping.
+  std::uint8_t overages[kNumClasses];
+  std::uint8_t activity[kNumClasses];
+  std::size_t capacity_bytes;
+  std::uint32_t slow_ops;
+  ThreadCache* registry_next;
+  ThreadCache* registry_prev;
+  ThreadExitHook exit_hook;
+};
+
+extern constinit thread_local ThreadCache tls_cache STRATA_INITIAL_EXEC;
+
+// Per-thread byte bound on the sum of max_length * size over all lists.
+inline constexpr std::size_t kMaxThreadCacheBytes = std::size_t{2} << 20;
+inline constexpr std::uint32_t kMaxListLength = 8192;
+// A scan for idle lists every this many slow-path operations.
+inline constexpr std::uint32_t kIdleScanInterval = 1024;
+
+STRATA_NOINLINE void* AllocateSlow(std::size_t size, std::size_t alignment, int size_class);
+STRATA_NOINLINE void FreeSlow(void* ptr, int size_class);
+// A zeroed block of more than kMaxSmallSize bytes; memory fresh from the OS
+// is not cleared again.
+void* AllocateZeroedLarge(std::size_t size);
+
+// Pops a block of class `size_class` for a request of `size` bytes.
+STRATA_ALWAYS_INLINE void* AllocateSmall(std::size_t size, std::size_t alignment, int size_class) {
+  ThreadCache& tc = tls_cache;
+  FreeList& list = tc.lists[size_class];
+  FreeObject* object = list.head;
+  if (STRATA_PREDICT_TRUE(object != nullptr)) {
+    std::int64_t left = tc.bytes_until_sample - static_cast<std::int64_t>(size);
+    if (STRATA_PREDICT_TRUE(left >= 0)) {
+      tc.bytes_until_sample = left;
+      list.head = object->next;
+      RelaxedStore(list.length, list.length - 1);
+      RelaxedStore(list.allocs, list.allocs + 1);
+      return object;
+    }
+  }
+  return AllocateSlow(size, alignment, size_class);
+}
+
+STRATA_ALWAYS_INLINE void* AllocateFast(std::size_t size) {
+  if (STRATA_PREDICT_TRUE(size <= kMaxSmallSize)) return AllocateSmall(size, 0, SizeToClass(size));
+  return AllocateSlow(size, 0, 0);
+}
+
+STRATA_ALWAYS_INLINE void FreeFast(void* ptr) {
+  int size_class = g_class_map.Get(reinterpret_cast<std::uintptr_t>(ptr));
+  if (STRATA_PREDICT_TRUE(size_class != 0)) {
+    FreeList& list = tls_cache.lists[size_class];
+    if (STRATA_PREDICT_TRUE(list.length < list.max_length)) {
+      auto* object = static_cast<FreeObject*>(ptr);
+      object->next = list.head;
+      list.head = object;
+      RelaxedStore(list.length, list.length + 1);
+      return;
+    }
+  }
+  FreeSlow(ptr, size_class);
+}
+
+// Returns every cached object of the calling thread to the central pools.
+void FlushCurrentThread();
+
+// Registry of live thread caches, for statistics. `fn` runs under the
+// registry lock for each live cache (must not allocate or take engine
+// locks).
+void ForEachThreadCache(void (*fn)(const ThreadCache& cache, void* arg), void* arg);
+
+// Totals left behind by exited threads (allocation counts per class).
+std::uint64_t ExitedAllocations(int size_class);
+
+// One-time process init (env, fork handlers); idempotent and cheap.
+void EnsureProcessInit();
+
+// The sample countdown for a fresh or reset thread (used by the profiler).
+std::int64_t NextSampleCountdown();
+
+}  // namespace strata::internal
+
+#endif  // STRATA_ALLOC_INTERNAL_THREAD_CACHE_H_

@@ -1,0 +1,129 @@
+// alloc/override/policy.cc: the slow paths and the aligned entry points of
+// the policy layer (see policy.h for the contract of each function).
+#include "alloc/override/policy.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstddef>
+#include <new>
+
+#include "alloc/strata.h"
+
+namespace strata::override_internal {
+namespace {
+
+// Retries `size`/`alignment` after each call of the installed new_handler,
+// as [new.delete.single] prescribes. Returns nullptr when no handler is
+// installed (the caller then throws or returns null).
+void* RetryWithNewHandler(std::size_t size, std::size_t alignment) {
+  for (;;) {
+    std::new_handler handler = std::get_new_handler();
+    if (handler == nullptr) return nullptr;
+    handler();  // may free memory, install another handler, throw, abort
+    if (size <= kMaxRequest) {
+      if (void* p = EngineAllocate(size, alignment)) return p;
+    }
+  }
+}
+
+// Returns the smallest power of two >= x (x <= SIZE_MAX / 2 + 1).
+std::size_t RoundUpToPowerOfTwo(std::size_t x) {
+  if (x <= 1) return 1;
+  return std::size_t{1} << (64 - __builtin_clzll(x - 1));
+}
+
+// Serves an already validated power-of-two alignment: ENOMEM on failure.
+void* AlignedOrErrno(std::size_t alignment, std::size_t size) {
+  if (size > kMaxRequest || alignment > kMaxRequest) {
+    return MallocPolicy::OnFailure(size, alignment);
+  }
+  void* p = EngineAllocate(size, alignment);
+  if (p == nullptr) return MallocPolicy::OnFailure(size, alignment);
+  return p;
+}
+
+}  // namespace
+
+std::size_t PageSize() noexcept {
+  // Relaxed is enough: every thread computes the same value.
+  static constinit std::atomic<std::size_t> cached{0};
+  std::size_t page = cached.load(std::memory_order_relaxed);
+  if (STRATA_PREDICT_FALSE(page == 0)) {
+    const long value = sysconf(_SC_PAGESIZE);
+    page = value > 0 ? static_cast<std::size_t>(value) : 4096;
+    cached.store(page, std::memory_order_relaxed);
+  }
+  return page;
+}
+
+void* CppThrowPolicy::OnFailure(std::size_t size, std::size_t alignment) {
+  if (void* p = RetryWithNewHandler(size, alignment)) return p;
+  throw std::bad_alloc();
+}
+
+void* CppNothrowPolicy::OnFailure(std::size_t size, std::size_t alignment) noexcept {
+  try {
+    return RetryWithNewHandler(size, alignment);
+  } catch (const std::bad_alloc&) {
+    return nullptr;
+  }
+}
+
+void* ReallocSlow(void* ptr, std::size_t size) noexcept {
+  if (ptr == nullptr) return MallocImpl(size);
+  if (size == 0) {
+    FreeImpl(ptr);
+    return nullptr;
+  }
+  if (size > kMaxRequest) return MallocPolicy::OnFailure(size, kMinAlignment);
+  void* p = strata::Reallocate(ptr, size);
+  if (p == nullptr) return MallocPolicy::OnFailure(size, kMinAlignment);
+  return p;
+}
+
+void* MemalignImpl(std::size_t alignment, std::size_t size) noexcept {
+  constexpr std::size_t kMaxAlignment = SIZE_MAX / 2 + 1;
+  if (alignment > kMaxAlignment) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  if (alignment <= kMinAlignment) return MallocImpl(size);
+  return AlignedOrErrno(RoundUpToPowerOfTwo(alignment), size);
+}
+
+int PosixMemalignImpl(void** out, std::size_t alignment, std::size_t size) noexcept {
+  if (alignment % sizeof(void*) != 0 || !IsPowerOfTwo(alignment / sizeof(void*))) {
+    return EINVAL;
+  }
+  const int saved = errno;
+  void* p = AlignedOrErrno(alignment, size);
+  errno = saved;
+  if (p == nullptr) return ENOMEM;
+  *out = p;
+  return 0;
+}
+
+void* AlignedAllocImpl(std::size_t alignment, std::size_t size) noexcept {
+  if (!IsPowerOfTwo(alignment)) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  return AlignedOrErrno(alignment, size);
+}
+
+void* VallocImpl(std::size_t size) noexcept { return AlignedOrErrno(PageSize(), size); }
+
+void* PvallocImpl(std::size_t size) noexcept {
+  const std::size_t page = PageSize();
+  std::size_t rounded;
+  if (__builtin_add_overflow(size, page - 1, &rounded)) {
+    return MallocPolicy::OnFailure(size, page);
+  }
+  rounded &= ~(page - 1);
+  if (rounded == 0) rounded = page;
+  return AlignedOrErrno(page, rounded);
+}
+
+}  // namespace strata::override_internal

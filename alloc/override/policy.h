@@ -1,0 +1,199 @@
+// alloc/override/policy.h: what each replaced entry point does around the
+// engine, in one place (the "policy layer").
+//
+// The override files (new_delete.cc, malloc.cc) hold no logic: every
+// operator new/delete and malloc-family function is a one-line forward to a
+// function here. This header decides, per entry point:
+//   - the largest request accepted (kMaxRequest: PTRDIFF_MAX, as glibc);
+//   - which engine call serves an alignment (Allocate up to kMinAlignment,
+//     AllocateAligned above it) and the matching free;
+//   - what failure means, through an OOM policy type:
+//       CppThrowPolicy    operator new: run the std::new_handler and retry
+//                         while one is installed, then throw std::bad_alloc;
+//       CppNothrowPolicy  nothrow new: the same retry loop, then nullptr
+//                         (a handler that throws bad_alloc also yields
+//                         nullptr);
+//       MallocPolicy      malloc family: errno = ENOMEM, nullptr.
+//
+// Fast path: one compare against kMaxRequest, the engine call, one null
+// test. Every failure leaves through a predicted-false branch into a
+// noinline function (policy.cc), so the inline code stays small.
+//
+// Thread-safety: every function is thread-safe (the engine is). Nothing
+// here allocates except through the engine, and nothing takes a lock.
+#ifndef STRATA_ALLOC_OVERRIDE_POLICY_H_
+#define STRATA_ALLOC_OVERRIDE_POLICY_H_
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+
+#include "alloc/strata.h"
+#include "concurrency/base/macros.h"
+
+namespace strata::override_internal {
+
+// glibc refuses every request above PTRDIFF_MAX (pointer differences within
+// an object must be representable); so do we, before the engine sees it.
+inline constexpr std::size_t kMaxRequest = static_cast<std::size_t>(PTRDIFF_MAX);
+
+// Every engine block is at least this aligned (alloc/strata.h), so smaller
+// alignments are served by plain Allocate.
+inline constexpr std::size_t kMinAlignment = 16;
+
+inline constexpr bool IsPowerOfTwo(std::size_t x) { return x != 0 && (x & (x - 1)) == 0; }
+
+// The OS page size, read once (sysconf does not allocate).
+std::size_t PageSize() noexcept;
+
+// --- OOM policies ----------------------------------------------------------
+// Each provides `static void* OnFailure(size, alignment)`, called after the
+// engine (or the size check) failed.
+
+struct CppThrowPolicy {
+  // Runs the new_handler loop; throws std::bad_alloc when no handler is left.
+  STRATA_NOINLINE static void* OnFailure(std::size_t size, std::size_t alignment);
+};
+
+struct CppNothrowPolicy {
+  // Runs the new_handler loop; nullptr when no handler is left or it throws
+  // std::bad_alloc.
+  STRATA_NOINLINE static void* OnFailure(std::size_t size, std::size_t alignment) noexcept;
+};
+
+struct MallocPolicy {
+  STRATA_NOINLINE static void* OnFailure(std::size_t, std::size_t) noexcept {
+    errno = ENOMEM;
+    return nullptr;
+  }
+};
+
+// --- Engine selection ------------------------------------------------------
+
+STRATA_ALWAYS_INLINE void* EngineAllocate(std::size_t size, std::size_t alignment) noexcept {
+  return alignment <= kMinAlignment ? strata::Allocate(size)
+                                    : strata::AllocateAligned(size, alignment);
+}
+
+// --- Allocation --------------------------------------------------------------
+
+// operator new and malloc: allocates `size` bytes aligned to `alignment`.
+template <typename OomPolicy>
+STRATA_ALWAYS_INLINE void* NewImpl(std::size_t size, std::size_t alignment = kMinAlignment) {
+  void* p = STRATA_PREDICT_TRUE(size <= kMaxRequest) ? EngineAllocate(size, alignment) : nullptr;
+  if (STRATA_PREDICT_TRUE(p != nullptr)) return p;
+  return OomPolicy::OnFailure(size, alignment);
+}
+
+STRATA_ALWAYS_INLINE void* MallocImpl(std::size_t size) noexcept {
+  return NewImpl<MallocPolicy>(size);
+}
+
+STRATA_ALWAYS_INLINE void* CallocImpl(std::size_t count, std::size_t size) noexcept {
+  std::size_t total;
+  if (STRATA_PREDICT_FALSE(__builtin_mul_overflow(count, size, &total) || total > kMaxRequest)) {
+    return MallocPolicy::OnFailure(total, kMinAlignment);
+  }
+  void* p = strata::AllocateZeroed(count, size);
+  if (STRATA_PREDICT_TRUE(p != nullptr)) return p;
+  return MallocPolicy::OnFailure(total, kMinAlignment);
+}
+
+// glibc semantics: realloc(nullptr, n) is malloc(n); realloc(p, 0) frees p
+// and returns nullptr; on failure the old block is untouched and errno is
+// ENOMEM.
+STRATA_NOINLINE void* ReallocSlow(void* ptr, std::size_t size) noexcept;
+
+STRATA_ALWAYS_INLINE void* ReallocImpl(void* ptr, std::size_t size) noexcept {
+  if (STRATA_PREDICT_FALSE(ptr == nullptr || size == 0 || size > kMaxRequest)) {
+    return ReallocSlow(ptr, size);
+  }
+  void* p = strata::Reallocate(ptr, size);
+  if (STRATA_PREDICT_TRUE(p != nullptr)) return p;
+  return MallocPolicy::OnFailure(size, kMinAlignment);
+}
+
+STRATA_ALWAYS_INLINE void* ReallocArrayImpl(void* ptr, std::size_t count,
+                                            std::size_t size) noexcept {
+  std::size_t total;
+  if (STRATA_PREDICT_FALSE(__builtin_mul_overflow(count, size, &total))) {
+    return MallocPolicy::OnFailure(0, kMinAlignment);
+  }
+  return ReallocImpl(ptr, total);
+}
+
+// memalign/__libc_memalign: glibc rounds an alignment that is not a power of
+// two up to the next one and refuses one above SIZE_MAX / 2 + 1 (EINVAL).
+void* MemalignImpl(std::size_t alignment, std::size_t size) noexcept;
+
+// posix_memalign: the alignment must be a power-of-two multiple of
+// sizeof(void*), else EINVAL with *out untouched; ENOMEM on failure (*out
+// untouched). errno is preserved: the result is the return value.
+int PosixMemalignImpl(void** out, std::size_t alignment, std::size_t size) noexcept;
+
+// aligned_alloc: a power-of-two alignment, else nullptr with errno EINVAL.
+void* AlignedAllocImpl(std::size_t alignment, std::size_t size) noexcept;
+
+// valloc: page-aligned. pvalloc: page-aligned, size rounded up to whole pages
+// (0 becomes one page); overflow of the rounding is ENOMEM.
+void* VallocImpl(std::size_t size) noexcept;
+void* PvallocImpl(std::size_t size) noexcept;
+
+// --- Deallocation ------------------------------------------------------------
+
+// free() preserves errno (POSIX 2024, glibc >= 2.33): releasing memory to the
+// OS may call munmap/madvise, which must not clobber the caller's errno.
+STRATA_ALWAYS_INLINE void FreeImpl(void* ptr) noexcept {
+  const int saved = errno;
+  strata::Free(ptr);
+  errno = saved;
+}
+
+// C23 free_sized: `size` is the size requested from malloc/calloc/realloc.
+STRATA_ALWAYS_INLINE void FreeSizedImpl(void* ptr, std::size_t size) noexcept {
+  if (ptr == nullptr) return;
+  const int saved = errno;
+  strata::FreeSized(ptr, size);
+  errno = saved;
+}
+
+// C23 free_aligned_sized: the block came from aligned_alloc(alignment, size).
+STRATA_ALWAYS_INLINE void FreeAlignedSizedImpl(void* ptr, std::size_t alignment,
+                                               std::size_t size) noexcept {
+  if (ptr == nullptr) return;
+  const int saved = errno;
+  if (alignment <= kMinAlignment) {
+    strata::FreeSized(ptr, size);
+  } else {
+    strata::FreeAlignedSized(ptr, size, alignment);
+  }
+  errno = saved;
+}
+
+// operator delete. A null pointer may reach any form (the compiler may call
+// a sized delete for a null operand), so the sized forms test it.
+STRATA_ALWAYS_INLINE void DeleteImpl(void* ptr) noexcept { strata::Free(ptr); }
+
+STRATA_ALWAYS_INLINE void DeleteSizedImpl(void* ptr, std::size_t size) noexcept {
+  if (STRATA_PREDICT_TRUE(ptr != nullptr)) strata::FreeSized(ptr, size);
+}
+
+// Mirrors EngineAllocate: the block came from Allocate when alignment <=
+// kMinAlignment, from AllocateAligned otherwise.
+STRATA_ALWAYS_INLINE void DeleteSizedAlignedImpl(void* ptr, std::size_t size,
+                                                 std::size_t alignment) noexcept {
+  if (STRATA_PREDICT_FALSE(ptr == nullptr)) return;
+  if (alignment <= kMinAlignment) {
+    strata::FreeSized(ptr, size);
+  } else {
+    strata::FreeAlignedSized(ptr, size, alignment);
+  }
+}
+
+STRATA_ALWAYS_INLINE std::size_t UsableSizeImpl(void* ptr) noexcept {
+  return strata::UsableSize(ptr);
+}
+
+}  // namespace strata::override_internal
+
+#endif  // STRATA_ALLOC_OVERRIDE_POLICY_H_

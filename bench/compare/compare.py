@@ -1,0 +1,1022 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark of strata against the peer allocators.
+
+    bazel run -c opt //bench:compare                      # full suite
+    bazel run -c opt //bench:compare -- --quick           # smoke-sized
+    bazel run -c opt //bench:compare -- --only larson,xmalloc --reps 9
+    bazel run -c opt //bench:compare -- --peers glibc,mimalloc,jemalloc
+    bazel run -c opt //bench:compare -- --instructions    # Ir per malloc/free
+
+Every workload in bench/workloads/ is run at every thread count under every
+allocator, each time the same binary with LD_PRELOAD set to the allocator's
+shared object (glibc: nothing preloaded). Runs are interleaved (A B C A B C
+...) so that drifting machine load hits all allocators alike; the table shows
+the median wall time and the median peak RSS of --reps runs, ratios to strata
+(allocator / strata: above 1.00x means strata is faster or smaller), and the
+geometric means over all workloads, then checks the bar set for strata:
+
+  1. geomean time <= 0.95x mimalloc's, and below every other peer's;
+  2. geomean peak RSS <= mimalloc's;
+  3. no workload slower than 1.25x the best peer on it.
+
+Each run is checked: it must exit 0, print the same checksum as the other
+allocators (the workloads' checksums do not depend on the allocator or on
+scheduling), and prove that the allocator was interposed: with
+BENCH_CHECK_PRELOAD set, the workload names the objects `malloc` and `free`
+resolve to (dlsym(RTLD_DEFAULT) + dladdr), which must be the preloaded
+object (libc for glibc). A failed run is reported in the table and makes the
+exit status 1.
+
+Wall time and peak RSS come from bench/compare/launch.cc (wait4 rusage of
+the forked child): see there why Python's own wait4 would overstate RSS.
+
+A full run writes the "## Peers" section of bench/RESULTS.md in the source
+tree (found through BUILD_WORKSPACE_DIRECTORY, which `bazel run` sets); only
+that section is replaced, and within it only the block of the mode that ran
+(timing or instructions). --quick and --only runs do not write unless
+--write-results is given.
+
+--instructions runs bench/workloads/malloc_free_pair under
+`valgrind --tool=callgrind --callgrind-out-file=/dev/null` at two iteration
+counts per allocator and size and reports (difference in Ir) / (difference
+in iterations): the instructions of one malloc/free pair (plus the loop's own
+few, measured separately with --empty and shown). An allocator valgrind
+refuses is reported as n/a with the reason.
+
+Outside Bazel (e.g. while //alloc:libstrata.so does not build yet), run the
+script directly after building its inputs:
+    bazel build -c opt //bench/workloads //bench:compare_launch
+    python3 bench/compare/compare.py --peers glibc,jemalloc,tcmalloc,mimalloc,tbbmalloc
+It then takes the binaries from bazel-bin/ (or --bin-dir).
+"""
+
+import argparse
+import collections
+import concurrent.futures
+import datetime
+import json
+import math
+import os
+import platform
+import re
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+
+WORKSPACE = "strata"
+LIBDIR = "/usr/lib/x86_64-linux-gnu"
+
+# name -> (shared object to preload or None, Debian package, description).
+# strata's object comes from the runfiles (//alloc:libstrata.so).
+PEERS = collections.OrderedDict([
+    ("strata", (None, None, "//alloc:libstrata.so")),
+    ("glibc", (None, "libc6", "glibc ptmalloc (nothing preloaded)")),
+    ("jemalloc", (LIBDIR + "/libjemalloc.so.2", "libjemalloc2", "jemalloc")),
+    ("tcmalloc", (LIBDIR + "/libtcmalloc_minimal.so.4",
+                  "libtcmalloc-minimal4", "gperftools tcmalloc (minimal)")),
+    ("mimalloc", (LIBDIR + "/libmimalloc.so.2", "libmimalloc2.0", "mimalloc")),
+    ("tbbmalloc", (LIBDIR + "/libtbbmalloc_proxy.so.2", "libtbbmalloc2",
+                   "oneTBB scalable allocator (malloc proxy)")),
+])
+
+# Timed workloads, in report order (targets in bench/workloads/BUILD.bazel).
+WORKLOADS = collections.OrderedDict([
+    ("larson", "server simulation: rolling windows, thread churn, remote frees"),
+    ("xmalloc", "producer/consumer ring, every free remote"),
+    ("cache_thrash", "active false sharing of small objects"),
+    ("cache_scratch", "passive false sharing after freeing foreign objects"),
+    ("mstress", "mixed lifetimes, global hand-off, thread churn"),
+    ("churn", "build/tear down trees, lists, maps of small nodes"),
+    ("realloc_growth", "string builders and vectors growing by realloc"),
+    ("aligned", "posix_memalign/aligned_alloc/aligned new, 16 B-64 KiB"),
+    ("large_blocks", "256 KiB-32 MiB blocks, every page touched"),
+    ("pmr_containers", "std::pmr containers on new_delete_resource"),
+])
+
+INSTRUCTION_SIZES = [16, 64, 256, 1024]
+
+BAR_TIME_VS_MIMALLOC = 0.95
+BAR_WORST_WORKLOAD = 1.25
+
+PEERS_HEADING = "## Peers"
+BLOCK_MARKERS = {
+    "timing": ("<!-- peers:timing:begin -->", "<!-- peers:timing:end -->"),
+    "instructions": ("<!-- peers:instructions:begin -->",
+                     "<!-- peers:instructions:end -->"),
+}
+
+PRELOAD_RE = re.compile(r"^bench-preload: malloc=(\S+) free=(\S+)\s*$", re.M)
+CHECKSUM_RE = re.compile(r"^[0-9a-f]{16}$")
+COLLECTED_RE = re.compile(r"==\d+== Collected : (\d+)")
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+class UsageError(Exception):
+    pass
+
+
+# --------------------------------------------------------------------------
+# Locating the binaries.
+
+def runfiles_roots():
+    """Directories that may hold the workspace's files (runfiles first)."""
+    roots = []
+    if os.environ.get("RUNFILES_DIR"):
+        roots.append(os.path.join(os.environ["RUNFILES_DIR"], WORKSPACE))
+    # Not realpath: in a runfiles tree this script is a symlink into the
+    # source tree, and the runfiles are next to the link, not the target.
+    here = os.path.abspath(__file__)
+    roots.append(os.path.dirname(os.path.dirname(os.path.dirname(here))))
+    return roots
+
+
+def source_root():
+    """The source tree: where `bazel run` was started, or this script's tree
+    when run directly. None when it cannot be told (e.g. under bazel test)."""
+    ws = os.environ.get("BUILD_WORKSPACE_DIRECTORY")
+    if ws:
+        return ws
+    here = os.path.abspath(__file__)
+    if ".runfiles" + os.sep in here:
+        return None
+    return os.path.dirname(os.path.dirname(os.path.dirname(here)))
+
+
+class Locator:
+    def __init__(self, bin_dir=None):
+        self.bases = []
+        if bin_dir:
+            self.bases.append(os.path.abspath(bin_dir))
+        for root in runfiles_roots():
+            self.bases.append(root)
+            self.bases.append(os.path.join(root, "bazel-bin"))
+
+    def find(self, relpath):
+        for base in self.bases:
+            path = os.path.join(base, relpath)
+            if os.path.isfile(path):
+                return path
+        return None
+
+    def need(self, relpath, what):
+        path = self.find(relpath)
+        if path is None:
+            raise UsageError(
+                "%s not found (looked for %s under %s); run through "
+                "`bazel run -c opt //bench:compare`, or build it and pass "
+                "--bin-dir" % (what, relpath, ", ".join(self.bases)))
+        return path
+
+
+class Allocator:
+    def __init__(self, name, path, package, description):
+        self.name = name
+        self.path = path  # None: glibc, nothing preloaded
+        self.package = package
+        self.description = description
+
+    def interposed(self, malloc_obj, free_obj):
+        """True when both symbols come from the object this allocator is."""
+        for obj in (malloc_obj, free_obj):
+            real = os.path.realpath(obj) if obj != "?" else obj
+            if self.path is None:
+                if not re.match(r"libc(\.so|-)", os.path.basename(real)):
+                    return False
+            elif real != os.path.realpath(self.path):
+                return False
+        return True
+
+
+def make_allocators(names, locator, strata_so):
+    allocs = []
+    for name in names:
+        path, package, description = PEERS[name]
+        if name == "strata":
+            path = strata_so or locator.find("alloc/libstrata.so")
+            if path is None or not os.path.isfile(path):
+                raise UsageError(
+                    "strata: libstrata.so not found (%s). It comes from "
+                    "//alloc:libstrata.so, a data dependency of "
+                    "//bench:compare: run `bazel run -c opt //bench:compare`, "
+                    "pass --strata-so PATH, or leave strata out with e.g. "
+                    "--peers glibc,jemalloc,tcmalloc,mimalloc,tbbmalloc"
+                    % (strata_so or "not in the runfiles or bazel-bin"))
+            path = os.path.abspath(path)
+        elif path is not None and not os.path.isfile(path):
+            raise UsageError(
+                "%s: %s not found: install Debian package %s "
+                "(tools/setup.sh does) or leave it out with --peers"
+                % (name, path, package))
+        allocs.append(Allocator(name, path, package, description))
+    return allocs
+
+
+# --------------------------------------------------------------------------
+# Running one workload.
+
+class Sample:
+    def __init__(self):
+        self.ok = False
+        self.error = None
+        self.wall = None  # seconds
+        self.maxrss_kib = None
+        self.utime = None
+        self.stime = None
+        self.minflt = None
+        self.checksum = None
+        self.preload = None  # (malloc object, free object)
+
+    def to_json(self):
+        return dict(self.__dict__)
+
+
+def child_env():
+    env = dict(os.environ)
+    env.pop("LD_PRELOAD", None)
+    env["BENCH_CHECK_PRELOAD"] = "1"
+    return env
+
+
+def first_error_line(text):
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("bench-preload:"):
+            return line[:160]
+    return ""
+
+
+def run_once(launcher, binary, args, alloc, timeout):
+    cmd = [launcher, "--timeout", str(int(timeout))]
+    if alloc.path:
+        cmd += ["--preload", alloc.path]
+    cmd += ["--", binary] + args
+    s = Sample()
+    try:
+        p = subprocess.run(cmd, env=child_env(), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True,
+                           errors="replace", timeout=timeout + 60)
+    except subprocess.TimeoutExpired:
+        s.error = "launcher hung"
+        return s
+    report = None
+    out_lines = []
+    for line in p.stdout.splitlines():
+        if line.startswith("compare_launch: "):
+            report = dict(kv.split("=", 1) for kv in line.split()[1:])
+        elif line.strip():
+            out_lines.append(line.strip())
+    if report is None:
+        s.error = "launcher failed: " + first_error_line(p.stderr)
+        return s
+    s.wall = int(report["wall_ns"]) / 1e9
+    s.maxrss_kib = int(report["maxrss_kib"])
+    s.utime = int(report["utime_us"]) / 1e6
+    s.stime = int(report["stime_us"]) / 1e6
+    s.minflt = int(report["minflt"])
+    m = PRELOAD_RE.search(p.stderr)
+    if m:
+        s.preload = (m.group(1), m.group(2))
+    if report["timeout"] == "1":
+        s.error = "timeout (%ds)" % timeout
+    elif report["signal"] != "0":
+        s.error = "killed by signal %s" % report["signal"]
+    elif report["exit"] != "0":
+        s.error = "exit %s: %s" % (report["exit"], first_error_line(p.stderr))
+    elif s.preload is None:
+        s.error = "no bench-preload line (interposition not verified)"
+    elif not alloc.interposed(*s.preload):
+        s.error = "not interposed: malloc from %s" % s.preload[0]
+    elif len(out_lines) != 1 or not CHECKSUM_RE.match(out_lines[0]):
+        s.error = "unexpected stdout: %r" % (out_lines[:3],)
+    else:
+        s.checksum = out_lines[0]
+        s.ok = True
+    return s
+
+
+# --------------------------------------------------------------------------
+# Statistics and tables.
+
+def geomean(xs):
+    return math.exp(sum(math.log(x) for x in xs) / len(xs))
+
+
+def fmt_ratio(r):
+    return "%.2fx" % r
+
+
+def md_table(header, rows):
+    widths = [max(len(str(r[i])) for r in [header] + rows)
+              for i in range(len(header))]
+    def line(cells):
+        return "| " + " | ".join(str(c).ljust(w) if i < 2 else
+                                 str(c).rjust(w)
+                                 for i, (c, w) in enumerate(zip(cells, widths))
+                                 ) + " |"
+    out = [line(header),
+           "|" + "|".join(("-" * (w + 1) + ":" if i >= 2 else "-" * (w + 2))
+                          for i, w in enumerate(widths)) + "|"]
+    out += [line(r) for r in rows]
+    return "\n".join(out)
+
+
+class Cell:
+    """The runs of one workload x threads x allocator."""
+
+    def __init__(self):
+        self.samples = []
+        self.error = None
+
+    @property
+    def ok(self):
+        return self.error is None and self.samples and all(
+            s.ok for s in self.samples)
+
+    def median_time(self):
+        return statistics.median(s.wall for s in self.samples)
+
+    def median_rss_mib(self):
+        return statistics.median(s.maxrss_kib for s in self.samples) / 1024.0
+
+    def spread(self):
+        walls = [s.wall for s in self.samples]
+        med = statistics.median(walls)
+        return (max(walls) - min(walls)) / med if med > 0 else 0.0
+
+
+def check_checksums(cells, allocs):
+    """Marks cells whose checksum differs from the reference (glibc's when it
+    ran cleanly, else the most common one)."""
+    ref = None
+    if "glibc" in cells and cells["glibc"].ok:
+        ref = collections.Counter(
+            s.checksum for s in cells["glibc"].samples).most_common(1)[0][0]
+    else:
+        sums = collections.Counter(s.checksum for a in allocs
+                                   for s in cells[a.name].samples if s.ok)
+        if sums:
+            ref = sums.most_common(1)[0][0]
+    for a in allocs:
+        cell = cells[a.name]
+        for s in cell.samples:
+            if s.ok and s.checksum != ref:
+                s.ok = False
+                s.error = "wrong checksum %s (expected %s)" % (s.checksum, ref)
+        bad = [s for s in cell.samples if not s.ok]
+        if bad and cell.error is None:
+            cell.error = bad[0].error
+
+
+def evaluate(rows, allocs, base_name):
+    """Geomeans over the rows every allocator completed, and the bar."""
+    names = [a.name for a in allocs]
+    complete = [r for r in rows if all(r["cells"][n].ok for n in names)]
+    summary = {"complete_rows": len(complete), "rows": len(rows),
+               "time": {}, "rss": {}, "criteria": []}
+    if not complete:
+        return summary
+    for n in names:
+        summary["time"][n] = geomean([r["cells"][n].median_time()
+                                      for r in complete])
+        summary["rss"][n] = geomean([r["cells"][n].median_rss_mib()
+                                     for r in complete])
+    if "strata" not in names:
+        summary["criteria"].append(("all", "strata not in this run", "n/a"))
+        return summary
+    peers = [n for n in names if n != "strata"]
+    st, sr = summary["time"]["strata"], summary["rss"]["strata"]
+    incomplete_note = ""
+    if len(complete) < len(rows):
+        incomplete_note = " (over %d of %d rows; see failures)" % (
+            len(complete), len(rows))
+    # 1. time
+    if "mimalloc" not in names:
+        summary["criteria"].append((
+            "geomean time <= %.2fx mimalloc and below every other peer"
+            % BAR_TIME_VS_MIMALLOC, "mimalloc not in this run", "n/a"))
+    else:
+        vs_mi = st / summary["time"]["mimalloc"]
+        others = [(st / summary["time"][n], n) for n in peers
+                  if n != "mimalloc"]
+        worst = max(others) if others else None
+        ok = vs_mi <= BAR_TIME_VS_MIMALLOC and all(r < 1.0 for r, _ in others)
+        detail = "strata/mimalloc = %.3f" % vs_mi
+        if worst:
+            detail += "; closest other peer: strata/%s = %.3f" % (worst[1],
+                                                                  worst[0])
+        summary["criteria"].append((
+            "geomean time <= %.2fx mimalloc and below every other peer"
+            % BAR_TIME_VS_MIMALLOC, detail + incomplete_note,
+            "PASS" if ok else "FAIL"))
+    # 2. RSS
+    if "mimalloc" not in names:
+        summary["criteria"].append(("geomean peak RSS <= mimalloc",
+                                    "mimalloc not in this run", "n/a"))
+    else:
+        vs_mi = sr / summary["rss"]["mimalloc"]
+        summary["criteria"].append((
+            "geomean peak RSS <= mimalloc",
+            "strata/mimalloc = %.3f%s" % (vs_mi, incomplete_note),
+            "PASS" if vs_mi <= 1.0 else "FAIL"))
+    # 3. worst workload
+    if not peers:
+        summary["criteria"].append((
+            "no workload slower than %.2fx the best peer" % BAR_WORST_WORKLOAD,
+            "no peer in this run", "n/a"))
+    else:
+        worst = None
+        offenders = []
+        for r in rows:
+            c = r["cells"]
+            ok_peers = [n for n in peers if c[n].ok]
+            if not ok_peers:
+                continue
+            best = min(ok_peers, key=lambda n: c[n].median_time())
+            if not c["strata"].ok:
+                offenders.append("%s t=%d (strata failed)" % (r["workload"],
+                                                               r["threads"]))
+                continue
+            ratio = c["strata"].median_time() / c[best].median_time()
+            if worst is None or ratio > worst[0]:
+                worst = (ratio, r["workload"], r["threads"], best)
+            if ratio > BAR_WORST_WORKLOAD:
+                offenders.append("%s t=%d %.2fx %s" % (
+                    r["workload"], r["threads"], ratio, best))
+        detail = ("worst: %s t=%d at %.2fx the best peer (%s)" % (
+            worst[1], worst[2], worst[0], worst[3]) if worst else "no rows")
+        if offenders:
+            detail += "; over the bar: " + ", ".join(offenders)
+        summary["criteria"].append((
+            "no workload slower than %.2fx the best peer" % BAR_WORST_WORKLOAD,
+            detail, "FAIL" if offenders else "PASS"))
+    return summary
+
+
+def render_tables(rows, allocs, base_name, summary):
+    names = [a.name for a in allocs]
+    header = ["workload", "threads"] + names
+
+    def cells(metric, fmt):
+        out = []
+        for r in rows:
+            c = r["cells"]
+            base = c[base_name].ok and metric(c[base_name])
+            line = [r["workload"], str(r["threads"])]
+            for n in names:
+                if not c[n].ok:
+                    line.append("FAILED")
+                    continue
+                v = metric(c[n])
+                if n == base_name or not base:
+                    line.append(fmt % v)
+                else:
+                    line.append((fmt + " (%s)") % (v, fmt_ratio(v / base)))
+            out.append(line)
+        return out
+
+    def gm_row(key, fmt):
+        g = summary[key]
+        if not g:
+            return ["**geomean**", ""] + ["n/a"] * len(names)
+        line = ["**geomean**", ""]
+        for n in names:
+            if n == base_name:
+                line.append(fmt % g[n])
+            else:
+                line.append((fmt + " (%s)") % (g[n], fmt_ratio(g[n] / g[base_name])))
+        return line
+
+    time_rows = cells(lambda c: c.median_time(), "%.3f")
+    time_rows.append(gm_row("time", "%.3f"))
+    rss_rows = cells(lambda c: c.median_rss_mib(), "%.1f")
+    rss_rows.append(gm_row("rss", "%.1f"))
+    return (md_table(header, time_rows), md_table(header, rss_rows))
+
+
+def render_failures(rows, allocs):
+    out = []
+    for r in rows:
+        for a in allocs:
+            c = r["cells"][a.name]
+            if not c.ok:
+                out.append("- %s t=%d %s: %s" % (r["workload"], r["threads"],
+                                                a.name, c.error))
+    return out
+
+
+# --------------------------------------------------------------------------
+# Machine description and RESULTS.md.
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def package_version(package):
+    if not package:
+        return None
+    try:
+        out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             text=True, timeout=20)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def git_revision():
+    root = source_root()
+    if not root:
+        return None
+    try:
+        out = subprocess.run(["git", "-C", root, "describe", "--always",
+                              "--dirty"], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True, timeout=20)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def machine_lines(allocs):
+    lines = [
+        "- Machine: %d CPUs (nproc), %s; Linux %s; glibc %s; %s"
+        % (os.cpu_count() or 0, cpu_model(), platform.release(),
+           platform.libc_ver()[1] or "?",
+           "load average %.2f at start" % os.getloadavg()[0]),
+    ]
+    versions = []
+    for a in allocs:
+        if a.name == "strata":
+            rev = git_revision()
+            versions.append("strata %s" % (("@ " + rev) if rev else
+                                           "(this tree)"))
+        else:
+            v = package_version(a.package)
+            versions.append("%s %s" % (a.name, v or "(version unknown)"))
+    lines.append("- Allocators: " + ", ".join(versions))
+    return lines
+
+
+def command_line(argv):
+    args = " ".join(shlex.quote(a) for a in argv)
+    if os.environ.get("BUILD_WORKSPACE_DIRECTORY"):
+        return "bazel run -c opt //bench:compare" + (" -- " + args if args
+                                                      else "")
+    return "python3 bench/compare/compare.py" + (" " + args if args else "")
+
+
+def skeleton():
+    return "\n".join([
+        PEERS_HEADING,
+        "",
+        "strata side by side with the peer allocators. Written by",
+        "`bench/compare/compare.py` (`bazel run -c opt //bench:compare`);",
+        "change the runner, not this section. Ratios are allocator / strata:",
+        "above 1.00x, strata is faster (or smaller).",
+        "",
+        BLOCK_MARKERS["timing"][0],
+        "_Not run yet: `bazel run -c opt //bench:compare`._",
+        BLOCK_MARKERS["timing"][1],
+        "",
+        BLOCK_MARKERS["instructions"][0],
+        "_Not run yet: `bazel run -c opt //bench:compare -- --instructions`._",
+        BLOCK_MARKERS["instructions"][1],
+        "",
+    ])
+
+
+def replace_peers_block(text, block, content):
+    """Returns `text` with the `block` part of the Peers section replaced;
+    everything outside the Peers section is kept byte for byte."""
+    begin, end = BLOCK_MARKERS[block]
+    lines = text.splitlines(keepends=True)
+    start = None
+    fence = False
+    for i, line in enumerate(lines):
+        if line.lstrip().startswith("```"):
+            fence = not fence
+        if not fence and line.rstrip("\n").rstrip() == PEERS_HEADING:
+            start = i
+            break
+    if start is None:
+        prefix = text
+        if not prefix.strip():
+            prefix = "# strata benchmark results\n\n"
+        elif not prefix.endswith("\n\n"):
+            prefix += "\n" if prefix.endswith("\n") else "\n\n"
+        text = prefix + skeleton()
+        return replace_peers_block(text, block, content)
+    stop = len(lines)
+    fence = False
+    for i in range(start + 1, len(lines)):
+        if lines[i].lstrip().startswith("```"):
+            fence = not fence
+        if not fence and lines[i].startswith("## "):
+            stop = i
+            break
+    section = "".join(lines[start:stop])
+    new_block = begin + "\n" + content.rstrip("\n") + "\n" + end
+    b = section.find(begin)
+    e = section.find(end, b + 1) if b >= 0 else -1
+    if b >= 0 and e >= 0:
+        section = section[:b] + new_block + section[e + len(end):]
+    else:
+        body = section.rstrip("\n")
+        section = body + "\n\n" + new_block + "\n"
+        if stop < len(lines):
+            section += "\n"
+    return "".join(lines[:start]) + section + "".join(lines[stop:])
+
+
+def write_results(path, block, content):
+    try:
+        with open(path) as f:
+            text = f.read()
+    except FileNotFoundError:
+        text = ""
+    new = replace_peers_block(text, block, content)
+    d = os.path.dirname(os.path.abspath(path))
+    os.makedirs(d, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".RESULTS.", dir=d)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(new)
+        if os.path.exists(path):
+            os.chmod(tmp, os.stat(path).st_mode & 0o777)
+        else:
+            os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def results_path(args):
+    if args.results:
+        return os.path.abspath(args.results)
+    root = source_root()
+    if root is None:
+        return None
+    return os.path.join(root, "bench", "RESULTS.md")
+
+
+# --------------------------------------------------------------------------
+# Modes.
+
+def split_list(values, allowed, what):
+    out = []
+    for v in values or []:
+        for item in v.split(","):
+            item = item.strip()
+            if not item:
+                continue
+            if allowed is not None and item not in allowed:
+                raise UsageError("unknown %s %r (known: %s)" % (
+                    what, item, ", ".join(allowed)))
+            if item not in out:
+                out.append(item)
+    return out
+
+
+def run_timing(args, argv, locator, allocs):
+    launcher = locator.need("bench/compare_launch", "//bench:compare_launch")
+    workloads = split_list(args.only, WORKLOADS, "workload") or list(WORKLOADS)
+    binaries = {w: locator.need("bench/workloads/" + w,
+                                "//bench/workloads:" + w) for w in workloads}
+    threads = [int(t) for t in split_list(args.threads, None, "thread count")]
+    if not threads or any(t < 1 for t in threads):
+        raise UsageError("--threads needs positive counts, e.g. 1,4")
+    names = [a.name for a in allocs]
+    base = args.baseline or ("strata" if "strata" in names else names[0])
+    if base not in names:
+        raise UsageError("--baseline %s is not in --peers" % base)
+
+    total = len(workloads) * len(threads) * args.reps * len(allocs)
+    log("compare: %d runs: %d workloads x threads %s x %d reps x %s "
+        "(scale %g)" % (total, len(workloads),
+                        ",".join(map(str, threads)), args.reps,
+                        ",".join(names), args.scale))
+    start_load = os.getloadavg()[0]
+    machine = machine_lines(allocs)
+    rows = []
+    done = 0
+    for w in workloads:
+        for t in threads:
+            row = {"workload": w, "threads": t,
+                   "cells": collections.OrderedDict(
+                       (a.name, Cell()) for a in allocs)}
+            wargs = ["--threads", str(t), "--scale", repr(args.scale)]
+            for rep in range(args.reps):
+                for a in allocs:  # interleaved: A B C A B C ...
+                    s = run_once(launcher, binaries[w], wargs, a, args.timeout)
+                    row["cells"][a.name].samples.append(s)
+                    done += 1
+                    log("[%d/%d] %-14s t=%d %-9s rep %d: %s" % (
+                        done, total, w, t, a.name, rep + 1,
+                        ("%.3f s %.1f MiB" % (s.wall, s.maxrss_kib / 1024.0))
+                        if s.ok else "FAILED: %s" % s.error))
+            check_checksums(row["cells"], allocs)
+            rows.append(row)
+
+    summary = evaluate(rows, allocs, base)
+    time_table, rss_table = render_tables(rows, allocs, base, summary)
+    failures = render_failures(rows, allocs)
+    runs = sum(len(c.samples) for r in rows for c in r["cells"].values())
+    by_name = {a.name: a for a in allocs}
+    verified = sum(1 for r in rows for n, c in r["cells"].items()
+                   for s in c.samples
+                   if s.preload and by_name[n].interposed(*s.preload))
+    max_spread = max((c.spread() for r in rows for c in r["cells"].values()
+                      if c.ok), default=0.0)
+
+    out = []
+    out.append("### Wall time and peak RSS")
+    out.append("")
+    out.append("- Command: `%s`" % command_line(argv))
+    out.append("- Date: %s" % datetime.datetime.now(datetime.timezone.utc)
+               .strftime("%Y-%m-%d %H:%M UTC"))
+    out += machine
+    out.append("- Settings: %d reps per cell, interleaved across allocators; "
+               "threads %s; --scale %g; medians shown; load average %.2f at "
+               "start, %.2f at end; largest spread (max-min)/median in a "
+               "cell: %.0f%%" % (args.reps, ",".join(map(str, threads)),
+                                 args.scale, start_load, os.getloadavg()[0],
+                                 100 * max_spread))
+    out.append("- Interposition verified: %d/%d runs (malloc and free "
+               "resolved to the preloaded object; glibc: libc)" % (verified,
+                                                                 runs))
+    out.append("")
+    out.append("Median wall time, seconds (ratio = allocator / %s):" % base)
+    out.append("")
+    out.append(time_table)
+    out.append("")
+    out.append("Median peak RSS, MiB (ratio = allocator / %s):" % base)
+    out.append("")
+    out.append(rss_table)
+    out.append("")
+    if summary["complete_rows"] < summary["rows"]:
+        out.append("Geomeans are over the %d of %d rows that every allocator "
+                   "completed." % (summary["complete_rows"], summary["rows"]))
+        out.append("")
+    out.append("The bar for strata:")
+    out.append("")
+    out.append(md_table(["criterion", "measured", "result"],
+                        [list(c) for c in summary["criteria"]]))
+    out.append("")
+    if failures:
+        out.append("Failed runs:")
+        out.append("")
+        out += failures
+        out.append("")
+    report = "\n".join(out)
+    print(report)
+
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"rows": [{"workload": r["workload"],
+                                 "threads": r["threads"],
+                                 "samples": {n: [s.to_json()
+                                                 for s in c.samples]
+                                             for n, c in r["cells"].items()}}
+                                for r in rows],
+                       "geomean_time": summary["time"],
+                       "geomean_rss_mib": summary["rss"],
+                       "criteria": summary["criteria"]}, f, indent=1)
+    maybe_write(args, "timing", report)
+    return 1 if failures else 0
+
+
+def maybe_write(args, block, report):
+    partial = args.quick or args.only
+    if args.no_write_results or (partial and not args.write_results):
+        log("compare: not writing RESULTS.md (%s)" % (
+            "--no-write-results" if args.no_write_results else
+            "partial run; pass --write-results to write anyway"))
+        return
+    path = results_path(args)
+    if path is None:
+        log("compare: not writing RESULTS.md: source tree unknown (not under "
+            "`bazel run`); pass --results PATH")
+        return
+    write_results(path, block, report)
+    log("compare: wrote the %s block of the Peers section of %s" % (block,
+                                                                     path))
+
+
+def callgrind_ir(binary, args, alloc, timeout):
+    """(Ir, None) or (None, reason)."""
+    cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+           binary] + args
+    env = child_env()
+    if alloc is not None and alloc.path:
+        env["LD_PRELOAD"] = alloc.path
+    try:
+        p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True,
+                           errors="replace", timeout=timeout)
+    except FileNotFoundError:
+        return None, "valgrind not installed"
+    except subprocess.TimeoutExpired:
+        return None, "valgrind timed out after %ds" % timeout
+    m = COLLECTED_RE.search(p.stderr)
+    if p.returncode != 0 or m is None:
+        reason = ""
+        for line in p.stderr.splitlines():
+            text = re.sub(r"^==\d+==\s*", "", line).strip()
+            if text and not text.startswith(("Callgrind", "Copyright",
+                                             "Using Valgrind", "Command:",
+                                             "For interactive", "bench-preload")):
+                reason = text
+                if re.search(r"error|fatal|fail|cannot|unable|abort|signal",
+                             text, re.I):
+                    break
+        return None, "valgrind exit %d: %s" % (p.returncode, reason[:140])
+    pre = PRELOAD_RE.search(p.stderr)
+    if alloc is not None:
+        if pre is None:
+            return None, "interposition not verified (no bench-preload line)"
+        if not alloc.interposed(pre.group(1), pre.group(2)):
+            return None, "not interposed under valgrind: malloc from %s" % (
+                pre.group(1))
+    return int(m.group(1)), None
+
+
+def run_instructions(args, argv, locator, allocs):
+    binary = locator.need("bench/workloads/malloc_free_pair",
+                          "//bench/workloads:malloc_free_pair")
+    n1, n2 = args.iters
+    jobs = {}
+    workers = max(1, min(os.cpu_count() or 1, 4))
+    log("compare: callgrind, %d allocators x sizes %s x iterations %d,%d "
+        "(%d at a time)" % (len(allocs), ",".join(map(str, INSTRUCTION_SIZES)),
+                            n1, n2, workers))
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        for n in (n1, n2):
+            jobs[("loop", 16, n)] = pool.submit(
+                callgrind_ir, binary, ["--size", "16", "--iters", str(n),
+                                       "--empty"], None, args.timeout)
+        for a in allocs:
+            for size in INSTRUCTION_SIZES:
+                for n in (n1, n2):
+                    jobs[(a.name, size, n)] = pool.submit(
+                        callgrind_ir, binary, ["--size", str(size), "--iters",
+                                               str(n)], a, args.timeout)
+        results = {k: f.result() for k, f in jobs.items()}
+
+    def per_pair(name, size):
+        (ir1, e1), (ir2, e2) = results[(name, size, n1)], results[(name, size, n2)]
+        if e1 or e2:
+            return None, e1 or e2
+        return (ir2 - ir1) / float(n2 - n1), None
+
+    loop, loop_err = per_pair("loop", 16)
+    header = ["size", ""] + [a.name for a in allocs]
+    rows = []
+    notes = []
+    for size in INSTRUCTION_SIZES:
+        line = ["%d B" % size, ""]
+        for a in allocs:
+            v, err = per_pair(a.name, size)
+            if v is None:
+                line.append("n/a")
+                note = "- %s: n/a: %s" % (a.name, err)
+                if note not in notes:
+                    notes.append(note)
+            else:
+                line.append("%.1f" % v)
+        rows.append(line)
+    header[1] = ""
+    table = md_table(header, rows)
+    out = ["### Instructions per malloc/free pair", "",
+           "- Command: `%s`" % command_line(argv),
+           "- Date: %s" % datetime.datetime.now(datetime.timezone.utc)
+           .strftime("%Y-%m-%d %H:%M UTC")]
+    out += machine_lines(allocs)
+    out.append("- Method: `valgrind --tool=callgrind "
+               "--callgrind-out-file=/dev/null` on "
+               "bench/workloads/malloc_free_pair at %d and %d iterations of "
+               "`p = malloc(size); *(volatile char*)p = i; free(p);`; shown: "
+               "(Ir difference) / (iteration difference). Deterministic: "
+               "rerunning gives the same numbers." % (n1, n2))
+    out.append("- Included in every number: the loop's own %s instructions "
+               "per iteration (measured with --empty: a no-op call in place "
+               "of malloc and of free)." % (
+                   "%.1f" % loop if loop is not None else "(n/a: %s)" % loop_err))
+    out.append("")
+    out.append(table)
+    out.append("")
+    if notes:
+        out += notes
+        out.append("")
+    report = "\n".join(out)
+    print(report)
+    maybe_write(args, "instructions", report)
+    return 0
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(
+        prog="compare", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="See the top of bench/compare/compare.py for details.")
+    p.add_argument("--reps", type=int, default=None,
+                   help="runs per workload x threads x allocator "
+                        "(default 5; 3 with --quick)")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke-sized: --scale 0.1, 3 reps, fewer "
+                        "callgrind iterations; does not write RESULTS.md")
+    p.add_argument("--only", action="append", metavar="WORKLOAD[,...]",
+                   help="run only these workloads (%s)" % ", ".join(WORKLOADS))
+    p.add_argument("--peers", action="append", metavar="ALLOC[,...]",
+                   help="allocators to run, strata included (default: %s)"
+                   % ",".join(PEERS))
+    p.add_argument("--threads", action="append", metavar="N[,...]",
+                   help="thread counts (default 1,4)")
+    p.add_argument("--scale", type=float, default=None,
+                   help="work multiplier passed to every workload (default "
+                        "1.0, sized for ~0.3-1.5 s with glibc; 0.1 with "
+                        "--quick)")
+    p.add_argument("--timeout", type=int, default=300,
+                   help="seconds before a run is killed (default 300)")
+    p.add_argument("--baseline", help="allocator the ratios are relative to "
+                                      "(default strata, else the first)")
+    p.add_argument("--instructions", action="store_true",
+                   help="count instructions per malloc/free pair under "
+                        "callgrind instead of timing the workloads")
+    p.add_argument("--iters", default=None, metavar="N1,N2",
+                   help="--instructions: iteration counts (default "
+                        "100000,300000; 20000,60000 with --quick)")
+    p.add_argument("--results", metavar="PATH",
+                   help="RESULTS.md to update (default "
+                        "<source tree>/bench/RESULTS.md)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--write-results", action="store_true",
+                   help="update RESULTS.md even for a --quick/--only run")
+    g.add_argument("--no-write-results", action="store_true",
+                   help="never update RESULTS.md")
+    p.add_argument("--json", metavar="PATH",
+                   help="also write every sample as JSON")
+    p.add_argument("--strata-so", metavar="PATH",
+                   help="libstrata.so to use instead of the runfiles' one")
+    p.add_argument("--bin-dir", metavar="DIR",
+                   help="directory holding bench/workloads/* and "
+                        "bench/compare_launch (default: runfiles, bazel-bin)")
+    p.add_argument("--list", action="store_true",
+                   help="list workloads and allocators, then exit")
+    args = p.parse_args(argv)
+    if args.reps is None:
+        args.reps = 3 if args.quick else 5
+    if args.reps < 1:
+        p.error("--reps must be >= 1")
+    if args.scale is None:
+        args.scale = 0.1 if args.quick else 1.0
+    if not args.scale > 0:
+        p.error("--scale must be > 0")
+    if not args.threads:
+        args.threads = ["1,4"]
+    if args.iters is None:
+        args.iters = "20000,60000" if args.quick else "100000,300000"
+    try:
+        n1, n2 = (int(x) for x in args.iters.split(","))
+        if not 0 <= n1 < n2:
+            raise ValueError
+        args.iters = (n1, n2)
+    except ValueError:
+        p.error("--iters needs N1,N2 with 0 <= N1 < N2")
+    return args
+
+
+def main(argv):
+    args = parse_args(argv)
+    if args.list:
+        for w, d in WORKLOADS.items():
+            print("workload  %-15s %s" % (w, d))
+        for n, (_, _, d) in PEERS.items():
+            print("allocator %-15s %s" % (n, d))
+        return 0
+    try:
+        names = split_list(args.peers, PEERS, "allocator") or list(PEERS)
+        locator = Locator(args.bin_dir)
+        allocs = make_allocators(names, locator, args.strata_so)
+        if args.instructions:
+            return run_instructions(args, argv, locator, allocs)
+        return run_timing(args, argv, locator, allocs)
+    except UsageError as e:
+        log("compare: error: %s" % e)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
