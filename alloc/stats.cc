@@ -44,14 +44,16 @@ Stats GetStats() noexcept {
     std::size_t size = internal::ClassSize(c);
     sc.size = size;
     sc.allocations = internal::ExitedAllocations(c) + t.allocs[c];
-    std::int64_t live = internal::g_central[c].objects_out() - static_cast<std::int64_t>(t.cached[c]);
+    std::int64_t live = internal::g_central[c].objects_out() - static_cast<std::int64_t>(t.cached[c]) +
+                        internal::g_tracked_central[c].objects_out();
     if (live < 0) live = 0;  // counters read at slightly different instants
     if (static_cast<std::uint64_t>(live) > sc.allocations) live = static_cast<std::int64_t>(sc.allocations);
     sc.live_objects = live;
     sc.frees = sc.allocations - static_cast<std::uint64_t>(live);
     sc.live_bytes = live * static_cast<std::int64_t>(size);
     sc.thread_cache_bytes = t.cached[c] * size;
-    sc.central_bytes = internal::g_central[c].free_objects(c) * size;
+    sc.central_bytes =
+        (internal::g_central[c].free_objects(c) + internal::g_tracked_central[c].free_objects(c)) * size;
     s.allocations += sc.allocations;
     s.frees += sc.frees;
     s.live_objects += sc.live_objects;

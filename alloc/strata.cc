@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "alloc/internal/block_lookup.h"
 #include "alloc/internal/errors.h"
 #include "alloc/internal/globals.h"
 #include "alloc/internal/page_map.h"
@@ -16,14 +17,9 @@ namespace {
 
 using internal::ClassSize;
 using internal::g_class_map;
-using internal::g_segment_map;
 using internal::kMaxSmallSize;
 using internal::kNumClasses;
 using internal::kSliceSize;
-using internal::Segment;
-using internal::SegmentKind;
-using internal::Span;
-using internal::SpanState;
 
 // Larger requests fail at once (no size arithmetic can overflow below it).
 constexpr std::size_t kMaxRequest = std::size_t{1} << 46;
@@ -41,19 +37,14 @@ int AlignedClass(std::size_t size, std::size_t alignment) {
   return 0;
 }
 
-// Usable bytes of a non-small block, or 0 after reporting `error`.
-std::size_t LargeUsableSize(const void* ptr, internal::ErrorKind error) {
+// Usable bytes of a block the class map does not know (tracked, large or
+// huge), or 0 after reporting `error` for a pointer that is not a block.
+std::size_t SlowUsableSize(const void* ptr, internal::ErrorKind error) {
   auto addr = reinterpret_cast<std::uintptr_t>(ptr);
-  Segment* seg = g_segment_map.Get(addr);
-  if (seg != nullptr) {
-    if (seg->kind == SegmentKind::kHuge) {
-      if (addr == seg->huge_ptr) return seg->huge_usable;
-    } else if (addr - seg->base() >= kSliceSize) {
-      Span* span = seg->SpanOf(addr);
-      if (span->state == SpanState::kLarge && addr == span->large_ptr) {
-        return span->start() + span->bytes() - addr;
-      }
-    }
+  internal::BlockInfo info = internal::LookupBlock(addr);
+  if (info.kind != internal::BlockKind::kNone && info.kind != internal::BlockKind::kSmall &&
+      info.start == addr) {
+    return info.usable;
   }
   internal::ReportError(error, ptr, 0);
   return 0;
@@ -100,7 +91,7 @@ std::size_t UsableSize(const void* ptr) noexcept {
   if (ptr == nullptr) return 0;
   int c = g_class_map.Get(reinterpret_cast<std::uintptr_t>(ptr));
   if (c != 0) return ClassSize(c);
-  return LargeUsableSize(ptr, internal::ErrorKind::kInvalidUsableSize);
+  return SlowUsableSize(ptr, internal::ErrorKind::kInvalidUsableSize);
 }
 
 void* Reallocate(void* ptr, std::size_t new_size) noexcept {
@@ -120,7 +111,7 @@ void* Reallocate(void* ptr, std::size_t new_size) noexcept {
       return ptr;
     }
   } else {
-    old = LargeUsableSize(ptr, internal::ErrorKind::kInvalidRealloc);
+    old = SlowUsableSize(ptr, internal::ErrorKind::kInvalidRealloc);
     if (old == 0) return nullptr;
     if (new_size <= old && new_size >= old / 2) return ptr;
   }
@@ -139,19 +130,8 @@ std::size_t GoodSize(std::size_t size) noexcept {
 
 bool Owns(const void* ptr) noexcept {
   auto addr = reinterpret_cast<std::uintptr_t>(ptr);
-  int c = g_class_map.Get(addr);
-  if (c != 0) {
-    Segment* seg = g_segment_map.Get(addr);
-    Span* span = seg->SpanOf(addr);
-    return (addr - span->start()) % ClassSize(c) == 0 &&
-           (addr - span->start()) / ClassSize(c) < internal::ClassInfo(c).objects;
-  }
-  Segment* seg = g_segment_map.Get(addr);
-  if (seg == nullptr) return false;
-  if (seg->kind == SegmentKind::kHuge) return addr == seg->huge_ptr;
-  if (addr - seg->base() < kSliceSize) return false;
-  Span* span = seg->SpanOf(addr);
-  return span->state == SpanState::kLarge && addr == span->large_ptr;
+  internal::BlockInfo info = internal::LookupBlock(addr);
+  return info.kind != internal::BlockKind::kNone && info.start == addr;
 }
 
 void FlushThreadCache() noexcept { internal::FlushCurrentThread(); }

@@ -116,7 +116,9 @@ class ShardedCounterArray {
   }
 
  private:
-  static ThreadRecord* ConstructSlot(void* memory) noexcept { return new (memory) Slot(); }
+  static ThreadRecord* ConstructSlot(void* memory, ThreadRegistry*) noexcept {
+    return new (memory) Slot();
+  }
 
   const ThreadRegistry* LoadRegistry() const noexcept {
     // Acquire: pairs with the acq_rel CAS that installed the registry.

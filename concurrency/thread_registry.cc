@@ -86,11 +86,12 @@ __attribute__((constructor(101))) void RegisterAtForkAtLoad() { RegisterAtFork()
 }  // namespace
 
 ThreadRegistry* ThreadRegistry::Create(std::size_t record_size, std::size_t record_align,
-                                       ConstructFn construct, ReleaseFn release) noexcept {
+                                       ConstructFn construct, ReleaseFn release,
+                                       void* context) noexcept {
   RegisterAtFork();
   void* mem = GlobalRecordArena().Allocate(sizeof(ThreadRegistry), alignof(ThreadRegistry));
   if (mem == nullptr) return nullptr;
-  return new (mem) ThreadRegistry(record_size, record_align, construct, release);
+  return new (mem) ThreadRegistry(record_size, record_align, construct, release, context);
 }
 
 ThreadRecord* ThreadRegistry::CurrentSlow(bool create) noexcept {
@@ -121,7 +122,7 @@ ThreadRecord* ThreadRegistry::CurrentSlow(bool create) noexcept {
   if (record == nullptr) {
     void* mem = GlobalRecordArena().Allocate(record_size_, record_align_);
     if (mem == nullptr) return nullptr;
-    record = construct_(mem);
+    record = construct_(mem, this);
     record->registry = this;
     record->exit_hook.fn = &ThreadRegistryOnThreadExit;
     record->exit_hook.arg = record;

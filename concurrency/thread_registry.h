@@ -97,25 +97,32 @@ inline std::uintptr_t CurrentThreadToken() noexcept {
 class alignas(kCacheLineSize) ThreadRegistry {
  public:
   // Constructs a record in `memory` (record size bytes, zeroed, aligned) and
-  // returns it.
-  using ConstructFn = ThreadRecord* (*)(void* memory);
+  // returns it. `registry` is the registry the record will belong to (its
+  // context() identifies the owning object).
+  using ConstructFn = ThreadRecord* (*)(void* memory, ThreadRegistry* registry);
   // Prepares a record for a new owner; called on the owning thread at its
   // exit, or in a fork child for records of threads that do not exist there.
   // May be null.
   using ReleaseFn = void (*)(ThreadRecord* record);
 
   constexpr ThreadRegistry(std::size_t record_size, std::size_t record_align,
-                           ConstructFn construct, ReleaseFn release) noexcept
+                           ConstructFn construct, ReleaseFn release,
+                           void* context = nullptr) noexcept
       : record_size_(record_size),
         record_align_(record_align),
         construct_(construct),
-        release_(release) {}
+        release_(release),
+        context_(context) {}
   ThreadRegistry(const ThreadRegistry&) = delete;
   ThreadRegistry& operator=(const ThreadRegistry&) = delete;
 
   // A new immortal registry in GlobalRecordArena(); nullptr on OOM.
   static ThreadRegistry* Create(std::size_t record_size, std::size_t record_align,
-                                ConstructFn construct, ReleaseFn release) noexcept;
+                                ConstructFn construct, ReleaseFn release,
+                                void* context = nullptr) noexcept;
+
+  // The opaque pointer given at construction (immutable).
+  void* context() const noexcept { return context_; }
 
   // The calling thread's record (claimed or created on first use); nullptr
   // only when no memory can be mapped.
@@ -134,16 +141,19 @@ class alignas(kCacheLineSize) ThreadRegistry {
     return CurrentSlow(/*create=*/false);
   }
 
+  // The most recently created record; follow next_in_registry for the rest
+  // (every record ever created, owned or free, ends with nullptr).
+  ThreadRecord* First() const noexcept {
+    // Acquire: pairs with the release CAS publishing each record, so its
+    // construction and link are visible (older records are covered by the
+    // release sequence that head_'s later RMWs continue).
+    return head_.load(std::memory_order_acquire);
+  }
+
   // Calls fn(ThreadRecord*) for every record ever created.
   template <typename Fn>
   void ForEach(Fn&& fn) const {
-    // Acquire: pairs with the release CAS publishing each record, so its
-    // construction and link are visible (later links are reached through
-    // the release sequence of head_'s RMWs).
-    for (ThreadRecord* r = head_.load(std::memory_order_acquire); r != nullptr;
-         r = r->next_in_registry) {
-      fn(r);
-    }
+    for (ThreadRecord* r = First(); r != nullptr; r = r->next_in_registry) fn(r);
   }
 
   // Records ever created in this registry.
@@ -164,6 +174,7 @@ class alignas(kCacheLineSize) ThreadRegistry {
   const std::size_t record_align_;
   const ConstructFn construct_;
   const ReleaseFn release_;
+  void* const context_;
 };
 
 }  // namespace strata

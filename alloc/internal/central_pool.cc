@@ -7,6 +7,7 @@ namespace strata::internal {
 
 constinit PageHeap g_page_heap;
 constinit CentralPool g_central[kNumClasses];
+constinit TrackedCentralPool g_tracked_central[kNumClasses];
 
 int CentralPool::MaxBatches(int size_class) const {
   const SizeClassInfo& info = ClassInfo(size_class);
@@ -63,7 +64,7 @@ int CentralPool::RemoveFromSpans(int size_class, int n, FreeObject** head) {
   while (got < n) {
     Span* span = partial_;
     if (span == nullptr) {
-      span = g_page_heap.AllocSmallSpan(size_class);
+      span = g_page_heap.AllocSmallSpan(size_class, tracked_);
       if (span == nullptr) break;  // out of memory: return what we have
       spans_allocated_.fetch_add(1, std::memory_order_relaxed);
       span->in_partial = true;

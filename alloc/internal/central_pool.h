@@ -39,6 +39,9 @@ namespace strata::internal {
 class alignas(kCacheLineSize) CentralPool {
  public:
   constexpr CentralPool() = default;
+  // A tracked pool's spans are invisible to the class map: every free of
+  // their objects reaches the slow path, where the tracking hooks see it.
+  constexpr explicit CentralPool(bool tracked) : tracked_(tracked) {}
 
   // Removes up to `n` objects (n <= batch) as a chain linked through
   // FreeObject::next; returns how many (0 when out of memory).
@@ -75,8 +78,14 @@ class alignas(kCacheLineSize) CentralPool {
   std::atomic<std::int64_t> objects_out_{0};
   std::atomic<std::size_t> span_free_objects_{0};
   std::atomic<std::uint64_t> spans_allocated_{0};
+  bool tracked_ = false;
   SpinLock lock_;
   Span* partial_ STRATA_GUARDED_BY(lock_) = nullptr;
+};
+
+// The pools behind tracked allocations (sampled or leak-checked blocks).
+struct TrackedCentralPool : CentralPool {
+  constexpr TrackedCentralPool() : CentralPool(true) {}
 };
 
 }  // namespace strata::internal

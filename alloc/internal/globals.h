@@ -14,6 +14,7 @@ namespace strata::internal {
 
 extern constinit PageHeap g_page_heap;
 extern constinit CentralPool g_central[kNumClasses];
+extern constinit TrackedCentralPool g_tracked_central[kNumClasses];
 
 }  // namespace strata::internal
 

@@ -1,17 +1,48 @@
 #include "alloc/internal/hooks.h"
 
+#include <cmath>
+
 #include "alloc/internal/thread_cache.h"
 
 namespace strata::internal {
+namespace {
 
-constinit std::atomic<bool> g_hooks_active{false};
+constinit std::atomic<const TrackingHooks*> g_hooks{nullptr};
+constinit std::atomic<std::int64_t> g_sample_rate{0};
+constinit std::atomic<bool> g_track_all{false};
 
-void InitHooksFromEnvironment() {}
-void OnSmallAllocated(void*, std::size_t, int) {}
-bool OnSmallFreed(void*, int) { return false; }
-void OnLargeAllocated(void*, std::size_t) {}
-void OnLargeFreed(void*) {}
+}  // namespace
 
-std::int64_t NextSampleCountdown() { return std::int64_t{1} << 62; }
+void InstallTrackingHooks(const TrackingHooks* hooks) {
+  // Release: the hook table is initialised before a slow path can use it.
+  g_hooks.store(hooks, std::memory_order_release);
+}
+const TrackingHooks* InstalledTrackingHooks() { return g_hooks.load(std::memory_order_acquire); }
+
+void SetSampleRate(std::int64_t bytes) { g_sample_rate.store(bytes < 0 ? 0 : bytes, std::memory_order_relaxed); }
+std::int64_t SampleRate() { return g_sample_rate.load(std::memory_order_relaxed); }
+void SetTrackAll(bool on) { g_track_all.store(on, std::memory_order_relaxed); }
+bool TrackAll() { return g_track_all.load(std::memory_order_relaxed); }
+
+std::int64_t NextSampleCountdown() {
+  if (TrackAll()) return -1;
+  std::int64_t rate = SampleRate();
+  if (rate <= 0 || InstalledTrackingHooks() == nullptr) return kIdleCountdown;
+  if (rate == 1) return -1;
+  // Exponentially distributed stride with mean `rate` (a Poisson process
+  // over allocated bytes, as Go and tcmalloc sample), from a per-thread
+  // xorshift generator.
+  ThreadCache& tc = tls_cache;
+  std::uint64_t x = tc.sample_rng != 0 ? tc.sample_rng
+                                       : (reinterpret_cast<std::uintptr_t>(&tc) * 0x9E3779B97F4A7C15ull) | 1;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  tc.sample_rng = x;
+  double u = static_cast<double>((x * 0x2545F4914F6CDD1Dull) >> 11) * (1.0 / 9007199254740992.0);
+  double stride = -std::log(1.0 - u) * static_cast<double>(rate);
+  if (stride > 9e15) stride = 9e15;
+  return static_cast<std::int64_t>(stride);
+}
 
 }  // namespace strata::internal

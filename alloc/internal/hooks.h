@@ -1,13 +1,25 @@
-// alloc/internal/hooks.h: where the engine's slow paths call the
-// observability layer (sampling heap profiler, leak checker).
+// alloc/internal/hooks.h: where the engine's slow paths meet the tracking
+// layer (sampling heap profiler, leak checker, in alloc/tracking).
 //
-// Contract: the fast paths never call or test anything here. Sampling and
-// tracking reach the slow path through the thread cache's sample countdown
-// and list limits (see thread_cache.h). HooksActive() is one relaxed load,
-// tested only on slow paths.
+// How tracked allocations stay off the fast path:
+//   - Allocation: each thread counts down bytes_until_sample on its fast
+//     path (see thread_cache.h). When it crosses zero the slow path asks
+//     NextSampleCountdown() for the next stride and decides: when sampling
+//     is on and the stride was crossed, or when every allocation is tracked
+//     (leak checking; the countdown is then -1, so every allocation
+//     crosses), the block is served from a *tracked pool*
+//     (g_tracked_central) or flagged as a tracked large block, and
+//     hooks->on_allocate records it.
+//   - Free: tracked small blocks live in spans the class map does not know
+//     (class 0), so their frees always reach the slow path, which calls
+//     hooks->on_free. Untracked blocks are never looked up.
+//   - Mode changes reach every thread at its next countdown crossing; with
+//     sampling off the countdown is at most kIdleCountdown bytes, so a
+//     thread notices within that much allocation.
 //
-// Thread-safety: all functions are thread-safe and never allocate through
-// malloc.
+// Thread-safety: all functions are thread-safe. Hooks must never allocate
+// through malloc (they run inside it) and must be installed before the
+// modes that need them are switched on.
 #ifndef STRATA_ALLOC_INTERNAL_HOOKS_H_
 #define STRATA_ALLOC_INTERNAL_HOOKS_H_
 
@@ -17,20 +29,33 @@
 
 namespace strata::internal {
 
-extern std::atomic<bool> g_hooks_active;
+struct TrackingHooks {
+  // A tracked block was handed out. `sampled` is true when it was chosen by
+  // the sampler (its weight is the sampling stride), false when every
+  // allocation is tracked.
+  void (*on_allocate)(void* ptr, std::size_t requested, std::size_t usable, bool sampled);
+  // A tracked block is being freed (before the engine reuses it).
+  void (*on_free)(void* ptr);
+};
 
-inline bool HooksActive() { return g_hooks_active.load(std::memory_order_relaxed); }
+// Installs the hooks (once, from the tracking layer's init).
+void InstallTrackingHooks(const TrackingHooks* hooks);
+const TrackingHooks* InstalledTrackingHooks();
 
-// Reads STRATA_* settings for the profiler and leak checker (once).
-void InitHooksFromEnvironment();
+// Mean sampling stride in bytes (0: sampling off, 1: every allocation).
+void SetSampleRate(std::int64_t bytes);
+std::int64_t SampleRate();
+// Leak-check mode: every allocation is tracked.
+void SetTrackAll(bool on);
+bool TrackAll();
 
-// A small block was handed out by a slow path while hooks are active.
-void OnSmallAllocated(void* ptr, std::size_t size, int size_class);
-// A small block is being freed on a slow path; true if the hook consumed
-// the free (the engine must not touch the block).
-bool OnSmallFreed(void* ptr, int size_class);
-void OnLargeAllocated(void* ptr, std::size_t size);
-void OnLargeFreed(void* ptr);
+// With sampling off, threads still reach the slow path this often so that
+// they notice a mode change.
+inline constexpr std::int64_t kIdleCountdown = std::int64_t{8} << 20;
+
+// The tracking layer's optional one-time init, called from the engine's
+// process init when the layer is linked in (weak symbol).
+extern "C" void StrataTrackingInit() __attribute__((weak));
 
 }  // namespace strata::internal
 

@@ -192,14 +192,15 @@ void PageHeap::Decommit(Span* span) {
   decommitted_bytes_ += bytes;
 }
 
-Span* PageHeap::AllocSmallSpan(int size_class) {
+Span* PageHeap::AllocSmallSpan(int size_class, bool tracked) {
   const SizeClassInfo& info = ClassInfo(size_class);
   SpinLockHolder h(&lock_);
   Span* span = AllocSpanLocked(info.span_slices, 1);
   if (span == nullptr) return nullptr;
   span->state = SpanState::kSmall;
   span->size_class = static_cast<std::uint8_t>(size_class);
-  g_class_map.Set(span->start(), span->bytes(), static_cast<std::uint8_t>(size_class));
+  span->tracked = tracked;
+  if (!tracked) g_class_map.Set(span->start(), span->bytes(), static_cast<std::uint8_t>(size_class));
   return span;
 }
 
@@ -227,6 +228,7 @@ void* PageHeap::AllocLarge(std::size_t size, std::size_t alignment, bool* zeroed
     span->state = SpanState::kLarge;
     span->large_size = size;
     span->large_ptr = span->start();
+    span->tracked = false;
     large_live_bytes_ += span->bytes();
     ++large_allocations_;
     *zeroed = span->zeroed;
@@ -271,6 +273,7 @@ void* PageHeap::AllocHugeLocked(std::size_t size, std::size_t alignment, bool* z
     }
     seg = static_cast<Segment*>(base);
     seg->kind = SegmentKind::kHuge;
+    seg->tracked = false;
     seg->mapping_size = mapping;
     reserved_bytes_ += mapping;
     committed_bytes_ += mapping;
@@ -278,6 +281,7 @@ void* PageHeap::AllocHugeLocked(std::size_t size, std::size_t alignment, bool* z
     *zeroed = true;
   }
   seg->next_cached = nullptr;
+  seg->tracked = false;
   seg->huge_ptr = seg->base() + offset;
   seg->huge_size = size;
   seg->huge_usable = seg->mapping_size - offset;

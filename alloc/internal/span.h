@@ -47,6 +47,7 @@ struct Span {
   bool committed;   // some pages may be committed (not decommitted)
   bool zeroed;      // every byte is known to be zero (fresh or decommitted)
   bool in_partial;  // on its central pool's partial list
+  bool tracked;     // small: from a tracked pool; large: recorded by hooks
   // Small spans (central pool lock):
   std::uint32_t allocated;  // objects outside the span (caches and users)
   std::uint32_t carved;     // objects ever carved from the bump region
@@ -71,6 +72,7 @@ struct Segment {
   std::uintptr_t huge_ptr;
   std::size_t huge_size;        // requested size
   std::size_t huge_usable;      // bytes usable from huge_ptr
+  bool tracked;                 // recorded by the tracking hooks
   std::uint64_t free_since_ns;  // while cached for reuse
   Segment* next_cached;
   // Normal segments: slice -> index of the first slice of its span.

@@ -5,6 +5,7 @@
 
 #include <cstring>
 
+#include "alloc/internal/block_lookup.h"
 #include "alloc/internal/errors.h"
 #include "alloc/internal/globals.h"
 #include "alloc/internal/hooks.h"
@@ -150,23 +151,56 @@ void IdleScan(ThreadCache& tc) {
   }
 }
 
-void* AllocateLarge(std::size_t size, std::size_t alignment) {
+// Counts `size` bytes against the calling thread's sample countdown; true
+// when the allocation is to be tracked (sampled, or every one is).
+bool CrossesSampleCountdown(ThreadCache& tc, std::size_t size, bool* sampled) {
+  tc.bytes_until_sample -= static_cast<std::int64_t>(size);
+  if (STRATA_PREDICT_TRUE(tc.bytes_until_sample >= 0)) return false;
+  tc.bytes_until_sample = NextSampleCountdown();
+  if (InstalledTrackingHooks() == nullptr) return false;
+  if (TrackAll()) {
+    *sampled = false;
+    return true;
+  }
+  *sampled = true;
+  return SampleRate() > 0;
+}
+
+// Marks a freshly allocated large or huge block as tracked and records it.
+void TrackLarge(void* p, std::size_t size, bool sampled) {
+  BlockInfo info = LookupBlock(reinterpret_cast<std::uintptr_t>(p));
+  if (info.kind == BlockKind::kHuge) {
+    info.segment->tracked = true;
+  } else {
+    info.span->tracked = true;
+  }
+  InstalledTrackingHooks()->on_allocate(p, size, info.usable, sampled);
+}
+
+void* AllocateLarge(std::size_t size, std::size_t alignment, bool zero) {
+  ThreadCache& tc = tls_cache;
+  if (tc.state == CacheState::kUninitialized) InitThread(tc);
+  bool sampled = false;
+  bool track = tc.state == CacheState::kActive && CrossesSampleCountdown(tc, size, &sampled);
   bool zeroed = false;
   void* p = g_page_heap.AllocLarge(size, alignment, &zeroed);
-  if (p != nullptr && HooksActive()) OnLargeAllocated(p, size);
+  if (p == nullptr) return nullptr;
+  if (zero && !zeroed) std::memset(p, 0, size);
+  if (track) TrackLarge(p, size, sampled);
   return p;
+}
+
+// A small block from the tracked pool of its class, recorded by the hooks.
+void* AllocateTracked(std::size_t size, int size_class, bool sampled) {
+  FreeObject* object = nullptr;
+  if (g_tracked_central[size_class].Remove(size_class, 1, &object) == 0) return nullptr;
+  InstalledTrackingHooks()->on_allocate(object, size, ClassSize(size_class), sampled);
+  return object;
 }
 
 }  // namespace
 
-void* AllocateZeroedLarge(std::size_t size) {
-  bool zeroed = false;
-  void* p = g_page_heap.AllocLarge(size, 0, &zeroed);
-  if (p == nullptr) return nullptr;
-  if (!zeroed) std::memset(p, 0, size);
-  if (HooksActive()) OnLargeAllocated(p, size);
-  return p;
-}
+void* AllocateZeroedLarge(std::size_t size) { return AllocateLarge(size, 0, true); }
 
 namespace {
 
@@ -214,11 +248,11 @@ void EnsureProcessInit() {
   // pthread_atfork may allocate: by now the engine is usable (all state is
   // constinit), and the started flag stops any recursion here.
   pthread_atfork(&ForkPrepare, &ForkParent, &ForkChild);
-  InitHooksFromEnvironment();
+  if (&StrataTrackingInit != nullptr) StrataTrackingInit();
 }
 
 void* AllocateSlow(std::size_t size, std::size_t alignment, int size_class) {
-  if (size_class == 0) return AllocateLarge(size, alignment);
+  if (size_class == 0) return AllocateLarge(size, alignment, false);
   ThreadCache& tc = tls_cache;
   if (STRATA_PREDICT_FALSE(tc.state != CacheState::kActive)) {
     if (tc.state == CacheState::kUninitialized) InitThread(tc);
@@ -231,10 +265,9 @@ void* AllocateSlow(std::size_t size, std::size_t alignment, int size_class) {
     }
   }
   bool sampled = false;
-  tc.bytes_until_sample -= static_cast<std::int64_t>(size);
-  if (tc.bytes_until_sample < 0) {
-    tc.bytes_until_sample = NextSampleCountdown();
-    sampled = true;
+  if (CrossesSampleCountdown(tc, size, &sampled)) {
+    RelaxedStore(tc.lists[size_class].allocs, tc.lists[size_class].allocs + 1);
+    return AllocateTracked(size, size_class, sampled);
   }
   FreeList& list = tc.lists[size_class];
   if (list.head == nullptr && !Refill(tc, size_class)) return nullptr;
@@ -243,7 +276,6 @@ void* AllocateSlow(std::size_t size, std::size_t alignment, int size_class) {
   RelaxedStore(list.length, list.length - 1);
   RelaxedStore(list.allocs, list.allocs + 1);
   if (++tc.slow_ops % kIdleScanInterval == 0) IdleScan(tc);
-  if (sampled && HooksActive()) OnSmallAllocated(object, size, size_class);
   return object;
 }
 
@@ -251,7 +283,6 @@ void FreeSlow(void* ptr, int size_class) {
   if (size_class != 0) {
     ThreadCache& tc = tls_cache;
     auto* object = static_cast<FreeObject*>(ptr);
-    if (HooksActive() && OnSmallFreed(ptr, size_class)) return;
     if (STRATA_PREDICT_FALSE(tc.state != CacheState::kActive)) {
       if (tc.state == CacheState::kUninitialized) InitThread(tc);
       if (tc.state == CacheState::kDead) {
@@ -270,35 +301,40 @@ void FreeSlow(void* ptr, int size_class) {
   }
   if (ptr == nullptr) return;
   auto addr = reinterpret_cast<std::uintptr_t>(ptr);
-  Segment* seg = g_segment_map.Get(addr);
-  if (seg == nullptr) {
-    ReportError(ErrorKind::kInvalidFree, ptr, 0);
-    return;
-  }
-  if (seg->kind == SegmentKind::kHuge) {
-    if (addr != seg->huge_ptr) {
-      ReportError(ErrorKind::kInteriorFree, ptr, 0);
+  BlockInfo info = LookupBlock(addr);
+  switch (info.kind) {
+    case BlockKind::kNone:
+      ReportError(info.span != nullptr && info.span->state == SpanState::kFree ? ErrorKind::kDoubleFree
+                                                                             : ErrorKind::kInvalidFree,
+                  ptr, 0);
+      return;
+    case BlockKind::kSmall:
+      // The class map said 0 for a small span: only a span freed meanwhile.
+      ReportError(ErrorKind::kDoubleFree, ptr, 0);
+      return;
+    case BlockKind::kTrackedSmall: {
+      if (addr != info.start) {
+        ReportError(ErrorKind::kInteriorFree, ptr, 0);
+        return;
+      }
+      InstalledTrackingHooks()->on_free(ptr);
+      auto* object = static_cast<FreeObject*>(ptr);
+      object->next = nullptr;
+      g_tracked_central[info.size_class].Insert(info.size_class, object, 1);
       return;
     }
-    if (HooksActive()) OnLargeFreed(ptr);
-    g_page_heap.FreeLarge(seg, nullptr);
-    return;
-  }
-  if (addr - seg->base() < kSliceSize) {
-    ReportError(ErrorKind::kInvalidFree, ptr, 0);
-    return;
-  }
-  Span* span = seg->SpanOf(addr);
-  if (span->state == SpanState::kLarge) {
-    if (addr != span->large_ptr) {
-      ReportError(ErrorKind::kInteriorFree, ptr, 0);
+    case BlockKind::kLarge:
+    case BlockKind::kHuge: {
+      if (addr != info.start) {
+        ReportError(ErrorKind::kInteriorFree, ptr, 0);
+        return;
+      }
+      bool tracked = info.kind == BlockKind::kHuge ? info.segment->tracked : info.span->tracked;
+      if (tracked) InstalledTrackingHooks()->on_free(ptr);
+      g_page_heap.FreeLarge(info.segment, info.span);
       return;
     }
-    if (HooksActive()) OnLargeFreed(ptr);
-    g_page_heap.FreeLarge(seg, span);
-    return;
   }
-  ReportError(span->state == SpanState::kFree ? ErrorKind::kDoubleFree : ErrorKind::kInvalidFree, ptr, 0);
 }
 
 void FlushCurrentThread() {

@@ -75,6 +75,7 @@ struct ThreadCache {
   FreeList lists[kNumClasses];
   std::int64_t bytes_until_sample;
   CacheState state;
+  std::uint64_t sample_rng;
   // Slow-path bookkeeping.
   std::uint8_t overages[kNumClasses];
   std::uint8_t activity[kNumClasses];

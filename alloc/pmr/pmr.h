@@ -249,7 +249,7 @@ class ConcurrentMonotonicArena final : public std::pmr::memory_resource {
   alignas(kCacheLineSize) std::atomic<Chunk*> current_{nullptr};
   alignas(kCacheLineSize) mutable SpinLock grow_lock_;
   // Every chunk, newest first (the initial buffer's too).
-  std::atomic<Chunk*> chunks_{nullptr};
+  Chunk* chunks_ STRATA_GUARDED_BY(grow_lock_) = nullptr;
   std::size_t next_chunk_size_ STRATA_GUARDED_BY(grow_lock_);
   std::atomic<std::size_t> chunk_bytes_{0};
   std::atomic<std::size_t> num_chunks_{0};

@@ -310,19 +310,20 @@ def fmt_ratio(r):
     return "%.2fx" % r
 
 
-def md_table(header, rows):
+def md_table(header, rows, left=2):
+    """A Markdown table, padded to line up in a terminal too; the first
+    `left` columns are left-aligned, the others right-aligned."""
     widths = [max(len(str(r[i])) for r in [header] + rows)
               for i in range(len(header))]
+
     def line(cells):
-        return "| " + " | ".join(str(c).ljust(w) if i < 2 else
-                                 str(c).rjust(w)
-                                 for i, (c, w) in enumerate(zip(cells, widths))
-                                 ) + " |"
-    out = [line(header),
-           "|" + "|".join(("-" * (w + 1) + ":" if i >= 2 else "-" * (w + 2))
-                          for i, w in enumerate(widths)) + "|"]
-    out += [line(r) for r in rows]
-    return "\n".join(out)
+        return "| " + " | ".join(
+            str(c).ljust(w) if i < left else str(c).rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths))) + " |"
+
+    rule = "|" + "|".join("-" * (w + 1) + ":" if i >= left else "-" * (w + 2)
+                          for i, w in enumerate(widths)) + "|"
+    return "\n".join([line(header), rule] + [line(r) for r in rows])
 
 
 class Cell:
@@ -372,57 +373,89 @@ def check_checksums(cells, allocs):
             cell.error = bad[0].error
 
 
+def pair_ratio(rows, a, b, metric):
+    """Geomean of metric(a) / metric(b) over the rows both completed, and
+    how many rows that is (ratio None when none)."""
+    ratios = [metric(r["cells"][a]) / metric(r["cells"][b]) for r in rows
+              if r["cells"][a].ok and r["cells"][b].ok]
+    return (geomean(ratios) if ratios else None), len(ratios)
+
+
+def time_of(cell):
+    return cell.median_time()
+
+
+def rss_of(cell):
+    return cell.median_rss_mib()
+
+
 def evaluate(rows, allocs, base_name):
-    """Geomeans over the rows every allocator completed, and the bar."""
+    """Geomeans and the bar.
+
+    Absolute geomeans are over the rows every allocator completed (the same
+    set for all, so they compare). Ratios are pairwise: the geomean of the
+    per-row ratios over the rows both allocators completed, so one peer's
+    failure on a workload does not drop that workload from every other
+    comparison."""
     names = [a.name for a in allocs]
     complete = [r for r in rows if all(r["cells"][n].ok for n in names)]
     summary = {"complete_rows": len(complete), "rows": len(rows),
-               "time": {}, "rss": {}, "criteria": []}
-    if not complete:
-        return summary
+               "time": {}, "rss": {}, "time_ratio": {}, "rss_ratio": {},
+               "criteria": []}
     for n in names:
-        summary["time"][n] = geomean([r["cells"][n].median_time()
-                                      for r in complete])
-        summary["rss"][n] = geomean([r["cells"][n].median_rss_mib()
-                                     for r in complete])
+        if complete:
+            summary["time"][n] = geomean([time_of(r["cells"][n])
+                                          for r in complete])
+            summary["rss"][n] = geomean([rss_of(r["cells"][n])
+                                         for r in complete])
+        summary["time_ratio"][n] = pair_ratio(rows, n, base_name, time_of)
+        summary["rss_ratio"][n] = pair_ratio(rows, n, base_name, rss_of)
     if "strata" not in names:
         summary["criteria"].append(("all", "strata not in this run", "n/a"))
         return summary
     peers = [n for n in names if n != "strata"]
-    st, sr = summary["time"]["strata"], summary["rss"]["strata"]
-    incomplete_note = ""
-    if len(complete) < len(rows):
-        incomplete_note = " (over %d of %d rows; see failures)" % (
-            len(complete), len(rows))
+
+    def vs(peer, metric):
+        ratio, count = pair_ratio(rows, "strata", peer, metric)
+        note = "" if count == len(rows) else " (over the %d of %d rows both " \
+            "completed)" % (count, len(rows))
+        return ratio, note
+
     # 1. time
+    name1 = ("geomean time <= %.2fx mimalloc and below every other peer"
+             % BAR_TIME_VS_MIMALLOC)
     if "mimalloc" not in names:
-        summary["criteria"].append((
-            "geomean time <= %.2fx mimalloc and below every other peer"
-            % BAR_TIME_VS_MIMALLOC, "mimalloc not in this run", "n/a"))
+        summary["criteria"].append((name1, "mimalloc not in this run", "n/a"))
     else:
-        vs_mi = st / summary["time"]["mimalloc"]
-        others = [(st / summary["time"][n], n) for n in peers
-                  if n != "mimalloc"]
-        worst = max(others) if others else None
-        ok = vs_mi <= BAR_TIME_VS_MIMALLOC and all(r < 1.0 for r, _ in others)
-        detail = "strata/mimalloc = %.3f" % vs_mi
-        if worst:
-            detail += "; closest other peer: strata/%s = %.3f" % (worst[1],
-                                                                  worst[0])
-        summary["criteria"].append((
-            "geomean time <= %.2fx mimalloc and below every other peer"
-            % BAR_TIME_VS_MIMALLOC, detail + incomplete_note,
-            "PASS" if ok else "FAIL"))
+        vs_mi, note = vs("mimalloc", time_of)
+        others = [(vs(n, time_of), n) for n in peers if n != "mimalloc"]
+        others = [(r, note_n, n) for (r, note_n), n in others if r is not None]
+        if vs_mi is None:
+            summary["criteria"].append((name1, "no row completed by both "
+                                        "strata and mimalloc", "FAIL"))
+        else:
+            ok = vs_mi <= BAR_TIME_VS_MIMALLOC and all(r < 1.0 for r, _, _
+                                                       in others)
+            detail = "strata/mimalloc = %.3f%s" % (vs_mi, note)
+            if others:
+                worst = max(others)
+                detail += "; closest other peer: strata/%s = %.3f%s" % (
+                    worst[2], worst[0], worst[1])
+            summary["criteria"].append((name1, detail,
+                                        "PASS" if ok else "FAIL"))
     # 2. RSS
+    name2 = "geomean peak RSS <= mimalloc"
     if "mimalloc" not in names:
-        summary["criteria"].append(("geomean peak RSS <= mimalloc",
-                                    "mimalloc not in this run", "n/a"))
+        summary["criteria"].append((name2, "mimalloc not in this run", "n/a"))
     else:
-        vs_mi = sr / summary["rss"]["mimalloc"]
-        summary["criteria"].append((
-            "geomean peak RSS <= mimalloc",
-            "strata/mimalloc = %.3f%s" % (vs_mi, incomplete_note),
-            "PASS" if vs_mi <= 1.0 else "FAIL"))
+        vs_mi, note = vs("mimalloc", rss_of)
+        if vs_mi is None:
+            summary["criteria"].append((name2, "no row completed by both "
+                                        "strata and mimalloc", "FAIL"))
+        else:
+            summary["criteria"].append((
+                name2, "strata/mimalloc = %.3f%s" % (vs_mi, note),
+                "PASS" if vs_mi <= 1.0 else "FAIL"))
     # 3. worst workload
     if not peers:
         summary["criteria"].append((
@@ -480,20 +513,20 @@ def render_tables(rows, allocs, base_name, summary):
         return out
 
     def gm_row(key, fmt):
-        g = summary[key]
-        if not g:
-            return ["**geomean**", ""] + ["n/a"] * len(names)
+        g, ratios = summary[key], summary[key + "_ratio"]
         line = ["**geomean**", ""]
         for n in names:
-            if n == base_name:
-                line.append(fmt % g[n])
+            absolute = (fmt % g[n]) if n in g else "-"
+            ratio = ratios[n][0]
+            if n == base_name or ratio is None:
+                line.append(absolute)
             else:
-                line.append((fmt + " (%s)") % (g[n], fmt_ratio(g[n] / g[base_name])))
+                line.append("%s (%s)" % (absolute, fmt_ratio(ratio)))
         return line
 
-    time_rows = cells(lambda c: c.median_time(), "%.3f")
+    time_rows = cells(time_of, "%.3f")
     time_rows.append(gm_row("time", "%.3f"))
-    rss_rows = cells(lambda c: c.median_rss_mib(), "%.1f")
+    rss_rows = cells(rss_of, "%.1f")
     rss_rows.append(gm_row("rss", "%.1f"))
     return (md_table(header, time_rows), md_table(header, rss_rows))
 
@@ -582,8 +615,9 @@ def skeleton():
         "",
         "strata side by side with the peer allocators. Written by",
         "`bench/compare/compare.py` (`bazel run -c opt //bench:compare`);",
-        "change the runner, not this section. Ratios are allocator / strata:",
-        "above 1.00x, strata is faster (or smaller).",
+        "change the runner, not this section. Ratios are allocator / strata",
+        "(or / the baseline each table names): above 1.00x, strata is",
+        "faster (or smaller).",
         "",
         BLOCK_MARKERS["timing"][0],
         "_Not run yet: `bazel run -c opt //bench:compare`._",
@@ -767,13 +801,16 @@ def run_timing(args, argv, locator, allocs):
     out.append(rss_table)
     out.append("")
     if summary["complete_rows"] < summary["rows"]:
-        out.append("Geomeans are over the %d of %d rows that every allocator "
-                   "completed." % (summary["complete_rows"], summary["rows"]))
+        out.append("Some runs failed (listed below). In the geomean rows, the "
+                   "absolute values are over the %d of %d rows every "
+                   "allocator completed; each ratio is over the rows that "
+                   "allocator and %s both completed." % (
+                       summary["complete_rows"], summary["rows"], base))
         out.append("")
     out.append("The bar for strata:")
     out.append("")
     out.append(md_table(["criterion", "measured", "result"],
-                        [list(c) for c in summary["criteria"]]))
+                        [list(c) for c in summary["criteria"]], left=3))
     out.append("")
     if failures:
         out.append("Failed runs:")
@@ -882,11 +919,11 @@ def run_instructions(args, argv, locator, allocs):
         return (ir2 - ir1) / float(n2 - n1), None
 
     loop, loop_err = per_pair("loop", 16)
-    header = ["size", ""] + [a.name for a in allocs]
+    header = ["size"] + [a.name for a in allocs]
     rows = []
     notes = []
     for size in INSTRUCTION_SIZES:
-        line = ["%d B" % size, ""]
+        line = ["%d B" % size]
         for a in allocs:
             v, err = per_pair(a.name, size)
             if v is None:
@@ -897,8 +934,7 @@ def run_instructions(args, argv, locator, allocs):
             else:
                 line.append("%.1f" % v)
         rows.append(line)
-    header[1] = ""
-    table = md_table(header, rows)
+    table = md_table(header, rows, left=1)
     out = ["### Instructions per malloc/free pair", "",
            "- Command: `%s`" % command_line(argv),
            "- Date: %s" % datetime.datetime.now(datetime.timezone.utc)

@@ -96,7 +96,11 @@ uint64_t Worker(int t, long ops) {
       strata_bench::Die("aligned: allocation of %zu at %zu failed", size, align);
     }
     if (reinterpret_cast<uintptr_t>(p) % align != 0) {
-      strata_bench::Die("aligned: %p is not %zu-aligned", p, align);
+      static const char* const kApiName[] = {"posix_memalign", "aligned_alloc",
+                                             "operator new(align_val_t)"};
+      strata_bench::Die("aligned: %s(size %zu, align %zu) returned %p, not "
+                        "%zu-aligned", kApiName[static_cast<int>(api)], size,
+                        align, p, align);
     }
     o.p = p;
     o.size = static_cast<uint32_t>(size);
