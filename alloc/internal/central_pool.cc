@@ -37,21 +37,19 @@ void CentralPool::Insert(int size_class, FreeObject* head, int n) {
   objects_out_.fetch_sub(n, std::memory_order_relaxed);
   if (n == ClassInfo(size_class).batch &&
       transfer_batches_.load(std::memory_order_relaxed) < MaxBatches(size_class)) {
-    transfer_batches_.fetch_add(1, std::memory_order_relaxed);
-    transfer_.Push(head);
-    return;
+    if (transfer_.Push(head)) {
+      transfer_batches_.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
   }
   InsertToSpans(size_class, head, n);
 }
 
 void CentralPool::Drain(int size_class) {
-  FreeObject* batches = transfer_.PopAll();
   int batch = ClassInfo(size_class).batch;
-  while (batches != nullptr) {
-    FreeObject* next = batches->batch_next;
+  while (FreeObject* head = transfer_.Pop()) {
     transfer_batches_.fetch_sub(1, std::memory_order_relaxed);
-    InsertToSpans(size_class, batches, batch);
-    batches = next;
+    InsertToSpans(size_class, head, batch);
   }
 }
 

@@ -1,10 +1,10 @@
 // alloc/internal/central_pool.h: one central pool per size class.
 //
 // Two tiers:
-//   1. A lock-free transfer stack of full batches (exactly ClassInfo.batch
-//      objects, linked through FreeObject::next, batches linked through
-//      FreeObject::batch_next): a thread cache that overflows pushes a
-//      batch, one that runs dry pops one. In steady state (including
+//   1. A lock-free transfer ring of full batches (exactly ClassInfo.batch
+//      objects, linked through FreeObject::next; see transfer_ring.h): a
+//      thread cache that overflows pushes a batch, one that runs dry pops
+//      one. In steady state (including
 //      producer/consumer programs, where the consumer's frees flow back to
 //      the producer as batches) objects move between threads through this
 //      tier alone, one CAS per batch. The tier is bounded
@@ -14,11 +14,6 @@
 //      full). Objects come from a span's free list, then from its uncarved
 //      tail; returning objects finds each one's span through the page maps,
 //      and a span whose objects have all come back goes to the page heap.
-//
-// Memory safety of tier 1: a popper may read `batch_next` of a batch that
-// another thread has just popped and handed out. Segments are never
-// unmapped (see page_heap.h), so that read cannot fault; it may see a stale
-// value, which the stack's ABA tag rejects.
 //
 // Thread-safety: all methods are thread-safe. The pool is cache-line
 // padded so that pools of neighbouring classes do not share lines.
@@ -32,7 +27,7 @@
 #include "alloc/internal/page_heap.h"
 #include "alloc/internal/span.h"
 #include "concurrency/base/spin_lock.h"
-#include "concurrency/treiber_stack.h"
+#include "alloc/internal/transfer_ring.h"
 
 namespace strata::internal {
 
@@ -67,13 +62,13 @@ class alignas(kCacheLineSize) CentralPool {
 
  private:
   static constexpr std::size_t kMaxTransferBytes = 512 * 1024;
-  static constexpr int kMaxTransferBatches = 256;
+  static constexpr int kMaxTransferBatches = 256;  // the ring's capacity
 
   int MaxBatches(int size_class) const;
   int RemoveFromSpans(int size_class, int n, FreeObject** head);
   void InsertToSpans(int size_class, FreeObject* head, int n);
 
-  TreiberStack<FreeObject, &FreeObject::batch_next> transfer_;
+  TransferRing<FreeObject, kMaxTransferBatches> transfer_;
   std::atomic<int> transfer_batches_{0};
   std::atomic<std::int64_t> objects_out_{0};
   std::atomic<std::size_t> span_free_objects_{0};

@@ -25,10 +25,9 @@
 
 namespace strata::internal {
 
-// A free object's first two words while it sits in a cache or pool.
+// A free object's first word while it sits in a cache or pool.
 struct FreeObject {
-  FreeObject* next;        // next object in a list or batch
-  FreeObject* batch_next;  // next batch in a central transfer stack
+  FreeObject* next;  // next object in a list or batch
 };
 
 enum class SpanState : std::uint8_t { kUnused = 0, kFree, kSmall, kLarge };

@@ -59,9 +59,9 @@ void Bump(std::atomic<T>& counter, T delta) {
 
 }  // namespace
 
-static_assert(sizeof(PoolResource::BlockHeader) == kHeaderSize);
-
-PoolResource::PoolResource(Options options) noexcept : byte_limit_(options.byte_limit) {}
+PoolResource::PoolResource(Options options) noexcept : byte_limit_(options.byte_limit) {
+  static_assert(sizeof(BlockHeader) == kHeaderSize);
+}
 
 PoolResource::~PoolResource() { release(); }
 

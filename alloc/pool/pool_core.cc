@@ -168,7 +168,9 @@ PoolCore::LocalCache* PoolCore::LocalSlow() noexcept {
     t_caches = table;
     t_exit_hook.armed = true;  // constructs the hook: its destructor will run
   }
-  if (table->used == kMaxPoolsPerThread && !CompactTable(table)) return nullptr;
+  // Registering a new pool is rare: drop the entries of dead pools now, so
+  // their caches do not wait for thread exit.
+  if (!CompactTable(table)) return nullptr;
 
   const std::size_t bytes = sizeof(LocalCache) + per_thread_capacity_ * sizeof(void*);
   void* mem = strata::Allocate(bytes);

@@ -90,6 +90,7 @@ std::string FormatValue(std::int64_t v, const std::string& unit,
   const std::uint64_t mag = v < 0 ? 0 - static_cast<std::uint64_t>(v)
                                   : static_cast<std::uint64_t>(v);
   char buf[64];
+  if (v == 0) return "0";
   if (unit != "bytes") {
     std::snprintf(buf, sizeof(buf), "%s%" PRIu64, sign, mag);
     return buf;

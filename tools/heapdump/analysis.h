@@ -34,7 +34,7 @@ int FindSampleType(const Profile& profile, const std::string& type,
                    std::string* error);
 
 // "1.50MB", "3MB", "512B" for unit "bytes" (1024-based, like pprof);
-// plain integers otherwise. `show_plus` prefixes positive values with '+'.
+// plain integers otherwise; zero is "0" in either case. `show_plus` prefixes positive values with '+'.
 std::string FormatValue(std::int64_t v, const std::string& unit,
                         bool show_plus = false);
 // "75.00%" (0 when total is 0).

@@ -606,7 +606,8 @@ bool IsGzip(std::string_view data) {
          static_cast<std::uint8_t>(data[1]) == 0x8b;
 }
 
-bool Gunzip(std::string_view data, std::string* out, std::string* error) {
+bool Gunzip(std::string_view data, std::string* out, std::string* error,
+            std::size_t max_bytes) {
   out->clear();
   z_stream zs;
   std::memset(&zs, 0, sizeof(zs));
@@ -624,9 +625,9 @@ bool Gunzip(std::string_view data, std::string* out, std::string* error) {
     zs.avail_out = static_cast<uInt>(chunk.size());
     const int rc = inflate(&zs, Z_NO_FLUSH);
     out->append(chunk.data(), chunk.size() - zs.avail_out);
-    if (out->size() > kMaxDecodedBytes) {
-      *error = "decompressed size exceeds " +
-               std::to_string(kMaxDecodedBytes >> 20) + " MiB; refusing";
+    if (out->size() > max_bytes) {
+      *error = "decompressed size exceeds " + std::to_string(max_bytes >> 20) +
+               " MiB; refusing";
       break;
     }
     if (rc == Z_STREAM_END) {

@@ -120,10 +120,11 @@ struct Profile {
 // True when `data` starts with the gzip magic bytes.
 bool IsGzip(std::string_view data);
 
-// Decompresses a gzip stream (one or more members). On failure returns
-// false and sets `error` ("truncated gzip stream ...", "corrupt gzip
-// stream ...", "decompressed size exceeds ...").
-bool Gunzip(std::string_view data, std::string* out, std::string* error);
+// Decompresses a gzip stream (one or more members), producing at most
+// `max_bytes`. On failure returns false and sets `error` ("truncated gzip
+// stream ...", "corrupt gzip stream ...", "decompressed size exceeds ...").
+bool Gunzip(std::string_view data, std::string* out, std::string* error,
+            std::size_t max_bytes = kMaxDecodedBytes);
 
 // Decodes a profile from bytes (gzipped or raw). On failure returns false
 // and sets `error` to a one-line description without the file name.
