@@ -146,7 +146,7 @@ class ArenaVector {
   bool Resize(std::size_t n) {
     if (n > size_) {
       if (!Reserve(n)) return false;
-    } else {
+    } else if (n < size_) {
       std::memset(static_cast<void*>(data_ + n), 0, (size_ - n) * sizeof(T));
     }
     size_ = n;

@@ -290,7 +290,7 @@ def run_once(launcher, binary, args, alloc, timeout):
     elif s.preload is None:
         s.error = "no bench-preload line (interposition not verified)"
     elif not alloc.interposed(*s.preload):
-        s.error = "not interposed: malloc from %s" % s.preload[0]
+        s.error = "not interposed: malloc from %s, free from %s" % s.preload
     elif len(out_lines) != 1 or not CHECKSUM_RE.match(out_lines[0]):
         s.error = "unexpected stdout: %r" % (out_lines[:3],)
     else:
@@ -885,8 +885,8 @@ def callgrind_ir(binary, args, alloc, timeout):
         if pre is None:
             return None, "interposition not verified (no bench-preload line)"
         if not alloc.interposed(pre.group(1), pre.group(2)):
-            return None, "not interposed under valgrind: malloc from %s" % (
-                pre.group(1))
+            return None, ("not interposed under valgrind: malloc from %s, "
+                          "free from %s" % (pre.group(1), pre.group(2)))
     return int(m.group(1)), None
 
 

@@ -57,17 +57,18 @@ enum ExtraFlags : unsigned {
 };
 
 [[noreturn]] inline void Die(const char* fmt, ...) {
-  char buf[512];
+  // One buffer and one write(2): no stdio (the heap may be what is broken),
+  // and no interleaving when several threads fail at once.
+  char buf[600] = "workload error: ";
+  const size_t prefix = std::strlen(buf);
   va_list ap;
   va_start(ap, fmt);
-  int n = std::vsnprintf(buf, sizeof buf, fmt, ap);
+  int n = std::vsnprintf(buf + prefix, sizeof buf - prefix - 1, fmt, ap);
   va_end(ap);
-  if (n < 0) n = 0;
-  if (n > static_cast<int>(sizeof buf) - 1) n = sizeof buf - 1;
-  // write(2) rather than stdio: the heap may be the thing that is broken.
-  (void)!write(2, "workload error: ", 16);
-  (void)!write(2, buf, static_cast<size_t>(n));
-  (void)!write(2, "\n", 1);
+  size_t len = prefix + (n < 0 ? 0 : static_cast<size_t>(n));
+  if (len > sizeof buf - 2) len = sizeof buf - 2;
+  buf[len++] = '\n';
+  (void)!write(2, buf, len);
   _exit(3);
 }
 

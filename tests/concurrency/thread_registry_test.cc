@@ -109,6 +109,35 @@ TEST(ThreadRegistryTest, RecordsAreReusedAfterExitAndHandOverState) {
   EXPECT_EQ(static_cast<TestRecord*>(first)->releases.load(), 10);
 }
 
+// Code that runs in the exiting thread after the record's own exit hook
+// (a hook registered earlier runs later) must get a record it owns again,
+// not the released one from its lookup cache.
+struct LateUse {
+  ThreadRegistry* reg;
+  std::atomic<int> owned_by_caller{-1};
+  std::atomic<int> releases_after{0};
+};
+constinit thread_local ThreadExitHook t_late_hook = {nullptr, nullptr, nullptr};
+
+void UseRegistryLate(void* arg) {
+  auto* late = static_cast<LateUse*>(arg);
+  ThreadRecord* r = late->reg->Current();
+  late->owned_by_caller = r != nullptr && r->owner.load() == CurrentThreadToken();
+}
+
+TEST(ThreadRegistryTest, UseAfterOwnReleaseDuringExitReclaims) {
+  LateUse late{NewRegistry()};
+  std::thread t([&] {
+    t_late_hook = ThreadExitHook{&UseRegistryLate, &late, nullptr};
+    RegisterThreadExitHook(&t_late_hook);  // first: runs last
+    static_cast<TestRecord*>(late.reg->Current())->uses++;
+  });
+  t.join();
+  EXPECT_EQ(late.owned_by_caller.load(), 1);
+  // The re-claimed record was released again by its re-registered hook.
+  late.reg->ForEach([](ThreadRecord* r) { EXPECT_EQ(r->owner.load(), 0u); });
+}
+
 // More registries than cache entries, used in an interleaved way: lookups
 // must always return the thread's own record of the right registry.
 TEST(ThreadRegistryTest, CacheCollisionsAreResolvedByTheSlowPath) {

@@ -149,7 +149,7 @@ TEST(TreiberStackTest, AbaThroughPopAllIsDetected) {
 TEST(TreiberStackStressTest, NodesCirculateWithoutLossOrDuplication) {
   constexpr int kThreads = 8;
   constexpr int kNodes = 16;  // few nodes: maximum ABA pressure
-  const std::int64_t iters = testing::Scaled(400000);
+  const std::int64_t iters = testing::Scaled(600000);
   Stack s;
   std::vector<Node> nodes(kNodes);
   for (int i = 0; i < kNodes; ++i) {
@@ -167,7 +167,7 @@ TEST(TreiberStackStressTest, NodesCirculateWithoutLossOrDuplication) {
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
-        const int op = static_cast<int>(rng % 8);
+        const int op = static_cast<int>(rng % 32);
         if (op == 0) {
           // PopAll, check exclusive ownership of the whole chain, push back.
           Node* chain = s.PopAll();
@@ -198,7 +198,7 @@ TEST(TreiberStackStressTest, NodesCirculateWithoutLossOrDuplication) {
             s.Push(b);
           }
         } else {
-          // One pop in 8 yields between reading head->next and its CAS: on
+          // One pop in 32 yields between reading head->next and its CAS: on
           // 2 cores that stretches the ABA window over other threads' pops
           // and pushes, which a tag-less stack does not survive.
           Node* p = op == 2 ? s.PopForTesting([] { std::this_thread::yield(); }) : s.Pop();

@@ -327,10 +327,8 @@ int RunDiff(const Args& args) {
 }
 
 }  // namespace
-}  // namespace strata::heapdump
 
-int main(int argc, char** argv) {
-  using namespace strata::heapdump;
+int Main(int argc, char** argv) {
   Args args;
   if (int rc = ParseArgs(argc, argv, &args); rc >= 0) return rc;
   int rc;
@@ -350,3 +348,7 @@ int main(int argc, char** argv) {
   }
   return rc;
 }
+
+}  // namespace strata::heapdump
+
+int main(int argc, char** argv) { return strata::heapdump::Main(argc, argv); }

@@ -1,0 +1,159 @@
+#include "alloc/tracking/live_table.h"
+
+#include <new>
+
+#include "concurrency/base/raw_memory.h"
+#include "concurrency/epoch/collector.h"
+
+namespace strata::tracking {
+namespace {
+
+constexpr std::uintptr_t kMark = 1;
+
+inline LiveRecord* Ptr(std::uintptr_t link) { return reinterpret_cast<LiveRecord*>(link & ~kMark); }
+inline bool Marked(std::uintptr_t link) { return (link & kMark) != 0; }
+
+std::size_t BucketOf(std::uintptr_t key) {
+  std::uint64_t h = (key >> 4) * 0x9E3779B97F4A7C15ull;
+  return static_cast<std::size_t>(h >> (64 - 18));
+}
+static_assert(LiveTable::kBuckets == std::size_t{1} << 18);
+
+constinit LiveTable g_live_table;
+constinit SpinLock g_free_lock;
+constinit LiveRecord* g_free_records STRATA_GUARDED_BY(g_free_lock) = nullptr;
+
+epoch::Collector& Ebr() { return epoch::GlobalCollector(); }
+
+}  // namespace
+
+LiveTable& GlobalLiveTable() { return g_live_table; }
+
+void RecycleRecord(void* record, void*) {
+  auto* r = static_cast<LiveRecord*>(record);
+  SpinLockHolder h(&g_free_lock);
+  r->free_next = g_free_records;
+  g_free_records = r;
+}
+
+LiveRecord* LiveTable::NewRecord() {
+  {
+    SpinLockHolder h(&g_free_lock);
+    if (LiveRecord* r = g_free_records) {
+      g_free_records = r->free_next;
+      return r;
+    }
+  }
+  void* mem = GlobalRecordArena().Allocate(sizeof(LiveRecord), alignof(LiveRecord));
+  return mem == nullptr ? nullptr : new (mem) LiveRecord();
+}
+
+LiveRecord* LiveTable::Search(std::uintptr_t key, std::atomic<std::uintptr_t>** prev_link) {
+retry:
+  std::atomic<std::uintptr_t>* prev = &buckets_[BucketOf(key)];
+  // Acquire pairs with the release CAS that linked each record.
+  std::uintptr_t cur_link = prev->load(std::memory_order_acquire);
+  for (;;) {
+    LiveRecord* cur = Ptr(cur_link);
+    if (cur == nullptr) {
+      *prev_link = prev;
+      return nullptr;
+    }
+    std::uintptr_t next = cur->next.load(std::memory_order_acquire);
+    if (Marked(next)) {
+      // `cur` is logically deleted: help unlink it. Only the winner of
+      // this CAS retires it.
+      std::uintptr_t expected = reinterpret_cast<std::uintptr_t>(cur);
+      if (!prev->compare_exchange_strong(expected, next & ~kMark, std::memory_order_acq_rel,
+                                         std::memory_order_acquire)) {
+        goto retry;
+      }
+      size_.fetch_sub(1, std::memory_order_relaxed);
+      Ebr().Retire(cur, &RecycleRecord);
+      cur_link = next & ~kMark;
+      continue;
+    }
+    if (cur->ptr == key) {
+      *prev_link = prev;
+      return cur;
+    }
+    prev = &cur->next;
+    cur_link = next;
+  }
+}
+
+bool LiveTable::Insert(const LiveInfo& info) {
+  LiveRecord* r = NewRecord();
+  if (r == nullptr) return false;
+  r->ptr = info.ptr;
+  r->size = info.size;
+  r->usable = info.usable;
+  r->stack = info.stack;
+  r->time_ns = info.time_ns;
+  r->flags = info.flags;
+  r->scan_mark = 0;
+  // Pushing at the head reads no other record: no epoch guard needed.
+  std::atomic<std::uintptr_t>& head = buckets_[BucketOf(info.ptr)];
+  std::uintptr_t first = head.load(std::memory_order_relaxed);
+  do {
+    r->next.store(first & ~kMark, std::memory_order_relaxed);
+    // Release publishes the record's fields with the link.
+  } while (!head.compare_exchange_weak(first, reinterpret_cast<std::uintptr_t>(r),
+                                       std::memory_order_release, std::memory_order_relaxed));
+  size_.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+bool LiveTable::Remove(std::uintptr_t ptr, LiveInfo* out) {
+  auto guard = Ebr().Pin();
+  for (;;) {
+    std::atomic<std::uintptr_t>* prev;
+    LiveRecord* cur = Search(ptr, &prev);
+    if (cur == nullptr) return false;
+    std::uintptr_t next = cur->next.load(std::memory_order_acquire);
+    if (Marked(next)) continue;  // someone else is deleting it; search again
+    // Logical deletion: mark cur's link so no insert can follow it.
+    if (!cur->next.compare_exchange_strong(next, next | kMark, std::memory_order_acq_rel,
+                                           std::memory_order_acquire)) {
+      continue;
+    }
+    *out = LiveInfo{cur->ptr, cur->size, cur->usable, cur->stack, cur->time_ns, cur->flags};
+    std::uintptr_t expected = reinterpret_cast<std::uintptr_t>(cur);
+    if (prev->compare_exchange_strong(expected, next, std::memory_order_acq_rel, std::memory_order_acquire)) {
+      size_.fetch_sub(1, std::memory_order_relaxed);
+      Ebr().Retire(cur, &RecycleRecord);
+    } else {
+      Search(ptr, &prev);  // helps unlink (and retire) the marked record
+    }
+    return true;
+  }
+}
+
+bool LiveTable::Find(std::uintptr_t ptr, LiveInfo* out) {
+  auto guard = Ebr().Pin();
+  std::atomic<std::uintptr_t>* prev;
+  LiveRecord* cur = Search(ptr, &prev);
+  if (cur == nullptr) return false;
+  *out = LiveInfo{cur->ptr, cur->size, cur->usable, cur->stack, cur->time_ns, cur->flags};
+  return true;
+}
+
+LiveRecord* LiveTable::FindRecordUnguarded(std::uintptr_t ptr) {
+  std::atomic<std::uintptr_t>* prev;
+  return Search(ptr, &prev);
+}
+
+void LiveTable::ForEach(void (*fn)(LiveRecord& record, void* arg), void* arg) {
+  auto guard = Ebr().Pin();
+  for (auto& bucket : buckets_) {
+    std::uintptr_t link = bucket.load(std::memory_order_acquire);
+    while (Ptr(link) != nullptr) {
+      LiveRecord* r = Ptr(link);
+      std::uintptr_t next = r->next.load(std::memory_order_acquire);
+      if (!Marked(next)) fn(*r, arg);
+      link = next & ~kMark;
+    }
+  }
+}
+
+}  // namespace strata::tracking

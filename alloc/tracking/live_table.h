@@ -1,0 +1,100 @@
+// alloc/tracking/live_table.h: the table of tracked live allocations.
+//
+// A lock-free hash table keyed by block address: a fixed array of buckets,
+// each a Harris-Michael ordered-by-insertion linked list. Removal first
+// marks the victim's `next` link (logical deletion: the low bit), then
+// unlinks it with a CAS on its predecessor; any traversal that meets a
+// marked node helps unlink it. The thread whose CAS physically unlinks a
+// node retires it through epoch-based reclamation (concurrency/epoch), so
+// readers that are traversing the bucket (a concurrent remover, the heap
+// profile writer, the leak checker's walk) never touch reused memory.
+// Retired records go back to a free list from which Insert takes them.
+//
+// Contract: keys are unique (a block address is inserted when the block is
+// handed out and removed when it is freed, before it can be handed out
+// again). Records never move while linked. ForEach visits every record
+// linked for the whole walk; records inserted or removed meanwhile may or
+// may not be visited.
+//
+// Thread-safety: Insert, Remove, Find and ForEach are lock-free with
+// respect to each other (the record free list takes a spin lock, only on
+// allocation and reclamation of records). Never allocates through malloc.
+#ifndef STRATA_ALLOC_TRACKING_LIVE_TABLE_H_
+#define STRATA_ALLOC_TRACKING_LIVE_TABLE_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "alloc/tracking/stack_table.h"
+#include "concurrency/base/spin_lock.h"
+
+namespace strata::tracking {
+
+enum RecordFlags : std::uint32_t {
+  kSampled = 1,  // chosen by the sampler (its weight is the stride)
+  kTracked = 2,  // recorded because every allocation is (leak checking)
+};
+
+struct LiveRecord {
+  std::atomic<std::uintptr_t> next{0};  // next record; low bit = deleted
+  std::uintptr_t ptr = 0;
+  std::size_t size = 0;     // requested bytes
+  std::size_t usable = 0;   // usable bytes
+  StackEntry* stack = nullptr;
+  std::uint64_t time_ns = 0;  // when allocated (monotonic)
+  std::uint32_t flags = 0;
+  std::uint32_t scan_mark = 0;  // leak checker's per-scan state
+  LiveRecord* free_next = nullptr;
+};
+
+// A copy of a record's fields, for readers outside an epoch guard.
+struct LiveInfo {
+  std::uintptr_t ptr;
+  std::size_t size;
+  std::size_t usable;
+  StackEntry* stack;
+  std::uint64_t time_ns;
+  std::uint32_t flags;
+};
+
+class LiveTable {
+ public:
+  static constexpr std::size_t kBuckets = std::size_t{1} << 18;
+  constexpr LiveTable() = default;
+
+  // Records a live block; false when no record memory could be mapped.
+  bool Insert(const LiveInfo& info);
+  // Removes the record of `ptr`; fills *out and returns true if found.
+  bool Remove(std::uintptr_t ptr, LiveInfo* out);
+  // Looks `ptr` up; fills *out and returns true if found.
+  bool Find(std::uintptr_t ptr, LiveInfo* out);
+  // Calls fn for each linked record, under an epoch guard: fn must not
+  // block for long, and may read (not keep) the record. Records may be
+  // written by fn only in `scan_mark` (the leak checker's, when the world
+  // is stopped).
+  void ForEach(void (*fn)(LiveRecord& record, void* arg), void* arg);
+  // Finds the record whose block contains... exactly starts at `ptr`, for
+  // callers already inside ForEach-like guarded sections.
+  LiveRecord* FindRecordUnguarded(std::uintptr_t ptr);
+
+  std::size_t size() const { return size_.load(std::memory_order_relaxed); }
+
+ private:
+  // Finds `key` in its bucket, unlinking marked nodes on the way. On return
+  // *prev_link is the link that points to the result (or the list end).
+  LiveRecord* Search(std::uintptr_t key, std::atomic<std::uintptr_t>** prev_link);
+  LiveRecord* NewRecord();
+
+  std::atomic<std::uintptr_t> buckets_[kBuckets] = {};
+  std::atomic<std::size_t> size_{0};
+};
+
+LiveTable& GlobalLiveTable();
+
+// Returns a retired record to the free list (EBR deleter).
+void RecycleRecord(void* record, void* ctx);
+
+}  // namespace strata::tracking
+
+#endif  // STRATA_ALLOC_TRACKING_LIVE_TABLE_H_

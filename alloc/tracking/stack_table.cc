@@ -1,0 +1,76 @@
+#include "alloc/tracking/stack_table.h"
+
+#include <cstring>
+#include <new>
+
+#include "concurrency/base/raw_memory.h"
+
+namespace strata::tracking {
+namespace {
+
+std::uint64_t HashFrames(void* const* frames, int depth) {
+  std::uint64_t h = 0xcbf29ce484222325ull ^ static_cast<std::uint64_t>(depth);
+  for (int i = 0; i < depth; ++i) {
+    h ^= reinterpret_cast<std::uintptr_t>(frames[i]);
+    h *= 0x100000001b3ull;
+    h ^= h >> 29;
+  }
+  return h;
+}
+
+bool SameStack(const StackEntry* e, std::uint64_t hash, void* const* frames, int depth) {
+  return e->hash == hash && e->depth == depth &&
+         std::memcmp(e->frames, frames, sizeof(void*) * static_cast<std::size_t>(depth)) == 0;
+}
+
+constinit StackTable g_stack_table;
+
+}  // namespace
+
+StackTable& GlobalStackTable() { return g_stack_table; }
+
+StackEntry* StackTable::Intern(void* const* frames, int depth) {
+  if (depth > kMaxStackDepth) depth = kMaxStackDepth;
+  if (depth < 0) depth = 0;
+  std::uint64_t hash = HashFrames(frames, depth);
+  StackEntry* fresh = nullptr;
+  // Probe at most a quarter of the table: beyond that the table is
+  // effectively full and stacks share the overflow entry.
+  for (std::size_t i = 0; i < kSlots / 4; ++i) {
+    std::atomic<StackEntry*>& slot = slots_[(hash + i) & (kSlots - 1)];
+    // Acquire pairs with the release CAS that published the entry.
+    StackEntry* e = slot.load(std::memory_order_acquire);
+    if (e == nullptr) {
+      if (fresh == nullptr) {
+        void* mem = GlobalRecordArena().Allocate(sizeof(StackEntry), alignof(StackEntry));
+        if (mem == nullptr) break;
+        fresh = new (mem) StackEntry();
+        fresh->hash = hash;
+        fresh->depth = depth;
+        std::memcpy(fresh->frames, frames, sizeof(void*) * static_cast<std::size_t>(depth));
+      }
+      // Release publishes the fully written entry.
+      if (slot.compare_exchange_strong(e, fresh, std::memory_order_acq_rel, std::memory_order_acquire)) {
+        size_.fetch_add(1, std::memory_order_relaxed);
+        return fresh;
+      }
+      // Lost the race: `e` is now the winner's entry; check it below.
+    }
+    if (SameStack(e, hash, frames, depth)) {
+      // `fresh` (if any) stays unused in the arena: a rare, bounded waste.
+      return e;
+    }
+  }
+  overflow_used_.store(true, std::memory_order_relaxed);
+  return &overflow_;
+}
+
+void StackTable::ForEach(void (*fn)(StackEntry* entry, void* arg), void* arg) {
+  for (auto& slot : slots_) {
+    StackEntry* e = slot.load(std::memory_order_acquire);
+    if (e != nullptr) fn(e, arg);
+  }
+  if (overflow_used_.load(std::memory_order_relaxed)) fn(&overflow_, arg);
+}
+
+}  // namespace strata::tracking

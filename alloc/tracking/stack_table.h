@@ -1,0 +1,60 @@
+// alloc/tracking/stack_table.h: interned allocation stacks.
+//
+// Every tracked allocation refers to its call stack by pointer to one
+// StackEntry, shared by all allocations from the same stack, so a live
+// record stays small and a profile aggregates by site for free. Each entry
+// also accumulates what was ever allocated from it (the alloc_* sample
+// types of a heap profile).
+//
+// Contract: Intern() returns the entry for a stack, creating it on first
+// sight; entries are never removed or moved (pointers stay valid for the
+// life of the process). When the table is full, stacks share one overflow
+// entry (depth 0), so nothing is lost from the totals.
+//
+// Thread-safety: lock-free. Insertion is an open-addressing probe with one
+// CAS per slot; entries come from the never-freed record arena and are fully
+// written before the CAS publishes them. Never allocates through malloc.
+#ifndef STRATA_ALLOC_TRACKING_STACK_TABLE_H_
+#define STRATA_ALLOC_TRACKING_STACK_TABLE_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace strata::tracking {
+
+inline constexpr int kMaxStackDepth = 40;
+
+struct StackEntry {
+  std::uint64_t hash;
+  int depth;
+  void* frames[kMaxStackDepth];  // return addresses, leaf first
+  // Cumulative, unscaled: allocations recorded from this stack.
+  std::atomic<std::uint64_t> alloc_count{0};
+  std::atomic<std::uint64_t> alloc_bytes{0};
+  std::atomic<std::uint64_t> sampled_alloc_count{0};  // of which sampled
+  std::atomic<std::uint64_t> sampled_alloc_bytes{0};
+};
+
+class StackTable {
+ public:
+  static constexpr std::size_t kSlots = std::size_t{1} << 16;
+  constexpr StackTable() = default;
+
+  StackEntry* Intern(void* const* frames, int depth);
+  // Calls fn for every entry (including the overflow entry when used).
+  void ForEach(void (*fn)(StackEntry* entry, void* arg), void* arg);
+  std::size_t size() const { return size_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<StackEntry*> slots_[kSlots] = {};
+  std::atomic<std::size_t> size_{0};
+  StackEntry overflow_{};
+  std::atomic<bool> overflow_used_{false};
+};
+
+StackTable& GlobalStackTable();
+
+}  // namespace strata::tracking
+
+#endif  // STRATA_ALLOC_TRACKING_STACK_TABLE_H_

@@ -1,0 +1,52 @@
+// alloc/tracking/tracker.h: records tracked allocations (sampled for the
+// heap profiler, or all of them for the leak checker) with their stacks.
+//
+// The engine routes tracked allocations to its slow path (see
+// alloc/internal/hooks.h); this layer's hooks capture the call stack
+// (absl::GetStackTrace, frame pointers: strata builds keep them), intern
+// it, and keep a LiveRecord per tracked block until it is freed.
+//
+// Settings (read once at process init, also settable at run time):
+//   STRATA_SAMPLE_RATE=bytes  mean sampling stride; default 524288 (512 KiB,
+//                             as Go's MemProfileRate); 1 records every
+//                             allocation; 0 turns sampling off.
+//   STRATA_LEAKCHECK=1        track every allocation (leak checking).
+//
+// Thread-safety: everything here is thread-safe and never allocates
+// through malloc.
+#ifndef STRATA_ALLOC_TRACKING_TRACKER_H_
+#define STRATA_ALLOC_TRACKING_TRACKER_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "alloc/tracking/live_table.h"
+#include "alloc/tracking/stack_table.h"
+
+namespace strata::tracking {
+
+inline constexpr std::int64_t kDefaultSampleRate = 512 * 1024;
+
+// Installs the hooks and applies the environment; idempotent.
+void EnsureTrackingInstalled();
+
+void SetSampleRate(std::int64_t bytes);
+std::int64_t SampleRate();
+// Turns tracking of every allocation on or off (the leak checker).
+void SetTrackAll(bool on);
+bool TrackAll();
+
+// Monotonic nanoseconds (as the records' time_ns).
+std::uint64_t NowNs();
+
+// Totals since start: tracked allocations and frees seen.
+struct TrackerCounters {
+  std::uint64_t tracked_allocations;
+  std::uint64_t tracked_frees;
+  std::uint64_t record_failures;  // no memory for a record
+};
+TrackerCounters Counters();
+
+}  // namespace strata::tracking
+
+#endif  // STRATA_ALLOC_TRACKING_TRACKER_H_
