@@ -111,7 +111,8 @@ class Graph {
     work_.PushBack(static_cast<std::uint32_t>(i));
   }
 
-  void ScanRange(std::uintptr_t begin, std::uintptr_t end, State to) {
+  __attribute__((no_sanitize("address", "thread"))) void ScanRange(std::uintptr_t begin, std::uintptr_t end,
+                                                                    State to) {
     begin = (begin + sizeof(void*) - 1) & ~(sizeof(void*) - 1);
     for (std::uintptr_t p = begin; p + sizeof(void*) <= end; p += sizeof(void*)) {
       std::uintptr_t word;
@@ -437,6 +438,14 @@ LeakReport RunCheck(const LeakCheckOptions& options, bool live_is_leak) {
     kept.PushBack(g);
   }
   std::sort(kept.begin(), kept.end(), [](const Group& a, const Group& b) { return a.bytes > b.bytes; });
+  for (const Group& g : kept) {
+    if (g.state != State::kDefinite && g.state != State::kIndirect) continue;
+    if (g.stack != nullptr && g.stack->depth > 0) {
+      int first = tracking::FirstUserFrame(g.stack->frames, g.stack->depth);
+      tracking::Symbolize(g.stack->frames[first], report.top_site, sizeof(report.top_site));
+    }
+    break;
+  }
 
   int fd = options.report_fd;
   if (fd < 0) return report;

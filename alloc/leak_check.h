@@ -61,6 +61,8 @@ struct LeakReport {
   std::uint64_t reachable_objects = 0;
   std::uint64_t suppressed_bytes = 0;
   std::uint64_t suppressed_objects = 0;
+  // The innermost user frame of the largest lost site ("" when none).
+  char top_site[256] = {};
   bool HasLeaks() const { return definite_objects + indirect_objects > 0; }
 };
 

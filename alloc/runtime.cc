@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -25,6 +26,10 @@ constinit std::atomic<bool> g_init_done{false};
 constinit std::atomic<bool> g_exit_done{false};
 constinit int g_signal_pipe[2] = {-1, -1};
 constinit std::atomic<int> g_signal_profiles{0};
+// A private copy of stderr taken at load time: programs often close stderr
+// in their own atexit handlers (gnulib's close_stdout), which run before
+// ours.
+constinit int g_report_fd = 2;
 
 bool EnvOn(const char* name) {
   const char* s = getenv(name);
@@ -42,6 +47,7 @@ int EnvInt(const char* name, int fallback) {
 }
 
 void WriteProfileTo(const char* path) {
+  const int fd = g_report_fd;
   int err = WriteHeapProfile(path);
   raw::Buffer b;
   if (err == 0) {
@@ -49,7 +55,7 @@ void WriteProfileTo(const char* path) {
   } else {
     b.Str("strata: cannot write heap profile ").Str(path).Str(": ").Str(strerror(err)).Char('\n');
   }
-  b.WriteTo(2);
+  b.WriteTo(fd);
 }
 
 void OnProfileSignal(int) {
@@ -104,6 +110,8 @@ void AtExit() { RunExitActions(); }
 
 void Init() {
   if (g_init_done.exchange(true, std::memory_order_acq_rel)) return;
+  int fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
+  if (fd >= 0) g_report_fd = fd;
   // One allocation runs the engine's process init, which installs the
   // tracking hooks (and applies STRATA_SAMPLE_RATE / STRATA_LEAKCHECK).
   Free(Allocate(1));
@@ -118,14 +126,19 @@ void RunExitActions() {
   if (g_exit_done.exchange(true, std::memory_order_acq_rel)) return;
   const char* stats = getenv("STRATA_SHOW_STATS");
   if (stats != nullptr && *stats != '\0' && strcmp(stats, "0") != 0) {
-    WriteStatsReport(2, strcmp(stats, "json") == 0 ? ReportFormat::kJson : ReportFormat::kText);
+    WriteStatsReport(g_report_fd, strcmp(stats, "json") == 0 ? ReportFormat::kJson : ReportFormat::kText);
   }
   const char* profile = getenv("STRATA_HEAPPROFILE");
   if (profile != nullptr && *profile != '\0') WriteProfileTo(profile);
   if (EnvOn("STRATA_LEAKCHECK")) {
-    LeakReport report = CheckForLeaks();
+    LeakCheckOptions options;
+    options.report_fd = g_report_fd;
+    LeakReport report = CheckForLeaks(options);
     int code = EnvInt("STRATA_LEAKCHECK_EXITCODE", 23);
-    if (report.HasLeaks() && code != 0) _exit(code);
+    if (report.HasLeaks() && code != 0) {
+      fflush(nullptr);  // _exit skips stdio's flush
+      _exit(code);
+    }
   }
 }
 

@@ -7,8 +7,10 @@ PACKAGES=(
   # build
   bazel-bootstrap bazel-platforms g++ libabsl-dev libtbb-dev libgtest-dev
   libbenchmark-dev zlib1g-dev
-  # tools and tests: pprof reader, leak truth, real programs under LD_PRELOAD
-  golang-go valgrind python3 sqlite3 git clang
+  # tools and tests: pprof reader, leak truth, real programs under LD_PRELOAD,
+  # libFuzzer (clang)
+  golang-go valgrind python3 python3.11 libpython3.11-testsuite sqlite3 git
+  clang procps
   # benchmark peers
   libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0 libtbbmalloc2
 )
