@@ -80,6 +80,18 @@ class Graph {
     Drain(State::kReachable, -1);
   }
 
+  // Marks (and scans from) every block for which `is_root(node)` holds.
+  template <typename Pred>
+  void MarkRoots(Pred&& is_root) {
+    for (std::size_t i = 0; i < nodes_.size(); ++i) {
+      if (nodes_[i].state == State::kUnreached && is_root(nodes_[i])) {
+        nodes_[i].state = State::kReachable;
+        work_.PushBack(static_cast<std::uint32_t>(i));
+      }
+    }
+    Drain(State::kReachable, -1);
+  }
+
   // Splits the unreached blocks into definite leaders and indirect ones.
   void ClassifyLost() {
     for (std::size_t i = 0; i < nodes_.size(); ++i) {
@@ -227,15 +239,13 @@ int ScanGlobals(struct dl_phdr_info* info, std::size_t, void* arg) {
 
 // Scans every thread's stack from its stack pointer to the end of the
 // mapping that holds it (glibc keeps a thread's static TLS there too).
-STRATA_NOINLINE void ScanThreads(Graph* g, ScratchArena* arena, const ArenaVector<Mapping>& maps) {
-  // Spill callee-saved registers into this frame, so the scan of the
-  // current stack sees pointers that live only in registers.
-  __builtin_unwind_init();
-  volatile std::uintptr_t here = reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0));
+// `self_sp` is where the calling thread's scan starts: the frame of the
+// public entry point, whose prologue spilled the caller's registers (frames
+// below it are the checker's own and hold copies of block addresses).
+void ScanThreads(Graph* g, ScratchArena* arena, const ArenaVector<Mapping>& maps, std::uintptr_t self_sp) {
   pid_t self = static_cast<pid_t>(syscall(SYS_gettid));
   // glibc's opendir allocates: read the directory with getdents64.
   int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  std::uintptr_t self_sp = here - 256;  // include this frame's red zone
   const Mapping* m = MappingOf(maps, self_sp);
   if (m != nullptr) g->ScanRoot(self_sp, m->end);
   if (fd < 0) return;
@@ -365,7 +375,31 @@ void PrintGroups(int fd, ArenaVector<Group>& groups, State state, const char* ti
   }
 }
 
-LeakReport RunCheck(const LeakCheckOptions& options, bool live_is_leak) {
+// Code range of the dynamic loader: its allocations (DTVs, link maps) are
+// reachable from places no scan sees (cached thread stacks), as LSan also
+// assumes.
+int FindLoader(struct dl_phdr_info* info, std::size_t, void* arg) {
+  auto* range = static_cast<std::uintptr_t*>(arg);
+  if (info->dlpi_name == nullptr || std::strstr(info->dlpi_name, "/ld-linux") == nullptr) return 0;
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+    if (ph.p_type != PT_LOAD || (ph.p_flags & PF_X) == 0) continue;
+    range[0] = info->dlpi_addr + ph.p_vaddr;
+    range[1] = range[0] + ph.p_memsz;
+  }
+  return 1;
+}
+
+bool AllocatedByLoader(const StackEntry* stack, const std::uintptr_t* range) {
+  if (stack == nullptr || range[0] == range[1]) return false;
+  for (int f = 0; f < stack->depth && f < 8; ++f) {
+    auto pc = reinterpret_cast<std::uintptr_t>(stack->frames[f]);
+    if (pc >= range[0] && pc < range[1]) return true;
+  }
+  return false;
+}
+
+LeakReport RunCheck(const LeakCheckOptions& options, bool live_is_leak, std::uintptr_t self_sp) {
   LeakReport report;
   SpinLockHolder hold(&g_check_lock);
   if (!tracking::TrackAll()) {
@@ -382,11 +416,14 @@ LeakReport RunCheck(const LeakCheckOptions& options, bool live_is_leak) {
   ArenaVector<Mapping> maps(&arena);
   ReadMaps(&arena, &maps);
   if (!live_is_leak) {
+    std::uintptr_t loader[2] = {0, 0};
+    dl_iterate_phdr(&FindLoader, loader);
+    graph.MarkRoots([&loader](const Node& n) { return AllocatedByLoader(n.stack, loader); });
     dl_iterate_phdr(&ScanGlobals, &graph);
     for (const Mapping& m : maps) {
       if (m.is_heap && m.writable) graph.ScanRoot(m.start, m.end);
     }
-    ScanThreads(&graph, &arena, maps);
+    ScanThreads(&graph, &arena, maps, self_sp);
     graph.ClassifyLost();
   } else {
     for (Node& n : graph.nodes()) n.state = State::kDefinite;
@@ -483,8 +520,16 @@ void EnableLeakChecking() noexcept { tracking::SetTrackAll(true); }
 bool LeakCheckingEnabled() noexcept { return tracking::TrackAll(); }
 std::uint64_t LeakCheckClockNs() noexcept { return tracking::NowNs(); }
 
-LeakReport CheckForLeaks(const LeakCheckOptions& options) noexcept { return RunCheck(options, false); }
-LeakReport CheckForLeaks() noexcept { return RunCheck(LeakCheckOptions{}, false); }
+// The public entry points spill the caller's registers (their prologue
+// saves every callee-saved register, just below the frame address) and
+// start the scan of this thread's stack there.
+#define STRATA_ENTRY_SP() \
+  (__builtin_unwind_init(), reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0)) - 64)
+
+STRATA_NOINLINE LeakReport CheckForLeaks(const LeakCheckOptions& options) noexcept {
+  return RunCheck(options, false, STRATA_ENTRY_SP());
+}
+STRATA_NOINLINE LeakReport CheckForLeaks() noexcept { return RunCheck(LeakCheckOptions{}, false, STRATA_ENTRY_SP()); }
 
 LeakCheck::LeakCheck() noexcept {
   EnableLeakChecking();
@@ -493,18 +538,19 @@ LeakCheck::LeakCheck() noexcept {
   start_ns_ = tracking::NowNs();
 }
 
-LeakReport LeakCheck::Check(int report_fd) noexcept {
+STRATA_NOINLINE LeakReport LeakCheck::Check(int report_fd) noexcept {
+  std::uintptr_t sp = STRATA_ENTRY_SP();
   LeakCheckOptions o;
   o.since_ns = start_ns_;
   o.report_fd = report_fd;
-  return RunCheck(o, false);
+  return RunCheck(o, false, sp);
 }
 
 LeakReport LeakCheck::CheckNoLiveBlocks(int report_fd) noexcept {
   LeakCheckOptions o;
   o.since_ns = start_ns_;
   o.report_fd = report_fd;
-  return RunCheck(o, true);
+  return RunCheck(o, true, 0);
 }
 
 std::size_t ReportOldAllocations(double min_age_seconds, int fd) noexcept {

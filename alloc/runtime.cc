@@ -133,6 +133,7 @@ void RunExitActions() {
   if (EnvOn("STRATA_LEAKCHECK")) {
     LeakCheckOptions options;
     options.report_fd = g_report_fd;
+    options.show_reachable = EnvOn("STRATA_LEAKCHECK_SHOW_REACHABLE");
     LeakReport report = CheckForLeaks(options);
     int code = EnvInt("STRATA_LEAKCHECK_EXITCODE", 23);
     if (report.HasLeaks() && code != 0) {

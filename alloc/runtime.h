@@ -9,6 +9,7 @@
 //   STRATA_LEAKCHECK=1              track every allocation; leak report at
 //                                   exit, exit code 23 when leaks are found
 //   STRATA_LEAKCHECK_EXITCODE=N     that exit code (0: keep the program's)
+//   STRATA_LEAKCHECK_SHOW_REACHABLE=1  also list still-reachable blocks
 //   STRATA_LEAK_SUPPRESSIONS=file   leak suppressions (alloc/leak_check.h)
 //   STRATA_MEMORY_LIMIT, STRATA_MONITOR*, STRATA_PPROF_PORT  see
 //                                   docs/MONITOR.md

@@ -19,9 +19,22 @@ void InstallTrackingHooks(const TrackingHooks* hooks) {
 }
 const TrackingHooks* InstalledTrackingHooks() { return g_hooks.load(std::memory_order_acquire); }
 
-void SetSampleRate(std::int64_t bytes) { g_sample_rate.store(bytes < 0 ? 0 : bytes, std::memory_order_relaxed); }
+// The calling thread picks a mode change up at once (others at their next
+// countdown crossing; see hooks.h).
+void RefreshCallingThread() {
+  ThreadCache& tc = tls_cache;
+  if (tc.state == CacheState::kActive) tc.bytes_until_sample = NextSampleCountdown();
+}
+
+void SetSampleRate(std::int64_t bytes) {
+  g_sample_rate.store(bytes < 0 ? 0 : bytes, std::memory_order_relaxed);
+  RefreshCallingThread();
+}
 std::int64_t SampleRate() { return g_sample_rate.load(std::memory_order_relaxed); }
-void SetTrackAll(bool on) { g_track_all.store(on, std::memory_order_relaxed); }
+void SetTrackAll(bool on) {
+  g_track_all.store(on, std::memory_order_relaxed);
+  RefreshCallingThread();
+}
 bool TrackAll() { return g_track_all.load(std::memory_order_relaxed); }
 
 std::int64_t NextSampleCountdown() {

@@ -45,7 +45,8 @@ const TrackingHooks* InstalledTrackingHooks();
 // Mean sampling stride in bytes (0: sampling off, 1: every allocation).
 void SetSampleRate(std::int64_t bytes);
 std::int64_t SampleRate();
-// Leak-check mode: every allocation is tracked.
+// Leak-check mode: every allocation is tracked. Both setters apply to the
+// calling thread at once.
 void SetTrackAll(bool on);
 bool TrackAll();
 

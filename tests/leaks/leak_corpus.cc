@@ -24,7 +24,9 @@ struct Vec {
   std::size_t n;  // 16 bytes in all
 };
 
-Node* g_reachable = nullptr;  // a list still reachable at exit
+// A list still reachable at exit (volatile: a never-read global store
+// would otherwise be optimised away, and the list really lost).
+Node* volatile g_reachable = nullptr;
 
 template <typename T>
 __attribute__((noinline)) void Sink(T* p) {
@@ -102,6 +104,8 @@ __attribute__((noinline)) void CleanThreads() {
 __attribute__((noinline)) void ClobberStack() {
   volatile char buf[1 << 16];
   std::memset(const_cast<char*>(buf), 0, sizeof(buf));
+  // Keep the "dead" stores: the buffer escapes to the compiler's eyes.
+  asm volatile("" ::"r"(buf) : "memory");
 }
 
 }  // namespace

@@ -15,6 +15,8 @@ __attribute__((noinline)) int* LeakSomeInts() {
 __attribute__((noinline)) void ClobberStack() {
   volatile char buf[1 << 15];
   std::memset(const_cast<char*>(buf), 0, sizeof(buf));
+  // Keep the "dead" stores: the buffer escapes to the compiler's eyes.
+  asm volatile("" ::"r"(buf) : "memory");
 }
 }  // namespace user_code
 

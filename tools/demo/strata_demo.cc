@@ -94,6 +94,12 @@ __attribute__((noinline)) void Worker(int id, strata::BufferPool& buffers, strat
   *out = sum;
 }
 
+__attribute__((noinline)) void ClobberStack() {
+  volatile char buf[1 << 16];
+  std::memset(const_cast<char*>(buf), 0, sizeof(buf));
+  asm volatile("" ::"r"(buf) : "memory");
+}
+
 }  // namespace demo
 
 int main() {
@@ -112,8 +118,7 @@ int main() {
   demo::LoseAfterRealloc();
   // Overwrite the dead stack frames so no stale copy of a lost pointer
   // survives below main.
-  volatile char clobber[1 << 16];
-  std::memset(const_cast<char*>(clobber), 0, sizeof(clobber));
+  demo::ClobberStack();
   std::size_t total = 0;
   for (std::size_t r : results) total += r;
   std::printf("strata demo: %d threads handled %d requests (checksum %zu)\n", kThreads, kThreads * 3000, total);
