@@ -1,6 +1,7 @@
 // The public API (alloc/strata.h): one-line forwards to the fast paths in
 // alloc/internal/thread_cache.h plus the size arithmetic of aligned, zeroed
-// and resized allocations.
+// and resized allocations, and the checks of sized and aligned frees
+// (alloc/internal/hardening.h says what is checked in which mode).
 #include "alloc/strata.h"
 
 #include <cstdint>
@@ -9,63 +10,201 @@
 #include "alloc/internal/block_lookup.h"
 #include "alloc/internal/errors.h"
 #include "alloc/internal/globals.h"
+#include "alloc/internal/hardening.h"
 #include "alloc/internal/page_map.h"
 #include "alloc/internal/thread_cache.h"
 
 namespace strata {
+namespace internal {
 namespace {
-
-using internal::ClassSize;
-using internal::g_class_map;
-using internal::kMaxSmallSize;
-using internal::kNumClasses;
-using internal::kSliceSize;
 
 // Larger requests fail at once (no size arithmetic can overflow below it).
 constexpr std::size_t kMaxRequest = std::size_t{1} << 46;
 
-// The smallest class at least `size` bytes whose blocks are `alignment`
-// aligned, 0 if none. Blocks sit at multiples of the class size from a
-// 64 KiB-aligned span start, so a class size that is a multiple of the
-// alignment gives aligned blocks.
-int AlignedClass(std::size_t size, std::size_t alignment) {
-  std::size_t n = size < alignment ? alignment : size;
-  if (n > kMaxSmallSize || alignment > kSliceSize) return 0;
-  for (int c = internal::SizeToClass(n); c < kNumClasses; ++c) {
-    if (ClassSize(c) % alignment == 0) return c;
+bool IsPowerOfTwo(std::size_t x) { return x != 0 && (x & (x - 1)) == 0; }
+
+// Usable bytes of a block the class map does not know (tracked, large or
+// huge), or 0 after reporting `error` (or `freed_error` for a pointer into
+// freed memory) for a pointer that is not a block.
+std::size_t SlowUsableSize(const void* ptr, ErrorKind error, ErrorKind freed_error) {
+  auto addr = reinterpret_cast<std::uintptr_t>(ptr);
+  BlockInfo info = LookupBlock(addr);
+  if (info.kind != BlockKind::kNone && info.kind != BlockKind::kSmall && info.start == addr) {
+    return info.usable;
   }
+  ReportError(info.freed ? freed_error : error, ptr, 0);
   return 0;
 }
 
-// Usable bytes of a block the class map does not know (tracked, large or
-// huge), or 0 after reporting `error` for a pointer that is not a block.
-std::size_t SlowUsableSize(const void* ptr, internal::ErrorKind error) {
-  auto addr = reinterpret_cast<std::uintptr_t>(ptr);
-  internal::BlockInfo info = internal::LookupBlock(addr);
-  if (info.kind != internal::BlockKind::kNone && info.kind != internal::BlockKind::kSmall &&
-      info.start == addr) {
-    return info.usable;
+// Whether an AllocateAligned(size, A) call, for some alignment A > 16 that
+// `addr` satisfies, picks class `size_class`: FreeSized's contract accepts
+// the requested size of an aligned block too, and normal mode does not
+// record alignments. (So for classes of a power-of-two size, a too small
+// size is only caught in hardened mode.)
+bool AlignedAllocationExplains(int size_class, std::uintptr_t addr, std::size_t size) {
+  for (std::size_t a = 32; a <= kSliceSize && (addr & (a - 1)) == 0; a <<= 1) {
+    if (AlignedClass(size, a) == size_class) return true;
   }
-  internal::ReportError(error, ptr, 0);
-  return 0;
+  return false;
+}
+
+void ReportClaimError(ErrorKind kind, void* ptr, const FreeClaim& claim) {
+  ErrorReport r{kind, ptr};
+  r.size = claim.size == kNoSize ? 0 : claim.size;
+  r.alignment = claim.alignment;
+  ReportError(r);
+}
+
+// A free whose claim (size, alignment, kind) could not be accepted on the
+// fast path. Normal mode: checks size and alignment against the block (the
+// kind is not recorded), then frees. Hardened: HardenedFree checks all.
+STRATA_NOINLINE void FreeClaimedSlow(void* ptr, int size_class, const FreeClaim& claim) {
+  EnsureProcessInit();
+  if (Hardened()) {
+    HardenedFree(ptr, claim);
+    return;
+  }
+  if (ptr == nullptr) return;
+  auto addr = reinterpret_cast<std::uintptr_t>(ptr);
+  int block_class = size_class;
+  std::size_t requested = 0, usable = 0, alignment = 0;
+  if (block_class == 0) {
+    BlockInfo info = LookupBlock(addr);
+    if (info.kind == BlockKind::kNone || info.start != addr) {
+      FreeSlow(ptr, 0);  // reports the invalid, interior or double free
+      return;
+    }
+    if (info.kind == BlockKind::kSmall || info.kind == BlockKind::kTrackedSmall) {
+      block_class = info.size_class;
+    } else {
+      bool huge = info.kind == BlockKind::kHuge;
+      requested = huge ? info.segment->huge_size : info.span->large_size;
+      usable = info.usable;
+      std::uint8_t log2 = huge ? info.segment->align_log2 : info.span->align_log2;
+      alignment = log2 == 0 ? 0 : std::size_t{1} << log2;
+    }
+  }
+  const bool aligned_claim = claim.alignment > 16;
+  if (aligned_claim && (!IsPowerOfTwo(claim.alignment) || (addr & (claim.alignment - 1)) != 0)) {
+    ReportClaimError(ErrorKind::kAlignmentMismatch, ptr, claim);
+    return;
+  }
+  if (block_class != 0) {
+    // Small: an aligned claim must name the class the aligned allocation
+    // chose; an unaligned one a size that maps to the class (or that an
+    // in-place Reallocate may have left).
+    if (aligned_claim) {
+      if (ClassSize(block_class) % claim.alignment != 0) {
+        ReportClaimError(ErrorKind::kAlignmentMismatch, ptr, claim);
+        return;
+      }
+      if (claim.size != kNoSize && AlignedClass(claim.size, claim.alignment) != block_class) {
+        ReportClaimError(claim.size <= ClassSize(block_class) && SizedFreeMatches(block_class, claim.size)
+                             ? ErrorKind::kAlignmentMismatch
+                             : ErrorKind::kSizeMismatch,
+                         ptr, claim);
+        return;
+      }
+    } else if (claim.size != kNoSize && !SizedFreeMatches(block_class, claim.size) &&
+               !(claim.size <= ClassSize(block_class) && AlignedAllocationExplains(block_class, addr, claim.size))) {
+      ReportClaimError(ErrorKind::kSizeMismatch, ptr, claim);
+      return;
+    }
+  } else {
+    // Large: the size between half the request (in-place shrinking keeps
+    // at least half the usable size) and the usable size; an aligned claim
+    // must name the alignment the block was allocated with.
+    if (claim.size != kNoSize && (claim.size > usable || 2 * claim.size < requested)) {
+      ReportClaimError(ErrorKind::kSizeMismatch, ptr, claim);
+      return;
+    }
+    if (aligned_claim && claim.alignment != alignment) {
+      ReportClaimError(ErrorKind::kAlignmentMismatch, ptr, claim);
+      return;
+    }
+  }
+  FreeSlow(ptr, size_class);
+}
+
+STRATA_ALWAYS_INLINE void FreeSizedWithKind(AllocKind kind, void* ptr, std::size_t size) {
+  int c = g_class_map.Get(reinterpret_cast<std::uintptr_t>(ptr));
+  // The class map's answer doubles as the size check: a size that maps to
+  // the block's class (a range compare) lets the free take the fast path.
+  if (STRATA_PREDICT_TRUE(c != 0 && SizedFreeMatches(c, size)) && TryCacheFree(ptr, c)) return;
+  FreeClaim claim;
+  claim.kind = kind;
+  claim.size = size;
+  FreeClaimedSlow(ptr, c, claim);
+}
+
+STRATA_ALWAYS_INLINE void FreeAlignedWithKind(AllocKind kind, void* ptr, std::size_t size,
+                                              std::size_t alignment) {
+  FreeClaim claim;
+  claim.kind = kind;
+  claim.size = size;
+  claim.alignment = alignment;
+  if (STRATA_PREDICT_FALSE(!IsPowerOfTwo(alignment))) {
+    if (ptr != nullptr) ReportClaimError(ErrorKind::kAlignmentMismatch, ptr, claim);
+    return;
+  }
+  if (alignment <= 16) {
+    if (size != kNoSize) {
+      FreeSizedWithKind(kind, ptr, size);
+    } else {
+      FreeFast(ptr, kind);
+    }
+    return;
+  }
+  // Aligned frees are rare: always checked on the slow path.
+  FreeClaimedSlow(ptr, g_class_map.Get(reinterpret_cast<std::uintptr_t>(ptr)), claim);
+}
+
+STRATA_ALWAYS_INLINE void* AllocateAlignedWithKind(AllocKind kind, std::size_t size, std::size_t alignment) {
+  if (!IsPowerOfTwo(alignment)) return nullptr;
+  if (alignment <= 16) return AllocateFast(size, kind);
+  if (size > kMaxRequest) return nullptr;
+  int c = AlignedClass(size, alignment);
+  if (c != 0) return AllocateSmall(size, alignment, c, kind);
+  return AllocateSlow(size, alignment, 0, kind);
 }
 
 }  // namespace
 
+// --- Entry points for the override layer (hardening.h) ---------------------
+
+void* AllocateAs(AllocKind kind, std::size_t size, std::size_t alignment) noexcept {
+  if (alignment <= 16) return AllocateFast(size, kind);
+  return AllocateAlignedWithKind(kind, size, alignment);
+}
+
+void FreeAs(AllocKind kind, void* ptr) noexcept { FreeFast(ptr, kind); }
+
+void FreeSizedAs(AllocKind kind, void* ptr, std::size_t size) noexcept { FreeSizedWithKind(kind, ptr, size); }
+
+void FreeAlignedAs(AllocKind kind, void* ptr, std::size_t alignment) noexcept {
+  FreeAlignedWithKind(kind, ptr, kNoSize, alignment);
+}
+
+void FreeAlignedSizedAs(AllocKind kind, void* ptr, std::size_t size, std::size_t alignment) noexcept {
+  FreeAlignedWithKind(kind, ptr, size, alignment);
+}
+
+}  // namespace internal
+
+using internal::ClassSize;
+using internal::g_class_map;
+using internal::kMaxSmallSize;
+using internal::kSliceSize;
+
 void* Allocate(std::size_t size) noexcept { return internal::AllocateFast(size); }
 
 void* AllocateAligned(std::size_t size, std::size_t alignment) noexcept {
-  if (alignment == 0 || (alignment & (alignment - 1)) != 0) return nullptr;
-  if (alignment <= 16) return internal::AllocateFast(size);
-  if (size > kMaxRequest) return nullptr;
-  int c = AlignedClass(size, alignment);
-  if (c != 0) return internal::AllocateSmall(size, alignment, c);
-  return internal::AllocateSlow(size, alignment, 0);
+  return internal::AllocateAlignedWithKind(internal::AllocKind::kMalloc, size, alignment);
 }
 
 void* AllocateZeroed(std::size_t count, std::size_t size) noexcept {
   std::size_t bytes;
-  if (__builtin_mul_overflow(count, size, &bytes) || bytes > kMaxRequest) return nullptr;
+  if (__builtin_mul_overflow(count, size, &bytes) || bytes > internal::kMaxRequest) return nullptr;
   if (bytes <= kMaxSmallSize) {
     void* p = internal::AllocateFast(bytes);
     if (p != nullptr) std::memset(p, 0, bytes);
@@ -77,21 +216,24 @@ void* AllocateZeroed(std::size_t count, std::size_t size) noexcept {
 void Free(void* ptr) noexcept { internal::FreeFast(ptr); }
 
 void FreeSized(void* ptr, std::size_t size) noexcept {
-  (void)size;
-  internal::FreeFast(ptr);
+  internal::FreeSizedWithKind(internal::AllocKind::kMalloc, ptr, size);
 }
 
 void FreeAlignedSized(void* ptr, std::size_t size, std::size_t alignment) noexcept {
-  (void)size;
-  (void)alignment;
-  internal::FreeFast(ptr);
+  internal::FreeAlignedWithKind(internal::AllocKind::kMalloc, ptr, size, alignment);
 }
 
 std::size_t UsableSize(const void* ptr) noexcept {
   if (ptr == nullptr) return 0;
+  internal::EnsureProcessInit();
+  if (internal::Hardened()) {
+    std::size_t n = internal::HardenedUsableSize(ptr, false);
+    return n == internal::kNoSize ? 0 : n;
+  }
   int c = g_class_map.Get(reinterpret_cast<std::uintptr_t>(ptr));
   if (c != 0) return ClassSize(c);
-  return SlowUsableSize(ptr, internal::ErrorKind::kInvalidUsableSize);
+  return internal::SlowUsableSize(ptr, internal::ErrorKind::kInvalidUsableSize,
+                                  internal::ErrorKind::kInvalidUsableSize);
 }
 
 void* Reallocate(void* ptr, std::size_t new_size) noexcept {
@@ -100,7 +242,9 @@ void* Reallocate(void* ptr, std::size_t new_size) noexcept {
     Free(ptr);
     return nullptr;
   }
-  if (new_size > kMaxRequest) return nullptr;
+  if (new_size > internal::kMaxRequest) return nullptr;
+  internal::EnsureProcessInit();
+  if (internal::Hardened()) return internal::HardenedReallocate(ptr, new_size);
   std::size_t old;
   int c = g_class_map.Get(reinterpret_cast<std::uintptr_t>(ptr));
   if (c != 0) {
@@ -111,7 +255,8 @@ void* Reallocate(void* ptr, std::size_t new_size) noexcept {
       return ptr;
     }
   } else {
-    old = SlowUsableSize(ptr, internal::ErrorKind::kInvalidRealloc);
+    old = internal::SlowUsableSize(ptr, internal::ErrorKind::kInvalidRealloc,
+                                   internal::ErrorKind::kReallocFreed);
     if (old == 0) return nullptr;
     if (new_size <= old && new_size >= old / 2) return ptr;
   }
@@ -123,22 +268,30 @@ void* Reallocate(void* ptr, std::size_t new_size) noexcept {
 }
 
 std::size_t GoodSize(std::size_t size) noexcept {
+  internal::EnsureProcessInit();
+  if (internal::Hardened()) return size;  // UsableSize is the request exactly
   if (size <= kMaxSmallSize) return ClassSize(internal::SizeToClass(size));
-  if (size > kMaxRequest) return size;
+  if (size > internal::kMaxRequest) return size;
   return (size + kSliceSize - 1) & ~(kSliceSize - 1);
 }
 
 bool Owns(const void* ptr) noexcept {
   auto addr = reinterpret_cast<std::uintptr_t>(ptr);
   internal::BlockInfo info = internal::LookupBlock(addr);
-  return info.kind != internal::BlockKind::kNone && info.start == addr;
+  if (info.kind == internal::BlockKind::kNone || info.start != addr) return false;
+  if (internal::Hardened() &&
+      (info.kind == internal::BlockKind::kSmall || info.kind == internal::BlockKind::kTrackedSmall)) {
+    // Hardened mode knows whether a small block is allocated.
+    return (info.segment->BitWord(addr).load(std::memory_order_acquire) & internal::Segment::BitMask(addr)) != 0;
+  }
+  return true;
 }
 
 void FlushThreadCache() noexcept { internal::FlushCurrentThread(); }
 
 std::size_t ReleaseMemory() noexcept {
   internal::FlushCurrentThread();
-  for (int c = 1; c < kNumClasses; ++c) internal::g_central[c].Drain(c);
+  for (int c = 1; c < internal::kNumClasses; ++c) internal::g_central[c].Drain(c);
   return internal::g_page_heap.ReleaseAll();
 }
 

@@ -28,6 +28,13 @@
 //     the queue embeds one Node as its stub. The queue is neither copyable
 //     nor movable (the stub's address is part of its state).
 //
+// Thread-safety: Push is safe from any number of threads, concurrently with
+// each other and with the consumer; the consumer calls are not thread-safe
+// among themselves (single consumer).
+//
+// Size: head_ and tail_ sit on separate kCacheLineSize lines, so a queue
+// takes 3 * kCacheLineSize bytes (plus the stub if Node is larger).
+//
 // TSan: links are plain `Node*`, accessed only through std::atomic_ref.
 //
 // Memory orders: Push's exchange is acq_rel (acquire: a later producer that

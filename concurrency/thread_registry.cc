@@ -136,7 +136,9 @@ ThreadRecord* ThreadRegistry::CurrentSlow(bool create) noexcept {
       record->next_in_registry = head;
     } while (!head_.compare_exchange_weak(head, record, std::memory_order_release,
                                           std::memory_order_relaxed));
-    ThreadRecord* all = g_all_records.load(std::memory_order_relaxed);  // as above
+    // Same protocol for the global list: release pairs with the fork
+    // handler's acquire load; relaxed load/failure only feed the retry.
+    ThreadRecord* all = g_all_records.load(std::memory_order_relaxed);
     do {
       record->next_global = all;
     } while (!g_all_records.compare_exchange_weak(all, record, std::memory_order_release,

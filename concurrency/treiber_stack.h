@@ -20,6 +20,9 @@
 //   - Empty() is a relaxed snapshot: it may be stale by the time it returns.
 //   - A node's link word belongs to the stack while the node is in it.
 //
+// Thread-safety: every member is safe to call concurrently from any threads
+// (NextOf/SetNext on a node only while the caller owns that node).
+//
 // MEMORY-SAFETY PRECONDITION: Pop reads head->next of a node that another
 // thread may pop (and reuse) at the same moment. The read is harmless (the
 // CAS then fails and Pop retries) provided the node's MEMORY is still

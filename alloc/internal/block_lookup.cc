@@ -1,15 +1,21 @@
 #include "alloc/internal/block_lookup.h"
 
+#include <atomic>
+
 #include "alloc/internal/page_map.h"
 
 namespace strata::internal {
 
 BlockInfo LookupBlock(std::uintptr_t addr) {
-  BlockInfo info{BlockKind::kNone, 0, 0, 0, nullptr, nullptr};
+  BlockInfo info{BlockKind::kNone, 0, 0, 0, nullptr, nullptr, false};
   Segment* seg = g_segment_map.Get(addr);
   if (seg == nullptr) return info;
   info.segment = seg;
   if (seg->kind == SegmentKind::kHuge) {
+    if (!std::atomic_ref<bool>(seg->huge_live).load(std::memory_order_relaxed)) {
+      info.freed = addr >= seg->huge_ptr;
+      return info;
+    }
     if (addr < seg->huge_ptr) return info;
     info.kind = BlockKind::kHuge;
     info.start = seg->huge_ptr;
@@ -37,6 +43,9 @@ BlockInfo LookupBlock(std::uintptr_t addr) {
       info.kind = BlockKind::kLarge;
       info.start = span->large_ptr;
       info.usable = span->start() + span->bytes() - span->large_ptr;
+      return info;
+    case SpanState::kFree:
+      info.freed = true;
       return info;
     default:
       return info;

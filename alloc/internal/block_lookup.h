@@ -6,7 +6,8 @@
 // usable size; whether that block is currently allocated is not known here
 // (the thread caches and central pools do not mark free objects), which is
 // why the callers that need liveness (the leak checker) pair it with their
-// own record of live blocks.
+// own record of live blocks. (Hardened mode keeps liveness of small blocks
+// in the block bitmap, span.h.)
 //
 // Thread-safety: lock-free reads. The result describes a snapshot: a span
 // may be freed and reused concurrently unless the caller owns the block.
@@ -35,6 +36,10 @@ struct BlockInfo {
   std::size_t usable;    // usable bytes from start
   Segment* segment;
   Span* span;            // nullptr for huge blocks
+  // kNone only: the address lies in memory strata manages that is free
+  // right now (a free span, a cached huge block): a free of it is a double
+  // free (or a free of a pointer into freed memory).
+  bool freed;
 };
 
 BlockInfo LookupBlock(std::uintptr_t addr);

@@ -1,6 +1,8 @@
 #include "alloc/internal/central_pool.h"
 
+#include "alloc/internal/errors.h"
 #include "alloc/internal/globals.h"
+#include "alloc/internal/hardening.h"
 #include "alloc/internal/page_map.h"
 
 namespace strata::internal {
@@ -53,66 +55,143 @@ void CentralPool::Drain(int size_class) {
   }
 }
 
-int CentralPool::RemoveFromSpans(int size_class, int n, FreeObject** head) {
-  const SizeClassInfo& info = ClassInfo(size_class);
-  FreeObject* out = nullptr;
-  FreeObject** tail = &out;
-  int got = 0;
-  SpinLockHolder h(&lock_);
-  while (got < n) {
-    Span* span = partial_;
-    if (span == nullptr) {
-      span = g_page_heap.AllocSmallSpan(size_class, tracked_);
-      if (span == nullptr) break;  // out of memory: return what we have
-      spans_allocated_.fetch_add(1, std::memory_order_relaxed);
-      span->in_partial = true;
-      span->next = nullptr;
-      span->prev = nullptr;
-      partial_ = span;
-    }
-    while (got < n && span->free_list != nullptr) {
-      FreeObject* o = span->free_list;
-      span->free_list = o->next;
-      *tail = o;
-      tail = &o->next;
-      ++got;
-      ++span->allocated;
-      span_free_objects_.fetch_sub(1, std::memory_order_relaxed);
-    }
-    std::uintptr_t base = span->start();
-    while (got < n && span->carved < info.objects) {
-      auto* o = reinterpret_cast<FreeObject*>(base + static_cast<std::uintptr_t>(span->carved) * info.size);
-      ++span->carved;
-      *tail = o;
-      tail = &o->next;
-      ++got;
-      ++span->allocated;
-    }
-    if (span->free_list == nullptr && span->carved == info.objects) {
-      // Exhausted: off the partial list until an object comes back.
-      partial_ = span->next;
-      if (partial_ != nullptr) partial_->prev = nullptr;
-      span->next = span->prev = nullptr;
-      span->in_partial = false;
+namespace {
+
+// Errors found under the lock, reported after it is released (a hook may
+// call back into the allocator). A few are enough: the first one aborts
+// unless a test's hook returns.
+struct PendingErrors {
+  static constexpr int kMax = 4;
+  ErrorKind kind[kMax];
+  const void* ptr[kMax];
+  int n = 0;
+  void Add(ErrorKind k, const void* p) {
+    if (n < kMax) {
+      kind[n] = k;
+      ptr[n] = p;
+      ++n;
     }
   }
-  *tail = nullptr;
+  void Report() const {
+    for (int i = 0; i < n; ++i) ReportError(kind[i], ptr[i], 0);
+  }
+};
+
+}  // namespace
+
+int CentralPool::RemoveFromSpans(int size_class, int n, FreeObject** head) {
+  const SizeClassInfo& info = ClassInfo(size_class);
+  const bool hardened = Hardened();
+  FreeObject* out = nullptr;
+  FreeObject* last = nullptr;
+  int got = 0;
+  PendingErrors errors;
+  auto append = [&](FreeObject* o) {
+    if (last == nullptr) {
+      out = o;
+    } else {
+      SetNext(last, o);
+    }
+    last = o;
+    ++got;
+  };
+  {
+    EngineLockHolder h(&lock_);
+    while (got < n) {
+      Span* span = partial_;
+      if (span == nullptr) {
+        span = g_page_heap.AllocSmallSpan(size_class, tracked_);
+        if (span == nullptr) break;  // out of memory: return what we have
+        spans_allocated_.fetch_add(1, std::memory_order_relaxed);
+        span->in_partial = true;
+        span->next = nullptr;
+        span->prev = nullptr;
+        partial_ = span;
+      }
+      while (got < n && span->free_list != nullptr) {
+        FreeObject* o = span->free_list;
+        FreeObject* next = GetNext(o);
+        if (hardened && !HardenedValidLink(next, size_class)) {
+          // The link was overwritten after the object came back (a write
+          // after free): keep `o` (it was validated when it came back), drop
+          // the rest of the list (leaked, never handed out).
+          errors.Add(ErrorKind::kFreeListCorruption, o);
+          next = nullptr;
+        }
+        span->free_list = next;
+        if (!hardened) {
+          // Normal mode: the bit says "on the span's free list".
+          auto addr = reinterpret_cast<std::uintptr_t>(o);
+          std::atomic<std::uint64_t>& word = span->segment->BitWord(addr);
+          word.store(word.load(std::memory_order_relaxed) & ~Segment::BitMask(addr), std::memory_order_relaxed);
+        }
+        append(o);
+        ++span->allocated;
+        span_free_objects_.fetch_sub(1, std::memory_order_relaxed);
+      }
+      std::uintptr_t base = span->start();
+      while (got < n && span->carved < info.objects) {
+        auto* o = reinterpret_cast<FreeObject*>(base + static_cast<std::uintptr_t>(span->carved) * info.size);
+        ++span->carved;
+        append(o);
+        ++span->allocated;
+      }
+      if (span->free_list == nullptr && span->carved == info.objects) {
+        // Exhausted: off the partial list until an object comes back.
+        partial_ = span->next;
+        if (partial_ != nullptr) partial_->prev = nullptr;
+        span->next = span->prev = nullptr;
+        span->in_partial = false;
+      }
+    }
+    if (last != nullptr) SetNext(last, nullptr);
+  }
+  errors.Report();
   *head = out;
   return got;
 }
 
 void CentralPool::InsertToSpans(int size_class, FreeObject* head, int n) {
-  (void)size_class;
+  const SizeClassInfo& info = ClassInfo(size_class);
+  const bool hardened = Hardened();
+  PendingErrors errors;
   Span* empty = nullptr;  // spans whose objects all came back
   {
-    SpinLockHolder h(&lock_);
+    EngineLockHolder h(&lock_);
     for (int i = 0; i < n && head != nullptr; ++i) {
       FreeObject* o = head;
-      head = o->next;
+      head = GetNext(o);
       auto addr = reinterpret_cast<std::uintptr_t>(o);
+      // The object must be a block of this pool's class in a span strata
+      // owns (a wrong pointer reached a thread cache list: freed by a path
+      // that could not check it, or a corrupted list).
       Segment* seg = g_segment_map.Get(addr);
+      if (seg == nullptr || seg->kind != SegmentKind::kNormal || addr - seg->base() < kSliceSize) {
+        errors.Add(ErrorKind::kInvalidFree, o);
+        continue;
+      }
       Span* span = seg->SpanOf(addr);
-      o->next = span->free_list;
+      if (span->state != SpanState::kSmall || span->size_class != size_class || span->tracked != tracked_) {
+        errors.Add(span->state == SpanState::kFree ? ErrorKind::kDoubleFree : ErrorKind::kInvalidFree, o);
+        continue;
+      }
+      auto offset = static_cast<std::uint32_t>(addr - span->start());
+      if ((addr & 15) != 0 || offset % info.size != 0 || offset / info.size >= span->carved) {
+        errors.Add((addr & 15) != 0 ? ErrorKind::kMisalignedFree : ErrorKind::kInteriorFree, o);
+        continue;
+      }
+      std::atomic<std::uint64_t>& word = seg->BitWord(addr);
+      std::uint64_t mask = Segment::BitMask(addr);
+      std::uint64_t bits = word.load(std::memory_order_relaxed);
+      if ((bits & mask) != 0 || span->allocated == 0) {
+        // Normal mode: already on the free list, freed twice. Hardened: the
+        // block is allocated to a user (hardened frees clear the bit before
+        // the block can reach a list): the list is corrupt.
+        errors.Add(hardened ? ErrorKind::kCorruption : ErrorKind::kDoubleFree, o);
+        continue;
+      }
+      if (!hardened) word.store(bits | mask, std::memory_order_relaxed);
+      SetNext(o, span->free_list);
       span->free_list = o;
       --span->allocated;
       span_free_objects_.fetch_add(1, std::memory_order_relaxed);
@@ -145,6 +224,7 @@ void CentralPool::InsertToSpans(int size_class, FreeObject* head, int n) {
     g_page_heap.FreeSmallSpan(empty);
     empty = next;
   }
+  errors.Report();
 }
 
 }  // namespace strata::internal

@@ -15,6 +15,15 @@
 //      tail; returning objects finds each one's span through the page maps,
 //      and a span whose objects have all come back goes to the page heap.
 //
+// Checks at this tier (always on, see hardening.h): every object that comes
+// back to its span is checked against the span (a block of this class,
+// at a block boundary, within the carved part) and against the block
+// bitmap (normal mode: not already on the span's free list, i.e. not freed
+// twice; hardened mode: not allocated to a user). Bad objects are reported
+// after the lock is released and left out, so the pool stays consistent.
+// In hardened mode links are encoded and every link popped from a span's
+// free list is validated.
+//
 // Thread-safety: all methods are thread-safe. The pool is cache-line
 // padded so that pools of neighbouring classes do not share lines.
 #ifndef STRATA_ALLOC_INTERNAL_CENTRAL_POOL_H_
@@ -24,9 +33,9 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "alloc/internal/engine_lock.h"
 #include "alloc/internal/page_heap.h"
 #include "alloc/internal/span.h"
-#include "concurrency/base/spin_lock.h"
 #include "alloc/internal/transfer_ring.h"
 
 namespace strata::internal {
@@ -56,9 +65,8 @@ class alignas(kCacheLineSize) CentralPool {
   }
   std::uint64_t spans_allocated() const { return spans_allocated_.load(std::memory_order_relaxed); }
 
-  void ForkPrepare() STRATA_ACQUIRE(lock_) { lock_.Lock(); }
-  void ForkParent() STRATA_RELEASE(lock_) { lock_.Unlock(); }
-  void ForkChild() STRATA_RELEASE(lock_) { lock_.ResetAfterFork(); }
+  // The engine's pthread_atfork handlers drive this lock (engine_lock.h).
+  EngineLock& fork_lock() { return lock_; }
 
  private:
   static constexpr std::size_t kMaxTransferBytes = 512 * 1024;
@@ -74,7 +82,7 @@ class alignas(kCacheLineSize) CentralPool {
   std::atomic<std::size_t> span_free_objects_{0};
   std::atomic<std::uint64_t> spans_allocated_{0};
   bool tracked_ = false;
-  SpinLock lock_;
+  EngineLock lock_;
   Span* partial_ STRATA_GUARDED_BY(lock_) = nullptr;
 };
 

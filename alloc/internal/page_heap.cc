@@ -2,6 +2,8 @@
 
 #include <time.h>
 
+#include <atomic>
+
 #include "alloc/internal/page_map.h"
 #include "alloc/os/os.h"
 
@@ -77,7 +79,7 @@ Segment* PageHeap::NewSegmentLocked() {
   region_next_ += kSegmentSize;
   auto* seg = reinterpret_cast<Segment*>(base);  // zero-filled by the OS
   seg->kind = SegmentKind::kNormal;
-  committed_bytes_ += RoundUp(sizeof(Segment), os::kPageSize);
+  committed_bytes_ += RoundUp(kSegmentHeaderBytes, os::kPageSize);
   Span* span = &seg->spans[1];
   span->segment = seg;
   span->first_slice = 1;
@@ -95,14 +97,30 @@ Segment* PageHeap::NewSegmentLocked() {
 
 // ---- spans ----
 
+bool PageHeap::WithinHardLimitLocked(std::size_t bytes) const {
+  // Relaxed: pairs with the relaxed store in set_hard_limit().
+  std::size_t limit = hard_limit_.load(std::memory_order_relaxed);
+  return limit == 0 || (committed_bytes_ <= limit && bytes <= limit - committed_bytes_);
+}
+
 Span* PageHeap::AllocSpanLocked(int slices, int align_slices) {
+  // Hard limit (alloc/monitor.h): fits that would commit memory beyond it
+  // are skipped; then free committed spans and cached huge blocks are given
+  // back once and the search repeats; then the allocation fails.
+  const std::size_t span_bytes = static_cast<std::size_t>(slices) << kSliceShift;
+  bool purged_for_limit = false;
   for (int attempt = 0; attempt < 2; ++attempt) {
+    bool over_limit = false;
     for (int b = slices; b <= kBuckets; ++b) {
       for (Span* span = free_[b]; span != nullptr; span = span->next) {
         int first = span->first_slice;
         int end = first + span->num_slices;
         int start = (first + align_slices - 1) & ~(align_slices - 1);
         if (start + slices > end) continue;
+        if (!span->committed && !WithinHardLimitLocked(span_bytes)) {  // hard limit
+          over_limit = true;
+          continue;
+        }
         RemoveFree(span);
         Segment* seg = span->segment;
         bool committed = span->committed;
@@ -140,6 +158,15 @@ Span* PageHeap::AllocSpanLocked(int slices, int align_slices) {
         }
         return out;
       }
+    }
+    // Hard limit: a new segment commits its header, then the span.
+    if (!WithinHardLimitLocked(RoundUp(kSegmentHeaderBytes, os::kPageSize) + span_bytes)) over_limit = true;
+    if (over_limit) {
+      if (purged_for_limit) return nullptr;
+      purged_for_limit = true;
+      PurgeLocked(NowNanos(), true);
+      --attempt;  // bounded: purged_for_limit allows one extra pass
+      continue;
     }
     if (NewSegmentLocked() == nullptr) return nullptr;
   }
@@ -194,18 +221,28 @@ void PageHeap::Decommit(Span* span) {
 
 Span* PageHeap::AllocSmallSpan(int size_class, bool tracked) {
   const SizeClassInfo& info = ClassInfo(size_class);
-  SpinLockHolder h(&lock_);
+  EngineLockHolder h(&lock_);
   Span* span = AllocSpanLocked(info.span_slices, 1);
   if (span == nullptr) return nullptr;
   span->state = SpanState::kSmall;
   span->size_class = static_cast<std::uint8_t>(size_class);
   span->tracked = tracked;
+  // Bits left over from an earlier life of these slices (see span.h). The
+  // bitmap words of different spans never overlap (a word covers 1 KiB).
+  Segment* seg = span->segment;
+  std::size_t first = (span->start() - seg->base()) >> kGranuleShift;
+  std::size_t words = span->bytes() >> kGranuleShift >> 6;
+  for (std::size_t w = first / 64; w < first / 64 + words; ++w) {
+    if (seg->block_bits[w].load(std::memory_order_relaxed) != 0) {
+      seg->block_bits[w].store(0, std::memory_order_relaxed);
+    }
+  }
   if (!tracked) g_class_map.Set(span->start(), span->bytes(), static_cast<std::uint8_t>(size_class));
   return span;
 }
 
 void PageHeap::FreeSmallSpan(Span* span) {
-  SpinLockHolder h(&lock_);
+  EngineLockHolder h(&lock_);
   g_class_map.Set(span->start(), span->bytes(), 0);
   FreeSpanLocked(span);
   std::uint64_t now = NowNanos();
@@ -219,7 +256,7 @@ void* PageHeap::AllocLarge(std::size_t size, std::size_t alignment, bool* zeroed
   std::size_t bytes = RoundUp(size, kSliceSize);
   int slices = static_cast<int>(bytes >> kSliceShift);
   int align_slices = alignment <= kSliceSize ? 1 : static_cast<int>(alignment >> kSliceShift);
-  SpinLockHolder h(&lock_);
+  EngineLockHolder h(&lock_);
   std::uint64_t now = NowNanos();
   if (now - last_purge_ns_ >= decay_ns_ / 2) PurgeLocked(now, false);
   if (align_slices < kSlicesPerSegment / 2 && slices + align_slices <= kSlicesPerSegment) {
@@ -229,6 +266,8 @@ void* PageHeap::AllocLarge(std::size_t size, std::size_t alignment, bool* zeroed
     span->large_size = size;
     span->large_ptr = span->start();
     span->tracked = false;
+    span->alloc_kind = 0;
+    span->align_log2 = alignment > 16 ? static_cast<std::uint8_t>(__builtin_ctzll(alignment)) : 0;
     large_live_bytes_ += span->bytes();
     ++large_allocations_;
     *zeroed = span->zeroed;
@@ -259,6 +298,10 @@ void* PageHeap::AllocHugeLocked(std::size_t size, std::size_t alignment, bool* z
     *zeroed = false;
   } else {
     std::size_t align = offset > kSegmentSize ? offset : kSegmentSize;
+    if (!WithinHardLimitLocked(mapping)) {  // hard limit: give back, then fail
+      PurgeLocked(NowNanos(), true);
+      if (!WithinHardLimitLocked(mapping)) return nullptr;
+    }
     void* base = os::Reserve(mapping, align);
     if (base == nullptr) {
       // Memory is tight: give back what the cache holds and try once more.
@@ -282,6 +325,11 @@ void* PageHeap::AllocHugeLocked(std::size_t size, std::size_t alignment, bool* z
   }
   seg->next_cached = nullptr;
   seg->tracked = false;
+  seg->alloc_kind = 0;
+  seg->align_log2 = alignment > 16 ? static_cast<std::uint8_t>(__builtin_ctzll(alignment)) : 0;
+  // Relaxed: LookupBlock's readers race only with misuse (a free of a block
+  // being reallocated); the pointer's hand-off orders everything else.
+  std::atomic_ref<bool>(seg->huge_live).store(true, std::memory_order_relaxed);
   seg->huge_ptr = seg->base() + offset;
   seg->huge_size = size;
   seg->huge_usable = seg->mapping_size - offset;
@@ -290,8 +338,11 @@ void* PageHeap::AllocHugeLocked(std::size_t size, std::size_t alignment, bool* z
   return reinterpret_cast<void*>(seg->huge_ptr);
 }
 
-void PageHeap::FreeLarge(Segment* segment, Span* span) {
-  SpinLockHolder h(&lock_);
+bool PageHeap::FreeLarge(Segment* segment, Span* span) {
+  EngineLockHolder h(&lock_);
+  if (segment->kind == SegmentKind::kHuge ? !segment->huge_live : span->state != SpanState::kLarge) {
+    return false;
+  }
   ++large_frees_;
   if (segment->kind == SegmentKind::kHuge) {
     FreeHugeLocked(segment);
@@ -302,9 +353,11 @@ void PageHeap::FreeLarge(Segment* segment, Span* span) {
   }
   std::uint64_t now = NowNanos();
   if (now - last_purge_ns_ >= decay_ns_ / 2) PurgeLocked(now, false);
+  return true;
 }
 
 void PageHeap::FreeHugeLocked(Segment* seg) {
+  std::atomic_ref<bool>(seg->huge_live).store(false, std::memory_order_relaxed);
   large_live_bytes_ -= seg->huge_usable < large_live_bytes_ ? seg->huge_usable : large_live_bytes_;
   if (seg->mapping_size > kHugeCacheBytes / 2) {
     UnmapHugeLocked(seg);
@@ -364,20 +417,20 @@ void PageHeap::PurgeLocked(std::uint64_t now, bool everything) {
 }
 
 void PageHeap::MaybePurge() {
-  SpinLockHolder h(&lock_);
+  EngineLockHolder h(&lock_);
   std::uint64_t now = NowNanos();
   if (now - last_purge_ns_ >= decay_ns_ / 2) PurgeLocked(now, false);
 }
 
 std::size_t PageHeap::ReleaseAll() {
-  SpinLockHolder h(&lock_);
+  EngineLockHolder h(&lock_);
   std::size_t before = decommitted_bytes_;
   PurgeLocked(NowNanos(), true);
   return decommitted_bytes_ - before;
 }
 
 PageHeapStats PageHeap::Stats() {
-  SpinLockHolder h(&lock_);
+  EngineLockHolder h(&lock_);
   PageHeapStats s;
   s.reserved_bytes = reserved_bytes_;
   s.committed_bytes = committed_bytes_;

@@ -18,17 +18,19 @@
 // huge blocks are kept (up to kHugeCacheBytes, for the decay delay) for
 // reuse, then unmapped.
 //
-// Thread-safety: every public method takes the page heap's spin lock
-// (spans are allocated a batch at a time, so the lock is rare). Fork:
-// ForkPrepare/ForkParent/ForkChild hold the lock across fork().
+// Thread-safety: every public method takes the page heap's lock (spans are
+// allocated a batch at a time, so the lock is rare). It is last in the
+// engine's lock order (engine_lock.h). Fork: the engine's pthread_atfork
+// handlers hold the lock across fork() (fork_lock()).
 #ifndef STRATA_ALLOC_INTERNAL_PAGE_HEAP_H_
 #define STRATA_ALLOC_INTERNAL_PAGE_HEAP_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
 #include "alloc/internal/span.h"
-#include "concurrency/base/spin_lock.h"
+#include "alloc/internal/engine_lock.h"
 
 namespace strata::internal {
 
@@ -58,8 +60,10 @@ class PageHeap {
   // A block of more than kMaxSmallSize bytes aligned to `alignment`
   // (power of two). *zeroed tells whether its memory is known to be zero.
   void* AllocLarge(std::size_t size, std::size_t alignment, bool* zeroed);
-  // Frees a large or huge block; `ptr` must be the block's start.
-  void FreeLarge(Segment* segment, Span* span);
+  // Frees a large or huge block; `ptr` must be the block's start. False
+  // (and nothing done) when the block is not allocated: a double free that
+  // raced past the caller's lock-free lookup.
+  bool FreeLarge(Segment* segment, Span* span);
 
   // Decommits every free span and unmaps cached huge blocks. Returns bytes.
   std::size_t ReleaseAll();
@@ -69,9 +73,17 @@ class PageHeap {
   PageHeapStats Stats();
   void set_decay_ns(std::uint64_t ns) { decay_ns_ = ns; }
 
-  void ForkPrepare() STRATA_ACQUIRE(lock_) { lock_.Lock(); }
-  void ForkParent() STRATA_RELEASE(lock_) { lock_.Unlock(); }
-  void ForkChild() STRATA_RELEASE(lock_) { lock_.ResetAfterFork(); }
+  // Hard memory limit (set through strata::SetHardMemoryLimit in
+  // alloc/monitor.h; 0 = none). A span or huge block that would take
+  // committed_bytes beyond it first makes the heap give back its free
+  // committed spans and cached huge blocks, then fails with nullptr.
+  // Relaxed: a limit change need not order with anything (pairs with the
+  // relaxed load in WithinHardLimitLocked).
+  void set_hard_limit(std::size_t bytes) { hard_limit_.store(bytes, std::memory_order_relaxed); }
+  std::size_t hard_limit() const { return hard_limit_.load(std::memory_order_relaxed); }
+
+  // The engine's pthread_atfork handlers drive this lock (engine_lock.h).
+  EngineLock& fork_lock() { return lock_; }
 
  private:
   static constexpr int kBuckets = kSlicesPerSegment;  // by length 1..63
@@ -88,12 +100,14 @@ class PageHeap {
   void SetHeads(Span* span) STRATA_REQUIRES(lock_);
   void Decommit(Span* span) STRATA_REQUIRES(lock_);
   void PurgeLocked(std::uint64_t now, bool everything) STRATA_REQUIRES(lock_);
+  // True when committing `bytes` more stays within the hard limit.
+  bool WithinHardLimitLocked(std::size_t bytes) const STRATA_REQUIRES(lock_);
   void* AllocHugeLocked(std::size_t size, std::size_t alignment, bool* zeroed)
       STRATA_REQUIRES(lock_);
   void FreeHugeLocked(Segment* segment) STRATA_REQUIRES(lock_);
   void UnmapHugeLocked(Segment* segment) STRATA_REQUIRES(lock_);
 
-  SpinLock lock_;
+  EngineLock lock_;
   Span* free_[kBuckets + 1] STRATA_GUARDED_BY(lock_) = {};
   std::uintptr_t region_next_ STRATA_GUARDED_BY(lock_) = 0;
   std::uintptr_t region_end_ STRATA_GUARDED_BY(lock_) = 0;
@@ -101,6 +115,7 @@ class PageHeap {
   Segment* huge_cache_ STRATA_GUARDED_BY(lock_) = nullptr;
   std::uint64_t last_purge_ns_ STRATA_GUARDED_BY(lock_) = 0;
   std::uint64_t decay_ns_ = 200'000'000;
+  std::atomic<std::size_t> hard_limit_{0};  // bytes; 0 = none
   // Accounting (under lock_).
   std::size_t reserved_bytes_ = 0;
   std::size_t committed_bytes_ = 0;

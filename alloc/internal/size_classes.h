@@ -110,6 +110,47 @@ STRATA_ALWAYS_INLINE constexpr int SizeToClass(std::size_t size) {
   return (lg - 7) * 8 + 1 + static_cast<int>(m >> (lg - 3));
 }
 
+// The smallest class at least `size` bytes whose blocks are `alignment`
+// aligned, 0 if none. Blocks sit at multiples of the class size from a
+// 64 KiB-aligned span start, so a class size that is a multiple of the
+// alignment gives aligned blocks.
+constexpr int AlignedClass(std::size_t size, std::size_t alignment) {
+  std::size_t n = size < alignment ? alignment : size;
+  if (n > kMaxSmallSize || alignment > kSliceSize) return 0;
+  for (int c = SizeToClass(n); c < kNumClasses; ++c) {
+    if (ClassSize(c) % alignment == 0) return c;
+  }
+  return 0;
+}
+
+// Sized free (normal mode): FreeSized(p, n) on a block of class c accepts
+// n in [kSizedFreeLow[c], ClassSize(c)]: every size that maps to c, plus the
+// sizes an in-place Reallocate may leave in the block (it keeps a block
+// when shrinking by less than half). One subtraction and one compare.
+namespace size_class_detail {
+struct SizedFreeTable {
+  std::uint32_t low[kNumClasses];
+};
+constexpr SizedFreeTable ComputeSizedFreeTable() {
+  SizedFreeTable t{};
+  for (int c = 1; c < kNumClasses; ++c) {
+    std::uint32_t size = kSizeClassTable.info[c].size;
+    std::uint32_t prev = c == 1 ? 0 : kSizeClassTable.info[c - 1].size + 1;
+    std::uint32_t half = (size + 1) / 2;
+    t.low[c] = c == 1 ? 0 : (prev < half ? prev : half);
+  }
+  return t;
+}
+}  // namespace size_class_detail
+
+inline constexpr size_class_detail::SizedFreeTable kSizedFreeTable =
+    size_class_detail::ComputeSizedFreeTable();
+
+STRATA_ALWAYS_INLINE constexpr bool SizedFreeMatches(int size_class, std::size_t size) {
+  std::size_t low = kSizedFreeTable.low[size_class];
+  return size - low <= ClassSize(size_class) - low;
+}
+
 namespace size_class_detail {
 
 constexpr bool CheckAllSizes() {

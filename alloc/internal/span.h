@@ -10,6 +10,28 @@
 //            (carved into objects of one size class, owned by that class's
 //            central pool) or large (one block of more than kMaxSmallSize).
 //
+// Free-list links: a free object's first word links it into a thread cache
+// list, a batch or a span's free list. In hardened mode (hardening.h) the
+// link is stored encoded, XORed with a per-process secret and the address
+// of the word holding it, so that an overwrite by a use-after-free or an
+// overflow decodes to garbage that the pops detect; GetNext/SetNext hide
+// the encoding. The fast paths (thread_cache.h) read and write the raw word:
+// they only run when hardened mode is off, when the key is 0 and the
+// encoding is the identity.
+//
+// Block bitmap: one bit per 16-byte granule of a normal segment, for the
+// granule where a small block starts (so no division is needed to index
+// it). Its meaning depends on the mode, fixed at process init:
+//   normal mode:   "the block is on its span's free list" (central pool
+//                  tier 2), maintained under the pool's lock; a block that
+//                  comes back to the span while its bit is set was freed
+//                  twice (detected at flush time).
+//   hardened mode: "the block is allocated to the user", set and cleared
+//                  with atomic RMWs on every allocation and free; a free of
+//                  a block whose bit is clear is a double free (detected at
+//                  once, from any thread).
+// A span's bits are cleared when the page heap hands the span out.
+//
 // Thread-safety: a free span belongs to the page heap (its lock); a small
 // span's object bookkeeping belongs to its class's central pool (its lock);
 // a large span belongs to the user until freed. `slice_head` entries are
@@ -18,6 +40,7 @@
 #ifndef STRATA_ALLOC_INTERNAL_SPAN_H_
 #define STRATA_ALLOC_INTERNAL_SPAN_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
@@ -27,8 +50,31 @@ namespace strata::internal {
 
 // A free object's first word while it sits in a cache or pool.
 struct FreeObject {
-  FreeObject* next;  // next object in a list or batch
+  FreeObject* next;  // next object in a list or batch (raw or encoded)
 };
+
+// The link key: 0 (identity encoding) unless hardened mode is on; set once
+// at process init, before any free list exists.
+extern constinit std::uintptr_t g_link_key;
+
+STRATA_ALWAYS_INLINE std::uintptr_t LinkMask(const FreeObject* slot) {
+  // Mixing in the slot address makes an encoded word valid at one address
+  // only; rotating it keeps the secret's low bits in play for 16-byte
+  // aligned slots.
+  std::uintptr_t a = reinterpret_cast<std::uintptr_t>(slot);
+  return g_link_key ^ ((a << 17) | (a >> 47));
+}
+STRATA_ALWAYS_INLINE FreeObject* GetNext(const FreeObject* o) {
+  if (STRATA_PREDICT_TRUE(g_link_key == 0)) return o->next;
+  return reinterpret_cast<FreeObject*>(reinterpret_cast<std::uintptr_t>(o->next) ^ LinkMask(o));
+}
+STRATA_ALWAYS_INLINE void SetNext(FreeObject* o, FreeObject* next) {
+  if (STRATA_PREDICT_TRUE(g_link_key == 0)) {
+    o->next = next;
+    return;
+  }
+  o->next = reinterpret_cast<FreeObject*>(reinterpret_cast<std::uintptr_t>(next) ^ LinkMask(o));
+}
 
 enum class SpanState : std::uint8_t { kUnused = 0, kFree, kSmall, kLarge };
 
@@ -47,6 +93,10 @@ struct Span {
   bool zeroed;      // every byte is known to be zero (fresh or decommitted)
   bool in_partial;  // on its central pool's partial list
   bool tracked;     // small: from a tracked pool; large: recorded by hooks
+  // Large spans, hardened mode: the allocation kind (AllocKind) and the
+  // requested alignment (log2, 0 for <= 16).
+  std::uint8_t alloc_kind;
+  std::uint8_t align_log2;
   // Small spans (central pool lock):
   std::uint32_t allocated;  // objects outside the span (caches and users)
   std::uint32_t carved;     // objects ever carved from the bump region
@@ -64,6 +114,9 @@ struct Span {
 
 enum class SegmentKind : std::uint32_t { kNormal = 1, kHuge = 2 };
 
+inline constexpr int kGranuleShift = 4;  // 16 bytes, the minimum alignment
+inline constexpr std::size_t kBitmapWords = (kSegmentSize >> kGranuleShift) / 64;
+
 struct Segment {
   SegmentKind kind;
   // Huge segments: the mapping and the block in it.
@@ -72,18 +125,38 @@ struct Segment {
   std::size_t huge_size;        // requested size
   std::size_t huge_usable;      // bytes usable from huge_ptr
   bool tracked;                 // recorded by the tracking hooks
+  // Huge segments: allocated to the user (false while cached for reuse;
+  // written under the page heap lock, read lock-free by LookupBlock).
+  bool huge_live;
+  std::uint8_t alloc_kind;      // hardened mode: AllocKind of the block
+  std::uint8_t align_log2;      // requested alignment (log2, 0 for <= 16)
   std::uint64_t free_since_ns;  // while cached for reuse
   Segment* next_cached;
   // Normal segments: slice -> index of the first slice of its span.
   std::uint8_t slice_head[kSlicesPerSegment];
   Span spans[kSlicesPerSegment];
+  // Normal segments: the block bitmap (see the header comment). Its pages
+  // are only touched when blocks come back to spans (normal mode) or on
+  // every operation (hardened mode).
+  std::atomic<std::uint64_t> block_bits[kBitmapWords];
 
   std::uintptr_t base() const { return reinterpret_cast<std::uintptr_t>(this); }
   Span* SpanOf(std::uintptr_t addr) {
     std::size_t slice = (addr - base()) >> kSliceShift;
     return &spans[slice_head[slice]];
   }
+  // The bitmap word and bit of the block starting at `addr`.
+  std::atomic<std::uint64_t>& BitWord(std::uintptr_t addr) {
+    return block_bits[((addr - base()) >> kGranuleShift) / 64];
+  }
+  static std::uint64_t BitMask(std::uintptr_t addr) {
+    return std::uint64_t{1} << (((addr >> kGranuleShift)) % 64);
+  }
 };
+
+// Bytes of the header that normal mode touches (the bitmap's pages stay
+// untouched until a block comes back to a span).
+inline constexpr std::size_t kSegmentHeaderBytes = offsetof(Segment, block_bits);
 
 static_assert(sizeof(Segment) <= kSliceSize, "segment header must fit in slice 0");
 

@@ -1,29 +1,35 @@
 #include "alloc/internal/thread_cache.h"
 
 #include <pthread.h>
+#include <sched.h>
+#include <time.h>
 #include <stdlib.h>
 
 #include <cstring>
 
 #include "alloc/internal/block_lookup.h"
+#include "alloc/internal/engine_lock.h"
 #include "alloc/internal/errors.h"
 #include "alloc/internal/globals.h"
+#include "alloc/internal/hardening.h"
 #include "alloc/internal/hooks.h"
-#include "concurrency/base/spin_lock.h"
 
 namespace strata::internal {
 
 constinit thread_local ThreadCache tls_cache STRATA_INITIAL_EXEC = {};
+constinit thread_local char tls_lock_token STRATA_INITIAL_EXEC = 0;
 
 namespace {
 
-constinit SpinLock g_registry_lock;
+constinit EngineLock g_registry_lock;
 constinit ThreadCache* g_registry_head = nullptr;
 constinit std::atomic<std::uint64_t> g_exited_allocs[kNumClasses] = {};
-constinit std::atomic<bool> g_process_init_started{false};
+// Process init: 0 not started, 1 the mode is being decided, 2 decided (the
+// rest of the init may still be running on the first thread).
+constinit std::atomic<int> g_process_init_state{0};
 
 void RegistryInsert(ThreadCache* tc) {
-  SpinLockHolder h(&g_registry_lock);
+  EngineLockHolder h(&g_registry_lock);
   tc->registry_prev = nullptr;
   tc->registry_next = g_registry_head;
   if (g_registry_head != nullptr) g_registry_head->registry_prev = tc;
@@ -31,7 +37,7 @@ void RegistryInsert(ThreadCache* tc) {
 }
 
 void RegistryRemove(ThreadCache* tc) {
-  SpinLockHolder h(&g_registry_lock);
+  EngineLockHolder h(&g_registry_lock);
   if (tc->registry_prev != nullptr) {
     tc->registry_prev->registry_next = tc->registry_next;
   } else if (g_registry_head == tc) {
@@ -40,6 +46,8 @@ void RegistryRemove(ThreadCache* tc) {
   if (tc->registry_next != nullptr) tc->registry_next->registry_prev = tc->registry_prev;
   tc->registry_next = tc->registry_prev = nullptr;
 }
+
+}  // namespace
 
 // Hands `n` objects from the head of `list` to the central pool.
 void ReleaseFromList(FreeList& list, int size_class, std::uint32_t n) {
@@ -50,14 +58,31 @@ void ReleaseFromList(FreeList& list, int size_class, std::uint32_t n) {
     std::uint32_t take = n < static_cast<std::uint32_t>(batch) ? n : static_cast<std::uint32_t>(batch);
     FreeObject* head = list.head;
     FreeObject* last = head;
-    for (std::uint32_t i = 1; i < take; ++i) last = last->next;
-    list.head = last->next;
-    last->next = nullptr;
+    for (std::uint32_t i = 1; i < take && last != nullptr; ++i) last = GetNext(last);
+    FreeObject* rest = last != nullptr ? GetNext(last) : nullptr;
+    if (last != nullptr) SetNext(last, nullptr);
+    // Re-count the cut chain (cheap: it is in cache). A block freed twice
+    // into this list made it cyclic: the chain then ends early. See
+    // hardening.h ("at flush time").
+    std::uint32_t count = 0;
+    for (FreeObject* o = head; o != nullptr && count <= take; o = GetNext(o)) ++count;
+    if (STRATA_PREDICT_FALSE(count != take)) {
+      // The rest of the list cannot be trusted: hand over the `count`
+      // distinct objects and drop the others (leaked, never reused).
+      if (count > 0) g_central[size_class].Insert(size_class, head, static_cast<int>(count));
+      list.head = nullptr;
+      RelaxedStore(list.length, 0u);
+      ReportError(ErrorKind::kDoubleFree, last, ClassSize(size_class));
+      return;
+    }
+    list.head = rest;
     RelaxedStore(list.length, list.length - take);
     g_central[size_class].Insert(size_class, head, static_cast<int>(take));
     n -= take;
   }
 }
+
+namespace {
 
 void FlushAll(ThreadCache& tc) {
   for (int c = 1; c < kNumClasses; ++c) {
@@ -81,13 +106,22 @@ void ThreadExit(void* arg) {
 
 void InitThread(ThreadCache& tc) {
   EnsureProcessInit();
+  const bool hardened = Hardened();
   for (int c = 1; c < kNumClasses; ++c) {
-    tc.lists[c].max_length = 1;  // slow start; one object per class is free of the byte bound
+    // Normal: slow start, one object per class is free of the byte bound.
+    // Hardened: 0, so that the free fast path always misses.
+    tc.lists[c].max_length = hardened ? 0 : 1;
     tc.overages[c] = 0;
     tc.activity[c] = 0;
   }
   tc.capacity_bytes = 0;
-  tc.bytes_until_sample = NextSampleCountdown();
+  if (hardened) {
+    tc.bytes_until_sample = kHardenedCountdown;
+    tc.hardened_countdown = NextSampleCountdown();
+    tc.stack_hi = ProbeStackTop(reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0)));
+  } else {
+    tc.bytes_until_sample = NextSampleCountdown();
+  }
   tc.state = CacheState::kActive;
   RegistryInsert(&tc);
   tc.exit_hook.fn = &ThreadExit;
@@ -180,6 +214,7 @@ void TrackLarge(void* p, std::size_t size, bool sampled) {
 void* AllocateLarge(std::size_t size, std::size_t alignment, bool zero) {
   ThreadCache& tc = tls_cache;
   if (tc.state == CacheState::kUninitialized) InitThread(tc);
+  if (Hardened()) return HardenedAllocate(size, alignment, AllocKind::kMalloc, zero);
   bool sampled = false;
   bool track = tc.state == CacheState::kActive && CrossesSampleCountdown(tc, size, &sampled);
   bool zeroed = false;
@@ -204,22 +239,43 @@ void* AllocateZeroedLarge(std::size_t size) { return AllocateLarge(size, 0, true
 
 namespace {
 
+// The engine's locks in the lock order (engine_lock.h).
+constexpr int kNumForkLocks = 1 + 2 * (kNumClasses - 1) + 1;
+EngineLock& ForkLock(int i) {
+  if (i == 0) return g_registry_lock;
+  if (i < kNumClasses) return g_central[i].fork_lock();
+  if (i < 2 * kNumClasses - 1) return g_tracked_central[i - kNumClasses + 1].fork_lock();
+  return g_page_heap.fork_lock();
+}
+
+// All the engine's locks or none (engine_lock.h): a lock that stays busy
+// makes the prepare give back what it took and retry after a back-off, so
+// that concurrent forks (also from signal handlers that interrupted a lock
+// holder) cannot wait for each other in a cycle. Locks the forking thread
+// holds itself (a handler that interrupted the engine) are skipped.
 void ForkPrepare() {
-  g_registry_lock.Lock();
-  for (int c = 1; c < kNumClasses; ++c) g_central[c].ForkPrepare();
-  g_page_heap.ForkPrepare();
+  for (int round = 0;; ++round) {
+    int taken = 0;
+    while (taken < kNumForkLocks &&
+           ForkLock(taken).ForkTryAcquire(256) != EngineLock::ForkTake::kBusy) {
+      ++taken;
+    }
+    if (taken == kNumForkLocks) return;
+    while (taken > 0) ForkLock(--taken).ForkAbandon();
+    // Back off longer each round (up to ~1 ms), a little randomly, so that
+    // two forks that collide do not collide again in lock step.
+    timespec ts{0, static_cast<long>((1000 << (round < 10 ? round : 10)) +
+                                     (reinterpret_cast<std::uintptr_t>(&tls_lock_token) >> 4) % 997)};
+    nanosleep(&ts, nullptr);
+  }
 }
 
 void ForkParent() {
-  g_page_heap.ForkParent();
-  for (int c = kNumClasses - 1; c >= 1; --c) g_central[c].ForkParent();
-  g_registry_lock.Unlock();
+  for (int i = kNumForkLocks - 1; i >= 0; --i) ForkLock(i).ForkParent();
 }
 
 void ForkChild() {
-  g_page_heap.ForkChild();
-  for (int c = kNumClasses - 1; c >= 1; --c) g_central[c].ForkChild();
-  g_registry_lock.ResetAfterFork();
+  for (int i = kNumForkLocks - 1; i >= 0; --i) ForkLock(i).ForkChild();
   // Only this thread exists in the child; the others' caches are gone (their
   // cached objects are lost to the child, which is safe).
   ThreadCache* self = &tls_cache;
@@ -242,18 +298,32 @@ std::uint64_t ParseEnvU64(const char* name, std::uint64_t fallback) {
 }  // namespace
 
 void EnsureProcessInit() {
-  if (g_process_init_started.load(std::memory_order_acquire)) return;
-  if (g_process_init_started.exchange(true, std::memory_order_acq_rel)) return;
+  // Acquire pairs with the release store of state 2: the mode, the secret
+  // and the link key are visible to every thread that returns from here.
+  int state = g_process_init_state.load(std::memory_order_acquire);
+  if (STRATA_PREDICT_TRUE(state == 2)) return;
+  int expected = 0;
+  if (!g_process_init_state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+    // Another thread decides the mode (a few instructions, no allocation):
+    // wait for it, so that no thread initialises its cache in the wrong mode.
+    while (g_process_init_state.load(std::memory_order_acquire) != 2) sched_yield();
+    return;
+  }
+  InitHardening();
   g_page_heap.set_decay_ns(ParseEnvU64("STRATA_DECAY_MS", 200) * 1'000'000u);
+  g_process_init_state.store(2, std::memory_order_release);
   // pthread_atfork may allocate: by now the engine is usable (all state is
   // constinit), and the started flag stops any recursion here.
   pthread_atfork(&ForkPrepare, &ForkParent, &ForkChild);
   if (&StrataTrackingInit != nullptr) StrataTrackingInit();
 }
 
-void* AllocateSlow(std::size_t size, std::size_t alignment, int size_class) {
-  if (size_class == 0) return AllocateLarge(size, alignment, false);
+void* AllocateSlow(std::size_t size, std::size_t alignment, int size_class, AllocKind kind) {
   ThreadCache& tc = tls_cache;
+  // The mode is decided by the first thread's init: know it before using it.
+  if (STRATA_PREDICT_FALSE(tc.state == CacheState::kUninitialized)) InitThread(tc);
+  if (Hardened()) return HardenedAllocate(size, alignment, kind, false);
+  if (size_class == 0) return AllocateLarge(size, alignment, false);
   if (STRATA_PREDICT_FALSE(tc.state != CacheState::kActive)) {
     if (tc.state == CacheState::kUninitialized) InitThread(tc);
     if (tc.state == CacheState::kDead) {
@@ -272,27 +342,34 @@ void* AllocateSlow(std::size_t size, std::size_t alignment, int size_class) {
   FreeList& list = tc.lists[size_class];
   if (list.head == nullptr && !Refill(tc, size_class)) return nullptr;
   FreeObject* object = list.head;
-  list.head = object->next;
+  list.head = GetNext(object);
   RelaxedStore(list.length, list.length - 1);
   RelaxedStore(list.allocs, list.allocs + 1);
   if (++tc.slow_ops % kIdleScanInterval == 0) IdleScan(tc);
   return object;
 }
 
-void FreeSlow(void* ptr, int size_class) {
+void FreeSlow(void* ptr, int size_class, AllocKind kind) {
+  EnsureProcessInit();  // one acquire load once done: the mode is known
+  if (Hardened()) {
+    FreeClaim claim;
+    claim.kind = kind;
+    HardenedFree(ptr, claim);
+    return;
+  }
   if (size_class != 0) {
     ThreadCache& tc = tls_cache;
     auto* object = static_cast<FreeObject*>(ptr);
     if (STRATA_PREDICT_FALSE(tc.state != CacheState::kActive)) {
       if (tc.state == CacheState::kUninitialized) InitThread(tc);
       if (tc.state == CacheState::kDead) {
-        object->next = nullptr;
+        SetNext(object, nullptr);
         g_central[size_class].Insert(size_class, object, 1);
         return;
       }
     }
     FreeList& list = tc.lists[size_class];
-    object->next = list.head;
+    SetNext(object, list.head);
     list.head = object;
     RelaxedStore(list.length, list.length + 1);
     if (list.length > list.max_length) ListTooLong(tc, size_class);
@@ -304,8 +381,9 @@ void FreeSlow(void* ptr, int size_class) {
   BlockInfo info = LookupBlock(addr);
   switch (info.kind) {
     case BlockKind::kNone:
-      ReportError(info.span != nullptr && info.span->state == SpanState::kFree ? ErrorKind::kDoubleFree
-                                                                             : ErrorKind::kInvalidFree,
+      ReportError(info.freed ? ErrorKind::kDoubleFree
+                             : (info.segment != nullptr && (addr & 15) != 0 ? ErrorKind::kMisalignedFree
+                                                                            : ErrorKind::kInvalidFree),
                   ptr, 0);
       return;
     case BlockKind::kSmall:
@@ -314,24 +392,25 @@ void FreeSlow(void* ptr, int size_class) {
       return;
     case BlockKind::kTrackedSmall: {
       if (addr != info.start) {
-        ReportError(ErrorKind::kInteriorFree, ptr, 0);
+        ReportError((addr & 15) != 0 ? ErrorKind::kMisalignedFree : ErrorKind::kInteriorFree, ptr, 0);
         return;
       }
       InstalledTrackingHooks()->on_free(ptr);
       auto* object = static_cast<FreeObject*>(ptr);
-      object->next = nullptr;
+      SetNext(object, nullptr);
       g_tracked_central[info.size_class].Insert(info.size_class, object, 1);
       return;
     }
     case BlockKind::kLarge:
     case BlockKind::kHuge: {
       if (addr != info.start) {
-        ReportError(ErrorKind::kInteriorFree, ptr, 0);
+        ReportError((addr & 15) != 0 ? ErrorKind::kMisalignedFree : ErrorKind::kInteriorFree, ptr, 0);
         return;
       }
       bool tracked = info.kind == BlockKind::kHuge ? info.segment->tracked : info.span->tracked;
       if (tracked) InstalledTrackingHooks()->on_free(ptr);
-      g_page_heap.FreeLarge(info.segment, info.span);
+      // False: another thread freed it between the lookup and the lock.
+      if (!g_page_heap.FreeLarge(info.segment, info.span)) ReportError(ErrorKind::kDoubleFree, ptr, 0);
       return;
     }
   }
@@ -344,12 +423,22 @@ void FlushCurrentThread() {
 }
 
 void ForEachThreadCache(void (*fn)(const ThreadCache& cache, void* arg), void* arg) {
-  SpinLockHolder h(&g_registry_lock);
+  EngineLockHolder h(&g_registry_lock);
   for (ThreadCache* tc = g_registry_head; tc != nullptr; tc = tc->registry_next) fn(*tc, arg);
 }
 
 std::uint64_t ExitedAllocations(int size_class) {
   return g_exited_allocs[size_class].load(std::memory_order_relaxed);
+}
+
+ThreadCache& CurrentThreadCache() {
+  ThreadCache& tc = tls_cache;
+  if (STRATA_PREDICT_FALSE(tc.state == CacheState::kUninitialized)) InitThread(tc);
+  return tc;
+}
+
+void CountCachelessAllocation(int size_class) {
+  g_exited_allocs[size_class].fetch_add(1, std::memory_order_relaxed);
 }
 
 }  // namespace strata::internal

@@ -33,6 +33,12 @@
 // overflowing shrinks, and lists idle across a scan are halved, all within
 // kMaxThreadCacheBytes of capacity per thread.
 //
+// Hardened mode (hardening.h) reuses the same lists with max_length 0 and
+// bytes_until_sample pinned below -kMaxSmallSize, so that both fast paths
+// always miss: the fast paths have no hardened-mode test. The allocation
+// kind (AllocKind) is passed down as a compile-time constant that only the
+// slow-path calls materialise.
+//
 // Thread-safety: a ThreadCache is written only by its thread. Statistics
 // readers (GetStats) read `length` and `allocs` of other threads with
 // relaxed atomic loads, which is why the owner writes those two fields with
@@ -45,6 +51,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "alloc/internal/hardening.h"
 #include "alloc/internal/page_map.h"
 #include "alloc/internal/size_classes.h"
 #include "alloc/internal/span.h"
@@ -81,6 +88,11 @@ struct ThreadCache {
   std::uint8_t activity[kNumClasses];
   std::size_t capacity_bytes;
   std::uint32_t slow_ops;
+  // Hardened mode: the sample countdown (bytes_until_sample stays pinned at
+  // kHardenedCountdown) and the top of this thread's stack (CaptureStack's
+  // bound; 0 when unknown).
+  std::int64_t hardened_countdown;
+  std::uintptr_t stack_hi;
   ThreadCache* registry_next;
   ThreadCache* registry_prev;
   ThreadExitHook exit_hook;
@@ -93,15 +105,19 @@ inline constexpr std::size_t kMaxThreadCacheBytes = std::size_t{2} << 20;
 inline constexpr std::uint32_t kMaxListLength = 8192;
 // A scan for idle lists every this many slow-path operations.
 inline constexpr std::uint32_t kIdleScanInterval = 1024;
+// bytes_until_sample in hardened mode: no request can make it non-negative.
+inline constexpr std::int64_t kHardenedCountdown = INT64_MIN / 2;
 
-STRATA_NOINLINE void* AllocateSlow(std::size_t size, std::size_t alignment, int size_class);
-STRATA_NOINLINE void FreeSlow(void* ptr, int size_class);
+STRATA_NOINLINE void* AllocateSlow(std::size_t size, std::size_t alignment, int size_class,
+                                   AllocKind kind = AllocKind::kMalloc);
+STRATA_NOINLINE void FreeSlow(void* ptr, int size_class, AllocKind kind = AllocKind::kMalloc);
 // A zeroed block of more than kMaxSmallSize bytes; memory fresh from the OS
 // is not cleared again.
 void* AllocateZeroedLarge(std::size_t size);
 
 // Pops a block of class `size_class` for a request of `size` bytes.
-STRATA_ALWAYS_INLINE void* AllocateSmall(std::size_t size, std::size_t alignment, int size_class) {
+STRATA_ALWAYS_INLINE void* AllocateSmall(std::size_t size, std::size_t alignment, int size_class,
+                                         AllocKind kind = AllocKind::kMalloc) {
   ThreadCache& tc = tls_cache;
   FreeList& list = tc.lists[size_class];
   FreeObject* object = list.head;
@@ -115,16 +131,17 @@ STRATA_ALWAYS_INLINE void* AllocateSmall(std::size_t size, std::size_t alignment
       return object;
     }
   }
-  return AllocateSlow(size, alignment, size_class);
+  return AllocateSlow(size, alignment, size_class, kind);
 }
 
-STRATA_ALWAYS_INLINE void* AllocateFast(std::size_t size) {
-  if (STRATA_PREDICT_TRUE(size <= kMaxSmallSize)) return AllocateSmall(size, 0, SizeToClass(size));
-  return AllocateSlow(size, 0, 0);
+STRATA_ALWAYS_INLINE void* AllocateFast(std::size_t size, AllocKind kind = AllocKind::kMalloc) {
+  if (STRATA_PREDICT_TRUE(size <= kMaxSmallSize)) return AllocateSmall(size, 0, SizeToClass(size), kind);
+  return AllocateSlow(size, 0, 0, kind);
 }
 
-STRATA_ALWAYS_INLINE void FreeFast(void* ptr) {
-  int size_class = g_class_map.Get(reinterpret_cast<std::uintptr_t>(ptr));
+// Pushes `ptr`, a block of class `size_class` (0: not a cached small block)
+// when the class's list has room.
+STRATA_ALWAYS_INLINE bool TryCacheFree(void* ptr, int size_class) {
   if (STRATA_PREDICT_TRUE(size_class != 0)) {
     FreeList& list = tls_cache.lists[size_class];
     if (STRATA_PREDICT_TRUE(list.length < list.max_length)) {
@@ -132,10 +149,16 @@ STRATA_ALWAYS_INLINE void FreeFast(void* ptr) {
       object->next = list.head;
       list.head = object;
       RelaxedStore(list.length, list.length + 1);
-      return;
+      return true;
     }
   }
-  FreeSlow(ptr, size_class);
+  return false;
+}
+
+STRATA_ALWAYS_INLINE void FreeFast(void* ptr, AllocKind kind = AllocKind::kMalloc) {
+  int size_class = g_class_map.Get(reinterpret_cast<std::uintptr_t>(ptr));
+  if (STRATA_PREDICT_TRUE(TryCacheFree(ptr, size_class))) return;
+  FreeSlow(ptr, size_class, kind);
 }
 
 // Returns every cached object of the calling thread to the central pools.
@@ -154,6 +177,17 @@ void EnsureProcessInit();
 
 // The sample countdown for a fresh or reset thread (used by the profiler).
 std::int64_t NextSampleCountdown();
+
+// --- For the hardened slow paths (hardening.cc) -----------------------------
+
+// The calling thread's cache, initialised (state kActive, or kDead while
+// the thread exits).
+ThreadCache& CurrentThreadCache();
+// Hands `n` objects from the head of `list` to the central pool (checking
+// that the chain is not cyclic, see hardening.h).
+void ReleaseFromList(FreeList& list, int size_class, std::uint32_t n);
+// Counts an allocation served to a thread with no cache (exiting).
+void CountCachelessAllocation(int size_class);
 
 }  // namespace strata::internal
 

@@ -7,12 +7,15 @@
 // "commit" only matters for memory that was decommitted, where it is a no-op
 // too: MADV_DONTNEED leaves the range mapped, reading as zeros.
 //
-// Fault injection: tests may install a failure hook that makes the next N
-// calls of a kind fail, to prove that every caller survives OS failures.
+// Fault injection: tests may make the next N calls of a kind fail, to prove
+// that every caller survives OS failures. Failures (real or injected) are
+// counted per kind, so that they are surfaced even when the engine
+// survives them silently (a failed decommit only leaves pages committed).
 #ifndef STRATA_ALLOC_OS_OS_H_
 #define STRATA_ALLOC_OS_OS_H_
 
 #include <cstddef>
+#include <cstdint>
 
 namespace strata::os {
 
@@ -34,10 +37,14 @@ bool Decommit(void* ptr, std::size_t size) noexcept;
 // unsupported).
 void AdviseHugePages(void* ptr, std::size_t size) noexcept;
 
-// Fault injection for tests: the next `count` calls of Reserve (or
-// Decommit) fail as the OS would. Thread-safe.
-enum class FaultKind { kReserve, kDecommit };
+// Fault injection for tests: the next `count` calls of Reserve (mmap),
+// Decommit (madvise) or Release (munmap) fail as the OS would. Thread-safe.
+enum class FaultKind { kReserve, kDecommit, kRelease };
+inline constexpr int kNumFaultKinds = 3;
 void InjectFaultsForTesting(FaultKind kind, int count) noexcept;
+
+// Calls of a kind that failed so far (real or injected).
+std::uint64_t FailureCount(FaultKind kind) noexcept;
 
 }  // namespace strata::os
 

@@ -9,8 +9,11 @@
 namespace strata::os {
 namespace {
 
-constinit std::atomic<int> g_reserve_faults{0};
-constinit std::atomic<int> g_decommit_faults{0};
+constinit std::atomic<int> g_faults[kNumFaultKinds] = {};
+constinit std::atomic<std::uint64_t> g_failures[kNumFaultKinds] = {};
+
+std::atomic<int>& Faults(FaultKind kind) { return g_faults[static_cast<int>(kind)]; }
+void CountFailure(FaultKind kind) { g_failures[static_cast<int>(kind)].fetch_add(1, std::memory_order_relaxed); }
 
 // Consumes one injected fault if any is pending.
 bool TakeFault(std::atomic<int>& faults) {
@@ -27,13 +30,7 @@ void* MapAnonymous(std::size_t size) {
   return p == MAP_FAILED ? nullptr : p;
 }
 
-}  // namespace
-
-void* Reserve(std::size_t size, std::size_t alignment) noexcept {
-  if (TakeFault(g_reserve_faults)) {
-    errno = ENOMEM;
-    return nullptr;
-  }
+void* ReserveImpl(std::size_t size, std::size_t alignment) {
   if (alignment < kPageSize) alignment = kPageSize;
   size = (size + kPageSize - 1) & ~(kPageSize - 1);
   if (size == 0 || size > (std::size_t{1} << 46)) return nullptr;
@@ -57,13 +54,29 @@ void* Reserve(std::size_t size, std::size_t alignment) noexcept {
   return reinterpret_cast<void*>(aligned);
 }
 
+}  // namespace
+
+void* Reserve(std::size_t size, std::size_t alignment) noexcept {
+  void* p = nullptr;
+  if (TakeFault(Faults(FaultKind::kReserve))) {
+    errno = ENOMEM;
+  } else {
+    p = ReserveImpl(size, alignment);
+  }
+  if (p == nullptr) CountFailure(FaultKind::kReserve);
+  return p;
+}
+
 bool Release(void* ptr, std::size_t size) noexcept {
-  return munmap(ptr, size) == 0;
+  if (!TakeFault(Faults(FaultKind::kRelease)) && munmap(ptr, size) == 0) return true;
+  CountFailure(FaultKind::kRelease);
+  return false;
 }
 
 bool Decommit(void* ptr, std::size_t size) noexcept {
-  if (TakeFault(g_decommit_faults)) return false;
-  return madvise(ptr, size, MADV_DONTNEED) == 0;
+  if (!TakeFault(Faults(FaultKind::kDecommit)) && madvise(ptr, size, MADV_DONTNEED) == 0) return true;
+  CountFailure(FaultKind::kDecommit);
+  return false;
 }
 
 void AdviseHugePages(void* ptr, std::size_t size) noexcept {
@@ -78,8 +91,11 @@ void AdviseHugePages(void* ptr, std::size_t size) noexcept {
 }
 
 void InjectFaultsForTesting(FaultKind kind, int count) noexcept {
-  (kind == FaultKind::kReserve ? g_reserve_faults : g_decommit_faults)
-      .store(count, std::memory_order_relaxed);
+  Faults(kind).store(count, std::memory_order_relaxed);
+}
+
+std::uint64_t FailureCount(FaultKind kind) noexcept {
+  return g_failures[static_cast<int>(kind)].load(std::memory_order_relaxed);
 }
 
 }  // namespace strata::os

@@ -17,8 +17,7 @@ namespace strata::override_internal {
 namespace {
 
 std::size_t CachedFreeBytes(const Stats& s) {
-  return s.thread_cache_bytes + s.central_cache_bytes + s.arena_free_bytes +
-         s.large_cache_bytes;
+  return s.thread_cache_bytes + s.central_cache_bytes + s.arena_free_bytes + s.large_cache_bytes;
 }
 
 std::size_t NonNegative(std::int64_t v) { return v > 0 ? static_cast<std::size_t>(v) : 0; }

@@ -50,9 +50,7 @@ STRATA_EXPORT int posix_memalign(void** out, size_t alignment, size_t size) noex
 STRATA_EXPORT void* aligned_alloc(size_t alignment, size_t size) noexcept {
   return policy::AlignedAllocImpl(alignment, size);
 }
-STRATA_EXPORT void free_sized(void* ptr, size_t size) noexcept {
-  policy::FreeSizedImpl(ptr, size);
-}
+STRATA_EXPORT void free_sized(void* ptr, size_t size) noexcept { policy::FreeSizedImpl(ptr, size); }
 STRATA_EXPORT void free_aligned_sized(void* ptr, size_t alignment, size_t size) noexcept {
   policy::FreeAlignedSizedImpl(ptr, alignment, size);
 }
@@ -64,9 +62,7 @@ STRATA_EXPORT void* memalign(size_t alignment, size_t size) noexcept {
 STRATA_EXPORT void* valloc(size_t size) noexcept { return policy::VallocImpl(size); }
 STRATA_EXPORT void* pvalloc(size_t size) noexcept { return policy::PvallocImpl(size); }
 STRATA_EXPORT void cfree(void* ptr) noexcept { policy::FreeImpl(ptr); }
-STRATA_EXPORT size_t malloc_usable_size(void* ptr) noexcept {
-  return policy::UsableSizeImpl(ptr);
-}
+STRATA_EXPORT size_t malloc_usable_size(void* ptr) noexcept { return policy::UsableSizeImpl(ptr); }
 
 // glibc's internal names (used by glibc itself and by some programs that
 // wrap malloc).

@@ -39,7 +39,7 @@ int64_t strata_stats_live_bytes(void);
 size_t strata_release_memory(void);
 
 #ifdef __cplusplus
-}  /* extern "C" */
+} /* extern "C" */
 #endif
 
-#endif  /* STRATA_ALLOC_OVERRIDE_STRATA_C_H_ */
+#endif /* STRATA_ALLOC_OVERRIDE_STRATA_C_H_ */

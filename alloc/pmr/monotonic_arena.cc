@@ -116,8 +116,8 @@ void* MonotonicArena::AllocateSlow(std::size_t bytes, std::size_t alignment) {
   if (!dedicated) {
     cursor_ = reinterpret_cast<std::uintptr_t>(user) + bytes;
     end_ = reinterpret_cast<std::uintptr_t>(base) + size;
-    next_chunk_size_ = std::min(next_chunk_size_ * 2,
-                                std::max(options_.max_chunk_size, next_chunk_size_));
+    next_chunk_size_ =
+        std::min(next_chunk_size_ * 2, std::max(options_.max_chunk_size, next_chunk_size_));
   }
   return user;
 }
@@ -255,8 +255,8 @@ void* ConcurrentMonotonicArena::AllocateSlow(Chunk* seen, std::size_t bytes,
   if (!dedicated) {
     // Pairs with the acquire load in do_allocate().
     current_.store(chunk, std::memory_order_release);
-    next_chunk_size_ = std::min(next_chunk_size_ * 2,
-                                std::max(options_.max_chunk_size, next_chunk_size_));
+    next_chunk_size_ =
+        std::min(next_chunk_size_ * 2, std::max(options_.max_chunk_size, next_chunk_size_));
   }
   return reinterpret_cast<void*>(user);
 }

@@ -48,12 +48,12 @@ std::pmr::memory_resource* GlobalResource() noexcept;
 
 // Counters of one PoolResource. Bytes are the sizes asked for by callers.
 struct PoolResourceStats {
-  std::int64_t live_bytes = 0;        // handed out and not yet returned
-  std::int64_t peak_live_bytes = 0;   // high-water mark of live_bytes
+  std::int64_t live_bytes = 0;       // handed out and not yet returned
+  std::int64_t peak_live_bytes = 0;  // high-water mark of live_bytes
   std::int64_t live_blocks = 0;
-  std::uint64_t allocations = 0;      // cumulative successful allocations
-  std::uint64_t deallocations = 0;    // cumulative (release() counts too)
-  std::uint64_t limit_failures = 0;   // allocations refused by the limit
+  std::uint64_t allocations = 0;     // cumulative successful allocations
+  std::uint64_t deallocations = 0;   // cumulative (release() counts too)
+  std::uint64_t limit_failures = 0;  // allocations refused by the limit
 };
 
 // A memory_resource served by strata's thread caches, with its own
@@ -64,18 +64,26 @@ struct PoolResourceStats {
 // A thread always inserts into "its" shard (threads are assigned shards
 // round-robin), so threads rarely share a shard lock; a block freed by
 // another thread is unlinked from the shard recorded in its header. Each
-// shard is cache-line padded. Live bytes and the peak are kept in one
-// padded atomic (exact peak and an exact limit need one sum); counts are
-// per shard.
+// shard is cache-line padded and keeps its own counts, live bytes and peak.
+//
+// Accounting without a limit: a shard adds its net byte growth to the
+// resource-wide total only in steps of kFlushBytes (and takes shrinkage out
+// ahead of time), so threads do not contend on one counter and the total
+// never exceeds the true live bytes. live_bytes is exact (the sum of the
+// shards' exact counts). peak_live_bytes is a lower bound of the true peak,
+// at most kShards * kFlushBytes below it, and exact when only one thread
+// has ever allocated from the resource.
+//
+// Limit: with byte_limit > 0 every allocation is charged to one exact
+// resource-wide counter (a compare-and-swap loop); an allocation that would
+// take live bytes above the limit throws std::bad_alloc and changes nothing
+// (no block, counter or other thread is affected, except limit_failures).
+// The peak is then exact.
 //
 // Thread-safety: allocate/deallocate/stats are thread-safe and take no
 // resource-wide lock (one shard spin lock, uncontended in the common case,
 // plus the engine's lock-free fast path). release() and the destructor must
 // not run concurrently with any other use of the resource.
-//
-// Limit: with byte_limit > 0, an allocation that would take live_bytes above
-// the limit throws std::bad_alloc; nothing else changes (no block, counter or
-// other thread is affected, except limit_failures).
 //
 // Overhead: 32 bytes per block (alignment <= 32), or `alignment` bytes for
 // larger alignments.
@@ -86,6 +94,13 @@ class PoolResource final : public std::pmr::memory_resource {
     // live at once.
     std::size_t byte_limit = 0;
   };
+
+  // 16 shards: 8 threads on a few cores rarely collide, and 16 padded
+  // shards (2 KiB) keep the object small.
+  static constexpr int kShards = 16;
+  // A shard publishes its net byte change to the resource-wide total in
+  // steps of at least this much (no limit only).
+  static constexpr std::int64_t kFlushBytes = 64 << 10;
 
   PoolResource() noexcept : PoolResource(Options{}) {}
   explicit PoolResource(Options options) noexcept;
@@ -112,30 +127,34 @@ class PoolResource final : public std::pmr::memory_resource {
 
  private:
   struct BlockHeader;
-  // 16 shards: 8 threads on a few cores rarely collide, and 16 padded
-  // shards (2 KiB) keep the object small.
-  static constexpr int kShards = 16;
 
   struct alignas(kCacheLineSize) Shard {
     SpinLock lock;
     BlockHeader* head STRATA_GUARDED_BY(lock) = nullptr;
+    // Live bytes of this shard not yet added to total_bytes_, in
+    // [0, kFlushBytes) (no limit only).
+    std::int64_t unflushed STRATA_GUARDED_BY(lock) = 0;
     // Written under `lock`, read by stats() without it.
     std::atomic<std::uint64_t> allocations{0};
     std::atomic<std::uint64_t> deallocations{0};
     std::atomic<std::int64_t> live_blocks{0};
+    std::atomic<std::int64_t> live_bytes{0};
+    std::atomic<std::int64_t> peak_bytes{0};
   };
 
   void Link(BlockHeader* header) noexcept;
   void Unlink(BlockHeader* header) noexcept;
-  // Accounts `bytes` as live, respecting the limit. False if over the limit.
+  // Limit mode: charges `bytes` to total_bytes_; false if over the limit.
   bool Charge(std::size_t bytes) noexcept;
-  void Uncharge(std::size_t bytes) noexcept;
+  // Adds `delta` to total_bytes_ and raises peak_bytes_ if needed.
+  void AddToTotal(std::int64_t delta) noexcept;
   static void FreeBlock(BlockHeader* header) noexcept;
 
   const std::size_t byte_limit_;
   Shard shards_[kShards];
-  alignas(kCacheLineSize) std::atomic<std::int64_t> live_bytes_{0};
-  alignas(kCacheLineSize) std::atomic<std::int64_t> peak_live_bytes_{0};
+  // With a limit: exact live bytes. Without: the sum of flushed changes.
+  alignas(kCacheLineSize) std::atomic<std::int64_t> total_bytes_{0};
+  std::atomic<std::int64_t> peak_bytes_{0};
   std::atomic<std::uint64_t> limit_failures_{0};
 };
 

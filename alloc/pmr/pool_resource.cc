@@ -8,6 +8,7 @@
 // offset = max(32, alignment). base comes from strata::Allocate when the
 // alignment is <= 16 (engine blocks are 16-aligned), else from
 // AllocateAligned(total, alignment); the user pointer is then aligned too.
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -21,9 +22,9 @@
 namespace strata::pmr {
 
 struct PoolResource::BlockHeader {
-  BlockHeader* prev;   // guarded by the lock of shards_[shard]
+  BlockHeader* prev;  // guarded by the lock of shards_[shard]
   BlockHeader* next;
-  std::size_t bytes;   // as asked for by the caller
+  std::size_t bytes;  // as asked for by the caller
   std::uint32_t shard;
   std::uint32_t alignment_log2;
 };
@@ -65,34 +66,30 @@ PoolResource::PoolResource(Options options) noexcept : byte_limit_(options.byte_
 
 PoolResource::~PoolResource() { release(); }
 
-bool PoolResource::Charge(std::size_t bytes) noexcept {
-  if (bytes > static_cast<std::size_t>(PTRDIFF_MAX)) return false;
-  const auto delta = static_cast<std::int64_t>(bytes);
-  std::int64_t now;
-  if (byte_limit_ == 0) {
-    now = live_bytes_.fetch_add(delta, std::memory_order_relaxed) + delta;
-  } else {
-    // A CAS loop rather than add-then-undo: a refused request must never make
-    // a concurrent one fail.
-    std::int64_t current = live_bytes_.load(std::memory_order_relaxed);
-    do {
-      if (static_cast<std::uint64_t>(current) + bytes > byte_limit_) return false;
-    } while (!live_bytes_.compare_exchange_weak(current, current + delta,
-                                                std::memory_order_relaxed));
-    now = current + delta;
+void PoolResource::AddToTotal(std::int64_t delta) noexcept {
+  const std::int64_t now = total_bytes_.fetch_add(delta, std::memory_order_relaxed) + delta;
+  std::int64_t peak = peak_bytes_.load(std::memory_order_relaxed);
+  while (now > peak && !peak_bytes_.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
   }
-  std::int64_t peak = peak_live_bytes_.load(std::memory_order_relaxed);
-  while (now > peak && !peak_live_bytes_.compare_exchange_weak(peak, now,
-                                                               std::memory_order_relaxed)) {
+}
+
+bool PoolResource::Charge(std::size_t bytes) noexcept {
+  // A CAS loop rather than add-then-undo: a refused request must never make
+  // a concurrent one fail.
+  std::int64_t current = total_bytes_.load(std::memory_order_relaxed);
+  std::int64_t now;
+  do {
+    if (static_cast<std::uint64_t>(current) + bytes > byte_limit_) return false;
+    now = current + static_cast<std::int64_t>(bytes);
+  } while (!total_bytes_.compare_exchange_weak(current, now, std::memory_order_relaxed));
+  std::int64_t peak = peak_bytes_.load(std::memory_order_relaxed);
+  while (now > peak && !peak_bytes_.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
   }
   return true;
 }
 
-void PoolResource::Uncharge(std::size_t bytes) noexcept {
-  live_bytes_.fetch_sub(static_cast<std::int64_t>(bytes), std::memory_order_relaxed);
-}
-
 void PoolResource::Link(BlockHeader* header) noexcept {
+  const auto bytes = static_cast<std::int64_t>(header->bytes);
   Shard& shard = shards_[header->shard];
   SpinLockHolder hold(&shard.lock);
   header->prev = nullptr;
@@ -101,9 +98,22 @@ void PoolResource::Link(BlockHeader* header) noexcept {
   shard.head = header;
   Bump(shard.allocations, std::uint64_t{1});
   Bump(shard.live_blocks, std::int64_t{1});
+  const std::int64_t live = shard.live_bytes.load(std::memory_order_relaxed) + bytes;
+  shard.live_bytes.store(live, std::memory_order_relaxed);
+  if (live > shard.peak_bytes.load(std::memory_order_relaxed)) {
+    shard.peak_bytes.store(live, std::memory_order_relaxed);
+  }
+  if (byte_limit_ == 0) {
+    shard.unflushed += bytes;
+    if (STRATA_PREDICT_FALSE(shard.unflushed >= kFlushBytes)) {
+      AddToTotal(shard.unflushed);
+      shard.unflushed = 0;
+    }
+  }
 }
 
 void PoolResource::Unlink(BlockHeader* header) noexcept {
+  const auto bytes = static_cast<std::int64_t>(header->bytes);
   Shard& shard = shards_[header->shard];
   SpinLockHolder hold(&shard.lock);
   if (header->prev != nullptr) {
@@ -114,6 +124,18 @@ void PoolResource::Unlink(BlockHeader* header) noexcept {
   if (header->next != nullptr) header->next->prev = header->prev;
   Bump(shard.deallocations, std::uint64_t{1});
   Bump(shard.live_blocks, std::int64_t{-1});
+  Bump(shard.live_bytes, -bytes);
+  if (byte_limit_ == 0) {
+    shard.unflushed -= bytes;
+    if (STRATA_PREDICT_FALSE(shard.unflushed < 0)) {
+      // Take the shrinkage, and half a step more, out of the total now, so
+      // that the total never exceeds the true live bytes.
+      AddToTotal(shard.unflushed - kFlushBytes / 2);
+      shard.unflushed = kFlushBytes / 2;
+    }
+  } else {
+    total_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
+  }
 }
 
 void PoolResource::FreeBlock(BlockHeader* header) noexcept {
@@ -129,7 +151,8 @@ void PoolResource::FreeBlock(BlockHeader* header) noexcept {
 }
 
 void* PoolResource::do_allocate(std::size_t bytes, std::size_t alignment) {
-  if (STRATA_PREDICT_FALSE(!Charge(bytes))) {
+  if (STRATA_PREDICT_FALSE(bytes > static_cast<std::size_t>(PTRDIFF_MAX))) throw std::bad_alloc();
+  if (byte_limit_ != 0 && !Charge(bytes)) {
     limit_failures_.fetch_add(1, std::memory_order_relaxed);
     throw std::bad_alloc();
   }
@@ -142,7 +165,9 @@ void* PoolResource::do_allocate(std::size_t bytes, std::size_t alignment) {
                                   : strata::AllocateAligned(total, alignment));
   }
   if (STRATA_PREDICT_FALSE(base == nullptr)) {
-    Uncharge(bytes);
+    if (byte_limit_ != 0) {
+      total_bytes_.fetch_sub(static_cast<std::int64_t>(bytes), std::memory_order_relaxed);
+    }
     throw std::bad_alloc();
   }
   char* user = base + offset;
@@ -162,7 +187,6 @@ void PoolResource::do_deallocate(void* p, std::size_t bytes, std::size_t alignme
   (void)bytes;
   (void)alignment;
   Unlink(header);
-  Uncharge(header->bytes);
   FreeBlock(header);
 }
 
@@ -170,30 +194,37 @@ void PoolResource::release() noexcept {
   for (Shard& shard : shards_) {
     SpinLockHolder hold(&shard.lock);
     std::int64_t freed = 0;
-    std::size_t freed_bytes = 0;
     for (BlockHeader* h = shard.head; h != nullptr;) {
       BlockHeader* next = h->next;
-      freed_bytes += h->bytes;
       FreeBlock(h);
       ++freed;
       h = next;
     }
     shard.head = nullptr;
+    // The total holds this shard's live bytes minus what it has not flushed.
+    const std::int64_t live = shard.live_bytes.load(std::memory_order_relaxed);
+    total_bytes_.fetch_sub(live - shard.unflushed, std::memory_order_relaxed);
+    shard.unflushed = 0;
     Bump(shard.deallocations, static_cast<std::uint64_t>(freed));
-    Bump(shard.live_blocks, -freed);
-    Uncharge(freed_bytes);
+    shard.live_blocks.store(0, std::memory_order_relaxed);
+    shard.live_bytes.store(0, std::memory_order_relaxed);
   }
 }
 
 PoolResourceStats PoolResource::stats() const noexcept {
   PoolResourceStats s;
+  std::int64_t shard_peak = 0;
   for (const Shard& shard : shards_) {
     s.allocations += shard.allocations.load(std::memory_order_relaxed);
     s.deallocations += shard.deallocations.load(std::memory_order_relaxed);
     s.live_blocks += shard.live_blocks.load(std::memory_order_relaxed);
+    s.live_bytes += shard.live_bytes.load(std::memory_order_relaxed);
+    shard_peak = std::max(shard_peak, shard.peak_bytes.load(std::memory_order_relaxed));
   }
-  s.live_bytes = live_bytes_.load(std::memory_order_relaxed);
-  s.peak_live_bytes = peak_live_bytes_.load(std::memory_order_relaxed);
+  // Every term is a lower bound of the true peak (see the class comment);
+  // with a limit, peak_bytes_ is exact and the others never exceed it.
+  s.peak_live_bytes =
+      std::max({peak_bytes_.load(std::memory_order_relaxed), shard_peak, s.live_bytes});
   s.limit_failures = limit_failures_.load(std::memory_order_relaxed);
   return s;
 }

@@ -80,7 +80,8 @@ class ObjectPool {
    public:
     Handle() = default;
     Handle(Handle&& other) noexcept
-        : pool_(std::exchange(other.pool_, nullptr)), object_(std::exchange(other.object_, nullptr)) {}
+        : pool_(std::exchange(other.pool_, nullptr)),
+          object_(std::exchange(other.object_, nullptr)) {}
     Handle& operator=(Handle&& other) noexcept {
       if (this != &other) {
         reset();
@@ -232,8 +233,8 @@ class BufferPool {
     std::uint64_t hits = 0;    // served by an idle buffer
     std::uint64_t misses = 0;  // a new buffer was allocated
     std::uint64_t puts = 0;
-    std::uint64_t drops = 0;   // returned buffers freed because the tier was full
-    std::size_t shared = 0;    // idle buffers in the shared stack now
+    std::uint64_t drops = 0;  // returned buffers freed because the tier was full
+    std::size_t shared = 0;   // idle buffers in the shared stack now
   };
   struct Stats {
     std::uint64_t hits = 0;      // over all tiers

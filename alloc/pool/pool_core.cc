@@ -17,10 +17,10 @@ namespace strata::pool_internal {
 // owning thread, except under `lock` by the pool's destructor (after the
 // owner stopped using the pool) and by the owner's exit hook.
 struct PoolCore::LocalCache {
-  SpinLock lock;                       // exit hook vs pool destructor
-  std::atomic<PoolCore*> pool;         // nullptr once detached (under lock)
-  std::atomic<int> refs{2};            // the thread's and the pool's
-  LocalCache* next = nullptr;          // in the pool's registry
+  SpinLock lock;                // exit hook vs pool destructor
+  std::atomic<PoolCore*> pool;  // nullptr once detached (under lock)
+  std::atomic<int> refs{2};     // the thread's and the pool's
+  LocalCache* next = nullptr;   // in the pool's registry
   std::size_t count = 0;
   std::size_t capacity = 0;
   // Single-writer counters (the owner), read by GetStats().
@@ -114,8 +114,8 @@ void PoolCore::FoldCounters(const LocalCache* cache) noexcept {
   drops_.fetch_add(cache->drops.load(std::memory_order_relaxed), std::memory_order_relaxed);
 }
 
-PoolCore::PoolCore(std::size_t per_thread_capacity, std::size_t shared_capacity,
-                   DestroyFn destroy, void* context) noexcept
+PoolCore::PoolCore(std::size_t per_thread_capacity, std::size_t shared_capacity, DestroyFn destroy,
+                   void* context) noexcept
     : id_(g_next_pool_id.fetch_add(1, std::memory_order_relaxed)),
       per_thread_capacity_(per_thread_capacity),
       shared_capacity_(shared_capacity),

@@ -45,7 +45,7 @@ refuses is reported as n/a with the reason.
 
 Outside Bazel (e.g. while //alloc:libstrata.so does not build yet), run the
 script directly after building its inputs:
-    bazel build -c opt //bench/workloads //bench:compare_launch
+    bazel build -c opt //bench/workloads //bench/compare:launch
     python3 bench/compare/compare.py --peers glibc,jemalloc,tcmalloc,mimalloc,tbbmalloc
 It then takes the binaries from bazel-bin/ (or --bin-dir).
 """
@@ -228,11 +228,27 @@ class Sample:
         self.utime = None
         self.stime = None
         self.minflt = None
+        self.other_cpus = None
         self.checksum = None
         self.preload = None  # (malloc object, free object)
 
     def to_json(self):
         return dict(self.__dict__)
+
+
+def cpu_busy_seconds():
+    """CPU time all processes of the machine have used so far (/proc/stat,
+    all CPUs together), or None where that cannot be read."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != "cpu":
+        return None
+    v = [int(x) for x in fields[1:]]
+    busy = v[0] + v[1] + v[2] + sum(v[5:8])  # user nice system irq softirq steal
+    return busy / float(os.sysconf("SC_CLK_TCK"))
 
 
 def child_env():
@@ -256,6 +272,7 @@ def run_once(launcher, binary, args, alloc, timeout):
         cmd += ["--preload", alloc.path]
     cmd += ["--", binary] + args
     s = Sample()
+    busy0 = cpu_busy_seconds()
     try:
         p = subprocess.run(cmd, env=child_env(), stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True,
@@ -270,6 +287,7 @@ def run_once(launcher, binary, args, alloc, timeout):
             report = dict(kv.split("=", 1) for kv in line.split()[1:])
         elif line.strip():
             out_lines.append(line.strip())
+    busy1 = cpu_busy_seconds()
     if report is None:
         s.error = "launcher failed: " + first_error_line(p.stderr)
         return s
@@ -278,6 +296,10 @@ def run_once(launcher, binary, args, alloc, timeout):
     s.utime = int(report["utime_us"]) / 1e6
     s.stime = int(report["stime_us"]) / 1e6
     s.minflt = int(report["minflt"])
+    if busy0 is not None and busy1 is not None and s.wall > 0:
+        # CPUs the rest of the machine kept busy meanwhile (this runner's
+        # own few milliseconds included): interference with the timing.
+        s.other_cpus = max(0.0, (busy1 - busy0) - s.utime - s.stime) / s.wall
     m = PRELOAD_RE.search(p.stderr)
     if m:
         s.preload = (m.group(1), m.group(2))
@@ -725,7 +747,7 @@ def split_list(values, allowed, what):
 
 
 def run_timing(args, argv, locator, allocs):
-    launcher = locator.need("bench/compare_launch", "//bench:compare_launch")
+    launcher = locator.need("bench/compare/launch", "//bench/compare:launch")
     workloads = split_list(args.only, WORKLOADS, "workload") or list(WORKLOADS)
     binaries = {w: locator.need("bench/workloads/" + w,
                                 "//bench/workloads:" + w) for w in workloads}
@@ -764,6 +786,7 @@ def run_timing(args, argv, locator, allocs):
             check_checksums(row["cells"], allocs)
             rows.append(row)
 
+    end_load = os.getloadavg()[0]
     summary = evaluate(rows, allocs, base)
     time_table, rss_table = render_tables(rows, allocs, base, summary)
     failures = render_failures(rows, allocs)
@@ -786,8 +809,20 @@ def run_timing(args, argv, locator, allocs):
                "threads %s; --scale %g; medians shown; load average %.2f at "
                "start, %.2f at end; largest spread (max-min)/median in a "
                "cell: %.0f%%" % (args.reps, ",".join(map(str, threads)),
-                                 args.scale, start_load, os.getloadavg()[0],
+                                 args.scale, start_load, end_load,
                                  100 * max_spread))
+    others = [s.other_cpus for r in rows for c in r["cells"].values()
+              for s in c.samples if s.other_cpus is not None]
+    if others:
+        other_mean = statistics.mean(others)
+        out.append("- Interference: while the workloads ran, other processes "
+                   "kept on average %.2f of the %d CPUs busy (from "
+                   "/proc/stat minus the workload's own CPU time; worst run "
+                   "%.2f)" % (other_mean, os.cpu_count() or 0, max(others)))
+        if other_mean > 0.25:
+            out.append("- **Warning: the machine was busy, so times are "
+                       "noisy and inflated; trust the ratios more than the "
+                       "absolute numbers, and rerun on a quiet machine.**")
     out.append("- Interposition verified: %d/%d runs (malloc and free "
                "resolved to the preloaded object; glibc: libc)" % (verified,
                                                                  runs))
@@ -1008,7 +1043,7 @@ def parse_args(argv):
                    help="libstrata.so to use instead of the runfiles' one")
     p.add_argument("--bin-dir", metavar="DIR",
                    help="directory holding bench/workloads/* and "
-                        "bench/compare_launch (default: runfiles, bazel-bin)")
+                        "bench/compare/launch (default: runfiles, bazel-bin)")
     p.add_argument("--list", action="store_true",
                    help="list workloads and allocators, then exit")
     args = p.parse_args(argv)

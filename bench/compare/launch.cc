@@ -1,5 +1,5 @@
-// compare_launch: runs one workload process under a given LD_PRELOAD and
-// reports its wall time and resource usage (wait4 rusage).
+// launch (//bench/compare:launch): runs one workload process under a given
+// LD_PRELOAD and reports its wall time and resource usage (wait4 rusage).
 //
 // Why this exists instead of os.wait4() in compare.py: Linux carries the
 // RSS high-water mark of the image a process had before exec() into the
@@ -11,7 +11,7 @@
 // a fresh maxrss, so the child's ru_maxrss is the workload's own peak (plus
 // at most this launcher's ~1-2 MiB image, which is below any workload's).
 //
-// Usage: compare_launch [--preload SO] [--timeout SECONDS] -- PROGRAM [ARGS]
+// Usage: launch [--preload SO] [--timeout SECONDS] -- PROGRAM [ARGS]
 //   --preload SO   set LD_PRELOAD=SO for PROGRAM (otherwise LD_PRELOAD is
 //                  removed from its environment)
 //   --timeout S    SIGKILL the child after S seconds (default 600)
@@ -53,7 +53,7 @@ long long Us(const timeval& tv) {
 
 [[noreturn]] void Usage() {
   std::fprintf(stderr,
-               "usage: compare_launch [--preload SO] [--timeout SECONDS] -- "
+               "usage: launch [--preload SO] [--timeout SECONDS] -- "
                "PROGRAM [ARGS...]\n");
   std::exit(2);
 }

@@ -27,7 +27,16 @@ void BM_NewDelete(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations() * kBatch);
 }
-BENCHMARK(BM_NewDelete)->Arg(16)->Arg(64)->Arg(256)->Arg(1024)->Arg(8192)->Threads(1)->Threads(2)->Threads(8)->UseRealTime();
+BENCHMARK(BM_NewDelete)
+    ->Arg(16)
+    ->Arg(64)
+    ->Arg(256)
+    ->Arg(1024)
+    ->Arg(8192)
+    ->Threads(1)
+    ->Threads(2)
+    ->Threads(8)
+    ->UseRealTime();
 
 void BM_MallocFree(benchmark::State& state) {
   const auto size = static_cast<std::size_t>(state.range(0));

@@ -70,11 +70,36 @@ void BM_Shared(benchmark::State& state) {
   Churn(state, Get());
 }
 
-BENCHMARK_TEMPLATE(BM_Shared, StrataPool)->Name("Shared/strata::PoolResource")->Threads(1)->Threads(2)->Threads(8)->UseRealTime();
-BENCHMARK_TEMPLATE(BM_Shared, StrataGlobal)->Name("Shared/strata::GlobalResource")->Threads(1)->Threads(2)->Threads(8)->UseRealTime();
-BENCHMARK_TEMPLATE(BM_Shared, StdSynchronizedPool)->Name("Shared/std::synchronized_pool_resource")->Threads(1)->Threads(2)->Threads(8)->UseRealTime();
-BENCHMARK_TEMPLATE(BM_Shared, TbbScalable)->Name("Shared/tbb::scalable_memory_resource")->Threads(1)->Threads(2)->Threads(8)->UseRealTime();
-BENCHMARK_TEMPLATE(BM_Shared, StdNewDelete)->Name("Shared/std::new_delete_resource")->Threads(1)->Threads(2)->Threads(8)->UseRealTime();
+BENCHMARK_TEMPLATE(BM_Shared, StrataPool)
+    ->Name("Shared/strata::PoolResource")
+    ->Threads(1)
+    ->Threads(2)
+    ->Threads(8)
+    ->UseRealTime();
+BENCHMARK_TEMPLATE(BM_Shared, StrataGlobal)
+    ->Name("Shared/strata::GlobalResource")
+    ->Threads(1)
+    ->Threads(2)
+    ->Threads(8)
+    ->UseRealTime();
+BENCHMARK_TEMPLATE(BM_Shared, StdSynchronizedPool)
+    ->Name("Shared/std::synchronized_pool_resource")
+    ->Threads(1)
+    ->Threads(2)
+    ->Threads(8)
+    ->UseRealTime();
+BENCHMARK_TEMPLATE(BM_Shared, TbbScalable)
+    ->Name("Shared/tbb::scalable_memory_resource")
+    ->Threads(1)
+    ->Threads(2)
+    ->Threads(8)
+    ->UseRealTime();
+BENCHMARK_TEMPLATE(BM_Shared, StdNewDelete)
+    ->Name("Shared/std::new_delete_resource")
+    ->Threads(1)
+    ->Threads(2)
+    ->Threads(8)
+    ->UseRealTime();
 
 // The concurrent arena, shared: reset only between runs (it cannot be reset
 // while threads use it), so the run length is fixed to bound its memory.
@@ -91,7 +116,13 @@ void BM_SharedConcurrentArena(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations() * kBatch);
 }
-BENCHMARK(BM_SharedConcurrentArena)->Name("Shared/strata::ConcurrentMonotonicArena")->Iterations(20000)->Threads(1)->Threads(2)->Threads(8)->UseRealTime();
+BENCHMARK(BM_SharedConcurrentArena)
+    ->Name("Shared/strata::ConcurrentMonotonicArena")
+    ->Iterations(20000)
+    ->Threads(1)
+    ->Threads(2)
+    ->Threads(8)
+    ->UseRealTime();
 
 // --- Single-threaded resources, one instance per thread ------------------
 
@@ -99,25 +130,45 @@ void BM_PerThreadUnsynchronizedPool(benchmark::State& state) {
   std::pmr::unsynchronized_pool_resource r;
   Churn(state, &r);
 }
-BENCHMARK(BM_PerThreadUnsynchronizedPool)->Name("PerThread/std::unsynchronized_pool_resource")->Threads(1)->Threads(2)->Threads(8)->UseRealTime();
+BENCHMARK(BM_PerThreadUnsynchronizedPool)
+    ->Name("PerThread/std::unsynchronized_pool_resource")
+    ->Threads(1)
+    ->Threads(2)
+    ->Threads(8)
+    ->UseRealTime();
 
 void BM_PerThreadStrataPool(benchmark::State& state) {
   strata::pmr::PoolResource r;
   Churn(state, &r);
 }
-BENCHMARK(BM_PerThreadStrataPool)->Name("PerThread/strata::PoolResource")->Threads(1)->Threads(2)->Threads(8)->UseRealTime();
+BENCHMARK(BM_PerThreadStrataPool)
+    ->Name("PerThread/strata::PoolResource")
+    ->Threads(1)
+    ->Threads(2)
+    ->Threads(8)
+    ->UseRealTime();
 
 void BM_PerThreadStdMonotonic(benchmark::State& state) {
   std::pmr::monotonic_buffer_resource r;
   ChurnMonotonic(state, &r, [&r] { r.release(); });
 }
-BENCHMARK(BM_PerThreadStdMonotonic)->Name("PerThread/std::monotonic_buffer_resource")->Threads(1)->Threads(2)->Threads(8)->UseRealTime();
+BENCHMARK(BM_PerThreadStdMonotonic)
+    ->Name("PerThread/std::monotonic_buffer_resource")
+    ->Threads(1)
+    ->Threads(2)
+    ->Threads(8)
+    ->UseRealTime();
 
 void BM_PerThreadStrataArena(benchmark::State& state) {
   strata::pmr::MonotonicArena r;
   ChurnMonotonic(state, &r, [&r] { r.Reset(); });
 }
-BENCHMARK(BM_PerThreadStrataArena)->Name("PerThread/strata::MonotonicArena")->Threads(1)->Threads(2)->Threads(8)->UseRealTime();
+BENCHMARK(BM_PerThreadStrataArena)
+    ->Name("PerThread/strata::MonotonicArena")
+    ->Threads(1)
+    ->Threads(2)
+    ->Threads(8)
+    ->UseRealTime();
 
 // --- A container workload: std::pmr::map insert/erase ---------------------
 
@@ -131,8 +182,20 @@ void BM_SharedMap(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations() * 256);
 }
-BENCHMARK_TEMPLATE(BM_SharedMap, StrataPool)->Name("SharedMap/strata::PoolResource")->Threads(1)->Threads(8)->UseRealTime();
-BENCHMARK_TEMPLATE(BM_SharedMap, StdSynchronizedPool)->Name("SharedMap/std::synchronized_pool_resource")->Threads(1)->Threads(8)->UseRealTime();
-BENCHMARK_TEMPLATE(BM_SharedMap, TbbScalable)->Name("SharedMap/tbb::scalable_memory_resource")->Threads(1)->Threads(8)->UseRealTime();
+BENCHMARK_TEMPLATE(BM_SharedMap, StrataPool)
+    ->Name("SharedMap/strata::PoolResource")
+    ->Threads(1)
+    ->Threads(8)
+    ->UseRealTime();
+BENCHMARK_TEMPLATE(BM_SharedMap, StdSynchronizedPool)
+    ->Name("SharedMap/std::synchronized_pool_resource")
+    ->Threads(1)
+    ->Threads(8)
+    ->UseRealTime();
+BENCHMARK_TEMPLATE(BM_SharedMap, TbbScalable)
+    ->Name("SharedMap/tbb::scalable_memory_resource")
+    ->Threads(1)
+    ->Threads(8)
+    ->UseRealTime();
 
 }  // namespace

@@ -14,7 +14,7 @@
 // before it is written. Every 4 KiB page of a new block is written (a tag
 // and the page number), and 16 sampled pages are checked before the free.
 //
-// Work: --scale 1.0 is 800 blocks in total, split over the threads.
+// Work: --scale 1.0 is 560 blocks in total, split over the threads.
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -27,7 +27,7 @@ namespace {
 using strata_bench::Mix;
 using strata_bench::Rng;
 
-constexpr long kBaseBlocks = 800;
+constexpr long kBaseBlocks = 560;
 constexpr size_t kWindow = 4;
 constexpr size_t kPage = 4096;
 constexpr size_t kMinSize = 256 << 10;

@@ -5,8 +5,12 @@
 // pattern of container-heavy C++ (a word-frequency index, as in text
 // processing and log analysis) written against std::pmr, with every
 // container using std::pmr::new_delete_resource(), so that the allocations
-// reach the allocator under test through operator new (aligned operator new
-// for over-aligned requests). Per iteration, each thread:
+// reach the allocator under test through operator new. Note: libstdc++'s
+// new_delete_resource always calls the aligned operator new
+// (size, align_val_t), which, unless the allocator replaces it, becomes
+// aligned_alloc(8 or 16, size) (glibc: memalign, then malloc); so this also
+// measures that path, as every program using the default pmr resource does.
+// Per iteration, each thread:
 //   * generates 20000 words (lengths 3-24, so many exceed the small-string
 //     buffer) from a skewed vocabulary into a pmr::vector<pmr::string>;
 //   * counts them in a pmr::unordered_map<pmr::string, uint32_t>;

@@ -29,6 +29,8 @@ class STRATA_CAPABILITY("mutex") SpinLock {
     LockSlow();
   }
   bool TryLock() STRATA_TRY_ACQUIRE(true) {
+    // Relaxed test first (no cache-line steal when held); the acquire
+    // exchange pairs with the release store in Unlock().
     return !locked_.load(std::memory_order_relaxed) &&
            !locked_.exchange(true, std::memory_order_acquire);
   }
@@ -50,6 +52,7 @@ class STRATA_CAPABILITY("mutex") SpinLock {
     static constexpr int kMaxSpins = 64;
     int spins = 1;
     for (;;) {
+      // Relaxed: only a hint to stop spinning; the exchange decides.
       while (locked_.load(std::memory_order_relaxed)) {
         if (spins <= kMaxSpins) {
           for (int i = 0; i < spins; ++i) __builtin_ia32_pause();
@@ -58,6 +61,7 @@ class STRATA_CAPABILITY("mutex") SpinLock {
           sched_yield();
         }
       }
+      // Acquire: pairs with the release store in Unlock().
       if (!locked_.exchange(true, std::memory_order_acquire)) return;
     }
   }

@@ -24,6 +24,11 @@
 //     PTHREAD_DESTRUCTOR_ITERATIONS = 4 in total). A hook registered after
 //     the last iteration never runs: callers must tolerate that (strata's
 //     per-thread records then simply stay owned by the dead thread).
+//   - Under TSan, a hook that runs in glibc's LAST destructor iterations
+//     runs after TSan has already finished the thread (TSan's own key
+//     destructor defers itself to a late iteration), so TSan does not order
+//     its accesses before pthread_join(); hooks registered in the first
+//     round(s) are unaffected.
 //   - Hooks do not run for the main thread when the process ends through
 //     exit() or a return from main() (POSIX runs key destructors only on
 //     pthread_exit() and thread return), nor in threads killed by _exit().

@@ -55,12 +55,14 @@ void Seal(CollectorCore* core, Bag* bag) noexcept {
   core->garbage_objects.fetch_add(n, std::memory_order_relaxed);
   // The stack's release CAS publishes the entries and the stamp to the
   // collector that pops the bag.
-  core->garbage.Push(bag);
+  core->garbage[bag->epoch % kGarbageLists]->Push(bag);
 }
 
 // One attempt to move the global epoch from g to g + 1. Returns true if the
-// epoch advanced (by us or concurrently).
-bool TryAdvance(CollectorCore* core) noexcept {
+// epoch advanced (by us or concurrently); *ours is g + 1 if our CAS did it,
+// else 0.
+bool TryAdvance(CollectorCore* core, std::uint64_t* ours) noexcept {
+  *ours = 0;
 #if defined(STRATA_TSAN)
   // seq_cst load in place of relaxed load + fence (see collector.h).
   std::uint64_t g = core->epoch.load(std::memory_order_seq_cst);
@@ -87,17 +89,22 @@ bool TryAdvance(CollectorCore* core) noexcept {
   // acq_rel: release carries the acquired participant histories to the
   // freers' acquire load of G; acquire keeps the chain through earlier
   // advances. Failure (relaxed): someone else advanced; that is progress too.
-  core->epoch.compare_exchange_strong(g, g + 1, std::memory_order_acq_rel,
-                                      std::memory_order_relaxed);
+  if (core->epoch.compare_exchange_strong(g, g + 1, std::memory_order_acq_rel,
+                                          std::memory_order_relaxed)) {
+    *ours = g + 1;
+  }
   return true;
 }
 
-// Frees every bag of `core` whose grace period has passed.
-void FreeExpired(CollectorCore* core) noexcept {
-  // Acquire: pairs with the advancers' acq_rel CAS (see the argument).
-  const std::uint64_t g = core->epoch.load(std::memory_order_acquire);
+// Frees the bags that are expired at epoch `g` in the list that holds them
+// (stamps g-2, g-5, ...). `g` must have been read with acquire (or be the
+// value our own acq_rel CAS wrote), so the chain unpin -> advance -> here
+// orders every reader's accesses before the deleters.
+void FreeList(CollectorCore* core, std::uint64_t g) noexcept {
   if (g < kGraceEpochs) return;
-  Bag* chain = core->garbage.PopAll();
+  BagStack& list = *core->garbage[(g - kGraceEpochs) % kGarbageLists];
+  if (list.Empty()) return;
+  Bag* chain = list.PopAll();
   Bag* keep_first = nullptr;
   Bag* keep_last = nullptr;
   while (chain != nullptr) {
@@ -114,13 +121,33 @@ void FreeExpired(CollectorCore* core) noexcept {
       core->garbage_objects.fetch_sub(n, std::memory_order_relaxed);
       RecycleBag(bag);
     } else {
-      // Not yet: keep, in order. SetNext: stale poppers may read the link.
+      // Pushed late with a newer stamp: put back. SetNext: stale poppers
+      // may still read the link.
       if (keep_first == nullptr) keep_first = bag;
       else BagStack::SetNext(keep_last, bag);
       keep_last = bag;
     }
   }
-  if (keep_first != nullptr) core->garbage.PushChain(keep_first, keep_last);
+  if (keep_first != nullptr) list.PushChain(keep_first, keep_last);
+}
+
+// Tries kAdvancesPerCollect advances; frees the list each of our advances
+// expires, and the current epoch's list (for late pushes). Deleters may
+// retire and so collect again: only the outermost collection on a thread
+// frees, which bounds the recursion.
+void AdvanceAndFree(CollectorCore* core, Participant* p) noexcept {
+  const bool may_free = p == nullptr || !p->in_collect;
+  if (p != nullptr && may_free) p->in_collect = true;
+  for (int i = 0; i < kAdvancesPerCollect; ++i) {
+    std::uint64_t ours;
+    if (!TryAdvance(core, &ours)) break;
+    if (may_free && ours != 0) FreeList(core, ours);
+  }
+  if (may_free) {
+    // Acquire: pairs with the advancers' acq_rel CAS (see FreeList).
+    FreeList(core, core->epoch.load(std::memory_order_acquire));
+    if (p != nullptr) p->in_collect = false;
+  }
 }
 
 // Seals the participant's open bag, if any. Owner thread (or fork child).
@@ -134,19 +161,7 @@ void FlushBag(Participant* p) noexcept {
 
 void CollectWith(CollectorCore* core, Participant* p) noexcept {
   if (p != nullptr) FlushBag(p);
-  // Two advances let garbage sealed just now be freed in one call when no
-  // thread is pinned (the caller itself blocks the second if it is pinned).
-  if (TryAdvance(core)) TryAdvance(core);
-  if (p != nullptr) {
-    // Deleters may retire (and so collect) again: only the outermost
-    // collection frees, which bounds the recursion.
-    if (p->in_collect) return;
-    p->in_collect = true;
-    FreeExpired(core);
-    p->in_collect = false;
-  } else {
-    FreeExpired(core);
-  }
+  AdvanceAndFree(core, p);
 }
 
 ThreadRecord* ConstructParticipant(void* memory, ThreadRegistry* registry) noexcept {
@@ -158,12 +173,12 @@ ThreadRecord* ConstructParticipant(void* memory, ThreadRegistry* registry) noexc
 // Thread exit (on the owner) or fork child (for a thread that is gone).
 void ReleaseParticipant(ThreadRecord* record) noexcept {
   auto* p = static_cast<Participant*>(record);
-  if (p->guard_depth != 0) {
-    // Exiting while pinned: unpin, or reclamation would stall forever.
-    p->guard_depth = 0;
-    // Release: as in UnpinParticipant.
-    p->state.store(0, std::memory_order_release);
-  }
+  // Exiting while pinned: unpin, or reclamation would stall forever. Done
+  // unconditionally: in a fork child the dead owner may have stopped inside
+  // UnpinParticipant, between lowering guard_depth and clearing state.
+  p->guard_depth = 0;
+  // Release: as in UnpinParticipant.
+  p->state.store(0, std::memory_order_release);
   FlushBag(p);  // hand garbage over to the global (orphan) list
   p->pins_until_collect = kPinsPerCollect;
   p->in_collect = false;
@@ -182,11 +197,7 @@ void PinFailed() noexcept {
 void CollectFromPin(Participant* p) noexcept {
   p->pins_until_collect = kPinsPerCollect;
   // Only advance and free; the open bag stays open (it fills normally).
-  if (TryAdvance(p->core)) TryAdvance(p->core);
-  if (p->in_collect) return;
-  p->in_collect = true;
-  FreeExpired(p->core);
-  p->in_collect = false;
+  AdvanceAndFree(p->core, p);
 }
 
 }  // namespace internal

@@ -35,9 +35,13 @@
 //     thread collects, possibly while that thread is pinned; a deleter may
 //     call Retire/Pin again (nested collection does not free).
 //   - Collect() seals the caller's partial bag, tries to advance the epoch
-//     (up to twice) and frees every bag whose grace period has passed.
-//     Threads also collect automatically every kPinsPerCollect pins and when
-//     a bag fills.
+//     (up to twice) and frees the garbage whose grace period has passed.
+//     Sealed bags wait in kGarbageLists lists by stamp, so a collection only
+//     touches bags it can free; a bag whose stamp was read before an advance
+//     but pushed after the matching collection waits until its list comes
+//     round again (kGarbageLists epochs later, or the next collection in a
+//     stalled epoch). Threads also collect automatically every
+//     kPinsPerCollect pins and when a bag fills.
 //   - Thread exit (thread_exit.h hooks): a thread exiting with a partial bag
 //     seals it onto the global list (the orphan list), and a thread exiting
 //     while pinned (its Guard never destroyed) is unpinned, so it never
@@ -54,6 +58,13 @@
 //
 // Thread-safety: everything is thread-safe; Guards are per thread.
 //
+// Invariants (details in internal.h):
+//   - The global epoch only grows, by one per successful advance, and only
+//     when every pinned participant's epoch equals it.
+//   - A participant's state is 0 (not pinned) or (e << 1) | 1 with e <= G.
+//   - A retired object sits in exactly one bag (open or sealed) until its
+//     deleter runs, exactly once, after G >= stamp + 2.
+//
 // SAFETY ARGUMENT (why two advances suffice). Notation: G is the global
 // epoch, L_T thread T's state. Normal build:
 //   Pin (T):      e = G.load; L_T.store(e|pinned, release); F_T: fence(seq_cst);
@@ -63,7 +74,8 @@
 //   Advance (A):  g = G.load; F_A: fence(seq_cst); for every participant:
 //                 load L (acquire), give up if pinned at an epoch != g;
 //                 CAS G: g -> g+1 (acq_rel).
-//   Free:         g' = G.load (acquire); free bags stamped r with r + 2 <= g'.
+//   Free:         g' = G.load (acquire), or the value the freer's own
+//                 acq_rel CAS just wrote; free bags stamped r with r + 2 <= g'.
 // Suppose T reads X after X is freed. T reached X under one pin, so its
 // read of the link to X was not ordered after U. Consider F_T and F_R in the
 // single total order S of seq_cst fences:

@@ -9,7 +9,8 @@
 //     only the owning thread writes it (or the thread-exit / fork-child
 //     release path, when no owner can be running).
 //   - Bags in `garbage` are sealed: immutable until popped, stamped with an
-//     epoch read after a seq_cst fence that follows every retire in them.
+//     epoch read after a seq_cst fence that follows every retire in them,
+//     and kept in list stamp % kGarbageLists.
 //   - Bags are immortal and recycled through a global free pool.
 #ifndef STRATA_CONCURRENCY_EPOCH_INTERNAL_H_
 #define STRATA_CONCURRENCY_EPOCH_INTERNAL_H_
@@ -19,6 +20,7 @@
 #include <cstdint>
 
 #include "concurrency/base/macros.h"
+#include "concurrency/cache_padded.h"
 #include "concurrency/thread_registry.h"
 #include "concurrency/treiber_stack.h"
 
@@ -37,6 +39,17 @@ inline constexpr std::uint32_t kPinsPerCollect = 128;
 
 // Garbage is freed once the global epoch is this far past its bag's stamp.
 inline constexpr std::uint64_t kGraceEpochs = 2;
+
+// Sealed bags are kept in kGraceEpochs + 1 lists indexed by stamp modulo
+// that count. At epoch g, list (g - kGraceEpochs) % kGarbageLists holds
+// stamps g-2, g-5, ...: all expired (bar a rare late push stamped g+1, which
+// is put back). So a collection pops only bags it can free, instead of
+// walking every pending bag, and a stalled epoch costs nothing.
+inline constexpr std::uint64_t kGarbageLists = kGraceEpochs + 1;
+
+// A collection tries this many advances: two let garbage sealed by the
+// collection itself be freed at once when no thread is pinned.
+inline constexpr int kAdvancesPerCollect = 2;
 
 struct Bag {
   struct Entry {
@@ -75,11 +88,12 @@ struct alignas(kCacheLineSize) CollectorCore {
   ThreadRegistry registry;
   // The global epoch. Advanced by one with an acq_rel CAS.
   alignas(kCacheLineSize) std::atomic<std::uint64_t> epoch{0};
-  // Sealed bags waiting for their grace period, including bags handed over
-  // by exiting threads and by the fork handler (the orphan list).
-  alignas(kCacheLineSize) TreiberStack<Bag> garbage;
+  // Sealed bags waiting for their grace period, by stamp % kGarbageLists,
+  // including bags handed over by exiting threads and by the fork handler
+  // (these lists are the global orphan list).
+  CachePadded<TreiberStack<Bag>> garbage[kGarbageLists];
   // Objects in `garbage` (statistic).
-  std::atomic<std::int64_t> garbage_objects{0};
+  alignas(kCacheLineSize) std::atomic<std::int64_t> garbage_objects{0};
   // Objects retired when no bag could be mapped: never freed (statistic).
   std::atomic<std::uint64_t> leaked_objects{0};
 };

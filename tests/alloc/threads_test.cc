@@ -98,7 +98,6 @@ TEST(Threads, ManyThreadsMixedSizesSharedPool) {
   constexpr int kThreads = 10;
   constexpr int kSlots = 4096;
   std::atomic<void*> slots[kSlots] = {};
-  std::atomic<std::uint64_t> seeds[kSlots] = {};
   std::atomic<int> failures{0};
   const std::size_t ops = 300'000 / testing::kScale;
   std::vector<std::thread> threads;

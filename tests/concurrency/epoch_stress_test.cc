@@ -89,13 +89,15 @@ TEST(EpochStressTest, DetectorCatchesAPrematureFree) {
 // with fresh copies (RCU style) and retire the old node; readers traverse
 // the whole list without locks, sometimes yielding mid-traversal so they
 // are preempted while holding references (2 cores, 8 threads).
-TEST(EpochStressTest, ReadersTraverseListWhileWritersReplaceAndRetire) {
+//
+// The run is split into rounds so memory stays bounded (nodes are never
+// reused within a round, so that poison stays visible); the collector
+// carries over from round to round.
+void RunListRound(Collector& c, std::int64_t writes_per_writer) {
   constexpr int kReaders = 4;
   constexpr int kWriters = 4;
   constexpr int kLength = 32;
-  const std::int64_t writes_per_writer = testing::Scaled(150000);
   NodePool pool(kLength + kWriters * writes_per_writer + 16);
-  Collector c;
   std::atomic<Node*> head{nullptr};
   for (int i = 0; i < kLength; ++i) {
     Node* n = pool.New(i);
@@ -172,18 +174,24 @@ TEST(EpochStressTest, ReadersTraverseListWhileWritersReplaceAndRetire) {
   EXPECT_EQ(length, kLength);
 }
 
+TEST(EpochStressTest, ReadersTraverseListWhileWritersReplaceAndRetire) {
+  Collector c;
+  const std::int64_t rounds = testing::Scaled(30);
+  for (std::int64_t r = 0; r < rounds && !::testing::Test::HasFailure(); ++r) {
+    RunListRound(c, 150000);
+  }
+}
+
 // Fully lock-free: writers pop the head of a stack (CAS) and retire it,
 // then push a fresh node; readers walk from the head. Popping reads
 // head->next of a node another writer may pop and retire at the same
 // moment, so writers pin too. EBR also rules out ABA here: a node is not
 // reused before every thread that could hold it has unpinned.
-TEST(EpochStressTest, LockFreeStackPopAndRetireWithConcurrentReaders) {
+void RunStackRound(Collector& c, std::int64_t ops_per_writer) {
   constexpr int kReaders = 4;
   constexpr int kWriters = 4;
   constexpr int kDepth = 16;
-  const std::int64_t ops_per_writer = testing::Scaled(200000);
   NodePool pool(kDepth + kWriters * ops_per_writer + 16);
-  Collector c;
   std::atomic<Node*> head{nullptr};
   for (int i = 0; i < kDepth; ++i) {
     Node* n = pool.New(i);
@@ -260,16 +268,24 @@ TEST(EpochStressTest, LockFreeStackPopAndRetireWithConcurrentReaders) {
   EXPECT_EQ(depth, kDepth);
 }
 
+TEST(EpochStressTest, LockFreeStackPopAndRetireWithConcurrentReaders) {
+  Collector c;
+  const std::int64_t rounds = testing::Scaled(30);
+  for (std::int64_t r = 0; r < rounds && !::testing::Test::HasFailure(); ++r) {
+    RunStackRound(c, 200000);
+  }
+}
+
 // Many threads pin, retire and exit repeatedly (records are recycled while
 // others collect); nothing is lost or freed twice.
 TEST(EpochStressTest, ThreadChurnWithRetireAndCollect) {
-  constexpr int kRounds = 20;
+  const std::int64_t kRounds = testing::Scaled(50);
   constexpr int kThreads = 8;
-  const int per_thread = static_cast<int>(testing::Scaled(5000));
+  const int per_thread = 5000;
   NodePool pool(static_cast<std::size_t>(kRounds) * kThreads * per_thread + 16);
   Collector c;
   std::atomic<std::int64_t> retired{0};
-  for (int round = 0; round < kRounds; ++round) {
+  for (std::int64_t round = 0; round < kRounds; ++round) {
     std::vector<std::thread> threads;
     for (int t = 0; t < kThreads; ++t) {
       threads.emplace_back([&, t] {

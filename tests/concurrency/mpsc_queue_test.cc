@@ -96,7 +96,7 @@ TEST(MpscQueueTest, PopAllReturnsFifoChain) {
 TEST(MpscQueueStressTest, ManyProducersOneConsumer) {
   constexpr int kProducers = 7;
   constexpr int kNodesPerProducer = 256;
-  const std::int64_t per_producer = testing::Scaled(400000);
+  const std::int64_t per_producer = testing::Scaled(2000000);
   Queue q;
   std::vector<Node> nodes(kProducers * kNodesPerProducer);
   using FreeStack = TreiberStack<Node, &Node::free_next>;

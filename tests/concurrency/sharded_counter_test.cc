@@ -75,7 +75,7 @@ TEST(ShardedCounterTest, CurrentSlotIsStablePerThreadAndDistinctAcrossThreads) {
 TEST(ShardedCounterStressTest, SumsAreExactAfterJoin) {
   constexpr int kThreads = 8;
   constexpr std::size_t kCounters = 16;
-  const std::int64_t iters = testing::Scaled(1000000);
+  const std::int64_t iters = testing::Scaled(4000000);
   ShardedCounterArray<kCounters> c;
   testing::StartGate gate;
   std::vector<std::thread> threads;
@@ -107,7 +107,7 @@ TEST(ShardedCounterStressTest, SumsAreExactAfterJoin) {
 // never decreases and never exceeds what was added.
 TEST(ShardedCounterStressTest, ConcurrentReadsAreMonotonicForIncrements) {
   constexpr int kWriters = 6;
-  const std::int64_t iters = testing::Scaled(300000);
+  const std::int64_t iters = testing::Scaled(1000000);
   ShardedCounter c;
   std::atomic<bool> stop{false};
   std::atomic<int> errors{0};

@@ -1,7 +1,7 @@
 // tests/concurrency/test_util.h: helpers shared by the concurrency tests.
 //
 // Stress tests size their work with Scaled(n): the full count on normal
-// builds, a tenth under sanitizers (TSan runs contended atomics 5-20x
+// builds, a quarter under sanitizers (TSan runs contended atomics 5-20x
 // slower), times the optional STRATA_STRESS_SCALE factor from the
 // environment (e.g. STRATA_STRESS_SCALE=10 for a long soak).
 #ifndef STRATA_TESTS_CONCURRENCY_TEST_UTIL_H_
@@ -24,7 +24,7 @@ inline constexpr bool kSanitizerBuild = false;
 #endif
 
 inline std::int64_t Scaled(std::int64_t n) {
-  double scale = kSanitizerBuild ? 0.1 : 1.0;
+  double scale = kSanitizerBuild ? 0.25 : 1.0;
   if (const char* env = std::getenv("STRATA_STRESS_SCALE")) {
     double f = std::atof(env);
     if (f > 0) scale *= f;

@@ -149,7 +149,7 @@ TEST(TreiberStackTest, AbaThroughPopAllIsDetected) {
 TEST(TreiberStackStressTest, NodesCirculateWithoutLossOrDuplication) {
   constexpr int kThreads = 8;
   constexpr int kNodes = 16;  // few nodes: maximum ABA pressure
-  const std::int64_t iters = testing::Scaled(600000);
+  const std::int64_t iters = testing::Scaled(1500000);
   Stack s;
   std::vector<Node> nodes(kNodes);
   for (int i = 0; i < kNodes; ++i) {

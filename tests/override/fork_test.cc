@@ -128,7 +128,7 @@ int main() {
   }
   g_stop.store(true);
   for (auto& t : workers) t.join();
-  printf("%s: %d forks with %d allocating threads, %d failed\n", failures ? "FAIL" : "PASS",
-         kForks, kWorkers, failures);
+  printf("%s: %d forks with %d allocating threads, %d failed\n", failures ? "FAIL" : "PASS", kForks,
+         kWorkers, failures);
   return failures == 0 ? 0 : 1;
 }

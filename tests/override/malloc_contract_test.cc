@@ -245,14 +245,16 @@ void CheckCalloc() {
 
   void* a = calloc(Opaque(size_t{0}), 5);
   void* b = calloc(5, Opaque(size_t{0}));
-  Report(a != nullptr && b != nullptr && a != b, "calloc with a zero factor returns unique pointers");
+  Report(a != nullptr && b != nullptr && a != b,
+         "calloc with a zero factor returns unique pointers");
   free(a);
   free(b);
 
   std::string bad;
   const size_t products[][2] = {
-      {SIZE_MAX / 2 + 1, 2}, {size_t{1} << 32, size_t{1} << 32}, {SIZE_MAX, SIZE_MAX},
-      {SIZE_MAX, 2},         {3, SIZE_MAX / 3 + 1},              {size_t{1} << 62, 4},
+      {SIZE_MAX / 2 + 1, 2}, {size_t{1} << 32, size_t{1} << 32},
+      {SIZE_MAX, SIZE_MAX},  {SIZE_MAX, 2},
+      {3, SIZE_MAX / 3 + 1}, {size_t{1} << 62, 4},
   };
   for (const auto& m : products) {
     errno = 0;
@@ -269,7 +271,8 @@ void CheckRealloc() {
   for (int i = 0; i < 16; ++i) p[i] = static_cast<char>(i);
   bool kept = true;
   size_t filled = 16;
-  for (size_t n : {size_t{100}, size_t{5000}, size_t{100000}, size_t{10} << 20, size_t{64}, size_t{8}}) {
+  for (size_t n :
+       {size_t{100}, size_t{5000}, size_t{100000}, size_t{10} << 20, size_t{64}, size_t{8}}) {
     p = static_cast<char*>(realloc(p, Opaque(n)));
     if (p == nullptr) {
       kept = false;
@@ -303,7 +306,8 @@ void CheckRealloc() {
          bad + (intact ? "" : " contents changed"));
 
   char* a = static_cast<char*>(reallocarray(nullptr, Opaque(size_t{10}), 10));
-  Report(a != nullptr && malloc_usable_size(a) >= 100, "reallocarray(nullptr, 10, 10) allocates 100");
+  Report(a != nullptr && malloc_usable_size(a) >= 100,
+         "reallocarray(nullptr, 10, 10) allocates 100");
   memset(a, 0x33, 100);
   bad.clear();
   const size_t products[][2] = {
@@ -316,7 +320,8 @@ void CheckRealloc() {
   }
   intact = true;
   for (int i = 0; i < 100; ++i) intact = intact && a[i] == 0x33;
-  Report(bad.empty() && intact, "reallocarray overflow returns null, ENOMEM, old block intact", bad);
+  Report(bad.empty() && intact, "reallocarray overflow returns null, ENOMEM, old block intact",
+         bad);
   free(a);
   free(q);
 }
@@ -390,9 +395,9 @@ void CheckHugeEverywhere() {
     } catch (const std::bad_alloc&) {
     }
     try {
-      void* p = ::operator new(Opaque(n), std::align_val_t{64});
+      void* p = ::operator new (Opaque(n), std::align_val_t{64});
       bad += " new(align):" + Hex(n);
-      ::operator delete(p, std::align_val_t{64});
+      ::operator delete (p, std::align_val_t{64});
     } catch (const std::bad_alloc&) {
     }
   }
@@ -402,7 +407,7 @@ void CheckHugeEverywhere() {
   for (size_t n : kHugeSizes) {
     if (::operator new(Opaque(n), std::nothrow) != nullptr) bad += " new:" + Hex(n);
     if (::operator new[](Opaque(n), std::nothrow) != nullptr) bad += " new[]:" + Hex(n);
-    if (::operator new(Opaque(n), std::align_val_t{256}, std::nothrow) != nullptr) {
+    if (::operator new (Opaque(n), std::align_val_t{256}, std::nothrow) != nullptr) {
       bad += " new(align):" + Hex(n);
     }
     if (::operator new[](Opaque(n), std::align_val_t{256}, std::nothrow) != nullptr) {
@@ -425,8 +430,8 @@ void CheckPosixMemalign() {
          bad);
 
   bad.clear();
-  for (size_t alignment : {size_t{8}, size_t{16}, size_t{32}, size_t{64}, size_t{128},
-                           size_t{256}, size_t{4096}, size_t{65536}, size_t{1} << 21}) {
+  for (size_t alignment : {size_t{8}, size_t{16}, size_t{32}, size_t{64}, size_t{128}, size_t{256},
+                           size_t{4096}, size_t{65536}, size_t{1} << 21}) {
     for (size_t n : {size_t{0}, size_t{1}, size_t{100}, size_t{5000}, size_t{1} << 20}) {
       void* out = nullptr;
       const int rc = posix_memalign(&out, Opaque(alignment), Opaque(n));
@@ -484,7 +489,8 @@ void CheckAlignedFamily() {
   bad.clear();
   for (size_t n : {size_t{1}, size_t{100}, size_t{5000}, size_t{1} << 20}) {
     void* v = valloc(Opaque(n));
-    if (v == nullptr || !Aligned(v, kPage) || malloc_usable_size(v) < n) bad += " " + std::to_string(n);
+    if (v == nullptr || !Aligned(v, kPage) || malloc_usable_size(v) < n)
+      bad += " " + std::to_string(n);
     free(v);
   }
   Report(bad.empty(), "valloc returns page-aligned blocks", bad);
@@ -602,8 +608,8 @@ void CheckOperatorNew() {
   };
   Wide* wide = new Wide;
   Wide* wides = new Wide[9];
-  void* raw = ::operator new(100, std::align_val_t{4096});
-  void* raw_nothrow = ::operator new(100, std::align_val_t{1 << 16}, std::nothrow);
+  void* raw = ::operator new (100, std::align_val_t{4096});
+  void* raw_nothrow = ::operator new (100, std::align_val_t{1 << 16}, std::nothrow);
   void* n1 = ::operator new(10, std::nothrow);
   void* n2 = ::operator new[](10, std::nothrow);
   const bool aligned = Aligned(wide, 64) && Aligned(wides, 64) && Aligned(raw, 4096) &&
@@ -614,8 +620,8 @@ void CheckOperatorNew() {
   delete[] many;
   delete wide;
   delete[] wides;
-  ::operator delete(raw, 100, std::align_val_t{4096});
-  ::operator delete(raw_nothrow, std::align_val_t{1 << 16}, std::nothrow);
+  ::operator delete (raw, 100, std::align_val_t{4096});
+  ::operator delete (raw_nothrow, std::align_val_t{1 << 16}, std::nothrow);
   ::operator delete(n1, std::nothrow);
   ::operator delete[](n2, 10);
   ::operator delete(nullptr, 16);
@@ -637,7 +643,7 @@ void CheckOperatorNew() {
 
   g_handler_calls = 0;
   std::set_new_handler(CountingHandler);
-  void* p = ::operator new(Opaque(SIZE_MAX - 4095), std::align_val_t{128}, std::nothrow);
+  void* p = ::operator new (Opaque(SIZE_MAX - 4095), std::align_val_t{128}, std::nothrow);
   Report(p == nullptr && g_handler_calls == 3,
          "nothrow operator new calls the new_handler, then returns null",
          "handler calls=" + std::to_string(g_handler_calls));

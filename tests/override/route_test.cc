@@ -49,11 +49,11 @@ TEST(RouteTest, OperatorNewAndDeleteReachStrata) {
       1, 1);
   ExpectCounted(
       [] {
-        void* p = ::operator new(100, std::align_val_t{256});
+        void* p = ::operator new (100, std::align_val_t{256});
         g_sink = p;
         EXPECT_EQ(reinterpret_cast<std::uintptr_t>(p) % 256, 0u);
         EXPECT_TRUE(strata::Owns(p));
-        ::operator delete(p, 100, std::align_val_t{256});
+        ::operator delete (p, 100, std::align_val_t{256});
       },
       1, 1);
   ExpectCounted(

@@ -40,7 +40,7 @@ TYPED_TEST(ArenaTest, BumpsThroughAChunk) {
   EXPECT_EQ(b, a + 10);
   void* c = arena.allocate(0, 1);
   void* d = arena.allocate(0, 1);
-  EXPECT_NE(c, d);  // even zero-size requests get distinct pointers
+  EXPECT_NE(c, d);             // even zero-size requests get distinct pointers
   arena.deallocate(a, 10, 1);  // a no-op
   char* e = static_cast<char*>(arena.allocate(4, 1));
   EXPECT_NE(e, a);
@@ -98,8 +98,8 @@ TYPED_TEST(ArenaTest, LargeRequestGetsItsOwnChunk) {
 TYPED_TEST(ArenaTest, ResetFreesEverything) {
   const std::int64_t engine_before = strata::GetStats().live_bytes;
   TypeParam arena;
-  for (int i = 0; i < 10000; ++i) arena.allocate(static_cast<std::size_t>(1 + i % 300), 8);
-  arena.allocate(5 << 20, 4096);
+  for (int i = 0; i < 10000; ++i) (void)arena.allocate(static_cast<std::size_t>(1 + i % 300), 8);
+  (void)arena.allocate(5 << 20, 4096);
   EXPECT_GT(arena.stats().chunks, 1u);
   arena.Reset();
   EXPECT_EQ(arena.stats().chunks, 0u);
@@ -122,7 +122,7 @@ TYPED_TEST(ArenaTest, InitialBufferIsUsedFirst) {
   void* a = arena.allocate(1000, 8);
   EXPECT_TRUE(in_buffer(a));
   EXPECT_EQ(arena.stats().chunks, 0u);
-  for (int i = 0; i < 20; ++i) arena.allocate(1000, 8);
+  for (int i = 0; i < 20; ++i) (void)arena.allocate(1000, 8);
   EXPECT_GE(arena.stats().chunks, 1u);  // spilled into engine chunks
   arena.Reset();
   void* b = arena.allocate(1000, 8);
@@ -138,8 +138,8 @@ TYPED_TEST(ArenaTest, IsEqualIsIdentity) {
 
 TYPED_TEST(ArenaTest, ThrowsOnImpossibleRequests) {
   TypeParam arena;
-  EXPECT_THROW(arena.allocate(SIZE_MAX - 16, 8), std::bad_alloc);
-  EXPECT_THROW(arena.allocate(std::size_t{1} << 62, 8), std::bad_alloc);
+  EXPECT_THROW((void)arena.allocate(SIZE_MAX - 16, 8), std::bad_alloc);
+  EXPECT_THROW((void)arena.allocate(std::size_t{1} << 62, 8), std::bad_alloc);
   void* p = arena.allocate(8, 8);  // unaffected
   EXPECT_NE(p, nullptr);
 }
@@ -218,9 +218,9 @@ TEST(ConcurrentMonotonicArenaTest, SharedPmrContainersPerThread) {
 
 TEST(MonotonicArenaTest, CountsAllocatedBytesExactly) {
   MonotonicArena arena;
-  arena.allocate(10, 1);
-  arena.allocate(20, 8);
-  arena.allocate(5000, 16);
+  (void)arena.allocate(10, 1);
+  (void)arena.allocate(20, 8);
+  (void)arena.allocate(5000, 16);
   EXPECT_EQ(arena.stats().allocated_bytes, 5030u);
 }
 

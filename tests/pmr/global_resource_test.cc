@@ -46,8 +46,8 @@ TEST(GlobalResourceTest, HonoursEverySizeAndPowerOfTwoAlignment) {
 
 TEST(GlobalResourceTest, ThrowsBadAllocOnFailure) {
   std::pmr::memory_resource* r = strata::pmr::GlobalResource();
-  EXPECT_THROW(r->allocate(SIZE_MAX - 4096, 16), std::bad_alloc);
-  EXPECT_THROW(r->allocate(std::size_t{1} << 62, 64), std::bad_alloc);
+  EXPECT_THROW((void)r->allocate(SIZE_MAX - 4096, 16), std::bad_alloc);
+  EXPECT_THROW((void)r->allocate(std::size_t{1} << 62, 64), std::bad_alloc);
 }
 
 TEST(GlobalResourceTest, WorksAsTheDefaultResourceForContainers) {

@@ -50,12 +50,50 @@ TEST(PoolResourceTest, CountsLiveBytesPeakAndBlocks) {
   EXPECT_EQ(s.deallocations, 3u);
 }
 
+TEST(PoolResourceTest, PeakIsExactForOneThreadAndALowerBoundForMany) {
+  PoolResource pool;
+  std::vector<void*> blocks;
+  for (int i = 0; i < 1000; ++i) blocks.push_back(pool.allocate(1000));  // >> kFlushBytes
+  for (int i = 0; i < 500; ++i) pool.deallocate(blocks[i], 1000);
+  for (int i = 0; i < 100; ++i) blocks[i] = pool.allocate(1000);
+  PoolResourceStats s = pool.stats();
+  EXPECT_EQ(s.live_bytes, 600 * 1000);
+  EXPECT_EQ(s.peak_live_bytes, 1000 * 1000);
+  for (int i = 0; i < 100; ++i) pool.deallocate(blocks[i], 1000);
+  for (int i = 500; i < 1000; ++i) pool.deallocate(blocks[i], 1000);
+  EXPECT_EQ(pool.stats().live_bytes, 0);
+
+  // Four threads hold 200 KB each at the same time: the true peak of a
+  // fresh resource is 800 KB; the estimate is at least one thread's share
+  // and never above the truth.
+  PoolResource shared;
+  constexpr int kThreads = 4;
+  std::atomic<int> holding{0};
+  std::atomic<int> released{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      std::vector<void*> mine;
+      for (int i = 0; i < 200; ++i) mine.push_back(shared.allocate(1000));
+      holding.fetch_add(1);
+      while (holding.load() < kThreads) std::this_thread::yield();
+      for (void* p : mine) shared.deallocate(p, 1000);
+      released.fetch_add(1);
+    });
+  }
+  for (auto& th : threads) th.join();
+  s = shared.stats();
+  EXPECT_EQ(s.live_bytes, 0);
+  EXPECT_LE(s.peak_live_bytes, kThreads * 200 * 1000);
+  EXPECT_GE(s.peak_live_bytes, 200 * 1000);
+}
+
 TEST(PoolResourceTest, HonoursEverySizeAndPowerOfTwoAlignment) {
   PoolResource pool;
   std::vector<std::pair<void*, std::pair<std::size_t, std::size_t>>> blocks;
   for (std::size_t alignment = 1; alignment <= (std::size_t{1} << 16); alignment <<= 1) {
-    for (std::size_t size : {std::size_t{0}, std::size_t{1}, std::size_t{31}, std::size_t{100},
-                             std::size_t{5000}}) {
+    for (std::size_t size :
+         {std::size_t{0}, std::size_t{1}, std::size_t{31}, std::size_t{100}, std::size_t{5000}}) {
       void* p = pool.allocate(size, alignment);
       EXPECT_TRUE(IsAligned(p, alignment)) << size << " @ " << alignment;
       std::memset(p, 0x5c, size);
@@ -77,8 +115,9 @@ TEST(PoolResourceTest, IsEqualIsIdentity) {
 TEST(PoolResourceTest, ReleaseReturnsEverythingToTheEngine) {
   PoolResource pool;
   const std::int64_t engine_before = strata::GetStats().live_bytes;
-  for (int i = 0; i < 1000; ++i) pool.allocate(static_cast<std::size_t>(1 + i * 13 % 9000), 8);
-  for (int i = 0; i < 10; ++i) pool.allocate(1 << 20, 4096);
+  for (int i = 0; i < 1000; ++i)
+    (void)pool.allocate(static_cast<std::size_t>(1 + i * 13 % 9000), 8);
+  for (int i = 0; i < 10; ++i) (void)pool.allocate(1 << 20, 4096);
   EXPECT_GT(strata::GetStats().live_bytes, engine_before);
   EXPECT_EQ(pool.stats().live_blocks, 1010);
   pool.release();
@@ -97,7 +136,7 @@ TEST(PoolResourceTest, DestructorReleasesOutstandingBlocks) {
   const std::int64_t engine_before = strata::GetStats().live_bytes;
   {
     PoolResource pool;
-    for (int i = 0; i < 100; ++i) pool.allocate(1000);
+    for (int i = 0; i < 100; ++i) (void)pool.allocate(1000);
   }
   EXPECT_EQ(strata::GetStats().live_bytes, engine_before);
 }
@@ -106,14 +145,14 @@ TEST(PoolResourceTest, LimitRefusesOnlyTheOffendingAllocation) {
   PoolResource pool(PoolResource::Options{.byte_limit = 1000});
   EXPECT_EQ(pool.byte_limit(), 1000u);
   void* a = pool.allocate(600);
-  EXPECT_THROW(pool.allocate(500), std::bad_alloc);
+  EXPECT_THROW((void)pool.allocate(500), std::bad_alloc);
   PoolResourceStats s = pool.stats();
   EXPECT_EQ(s.live_bytes, 600);
   EXPECT_EQ(s.live_blocks, 1);
   EXPECT_EQ(s.allocations, 1u);
   EXPECT_EQ(s.limit_failures, 1u);
   void* b = pool.allocate(400);  // exactly up to the limit
-  EXPECT_THROW(pool.allocate(1), std::bad_alloc);
+  EXPECT_THROW((void)pool.allocate(1), std::bad_alloc);
   pool.deallocate(a, 600);
   void* c = pool.allocate(600);
   s = pool.stats();
@@ -122,14 +161,14 @@ TEST(PoolResourceTest, LimitRefusesOnlyTheOffendingAllocation) {
   EXPECT_EQ(s.limit_failures, 2u);
   pool.deallocate(b, 400);
   pool.deallocate(c, 600);
-  EXPECT_THROW(pool.allocate(1001), std::bad_alloc);
-  EXPECT_THROW(pool.allocate(SIZE_MAX), std::bad_alloc);
+  EXPECT_THROW((void)pool.allocate(1001), std::bad_alloc);
+  EXPECT_THROW((void)pool.allocate(SIZE_MAX), std::bad_alloc);
 }
 
 TEST(PoolResourceTest, UnlimitedHugeRequestThrows) {
   PoolResource pool;
-  EXPECT_THROW(pool.allocate(SIZE_MAX - 8), std::bad_alloc);
-  EXPECT_THROW(pool.allocate(std::size_t{1} << 60, 4096), std::bad_alloc);
+  EXPECT_THROW((void)pool.allocate(SIZE_MAX - 8), std::bad_alloc);
+  EXPECT_THROW((void)pool.allocate(std::size_t{1} << 60, 4096), std::bad_alloc);
   EXPECT_EQ(pool.stats().live_bytes, 0);
 }
 
@@ -227,7 +266,7 @@ TEST(PoolResourceTest, LimitHoldsUnderConcurrency) {
   // Exactly 16 blocks fit, whatever happened before.
   std::vector<void*> all;
   for (int i = 0; i < 16; ++i) all.push_back(pool.allocate(kBlock));
-  EXPECT_THROW(pool.allocate(kBlock), std::bad_alloc);
+  EXPECT_THROW((void)pool.allocate(kBlock), std::bad_alloc);
   for (void* p : all) pool.deallocate(p, kBlock);
 }
 
@@ -236,7 +275,7 @@ TEST(PoolResourceTest, ReleaseAfterThreadsFinished) {
   std::vector<std::thread> threads;
   for (int t = 0; t < 8; ++t) {
     threads.emplace_back([&pool] {
-      for (int i = 0; i < 500; ++i) pool.allocate(static_cast<std::size_t>(8 + i), 32);
+      for (int i = 0; i < 500; ++i) (void)pool.allocate(static_cast<std::size_t>(8 + i), 32);
     });
   }
   for (auto& th : threads) th.join();

@@ -57,9 +57,8 @@ TEST(ObjectPoolTest, ReusesObjectsAndRunsTheResetHook) {
 TEST(ObjectPoolTest, CustomConstructorAndRawInterface) {
   {
     int next_id = 100;
-    ObjectPool<Conn> pool({}, nullptr, [&next_id](void* storage) {
-      return new (storage) Conn(next_id++);
-    });
+    ObjectPool<Conn> pool({}, nullptr,
+                          [&next_id](void* storage) { return new (storage) Conn(next_id++); });
     Conn* a = pool.GetRaw();
     Conn* b = pool.GetRaw();
     EXPECT_EQ(a->id, 100);

@@ -33,9 +33,10 @@ strata_setup() {
   STRATA_REPORT="$WORK/strata-report"
   : > "$STRATA_REPORT"
   # Interposition, seen from inside a process: the library is mapped.
-  if ! LD_PRELOAD="$STRATA_LIB" /bin/cat /proc/self/maps | grep -q 'libstrata\.so'; then
-    fail "libstrata.so is not mapped into a preloaded process"
-  fi
+  # (Through a file: with pipefail, `cat | grep -q` fails whenever grep
+  # exits before cat has written everything.)
+  LD_PRELOAD="$STRATA_LIB" /bin/cat /proc/self/maps > "$WORK/maps"
+  grep -q 'libstrata\.so' "$WORK/maps" || fail "libstrata.so is not mapped into a preloaded process"
   echo "PASS: libstrata.so is mapped into preloaded processes"
 }
 

@@ -1,0 +1,627 @@
+// Hardened mode (see hardening.h for what and why): the mode decision, the
+// block layout (bitmap bit, trailer, canary, free record), the hardened
+// allocation and free slow paths, and stack capture for error reports.
+//
+// Call tree in hardened mode (the fast paths always miss):
+//   AllocateSlow -> HardenedAllocate -> PopChecked -> central Remove (refill)
+//                                    |             `-> HardenedValidLink
+//                                    `-> HardenedPrepareSmall (bit, trailer)
+//                                    `-> AllocateLargeChecked (page heap)
+//   FreeSlow     -> HardenedFree -> LookupBlock
+//                                `-> FreeSmallChecked (bit, trailer, canary,
+//                                    kind, size) -> junk + free record ->
+//                                    cache push / ReleaseFromList
+//                                `-> FreeLargeChecked -> page heap
+#include "alloc/internal/hardening.h"
+
+#include <stdlib.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include <cstring>
+
+#include "alloc/internal/block_lookup.h"
+#include "alloc/internal/errors.h"
+#include "alloc/internal/globals.h"
+#include "alloc/internal/hooks.h"
+#include "alloc/internal/page_map.h"
+#include "alloc/internal/thread_cache.h"
+#include "alloc/os/os.h"
+
+namespace strata::internal {
+
+constinit std::atomic<bool> g_hardened{false};
+constinit std::uintptr_t g_link_key = 0;
+
+namespace {
+
+constinit std::uint64_t g_secret = 0;
+constinit unsigned char g_canary = 0;
+
+// Largest request served (as the public API; larger fails before any
+// arithmetic can overflow).
+constexpr std::size_t kMaxRequest = std::size_t{1} << 46;
+// The trailer's check value (16 bits): a random overwrite keeps it with
+// probability 2^-16.
+constexpr std::uint64_t kTrailerCheck = 0xa5c3;
+// Freed blocks (hardened) record who freed them: [8, 16) magic, [16, 24)
+// frame count, then frames. Only blocks with room for a frame get one.
+constexpr std::size_t kRecordHeader = 24;
+// Bytes of canary checked after a large block's request.
+constexpr std::size_t kLargeCanaryChecked = 64;
+
+std::uint64_t Mix(std::uint64_t x) {
+  // splitmix64's finaliser: every input bit affects every output bit.
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ull;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebull;
+  x ^= x >> 31;
+  return x;
+}
+
+bool EnvFlagOn(const char* name) {
+  const char* v = getenv(name);
+  return v != nullptr && v[0] != '\0' && !(v[0] == '0' && v[1] == '\0');
+}
+
+std::uint64_t TrailerMask(std::uintptr_t block) { return Mix(g_secret ^ block); }
+std::uint64_t RecordMagic(std::uintptr_t block) { return Mix(g_secret ^ block ^ 0xf7eeull); }
+
+void StoreWord(std::uintptr_t addr, std::uint64_t v) { std::memcpy(reinterpret_cast<void*>(addr), &v, 8); }
+std::uint64_t LoadWord(std::uintptr_t addr) {
+  std::uint64_t v;
+  std::memcpy(&v, reinterpret_cast<const void*>(addr), 8);
+  return v;
+}
+
+// True when the `n` bytes at `p` all equal `byte`.
+bool CheckFill(std::uintptr_t p, std::size_t n, unsigned char byte) {
+  const std::uint64_t pattern = 0x0101010101010101ull * byte;
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    if (LoadWord(p + i) != pattern) return false;
+  }
+  for (; i < n; ++i) {
+    if (*reinterpret_cast<const unsigned char*>(p + i) != byte) return false;
+  }
+  return true;
+}
+
+std::size_t AlignmentOf(std::uint8_t log2) { return log2 == 0 ? 0 : std::size_t{1} << log2; }
+std::uint8_t Log2Alignment(std::size_t alignment) {
+  return alignment > 16 ? static_cast<std::uint8_t>(__builtin_ctzll(alignment)) : 0;
+}
+
+// --- free records ---
+
+// Junk-fills [8, avail) of a freed block and records the freeing stack in
+// it. `avail` is how many bytes from `block` may be written.
+void WriteFreeRecord(std::uintptr_t block, std::size_t avail) {
+  if (avail > 8) std::memset(reinterpret_cast<void*>(block + 8), kFreeJunk, avail - 8);
+  if (avail < kRecordHeader + 8) return;
+  void* frames[kFreeRecordFrames];
+  std::size_t room = (avail - kRecordHeader) / 8;
+  int max = room < static_cast<std::size_t>(kFreeRecordFrames) ? static_cast<int>(room) : kFreeRecordFrames;
+  // Skip this function and the hardened free itself.
+  int n = CaptureStack(frames, max, 2);
+  StoreWord(block + 8, RecordMagic(block));
+  StoreWord(block + 16, static_cast<std::uint64_t>(n));
+  std::memcpy(reinterpret_cast<void*>(block + kRecordHeader), frames, static_cast<std::size_t>(n) * 8);
+}
+
+// Reads the free record of a freed block (0 frames when there is none).
+int ReadFreeRecord(std::uintptr_t block, std::size_t avail, void** frames) {
+  if (avail < kRecordHeader + 8 || LoadWord(block + 8) != RecordMagic(block)) return 0;
+  std::uint64_t n = LoadWord(block + 16);
+  if (n == 0 || n > static_cast<std::uint64_t>(kFreeRecordFrames) || kRecordHeader + 8 * n > avail) return 0;
+  std::memcpy(frames, reinterpret_cast<const void*>(block + kRecordHeader), n * 8);
+  return static_cast<int>(n);
+}
+
+void ReportDoubleFree(ErrorKind kind, const void* ptr, std::size_t size, std::uintptr_t block, std::size_t avail) {
+  void* frames[kFreeRecordFrames];
+  ErrorReport r{kind, ptr};
+  r.size = size;
+  r.free_frames = ReadFreeRecord(block, avail, frames);
+  r.free_stack = frames;
+  ReportError(r);
+}
+
+// Bytes of a freed (or live) block that may be read for its record.
+std::size_t RecordSpan(const BlockInfo& info, std::uintptr_t addr) {
+  if (info.span != nullptr) {
+    std::uintptr_t end = info.span->start() + info.span->bytes();
+    std::size_t left = end > addr ? end - addr : 0;
+    return left < kLargeJunkBytes ? left : kLargeJunkBytes;
+  }
+  if (info.segment != nullptr && info.segment->kind == SegmentKind::kHuge) {
+    std::uintptr_t end = info.segment->base() + info.segment->mapping_size;
+    std::size_t left = end > addr ? end - addr : 0;
+    return left < kLargeJunkBytes ? left : kLargeJunkBytes;
+  }
+  return 0;
+}
+
+// --- kind and claim checks ---
+
+void ReportMismatch(const void* ptr, std::size_t size, AllocKind allocated, AllocKind freed) {
+  raw::Buffer detail;
+  detail.Str("allocated with ").Str(AllocKindName(allocated)).Str(", freed with ").Str(FreeKindName(freed));
+  char text[160];
+  std::size_t n = detail.size() < sizeof(text) - 1 ? detail.size() : sizeof(text) - 1;
+  std::memcpy(text, detail.data(), n);
+  text[n] = '\0';
+  ErrorReport r{ErrorKind::kAllocDeallocMismatch, ptr};
+  r.size = size;
+  r.detail = text;
+  ReportError(r);
+}
+
+void ReportClaim(ErrorKind kind, const void* ptr, const FreeClaim& claim, std::size_t actual_alignment) {
+  ErrorReport r{kind, ptr};
+  r.size = claim.size == kNoSize ? 0 : claim.size;
+  r.alignment = claim.alignment;
+  char text[96];
+  raw::Buffer detail;
+  if (kind == ErrorKind::kAlignmentMismatch) {
+    detail.Str("block aligned to ").Udec(actual_alignment == 0 ? 16 : actual_alignment);
+    std::size_t n = detail.size() < sizeof(text) - 1 ? detail.size() : sizeof(text) - 1;
+    std::memcpy(text, detail.data(), n);
+    text[n] = '\0';
+    r.detail = text;
+  }
+  ReportError(r);
+}
+
+// Checks the size and alignment a free claims against a block that was
+// allocated for `requested` bytes with `alignment` (0: default). Reports and
+// returns false on a mismatch. Sizes are checked by class: a small block's
+// claimed size must map to its class (with its alignment), a large block's
+// to the same number of slices.
+bool ClaimMatches(const void* ptr, const FreeClaim& claim, int size_class, std::size_t requested,
+                  std::size_t alignment) {
+  std::size_t want = alignment > 16 ? alignment : 0;
+  if (claim.alignment > 16 && claim.alignment != want) {
+    ReportClaim(ErrorKind::kAlignmentMismatch, ptr, claim, want);
+    return false;
+  }
+  if (claim.size == kNoSize) return true;
+  auto slices = [](std::size_t n) { return (n + kLargeCanaryBytes + kSliceSize - 1) >> kSliceShift; };
+  bool ok = size_class != 0 ? HardenedClass(claim.size, want) == size_class
+                            : claim.size <= kMaxRequest && slices(claim.size) == slices(requested);
+  if (!ok) ReportClaim(ErrorKind::kSizeMismatch, ptr, claim, want);
+  return ok;
+}
+
+// --- sampling ---
+
+// As thread_cache.cc's CrossesSampleCountdown, on the hardened countdown.
+bool CrossesSample(ThreadCache& tc, std::size_t size, bool* sampled) {
+  tc.hardened_countdown -= static_cast<std::int64_t>(size);
+  if (STRATA_PREDICT_TRUE(tc.hardened_countdown >= 0)) return false;
+  tc.hardened_countdown = NextSampleCountdown();
+  if (InstalledTrackingHooks() == nullptr) return false;
+  if (TrackAll()) {
+    *sampled = false;
+    return true;
+  }
+  *sampled = true;
+  return SampleRate() > 0;
+}
+
+// --- small blocks ---
+
+// Pops a block of class `size_class` from the calling thread's hardened
+// list, refilling it from the central pool. Validates every link.
+FreeObject* PopChecked(ThreadCache& tc, int size_class) {
+  FreeList& list = tc.lists[size_class];
+  if (list.head == nullptr) {
+    FreeObject* head = nullptr;
+    int got = g_central[size_class].Remove(size_class, ClassInfo(size_class).batch, &head);
+    if (got == 0) return nullptr;
+    if (!HardenedValidLink(head, size_class)) {
+      ReportError(ErrorKind::kFreeListCorruption, head, ClassSize(size_class));
+      return nullptr;
+    }
+    list.head = head;
+    RelaxedStore(list.length, static_cast<std::uint32_t>(got));
+  }
+  FreeObject* object = list.head;
+  FreeObject* next = GetNext(object);
+  if (STRATA_PREDICT_FALSE(!HardenedValidLink(next, size_class))) {
+    // Written after free: keep the object (validated when it became the
+    // head), drop the rest of the list (leaked, never handed out).
+    ErrorReport r{ErrorKind::kFreeListCorruption, object};
+    r.size = ClassSize(size_class);
+    r.detail = "a freed block's link was overwritten (write after free?)";
+    ReportError(r);
+    next = nullptr;
+    RelaxedStore(list.length, 1u);
+  }
+  list.head = next;
+  RelaxedStore(list.length, list.length - 1);
+  RelaxedStore(list.allocs, list.allocs + 1);
+  return object;
+}
+
+void* AllocateLargeChecked(ThreadCache& tc, std::size_t size, std::size_t alignment, AllocKind kind,
+                           bool zero) {
+  if (size > kMaxRequest) return nullptr;
+  bool sampled = false;
+  bool track = tc.state == CacheState::kActive && CrossesSample(tc, size, &sampled);
+  bool zeroed = false;
+  void* p = g_page_heap.AllocLarge(size + kLargeCanaryBytes, alignment, &zeroed);
+  if (p == nullptr) return nullptr;
+  auto addr = reinterpret_cast<std::uintptr_t>(p);
+  BlockInfo info = LookupBlock(addr);
+  if (info.kind == BlockKind::kHuge) {
+    info.segment->huge_size = size;
+    info.segment->alloc_kind = static_cast<std::uint8_t>(kind);
+  } else {
+    info.span->large_size = size;
+    info.span->alloc_kind = static_cast<std::uint8_t>(kind);
+  }
+  std::size_t slack = info.usable - size;
+  std::memset(reinterpret_cast<void*>(addr + size), g_canary,
+              slack < kLargeCanaryChecked ? slack : kLargeCanaryChecked);
+  if (zero && !zeroed) std::memset(p, 0, size);
+  if (track) {
+    if (info.kind == BlockKind::kHuge) {
+      info.segment->tracked = true;
+    } else {
+      info.span->tracked = true;
+    }
+    InstalledTrackingHooks()->on_allocate(p, size, size, sampled);
+  }
+  return p;
+}
+
+void FreeSmallChecked(void* ptr, const BlockInfo& info, const FreeClaim& claim) {
+  const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
+  const int c = info.size_class;
+  const std::size_t cs = ClassSize(c);
+  if (addr != info.start) {
+    ReportError((addr & 15) != 0 ? ErrorKind::kMisalignedFree : ErrorKind::kInteriorFree, ptr, 0);
+    return;
+  }
+  // The bit decides, atomically, which of two racing frees is the double
+  // one. acq_rel: pairs with the RMW that set it (the allocation).
+  std::atomic<std::uint64_t>& word = info.segment->BitWord(addr);
+  const std::uint64_t mask = Segment::BitMask(addr);
+  if ((word.fetch_and(~mask, std::memory_order_acq_rel) & mask) == 0) {
+    ReportDoubleFree(ErrorKind::kDoubleFree, ptr, cs, addr, cs);
+    return;
+  }
+  auto undo = [&] { word.fetch_or(mask, std::memory_order_acq_rel); };
+  Trailer t = ReadTrailer(addr, c);
+  if (!t.valid) {
+    undo();
+    ErrorReport r{ErrorKind::kHeapOverflow, ptr};
+    r.size = cs;
+    r.detail = "block trailer overwritten";
+    ReportError(r);
+    return;
+  }
+  if (!CheckFill(addr + t.size, cs - kTrailerBytes - t.size, g_canary)) {
+    undo();
+    ReportError(ErrorKind::kHeapOverflow, ptr, t.size);
+    return;
+  }
+  if (t.kind != claim.kind) {
+    undo();
+    ReportMismatch(ptr, t.size, t.kind, claim.kind);
+    return;
+  }
+  if (!ClaimMatches(ptr, claim, c, t.size, AlignmentOf(t.align_log2))) {
+    undo();
+    return;
+  }
+  WriteFreeRecord(addr, cs);
+  auto* object = static_cast<FreeObject*>(ptr);
+  if (info.kind == BlockKind::kTrackedSmall) {
+    InstalledTrackingHooks()->on_free(ptr);
+    SetNext(object, nullptr);
+    g_tracked_central[c].Insert(c, object, 1);
+    return;
+  }
+  ThreadCache& tc = CurrentThreadCache();
+  if (tc.state != CacheState::kActive) {
+    SetNext(object, nullptr);
+    g_central[c].Insert(c, object, 1);
+    return;
+  }
+  FreeList& list = tc.lists[c];
+  SetNext(object, list.head);
+  list.head = object;
+  RelaxedStore(list.length, list.length + 1);
+  // Bounded: at most two batches per class wait here.
+  const std::uint32_t batch = ClassInfo(c).batch;
+  if (list.length > 2 * batch) ReleaseFromList(list, c, batch);
+}
+
+void FreeLargeChecked(void* ptr, const BlockInfo& info, const FreeClaim& claim) {
+  const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
+  if (addr != info.start) {
+    ReportError((addr & 15) != 0 ? ErrorKind::kMisalignedFree : ErrorKind::kInteriorFree, ptr, 0);
+    return;
+  }
+  const bool huge = info.kind == BlockKind::kHuge;
+  const std::size_t requested = huge ? info.segment->huge_size : info.span->large_size;
+  const auto kind = static_cast<AllocKind>(huge ? info.segment->alloc_kind : info.span->alloc_kind);
+  const std::uint8_t align_log2 = huge ? info.segment->align_log2 : info.span->align_log2;
+  std::size_t slack = info.usable - requested;
+  if (requested > info.usable ||
+      !CheckFill(addr + requested, slack < kLargeCanaryChecked ? slack : kLargeCanaryChecked, g_canary)) {
+    ReportError(ErrorKind::kHeapOverflow, ptr, requested);
+    return;
+  }
+  if (kind != claim.kind) {
+    ReportMismatch(ptr, requested, kind, claim.kind);
+    return;
+  }
+  if (!ClaimMatches(ptr, claim, 0, requested, AlignmentOf(align_log2))) return;
+  bool tracked = huge ? info.segment->tracked : info.span->tracked;
+  // Record before handing the block back: afterwards it may be reused.
+  WriteFreeRecord(addr, requested < kLargeJunkBytes ? requested : kLargeJunkBytes);
+  if (tracked) InstalledTrackingHooks()->on_free(ptr);
+  if (!g_page_heap.FreeLarge(info.segment, info.span)) {
+    // Another thread freed it first (checked under the page heap's lock).
+    ReportError(ErrorKind::kDoubleFree, ptr, requested);
+  }
+}
+
+// The live block at `ptr` (for realloc and usable size), or reports with
+// `freed_kind` / `invalid_kind` and returns false.
+struct LiveBlock {
+  std::size_t size;
+  AllocKind kind;
+};
+bool FindLive(const void* ptr, ErrorKind invalid_kind, ErrorKind freed_kind, LiveBlock* out) {
+  auto addr = reinterpret_cast<std::uintptr_t>(ptr);
+  BlockInfo info = LookupBlock(addr);
+  switch (info.kind) {
+    case BlockKind::kNone:
+      if (info.freed) {
+        ReportDoubleFree(freed_kind, ptr, 0, addr, RecordSpan(info, addr));
+      } else {
+        ReportError(invalid_kind, ptr, 0);
+      }
+      return false;
+    case BlockKind::kSmall:
+    case BlockKind::kTrackedSmall: {
+      if (addr != info.start) break;
+      std::size_t cs = ClassSize(info.size_class);
+      if ((info.segment->BitWord(addr).load(std::memory_order_acquire) & Segment::BitMask(addr)) == 0) {
+        ReportDoubleFree(freed_kind, ptr, cs, addr, cs);
+        return false;
+      }
+      Trailer t = ReadTrailer(addr, info.size_class);
+      if (!t.valid) {
+        ReportError(ErrorKind::kHeapOverflow, ptr, cs);
+        return false;
+      }
+      *out = {t.size, t.kind};
+      return true;
+    }
+    case BlockKind::kLarge:
+    case BlockKind::kHuge: {
+      if (addr != info.start) break;
+      bool huge = info.kind == BlockKind::kHuge;
+      *out = {huge ? info.segment->huge_size : info.span->large_size,
+              static_cast<AllocKind>(huge ? info.segment->alloc_kind : info.span->alloc_kind)};
+      return true;
+    }
+  }
+  ReportError(invalid_kind, ptr, 0);
+  return false;
+}
+
+}  // namespace
+
+const char* AllocKindName(AllocKind kind) {
+  switch (kind) {
+    case AllocKind::kMalloc: return "malloc";
+    case AllocKind::kNew: return "operator new";
+    case AllocKind::kNewArray: return "operator new[]";
+  }
+  return "?";
+}
+
+const char* FreeKindName(AllocKind kind) {
+  switch (kind) {
+    case AllocKind::kMalloc: return "free";
+    case AllocKind::kNew: return "operator delete";
+    case AllocKind::kNewArray: return "operator delete[]";
+  }
+  return "?";
+}
+
+void InitHardening() {
+  if (!kHardenedBuild && !EnvFlagOn("STRATA_HARDENED")) return;
+  // Entropy without allocating or blocking: the kernel's AT_RANDOM bytes,
+  // the clock, the TSC and an address (ASLR).
+  std::uint64_t seed = 0;
+  const auto* random = reinterpret_cast<const unsigned char*>(getauxval(AT_RANDOM));
+  if (random != nullptr) std::memcpy(&seed, random + 8, 8);
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  seed ^= Mix(static_cast<std::uint64_t>(ts.tv_nsec) ^ __builtin_ia32_rdtsc() ^
+              reinterpret_cast<std::uintptr_t>(&seed));
+  g_secret = Mix(seed) | 1;
+  g_link_key = Mix(g_secret ^ 0x5deece66dull) | 1;  // never 0 (0 means "off")
+  unsigned char canary = static_cast<unsigned char>(g_secret >> 40);
+  g_canary = (canary == 0 || canary == kFreeJunk) ? 0xcb : canary;
+  // Release: pairs with EnsureProcessInit's acquire (via its state) and with
+  // Hardened()'s readers through the blocks they were handed.
+  g_hardened.store(true, std::memory_order_release);
+}
+
+int HardenedClass(std::size_t size, std::size_t alignment) {
+  if (size > kMaxSmallSize) return 0;
+  std::size_t need = size + kTrailerBytes;
+  // The API promises natural alignment to power-of-two requests up to the
+  // page size; with the trailer they no longer fit their own class, so ask
+  // for the alignment explicitly (such blocks take the next power of two).
+  if (alignment <= 16 && size > 16 && size <= os::kPageSize && (size & (size - 1)) == 0) alignment = size;
+  if (alignment > 16) return AlignedClass(need, alignment);
+  return need <= kMaxSmallSize ? SizeToClass(need) : 0;
+}
+
+Trailer ReadTrailer(std::uintptr_t block, int size_class) {
+  const std::size_t cs = ClassSize(size_class);
+  std::uint64_t w = LoadWord(block + cs - kTrailerBytes) ^ TrailerMask(block);
+  Trailer t;
+  t.size = static_cast<std::size_t>(w & 0xffffffffu);
+  t.kind = static_cast<AllocKind>((w >> 32) & 0xff);
+  t.align_log2 = static_cast<std::uint8_t>((w >> 40) & 0xff);
+  t.valid = (w >> 48) == kTrailerCheck && t.size + kTrailerBytes <= cs && t.kind >= AllocKind::kMalloc &&
+            t.kind <= AllocKind::kNewArray && t.align_log2 <= kSliceShift;
+  return t;
+}
+
+bool HardenedPrepareSmall(FreeObject* block, int size_class, std::size_t size, std::size_t alignment,
+                          AllocKind kind) {
+  auto addr = reinterpret_cast<std::uintptr_t>(block);
+  Segment* seg = g_segment_map.Get(addr);
+  std::atomic<std::uint64_t>& word = seg->BitWord(addr);
+  const std::uint64_t mask = Segment::BitMask(addr);
+  // acq_rel: pairs with the RMW of the free that cleared the bit.
+  if ((word.fetch_or(mask, std::memory_order_acq_rel) & mask) != 0) {
+    ErrorReport r{ErrorKind::kCorruption, block};
+    r.size = ClassSize(size_class);
+    r.detail = "a block on a free list is allocated (handed out twice)";
+    ReportError(r);
+    return false;
+  }
+  const std::size_t cs = ClassSize(size_class);
+  std::memset(reinterpret_cast<void*>(addr + size), g_canary, cs - kTrailerBytes - size);
+  std::uint64_t w = static_cast<std::uint64_t>(size) | (static_cast<std::uint64_t>(kind) << 32) |
+                    (static_cast<std::uint64_t>(Log2Alignment(alignment)) << 40) | (kTrailerCheck << 48);
+  StoreWord(addr + cs - kTrailerBytes, w ^ TrailerMask(addr));
+  return true;
+}
+
+bool HardenedValidLink(const FreeObject* next, int size_class) {
+  if (next == nullptr) return true;
+  auto addr = reinterpret_cast<std::uintptr_t>(next);
+  if ((addr & 15) != 0) return false;
+  Segment* seg = g_segment_map.Get(addr);
+  if (seg == nullptr || seg->kind != SegmentKind::kNormal || addr - seg->base() < kSliceSize) return false;
+  Span* span = seg->SpanOf(addr);
+  if (span->state != SpanState::kSmall || span->size_class != size_class) return false;
+  std::size_t offset = addr - span->start();
+  const SizeClassInfo& info = ClassInfo(size_class);
+  if (offset % info.size != 0 || offset / info.size >= info.objects) return false;
+  // A free block: its bit is clear.
+  return (seg->BitWord(addr).load(std::memory_order_acquire) & Segment::BitMask(addr)) == 0;
+}
+
+void* HardenedAllocate(std::size_t size, std::size_t alignment, AllocKind kind, bool zero) {
+  ThreadCache& tc = CurrentThreadCache();
+  int c = HardenedClass(size, alignment);
+  if (c == 0) return AllocateLargeChecked(tc, size, alignment, kind, zero);
+  bool sampled = false;
+  bool track = tc.state == CacheState::kActive && CrossesSample(tc, size, &sampled);
+  FreeObject* object = nullptr;
+  if (track) {
+    if (g_tracked_central[c].Remove(c, 1, &object) == 0) return nullptr;
+    RelaxedStore(tc.lists[c].allocs, tc.lists[c].allocs + 1);
+  } else if (tc.state != CacheState::kActive) {
+    // The thread is exiting: no cache.
+    if (g_central[c].Remove(c, 1, &object) == 0) return nullptr;
+    CountCachelessAllocation(c);
+  } else {
+    object = PopChecked(tc, c);
+    if (object == nullptr) return nullptr;
+  }
+  if (!HardenedPrepareSmall(object, c, size, alignment, kind)) return nullptr;
+  if (zero) std::memset(object, 0, size);
+  if (track) InstalledTrackingHooks()->on_allocate(object, size, size, sampled);
+  return object;
+}
+
+void HardenedFree(void* ptr, const FreeClaim& claim) {
+  if (ptr == nullptr) return;
+  auto addr = reinterpret_cast<std::uintptr_t>(ptr);
+  BlockInfo info = LookupBlock(addr);
+  switch (info.kind) {
+    case BlockKind::kNone:
+      if (info.freed) {
+        ReportDoubleFree(ErrorKind::kDoubleFree, ptr, 0, addr, RecordSpan(info, addr));
+      } else {
+        ReportError(info.segment != nullptr && (addr & 15) != 0 ? ErrorKind::kMisalignedFree
+                                                                 : ErrorKind::kInvalidFree,
+                    ptr, 0);
+      }
+      return;
+    case BlockKind::kSmall:
+    case BlockKind::kTrackedSmall:
+      FreeSmallChecked(ptr, info, claim);
+      return;
+    case BlockKind::kLarge:
+    case BlockKind::kHuge:
+      FreeLargeChecked(ptr, info, claim);
+      return;
+  }
+}
+
+std::size_t HardenedUsableSize(const void* ptr, bool for_realloc) {
+  LiveBlock block;
+  if (!FindLive(ptr, for_realloc ? ErrorKind::kInvalidRealloc : ErrorKind::kInvalidUsableSize,
+                for_realloc ? ErrorKind::kReallocFreed : ErrorKind::kInvalidUsableSize, &block)) {
+    return kNoSize;
+  }
+  return block.size;
+}
+
+void* HardenedReallocate(void* ptr, std::size_t new_size) {
+  LiveBlock block;
+  if (!FindLive(ptr, ErrorKind::kInvalidRealloc, ErrorKind::kReallocFreed, &block)) return nullptr;
+  if (block.kind != AllocKind::kMalloc) {
+    ReportMismatch(ptr, block.size, block.kind, AllocKind::kMalloc);
+    return nullptr;
+  }
+  void* fresh = HardenedAllocate(new_size, 0, AllocKind::kMalloc, false);
+  if (fresh == nullptr) return nullptr;
+  std::memcpy(fresh, ptr, block.size < new_size ? block.size : new_size);
+  FreeClaim claim;
+  HardenedFree(ptr, claim);
+  return fresh;
+}
+
+std::uintptr_t ProbeStackTop(std::uintptr_t from) {
+  constexpr std::uintptr_t kPage = 4096;
+  std::uintptr_t page = from & ~(kPage - 1);
+  std::uintptr_t limit = page + (std::uintptr_t{1} << 20);
+  unsigned char vec;
+  while (page < limit && mincore(reinterpret_cast<void*>(page + kPage), kPage, &vec) == 0) page += kPage;
+  return page + kPage;
+}
+
+int CaptureStack(void** frames, int max, int skip) {
+  auto fp = reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0));
+  std::uintptr_t hi = tls_cache.stack_hi;
+  if (hi <= fp) hi = ProbeStackTop(fp);
+  int n = 0;
+  while (n < max) {
+    // A frame is [saved fp, return address]; both words must lie below the
+    // stack top, and the chain must go up by less than 1 MiB per frame.
+    if (fp == 0 || (fp & 7) != 0 || fp + 16 > hi) break;
+    const auto* frame = reinterpret_cast<const std::uintptr_t*>(fp);
+    std::uintptr_t next = frame[0];
+    std::uintptr_t ret = frame[1];
+    if (ret < 4096) break;
+    if (skip > 0) {
+      --skip;
+    } else {
+      frames[n++] = reinterpret_cast<void*>(ret);
+    }
+    if (next <= fp || next - fp > (std::uintptr_t{1} << 20)) break;
+    fp = next;
+  }
+  return n;
+}
+
+}  // namespace strata::internal

@@ -1,0 +1,303 @@
+// tests/hardening/fork_test.cc: fork() while other threads allocate, from
+// plain code and from a signal handler, through the engine API.
+//
+//   ForkWhileThreadsAllocate: workers allocate and free without pause (small,
+//     large, huge; FlushThreadCache and ReleaseMemory now and then, so every
+//     engine lock is often held) while the main thread forks for a few
+//     seconds. Each child allocates and frees (also blocks inherited from
+//     the parent), runs a thread, checks the statistics, and exits 0. Every
+//     child is waited for with a deadline: a child (or a parent) that hangs
+//     on an engine lock fails the test.
+//   ForkFromSignalHandler: the same workers are interrupted by SIGUSR1
+//     (pthread_kill, hundreds of times, one handler-fork at a time), and
+//     the handler forks, while another thread forks from plain code at the
+//     same time. A handler that interrupted its thread inside an engine
+//     critical section used to deadlock in the engine's pthread_atfork
+//     prepare handler (waiting for a lock its own thread holds), and a
+//     concurrent plain fork could then wait for it in a cycle; EngineLock
+//     skips self-held locks and the prepare backs off
+//     (alloc/internal/engine_lock.h). The child returns from the handler,
+//     lets the interrupted operation finish, then allocates, and exits 0.
+//     (Two handler-forks at once, *both* interrupted inside the engine,
+//     remain a deadlock no allocator with locks avoids: see engine_lock.h.)
+//   ForkFromSignalHandlerInsideTheRegistryLock: deterministic version: the
+//     signal is raised while the thread holds the registry lock (inside
+//     ForEachThreadCache's callback).
+//
+// TSan does not support fork() in a multithreaded process: tagged no-tsan.
+// The workers call nothing but strata (no glibc malloc, no stdio): glibc's
+// own fork() takes glibc's malloc and stdio locks, which a handler-fork
+// would deadlock on just the same.
+#include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "alloc/internal/thread_cache.h"
+#include "alloc/stats.h"
+#include "alloc/strata.h"
+#include "tests/hardening/child.h"
+#include "tests/hardening/util.h"
+
+namespace strata {
+namespace {
+
+using testing::ChildResult;
+using testing::Mode;
+using testing::RunInChild;
+
+constexpr int kWorkers = 4;
+constexpr int kChildDeadlineMs = 10000;
+
+std::atomic<bool> g_stop{false};
+// Set in a forked child (by the handler, or before the child's work).
+volatile sig_atomic_t g_in_child = 0;
+
+// Work done by a child after fork: allocate, free (also `inherited`), a
+// thread, statistics. Returns an exit code (0: fine).
+int ChildWork(void* inherited) {
+  Free(inherited);
+  for (int i = 0; i < 2000; ++i) {
+    void* p = Allocate(static_cast<std::size_t>(16 + (i * 97) % 50000));
+    if (p == nullptr) return 3;
+    std::memset(p, 1, 16);
+    Free(p);
+  }
+  void* big = Allocate(std::size_t{6} << 20);
+  if (big == nullptr) return 4;
+  Free(big);
+  std::atomic<int> ok{0};
+  std::thread t([&] {
+    for (int i = 0; i < 1000; ++i) Free(Allocate(static_cast<std::size_t>(1 + i)));
+    ok.store(1);
+  });
+  t.join();
+  if (ok.load() != 1) return 5;
+  Stats s = GetStats();
+  if (s.allocations == 0) return 6;
+  return 0;
+}
+
+// Allocates and frees until g_stop (or, in a forked child, until the
+// interrupted operation is done). `held` is a fixed array: no glibc malloc.
+void WorkerLoop(int seed, bool exit_in_child) {
+  testing::Prng rng(seed);
+  void* held[128] = {};
+  std::uint64_t ops = 0;
+  while (!g_stop.load(std::memory_order_relaxed)) {
+    if (exit_in_child && g_in_child) {
+      // A forked child continues here, on the thread the handler ran on,
+      // after the interrupted engine call returned.
+      _exit(ChildWork(Allocate(100)));
+    }
+    int i = static_cast<int>(rng.Below(128));
+    if (held[i] != nullptr) {
+      Free(held[i]);
+      held[i] = nullptr;
+    } else {
+      std::size_t n;
+      switch (rng.Below(16)) {
+        case 0: n = (std::size_t{4} << 20) + rng.Below(std::size_t{4} << 20); break;
+        case 1:
+        case 2: n = 262144 + rng.Below(1 << 20); break;
+        default: n = 1 + rng.Below(2048); break;
+      }
+      held[i] = Allocate(n);
+      if (held[i] != nullptr) std::memset(held[i], seed, n < 64 ? n : 64);
+    }
+    if (++ops % 512 == 0) FlushThreadCache();
+    if (ops % 4096 == 0) ReleaseMemory();
+  }
+  for (void* p : held) Free(p);
+}
+
+// Waits for `pid` with a deadline; returns its exit code, or -1 (timeout,
+// child killed) / -2 (killed by a signal).
+int WaitChild(pid_t pid) {
+  std::uint64_t deadline = testing::MonotonicMs() + kChildDeadlineMs;
+  for (;;) {
+    int status = 0;
+    pid_t w = waitpid(pid, &status, WNOHANG);
+    if (w == pid) {
+      if (WIFEXITED(status)) return WEXITSTATUS(status);
+      return -2;
+    }
+    if (testing::MonotonicMs() > deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      return -1;
+    }
+    usleep(1000);
+  }
+}
+
+// --- plain fork -------------------------------------------------------------
+
+[[noreturn]] void ForkWhileThreadsAllocate(int seconds) {
+  std::vector<std::thread> workers;
+  for (int i = 0; i < kWorkers; ++i) workers.emplace_back([i] { WorkerLoop(i + 1, false); });
+  std::uint64_t end = testing::MonotonicMs() + static_cast<std::uint64_t>(seconds) * 1000;
+  int forks = 0;
+  while (testing::MonotonicMs() < end) {
+    void* inherited = Allocate(1000);
+    pid_t pid = fork();
+    if (pid == 0) _exit(ChildWork(inherited));
+    if (pid < 0) _exit(20);
+    int code = WaitChild(pid);
+    if (code != 0) _exit(code == -1 ? 21 : code == -2 ? 22 : 30 + code);
+    Free(inherited);
+    ++forks;
+  }
+  g_stop.store(true);
+  for (auto& t : workers) t.join();
+  _exit(forks >= 20 ? 0 : 23);
+}
+
+class Fork : public ::testing::TestWithParam<Mode> {};
+
+TEST_P(Fork, ForkWhileThreadsAllocate) {
+  ChildResult r = RunInChild([] { ForkWhileThreadsAllocate(4); }, GetParam(), 50000);
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.Describe();
+}
+
+// --- fork from a signal handler ------------------------------------------
+
+constexpr int kMaxForks = 4096;
+std::atomic<pid_t> g_children[kMaxForks];
+std::atomic<int> g_forks{0};
+std::atomic<int> g_fork_failures{0};
+
+void ForkingHandler(int) {
+  int saved = errno;
+  pid_t pid = fork();
+  if (pid == 0) {
+    // Only this thread exists in the child. Let the interrupted code finish
+    // (return from the handler); the worker loop then sees the flag.
+    g_in_child = 1;
+    errno = saved;
+    return;
+  }
+  if (pid < 0) {
+    g_fork_failures.fetch_add(1);
+  } else {
+    int i = g_forks.fetch_add(1);
+    if (i < kMaxForks) g_children[i].store(pid);
+  }
+  errno = saved;
+}
+
+[[noreturn]] void ForkFromSignalHandler(int seconds) {
+  struct sigaction sa;
+  std::memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = &ForkingHandler;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGUSR1, &sa, nullptr);
+  std::atomic<int> started{0};
+  pthread_t ids[kWorkers];
+  std::vector<std::thread> workers;
+  for (int i = 0; i < kWorkers; ++i) {
+    workers.emplace_back([i, &started, &ids] {
+      ids[i] = pthread_self();
+      started.fetch_add(1);
+      WorkerLoop(i + 100, true);
+    });
+  }
+  // Plain forks at the same time, from a thread that does nothing else.
+  std::atomic<int> plain_result{0};
+  std::atomic<int> plain_forks{0};
+  std::thread plain([&] {
+    while (!g_stop.load()) {
+      void* inherited = Allocate(300);
+      pid_t pid = fork();
+      if (pid == 0) _exit(ChildWork(inherited));
+      int code = WaitChild(pid);
+      if (code != 0) plain_result.store(code == -1 ? 41 : code == -2 ? 42 : 50 + code);
+      Free(inherited);
+      plain_forks.fetch_add(1);
+      usleep(1000);
+    }
+  });
+  while (started.load() != kWorkers) sched_yield();
+  std::uint64_t end = testing::MonotonicMs() + static_cast<std::uint64_t>(seconds) * 1000;
+  testing::Prng rng(7);
+  int sent = 0;
+  while (testing::MonotonicMs() < end && sent < kMaxForks) {
+    pthread_kill(ids[rng.Below(kWorkers)], SIGUSR1);
+    ++sent;
+    // One handler-fork at a time: wait until this one has forked (a hang in
+    // the prepare handler shows up here), then reap its child.
+    std::uint64_t deadline = testing::MonotonicMs() + kChildDeadlineMs;
+    while (g_forks.load() < sent || g_children[sent - 1].load() == 0) {
+      if (testing::MonotonicMs() > deadline) _exit(26);
+      sched_yield();
+    }
+    int code = WaitChild(g_children[sent - 1].load());
+    if (code != 0) _exit(code == -1 ? 21 : code == -2 ? 22 : 30 + code);
+    usleep(static_cast<useconds_t>(rng.Below(500)));
+  }
+  g_stop.store(true);
+  for (auto& t : workers) t.join();
+  plain.join();
+  if (g_fork_failures.load() != 0) _exit(24);
+  if (plain_result.load() != 0) _exit(plain_result.load());
+  _exit(sent >= 100 && plain_forks.load() >= 10 ? 0 : 25);
+}
+
+TEST_P(Fork, ForkFromSignalHandler) {
+  ChildResult r = RunInChild([] { ForkFromSignalHandler(5); }, GetParam(), 55000);
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.Describe();
+}
+
+// Deterministic: the handler forks while its own thread holds the registry
+// lock (ForEachThreadCache runs its callback under it).
+void RaiseInsideRegistryLock(const internal::ThreadCache&, void* raised) {
+  if (*static_cast<bool*>(raised)) return;
+  *static_cast<bool*>(raised) = true;
+  raise(SIGUSR1);
+}
+
+TEST_P(Fork, ForkFromSignalHandlerInsideTheRegistryLock) {
+  ChildResult r = RunInChild(
+      [] {
+        struct sigaction sa;
+        std::memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = &ForkingHandler;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGUSR1, &sa, nullptr);
+        std::thread other([] {
+          while (!g_stop.load()) Free(Allocate(64));
+        });
+        Free(Allocate(64));  // this thread has a cache: the callback runs
+        bool raised = false;
+        internal::ForEachThreadCache(&RaiseInsideRegistryLock, &raised);
+        if (!raised) _exit(2);
+        if (g_in_child) {
+          // The child, after the callback returned and the lock was released.
+          _exit(ChildWork(Allocate(100)));
+        }
+        g_stop.store(true);
+        other.join();
+        if (g_forks.load() != 1) _exit(3);
+        int code = WaitChild(g_children[0].load());
+        _exit(code == 0 ? 0 : code == -1 ? 21 : code == -2 ? 22 : 30 + code);
+      },
+      GetParam(), 30000);
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.Describe();
+}
+
+INSTANTIATE_TEST_SUITE_P(BothModes, Fork, ::testing::Values(Mode::kNormal, Mode::kHardened),
+                         [](const ::testing::TestParamInfo<Mode>& info) {
+                           return info.param == Mode::kNormal ? "Normal" : "Hardened";
+                         });
+
+}  // namespace
+}  // namespace strata
