@@ -26,10 +26,12 @@
 //     including free memory still cached in thread caches, central pools
 //     and the page heap. Thread caches of other threads are not released by
 //     the soft limit (only the calling thread's cache can be flushed).
-//   - The hard limit is exact for spans and huge blocks (committed memory
-//     never exceeds it); memory cached in thread caches and central pools
-//     counts as committed, so a program near its hard limit should call
-//     strata::ReleaseMemory() (the soft limit does) before giving up.
+//   - The hard limit is exact for spans and huge blocks: committed bytes
+//     as the page heap counts them (Stats::committed_bytes, segment
+//     headers included) never exceed it. Memory cached in thread caches
+//     and central pools counts as committed, so a program near its hard
+//     limit should call strata::ReleaseMemory() (the soft limit does)
+//     before giving up.
 //   - Callbacks (pressure and alert) run on the thread that detected the
 //     event: the monitor thread, or the caller of CheckMemoryLimitNow() /
 //     MemoryMonitorTick(). They are serialised, hold no allocator lock and

@@ -13,6 +13,8 @@
 
 #include "alloc/heap_profiler.h"
 #include "alloc/leak_check.h"
+#include "alloc/monitor.h"
+#include "alloc/pprof_http.h"
 #include "alloc/stats_report.h"
 #include "alloc/strata.h"
 #include "alloc/tracking/symbolize.h"
@@ -119,6 +121,8 @@ void Init() {
   if (getenv("STRATA_HEAPPROFILE") != nullptr) tracking::InitSymbolizer();
   if (EnvOn("STRATA_LEAKCHECK")) EnableLeakChecking();
   ArmProfileSignal();
+  InitMonitorFromEnvironment();
+  InitPprofFromEnvironment();
   atexit(&AtExit);
 }
 

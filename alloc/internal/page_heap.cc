@@ -186,6 +186,13 @@ void PageHeap::FreeSpanLocked(Span* span) {
     Span* prev = &seg->spans[seg->slice_head[first - 1]];
     if (prev->state == SpanState::kFree) {
       RemoveFree(prev);
+      // The merged span counts as committed ("may be committed"): account
+      // a decommitted neighbour's bytes as committed until the next purge
+      // decommits the whole span, so limits err on the safe side.
+      if (!prev->committed) {
+        committed_bytes_ += prev->bytes();
+        free_committed_bytes_ += prev->bytes();
+      }
       prev->num_slices = static_cast<std::uint16_t>(prev->num_slices + span->num_slices);
       prev->committed = true;
       prev->zeroed = false;
@@ -199,6 +206,10 @@ void PageHeap::FreeSpanLocked(Span* span) {
     Span* next = &seg->spans[end];
     if (next->state == SpanState::kFree) {
       RemoveFree(next);
+      if (!next->committed) {  // see above
+        committed_bytes_ += next->bytes();
+        free_committed_bytes_ += next->bytes();
+      }
       span->num_slices = static_cast<std::uint16_t>(span->num_slices + next->num_slices);
       span->committed = true;
       span->zeroed = false;

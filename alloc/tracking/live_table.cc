@@ -36,6 +36,10 @@ void RecycleRecord(void* record, void*) {
   g_free_records = r;
 }
 
+void LiveTableForkPrepare() STRATA_NO_THREAD_SAFETY_ANALYSIS { g_free_lock.Lock(); }
+void LiveTableForkParent() STRATA_NO_THREAD_SAFETY_ANALYSIS { g_free_lock.Unlock(); }
+void LiveTableForkChild() STRATA_NO_THREAD_SAFETY_ANALYSIS { g_free_lock.ResetAfterFork(); }
+
 LiveRecord* LiveTable::NewRecord() {
   {
     SpinLockHolder h(&g_free_lock);

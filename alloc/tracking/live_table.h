@@ -95,6 +95,12 @@ LiveTable& GlobalLiveTable();
 // Returns a retired record to the free list (EBR deleter).
 void RecycleRecord(void* record, void* ctx);
 
+// fork(): the record free list's lock is held across fork() and released
+// (parent) or reset (child), so a child never inherits it locked.
+void LiveTableForkPrepare();
+void LiveTableForkParent();
+void LiveTableForkChild();
+
 }  // namespace strata::tracking
 
 #endif  // STRATA_ALLOC_TRACKING_LIVE_TABLE_H_

@@ -1,5 +1,6 @@
 #include "alloc/tracking/tracker.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -78,6 +79,10 @@ std::uint64_t NowNs() {
 
 void EnsureTrackingInstalled() {
   if (g_installed.exchange(true, std::memory_order_acq_rel)) return;
+  // Registered after the engine's handlers, so (prepare handlers running in
+  // reverse order) this lock is taken before the engine's: the order in
+  // which tracked allocation takes them.
+  pthread_atfork(&LiveTableForkPrepare, &LiveTableForkParent, &LiveTableForkChild);
   internal::InstallTrackingHooks(&g_hooks);
   internal::SetSampleRate(ParseBytes(getenv("STRATA_SAMPLE_RATE"), kDefaultSampleRate));
   if (EnvFlag("STRATA_LEAKCHECK")) internal::SetTrackAll(true);

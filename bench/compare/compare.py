@@ -48,6 +48,9 @@ script directly after building its inputs:
     bazel build -c opt //bench/workloads //bench/compare:launch
     python3 bench/compare/compare.py --peers glibc,jemalloc,tcmalloc,mimalloc,tbbmalloc
 It then takes the binaries from bazel-bin/ (or --bin-dir).
+
+CI runs //bench/compare:compare_smoke_test (--quick, one rep, two workloads,
+glibc and strata).
 """
 
 import argparse
@@ -1047,6 +1050,13 @@ def parse_args(argv):
     p.add_argument("--list", action="store_true",
                    help="list workloads and allocators, then exit")
     args = p.parse_args(argv)
+    # Under `bazel run` the working directory is the runfiles tree: take
+    # relative paths from where the user ran bazel.
+    user_cwd = os.environ.get("BUILD_WORKING_DIRECTORY")
+    for attr in ("json", "results", "strata_so", "bin_dir"):
+        value = getattr(args, attr)
+        if value and user_cwd and not os.path.isabs(value):
+            setattr(args, attr, os.path.join(user_cwd, value))
     if args.reps is None:
         args.reps = 3 if args.quick else 5
     if args.reps < 1:
