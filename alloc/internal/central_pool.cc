@@ -100,12 +100,18 @@ int CentralPool::RemoveFromSpans(int size_class, int n, FreeObject** head) {
     while (got < n) {
       Span* span = partial_;
       if (span == nullptr) {
+        // A new span, without holding this pool's lock while the page heap
+        // works: engine locks never nest (engine_lock.h says why fork needs
+        // that). Another thread may add a span meanwhile; both are kept.
+        lock_.Unlock();
         span = g_page_heap.AllocSmallSpan(size_class, tracked_);
+        lock_.Lock();
         if (span == nullptr) break;  // out of memory: return what we have
         spans_allocated_.fetch_add(1, std::memory_order_relaxed);
         span->in_partial = true;
-        span->next = nullptr;
         span->prev = nullptr;
+        span->next = partial_;
+        if (partial_ != nullptr) partial_->prev = span;
         partial_ = span;
       }
       while (got < n && span->free_list != nullptr) {

@@ -10,8 +10,9 @@
 //      tier alone, one CAS per batch. The tier is bounded
 //      (kMaxTransferBytes per class); past it batches go to tier 2.
 //   2. Spans: partly used spans of the class on a list guarded by the
-//      pool's spin lock (taken once per batch, only when tier 1 is empty or
-//      full). Objects come from a span's free list, then from its uncarved
+//      pool's lock (taken once per batch, only when tier 1 is empty or
+//      full; never held while the page heap's lock is taken, see
+//      engine_lock.h). Objects come from a span's free list, then from its uncarved
 //      tail; returning objects finds each one's span through the page maps,
 //      and a span whose objects have all come back goes to the page heap.
 //

@@ -7,31 +7,49 @@
 // there). If a signal handler calls fork() on a thread that was interrupted
 // *inside* an engine critical section, a plain prepare handler would wait
 // for a lock its own thread holds: a self-deadlock. EngineLock records its
-// owner (a per-thread token), and the fork protocol is:
-//   ForkTryAcquire  held by this thread -> skip it (the interrupted frame
-//                   owns it and releases it when the handler returns);
-//                   otherwise try to take it for a bounded time.
-//   ForkAbandon     give back what ForkTryAcquire took (back-off).
-//   ForkParent      Unlock() what was taken.
-//   ForkChild       forget what was taken (only this thread exists); a lock
-//                   the interrupted frame holds stays held and is released
-//                   by that frame, in the child as in the parent.
-// The prepare handler (thread_cache.cc) takes all locks in the lock order
-// or none: when one stays busy it abandons those it took, backs off and
-// retries. Why: glibc runs prepare handlers of concurrent forks
-// concurrently, and a fork from a handler that interrupted the holder of
-// lock B may need lock A that another forking thread took while it waits
-// for B; backing off breaks that cycle. Lock order: registry | central pool
-// (one at a time) | tracked central pool -> page heap.
+// owner (a per-thread token), and the engine's fork handlers
+// (thread_cache.cc) use it:
+//   prepare  a lock held by this thread is skipped (the interrupted frame
+//            owns it and releases it when the handler returns); the others
+//            are taken with TryLockFor, all or none (below);
+//   parent   Unlock() what the prepare took;
+//   child    ResetAfterFork() what the prepare took (only this thread
+//            exists); a lock the interrupted frame holds stays held and is
+//            released by that frame, in the child as in the parent.
+// Which locks the prepare took is recorded in a thread-local set, so the
+// lock itself carries no fork state.
+//
+// LEAF LOCKS: no engine lock is ever taken while another is held (the
+// registry, each central pool, each tracked pool, the page heap; the central
+// pools drop their lock while the page heap hands them a span). So a thread
+// that holds an engine lock never waits for another one: it always
+// finishes its critical section, unless it is itself stuck in a signal
+// handler. (With nesting -- a central pool lock held while waiting for the
+// page heap lock -- a handler that interrupted the page heap's holder could
+// never get that central pool's lock: a deadlock seen in
+// tests/hardening/fork_test.)
+//
+// The prepare handler (thread_cache.cc) takes all locks in order, or none:
+// when one stays busy it abandons those it took, backs off and retries.
+// Why: glibc runs the prepare handlers of concurrent forks concurrently,
+// and a plain fork that took lock B while waiting for lock A would wait
+// forever if A's holder is a handler-fork that needs B. A thread that holds
+// an engine lock (a handler-fork) tries longer and backs off less, so it
+// wins.
 // What no protocol can save: two threads, *each* interrupted inside an
 // engine critical section, forking from handlers at the same time, each
-// needing the lock the other's interrupted frame holds (glibc's own malloc
-// deadlocks there too; POSIX 2024 no longer lists fork() as
-// async-signal-safe and offers _Fork(), which runs no handlers). What the
-// child may not do is re-enter the engine from the handler while the
-// interrupted frame is mid-operation (malloc from a signal handler): it may
-// call async-signal-safe functions, or return from the handler and then
-// allocate normally.
+// needing the lock the other's interrupted frame holds. After ~100 ms of
+// back-off such a prepare stops waiting and forks without the lock: the
+// parent goes on, the child inherits that lock held (it must only call
+// async-signal-safe functions or exec: allocating there may hang). glibc's
+// own malloc deadlocks in that case; POSIX 2024 no longer lists fork() as
+// async-signal-safe and offers _Fork(), which runs no handlers.
+//
+// What the child may not do is re-enter the engine from inside the handler
+// while the interrupted frame is mid-operation (that is malloc from a
+// signal handler): it may call async-signal-safe functions, or return from
+// the handler (the frame finishes and releases its lock) and then allocate
+// normally.
 //
 // Owner token: the address of a constinit initial-exec thread_local (never
 // zero, unique among live threads, and the same in a fork child for the
@@ -76,20 +94,15 @@ class STRATA_CAPABILITY("mutex") EngineLock {
   bool HeldByCurrentThread() const { return owner_.load(std::memory_order_relaxed) == LockToken(); }
   bool IsLocked() const { return owner_.load(std::memory_order_relaxed) != 0; }
 
-  // The fork protocol (see the header comment), on the forking thread.
-  enum class ForkTake { kTaken, kSkipped, kBusy };
-  ForkTake ForkTryAcquire(int attempts) {
-    if (HeldByCurrentThread()) {
-      fork_skipped_ = true;
-      return ForkTake::kSkipped;
-    }
+  // Tries to take the lock `attempts` times (pausing, then yielding, in
+  // between). For the fork handlers.
+  bool TryLockFor(int attempts) STRATA_TRY_ACQUIRE(true) {
     for (int i = 0; i < attempts; ++i) {
       std::uintptr_t expected = 0;
       if (owner_.load(std::memory_order_relaxed) == 0 &&
           owner_.compare_exchange_strong(expected, LockToken(), std::memory_order_acquire,
                                          std::memory_order_relaxed)) {
-        fork_skipped_ = false;
-        return ForkTake::kTaken;
+        return true;
       }
       if (i < 64) {
         __builtin_ia32_pause();
@@ -97,17 +110,11 @@ class STRATA_CAPABILITY("mutex") EngineLock {
         sched_yield();
       }
     }
-    return ForkTake::kBusy;
+    return false;
   }
-  void ForkAbandon() STRATA_RELEASE() {
-    if (!fork_skipped_) Unlock();
-  }
-  void ForkParent() STRATA_RELEASE() {
-    if (!fork_skipped_) Unlock();
-  }
-  void ForkChild() STRATA_RELEASE() {
-    if (!fork_skipped_) owner_.store(0, std::memory_order_relaxed);
-  }
+  // Only in a single-threaded fork child, for a lock the forking thread
+  // took in the prepare handler.
+  void ResetAfterFork() { owner_.store(0, std::memory_order_relaxed); }
 
  private:
   STRATA_NOINLINE void LockSlow() {
@@ -133,7 +140,6 @@ class STRATA_CAPABILITY("mutex") EngineLock {
   }
 
   std::atomic<std::uintptr_t> owner_{0};
-  bool fork_skipped_ = false;  // written and read by the forking thread only
 };
 
 class STRATA_SCOPED_CAPABILITY EngineLockHolder {

@@ -104,6 +104,7 @@ bool PageHeap::WithinHardLimitLocked(std::size_t bytes) const {
 }
 
 Span* PageHeap::AllocSpanLocked(int slices, int align_slices) {
+  bool coalesced = false;
   // Hard limit (alloc/monitor.h): fits that would commit memory beyond it
   // are skipped; then free committed spans and cached huge blocks are given
   // back once and the search repeats; then the allocation fails.
@@ -168,6 +169,12 @@ Span* PageHeap::AllocSpanLocked(int slices, int align_slices) {
       --attempt;  // bounded: purged_for_limit allows one extra pass
       continue;
     }
+    if (!coalesced) {  // merged free spans may fit before growing the heap
+      coalesced = true;
+      CoalesceLocked();
+      --attempt;
+      continue;
+    }
     if (NewSegmentLocked() == nullptr) return nullptr;
   }
   return nullptr;
@@ -184,15 +191,10 @@ void PageHeap::FreeSpanLocked(Span* span) {
   int first = span->first_slice;
   if (first > 1) {
     Span* prev = &seg->spans[seg->slice_head[first - 1]];
-    if (prev->state == SpanState::kFree) {
+    // Only spans in the same commit state merge, so committed_bytes_ stays
+    // exact; decommitted neighbours merge after a purge (CoalesceLocked).
+    if (prev->state == SpanState::kFree && prev->committed) {
       RemoveFree(prev);
-      // The merged span counts as committed ("may be committed"): account
-      // a decommitted neighbour's bytes as committed until the next purge
-      // decommits the whole span, so limits err on the safe side.
-      if (!prev->committed) {
-        committed_bytes_ += prev->bytes();
-        free_committed_bytes_ += prev->bytes();
-      }
       prev->num_slices = static_cast<std::uint16_t>(prev->num_slices + span->num_slices);
       prev->committed = true;
       prev->zeroed = false;
@@ -204,12 +206,8 @@ void PageHeap::FreeSpanLocked(Span* span) {
   int end = span->first_slice + span->num_slices;
   if (end < kSlicesPerSegment) {
     Span* next = &seg->spans[end];
-    if (next->state == SpanState::kFree) {
+    if (next->state == SpanState::kFree && next->committed) {
       RemoveFree(next);
-      if (!next->committed) {  // see above
-        committed_bytes_ += next->bytes();
-        free_committed_bytes_ += next->bytes();
-      }
       span->num_slices = static_cast<std::uint16_t>(span->num_slices + next->num_slices);
       span->committed = true;
       span->zeroed = false;
@@ -218,6 +216,27 @@ void PageHeap::FreeSpanLocked(Span* span) {
   }
   SetHeads(span);
   InsertFree(span);
+}
+
+void PageHeap::CoalesceLocked() {
+restart:
+  for (int b = 1; b <= kBuckets; ++b) {
+    for (Span* span = free_[b]; span != nullptr; span = span->next) {
+      int end = span->first_slice + span->num_slices;
+      if (end >= kSlicesPerSegment) continue;
+      Span* next = &span->segment->spans[end];
+      if (next->state != SpanState::kFree || next->committed != span->committed) continue;
+      RemoveFree(span);
+      RemoveFree(next);
+      span->num_slices = static_cast<std::uint16_t>(span->num_slices + next->num_slices);
+      span->zeroed = span->zeroed && next->zeroed;
+      if (next->free_since_ns > span->free_since_ns) span->free_since_ns = next->free_since_ns;
+      next->state = SpanState::kUnused;
+      SetHeads(span);
+      InsertFree(span);
+      goto restart;  // the lists changed under the iteration
+    }
+  }
 }
 
 void PageHeap::Decommit(Span* span) {
@@ -413,6 +432,7 @@ void PageHeap::PurgeLocked(std::uint64_t now, bool everything) {
       if (span->committed && (everything || now - span->free_since_ns >= decay_ns_)) Decommit(span);
     }
   }
+  CoalesceLocked();
   Segment** link = &huge_cache_;
   while (*link != nullptr) {
     Segment* s = *link;

@@ -99,6 +99,9 @@ class PageHeap {
   void RemoveFree(Span* span) STRATA_REQUIRES(lock_);
   void SetHeads(Span* span) STRATA_REQUIRES(lock_);
   void Decommit(Span* span) STRATA_REQUIRES(lock_);
+  // Merges adjacent free spans of the same commit state (after a purge,
+  // and before growing the heap).
+  void CoalesceLocked() STRATA_REQUIRES(lock_);
   void PurgeLocked(std::uint64_t now, bool everything) STRATA_REQUIRES(lock_);
   // True when committing `bytes` more stays within the hard limit.
   bool WithinHardLimitLocked(std::size_t bytes) const STRATA_REQUIRES(lock_);

@@ -28,8 +28,40 @@ constinit std::atomic<std::uint64_t> g_exited_allocs[kNumClasses] = {};
 // rest of the init may still be running on the first thread).
 constinit std::atomic<int> g_process_init_state{0};
 
+// Fork child: the registry must forget the threads that do not exist
+// there. ForkChild does it at once when the prepare handler took the
+// registry lock; when the forking thread's interrupted frame holds it (a
+// fork from a signal handler that interrupted a registry operation), the
+// frame finishes first and the next holder of the lock does it.
+constinit bool g_registry_reset_pending = false;
+constinit ThreadCache* g_registry_fork_self = nullptr;
+
+void ResetRegistryToForkingThread() STRATA_REQUIRES(g_registry_lock) {
+  g_registry_reset_pending = false;
+  ThreadCache* self = g_registry_fork_self;
+  // in_registry, not the state: a handler may have interrupted InitThread
+  // between setting the state and inserting the cache.
+  if (self != nullptr && self->in_registry) {
+    self->registry_next = self->registry_prev = nullptr;
+    g_registry_head = self;
+  } else {
+    g_registry_head = nullptr;
+  }
+}
+
+class RegistryHolder {
+ public:
+  RegistryHolder() : h_(&g_registry_lock) {
+    if (STRATA_PREDICT_FALSE(g_registry_reset_pending)) ResetRegistryToForkingThread();
+  }
+
+ private:
+  EngineLockHolder h_;
+};
+
 void RegistryInsert(ThreadCache* tc) {
-  EngineLockHolder h(&g_registry_lock);
+  RegistryHolder h;
+  tc->in_registry = true;
   tc->registry_prev = nullptr;
   tc->registry_next = g_registry_head;
   if (g_registry_head != nullptr) g_registry_head->registry_prev = tc;
@@ -37,7 +69,7 @@ void RegistryInsert(ThreadCache* tc) {
 }
 
 void RegistryRemove(ThreadCache* tc) {
-  EngineLockHolder h(&g_registry_lock);
+  RegistryHolder h;
   if (tc->registry_prev != nullptr) {
     tc->registry_prev->registry_next = tc->registry_next;
   } else if (g_registry_head == tc) {
@@ -45,6 +77,7 @@ void RegistryRemove(ThreadCache* tc) {
   }
   if (tc->registry_next != nullptr) tc->registry_next->registry_prev = tc->registry_prev;
   tc->registry_next = tc->registry_prev = nullptr;
+  tc->in_registry = false;
 }
 
 }  // namespace
@@ -248,42 +281,76 @@ EngineLock& ForkLock(int i) {
   return g_page_heap.fork_lock();
 }
 
+// Which locks the running fork's prepare handler took (fork handlers run
+// on the forking thread; the child keeps the forking thread's TLS).
+constinit thread_local bool tls_fork_taken[kNumForkLocks] STRATA_INITIAL_EXEC = {};
+
 // All the engine's locks or none (engine_lock.h): a lock that stays busy
 // makes the prepare give back what it took and retry after a back-off, so
 // that concurrent forks (also from signal handlers that interrupted a lock
 // holder) cannot wait for each other in a cycle. Locks the forking thread
-// holds itself (a handler that interrupted the engine) are skipped.
+// holds itself (a handler that interrupted the engine) are skipped. Such a
+// thread waits longer before giving up and backs off less: no other fork
+// can complete before its handler returns, so it should win; after
+// kGiveUpRounds (~0.1 s) it forks without the locks it cannot get.
 void ForkPrepare() {
+  bool holds_engine_lock = false;
+  for (int i = 0; i < kNumForkLocks; ++i) holds_engine_lock |= ForkLock(i).HeldByCurrentThread();
+  const int attempts = holds_engine_lock ? 1024 : 256;
+  constexpr int kGiveUpRounds = 50;
+  std::uint64_t rng = __builtin_ia32_rdtsc() ^ reinterpret_cast<std::uintptr_t>(&tls_lock_token);
   for (int round = 0;; ++round) {
-    int taken = 0;
-    while (taken < kNumForkLocks &&
-           ForkLock(taken).ForkTryAcquire(256) != EngineLock::ForkTake::kBusy) {
-      ++taken;
+    int i = 0;
+    for (; i < kNumForkLocks; ++i) {
+      EngineLock& lock = ForkLock(i);
+      tls_fork_taken[i] = false;
+      if (lock.HeldByCurrentThread()) continue;
+      if (lock.TryLockFor(attempts)) {
+        tls_fork_taken[i] = true;
+      } else if (!(holds_engine_lock && round >= kGiveUpRounds)) {
+        break;  // busy: back off
+      }
     }
-    if (taken == kNumForkLocks) return;
-    while (taken > 0) ForkLock(--taken).ForkAbandon();
-    // Back off longer each round (up to ~1 ms), a little randomly, so that
-    // two forks that collide do not collide again in lock step.
-    timespec ts{0, static_cast<long>((1000 << (round < 10 ? round : 10)) +
-                                     (reinterpret_cast<std::uintptr_t>(&tls_lock_token) >> 4) % 997)};
+    if (i == kNumForkLocks) return;
+    while (i > 0) {
+      --i;
+      if (tls_fork_taken[i]) ForkLock(i).Unlock();
+      tls_fork_taken[i] = false;
+    }
+    // Randomised exponential back-off (xorshift), so that two forks that
+    // collided do not collide again in lock step.
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    long base_ns = holds_engine_lock ? 20'000 : 200'000L << (round < 3 ? round : 3);
+    timespec ts{0, base_ns / 2 + static_cast<long>(rng % static_cast<std::uint64_t>(base_ns))};
     nanosleep(&ts, nullptr);
   }
 }
 
 void ForkParent() {
-  for (int i = kNumForkLocks - 1; i >= 0; --i) ForkLock(i).ForkParent();
+  for (int i = kNumForkLocks - 1; i >= 0; --i) {
+    if (tls_fork_taken[i]) ForkLock(i).Unlock();
+    tls_fork_taken[i] = false;
+  }
 }
 
 void ForkChild() {
-  for (int i = kNumForkLocks - 1; i >= 0; --i) ForkLock(i).ForkChild();
+  const bool registry_taken = tls_fork_taken[0];
+  for (int i = kNumForkLocks - 1; i >= 0; --i) {
+    if (tls_fork_taken[i]) ForkLock(i).ResetAfterFork();
+    tls_fork_taken[i] = false;
+  }
   // Only this thread exists in the child; the others' caches are gone (their
-  // cached objects are lost to the child, which is safe).
-  ThreadCache* self = &tls_cache;
-  if (self->state == CacheState::kActive) {
-    self->registry_next = self->registry_prev = nullptr;
-    g_registry_head = self;
-  } else {
-    g_registry_head = nullptr;
+  // cached objects are lost to the child, which is safe). When the registry
+  // lock is held by this thread's interrupted frame (a handler-fork), the
+  // reset waits for the frame to release it (RegistryHolder).
+  g_registry_fork_self = &tls_cache;
+  g_registry_reset_pending = true;
+  if (registry_taken) {
+    g_registry_lock.Lock();
+    ResetRegistryToForkingThread();
+    g_registry_lock.Unlock();
   }
 }
 
@@ -423,7 +490,7 @@ void FlushCurrentThread() {
 }
 
 void ForEachThreadCache(void (*fn)(const ThreadCache& cache, void* arg), void* arg) {
-  EngineLockHolder h(&g_registry_lock);
+  RegistryHolder h;
   for (ThreadCache* tc = g_registry_head; tc != nullptr; tc = tc->registry_next) fn(*tc, arg);
 }
 

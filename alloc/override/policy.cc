@@ -126,4 +126,10 @@ void* PvallocImpl(std::size_t size) noexcept {
   return AlignedOrErrno(page, rounded);
 }
 
+void FreeSlowPreservingErrno(void* ptr, int size_class) noexcept {
+  const int saved = errno;
+  strata::internal::FreeSlow(ptr, size_class);
+  errno = saved;
+}
+
 }  // namespace strata::override_internal

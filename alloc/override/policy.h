@@ -28,6 +28,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "alloc/internal/thread_cache.h"
 #include "alloc/strata.h"
 #include "concurrency/base/macros.h"
 
@@ -70,9 +71,21 @@ struct MallocPolicy {
 
 // --- Engine selection ------------------------------------------------------
 
+// The engine's inline fast path (alloc/internal/thread_cache.h) is expanded
+// right here, so malloc and operator new cost a pop and no extra call.
 STRATA_ALWAYS_INLINE void* EngineAllocate(std::size_t size, std::size_t alignment) noexcept {
-  return alignment <= kMinAlignment ? strata::Allocate(size)
+  return alignment <= kMinAlignment ? strata::internal::AllocateFast(size)
                                     : strata::AllocateAligned(size, alignment);
+}
+
+// The engine's inline free: a page-map lookup and a push. errno is saved only
+// around the slow path, where releasing memory may call madvise/munmap.
+STRATA_NOINLINE void FreeSlowPreservingErrno(void* ptr, int size_class) noexcept;
+
+STRATA_ALWAYS_INLINE void EngineFree(void* ptr) noexcept {
+  int size_class = strata::internal::g_class_map.Get(reinterpret_cast<std::uintptr_t>(ptr));
+  if (STRATA_PREDICT_TRUE(strata::internal::TryCacheFree(ptr, size_class))) return;
+  FreeSlowPreservingErrno(ptr, size_class);
 }
 
 // --- Allocation --------------------------------------------------------------
@@ -80,7 +93,10 @@ STRATA_ALWAYS_INLINE void* EngineAllocate(std::size_t size, std::size_t alignmen
 // operator new and malloc: allocates `size` bytes aligned to `alignment`.
 template <typename OomPolicy>
 STRATA_ALWAYS_INLINE void* NewImpl(std::size_t size, std::size_t alignment = kMinAlignment) {
-  void* p = STRATA_PREDICT_TRUE(size <= kMaxRequest) ? EngineAllocate(size, alignment) : nullptr;
+  // No separate size check: the engine refuses every request above its
+  // own bound (2^46 < PTRDIFF_MAX) on its slow path.
+  static_assert(kMaxRequest >= (std::size_t{1} << 46));
+  void* p = EngineAllocate(size, alignment);
   if (STRATA_PREDICT_TRUE(p != nullptr)) return p;
   return OomPolicy::OnFailure(size, alignment);
 }
@@ -143,11 +159,7 @@ void* PvallocImpl(std::size_t size) noexcept;
 
 // free() preserves errno (POSIX 2024, glibc >= 2.33): releasing memory to the
 // OS may call munmap/madvise, which must not clobber the caller's errno.
-STRATA_ALWAYS_INLINE void FreeImpl(void* ptr) noexcept {
-  const int saved = errno;
-  strata::Free(ptr);
-  errno = saved;
-}
+STRATA_ALWAYS_INLINE void FreeImpl(void* ptr) noexcept { EngineFree(ptr); }
 
 // C23 free_sized: `size` is the size requested from malloc/calloc/realloc.
 STRATA_ALWAYS_INLINE void FreeSizedImpl(void* ptr, std::size_t size) noexcept {
@@ -172,7 +184,7 @@ STRATA_ALWAYS_INLINE void FreeAlignedSizedImpl(void* ptr, std::size_t alignment,
 
 // operator delete. A null pointer may reach any form (the compiler may call
 // a sized delete for a null operand), so the sized forms test it.
-STRATA_ALWAYS_INLINE void DeleteImpl(void* ptr) noexcept { strata::Free(ptr); }
+STRATA_ALWAYS_INLINE void DeleteImpl(void* ptr) noexcept { EngineFree(ptr); }
 
 STRATA_ALWAYS_INLINE void DeleteSizedImpl(void* ptr, std::size_t size) noexcept {
   if (STRATA_PREDICT_TRUE(ptr != nullptr)) strata::FreeSized(ptr, size);

@@ -237,7 +237,7 @@ void ForkingHandler(int) {
     // the prepare handler shows up here), then reap its child.
     std::uint64_t deadline = testing::MonotonicMs() + kChildDeadlineMs;
     while (g_forks.load() < sent || g_children[sent - 1].load() == 0) {
-      if (testing::MonotonicMs() > deadline) { char b[64]; int n = snprintf(b, 64, "HANG %d\n", getpid()); write(2, b, n); sleep(1000); }
+      if (testing::MonotonicMs() > deadline) _exit(26);
       sched_yield();
     }
     int code = WaitChild(g_children[sent - 1].load());
