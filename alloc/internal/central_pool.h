@@ -70,7 +70,7 @@ class alignas(kCacheLineSize) CentralPool {
   EngineLock& fork_lock() { return lock_; }
 
  private:
-  static constexpr std::size_t kMaxTransferBytes = 512 * 1024;
+  static constexpr std::size_t kMaxTransferBytes = 256 * 1024;
   static constexpr int kMaxTransferBatches = 256;  // the ring's capacity
 
   int MaxBatches(int size_class) const;

@@ -91,6 +91,9 @@ class PageHeap {
   static constexpr std::size_t kMaxRegion = std::size_t{256} << 20;
   static constexpr std::size_t kHugeCacheBytes = std::size_t{128} << 20;
   static constexpr int kHugeCacheEntries = 16;
+  // A reused huge block gives back the unused part of its mapping when that
+  // is at least this big (smaller tails are not worth a system call).
+  static constexpr std::size_t kHugeTailDecommitBytes = std::size_t{16} << 20;
 
   Span* AllocSpanLocked(int slices, int align_slices) STRATA_REQUIRES(lock_);
   void FreeSpanLocked(Span* span) STRATA_REQUIRES(lock_);
