@@ -70,7 +70,10 @@ class Graph {
     const Node* it = std::upper_bound(b, e, addr, [](std::uintptr_t a, const Node& n) { return a < n.start; });
     if (it == b) return -1;
     --it;
-    std::size_t extent = it->usable > 0 ? it->usable : 1;
+    // Only the requested bytes count (as valgrind and LSan do): the slack
+    // up to the usable size holds no live data, so a stale word pointing
+    // there keeps nothing alive.
+    std::size_t extent = it->size > 0 ? it->size : 1;
     return addr < it->start + extent ? it - b : -1;
   }
 

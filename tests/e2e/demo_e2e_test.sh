@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# End to end: the bundled demo on strata with every report on, as
+# tools/strata-run runs it. Checks the stats table, the leak report (the
+# demo's three deliberate leaks, exactly), and the heap profile with both
+# strata's heapdump and a real pprof reader (go tool pprof).
+set -uo pipefail
+DEMO="$1"
+HEAPDUMP="$2"
+TMP="${TEST_TMPDIR:-$(mktemp -d)}"
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+
+out=$(STRATA_SHOW_STATS=1 STRATA_LEAKCHECK=1 STRATA_LEAKCHECK_EXITCODE=0 \
+      STRATA_HEAPPROFILE="$TMP/demo.heap" "$DEMO" 2>&1)
+rc=$?
+[ "$rc" = 0 ] || fail "demo exit code $rc"
+grep -q "strata memory statistics" <<<"$out" || fail "no stats table"
+grep -q "strata demo: 4 threads handled 12000 requests" <<<"$out" || fail "demo did not finish"
+# Deliberate leaks: 3000 bytes lost in a thread, a list of 8 nodes of 56
+# bytes (1 direct, 7 indirect), 4000 bytes lost after realloc.
+grep -q "definitely lost: 7056 bytes in 3 blocks" <<<"$out" || fail "definitely lost line: $(grep 'definitely lost' <<<"$out")"
+grep -q "indirectly lost: 392 bytes in 7 blocks" <<<"$out" || fail "indirectly lost line: $(grep 'indirectly lost' <<<"$out")"
+grep -q "SUMMARY: strata: 7448 byte(s) leaked in 10 allocation(s)." <<<"$out" || fail "summary: $(grep SUMMARY <<<"$out")"
+grep -q "in demo::LoseAfterRealloc()" <<<"$out" || fail "realloc leak site not named"
+grep -q "in demo::Worker()" <<<"$out" || fail "thread leak site not named"
+[ -s "$TMP/demo.heap" ] || fail "no heap profile"
+top=$("$HEAPDUMP" top --alloc_space "$TMP/demo.heap" 2>&1) || fail "heapdump top failed: $top"
+grep -q "demo::HandleRequest" <<<"$top" || fail "heapdump top lacks HandleRequest"
+GO=$(command -v go || echo /usr/lib/go/bin/go)
+if [ -x "$GO" ]; then
+  export HOME="$TMP" GOCACHE="$TMP/gocache" GOPATH="$TMP/gopath"
+  pp=$("$GO" tool pprof -top -sample_index=alloc_space "$TMP/demo.heap" 2>&1) || fail "go tool pprof failed: $pp"
+  first=$(grep -m1 -E '^ *[0-9.]+[kMG]?B ' <<<"$pp")
+  grep -q "demo::HandleRequest" <<<"$first" || fail "go tool pprof top entry is not HandleRequest: $first"
+else
+  fail "go is not installed (tools/setup.sh installs golang-go)"
+fi
+[ "$failures" = 0 ] || { echo "$out" | tail -60; }
+echo "$((12 - failures)) passed, $failures failed"
+[ "$failures" = 0 ]
