@@ -74,6 +74,7 @@ TEST(LeakApi, ScopedCheckFindsTheLostBlockNotTheKeptOne) {
   EXPECT_NE(text.find("user_code::LoseBlock"), std::string::npos) << text;
   EXPECT_NE(std::string(r.top_site).find("LoseBlock"), std::string::npos) << r.top_site;
   strata::Free(user_code::g_kept);
+  user_code::g_kept = nullptr;  // a dangling copy would keep a reused block alive
 }
 
 TEST(LeakApi, CheckNoLiveBlocksCountsEverythingStillAllocated) {
@@ -124,6 +125,7 @@ TEST(LeakApi, OldAllocationsAreReportedWithTheirSite) {
   EXPECT_EQ(ReportOldAllocations(3600.0, fd), 0u);  // nothing is an hour old
   close(fd);
   strata::Free(user_code::g_kept);
+  user_code::g_kept = nullptr;  // a dangling copy would keep a reused block alive
 }
 
 }  // namespace
