@@ -114,7 +114,7 @@ STRATA_NOINLINE void FreeClaimedSlow(void* ptr, int size_class, const FreeClaim&
     // Large: the size between half the request (in-place shrinking keeps
     // at least half the usable size) and the usable size; an aligned claim
     // must name the alignment the block was allocated with.
-    if (claim.size != kNoSize && (claim.size > usable || 2 * claim.size < requested)) {
+    if (claim.size != kNoSize && (claim.size > usable || claim.size < requested / 2)) {
       ReportClaimError(ErrorKind::kSizeMismatch, ptr, claim);
       return;
     }

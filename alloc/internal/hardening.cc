@@ -464,7 +464,7 @@ int HardenedClass(std::size_t size, std::size_t alignment) {
   // The API promises natural alignment to power-of-two requests up to the
   // page size; with the trailer they no longer fit their own class, so ask
   // for the alignment explicitly (such blocks take the next power of two).
-  if (alignment <= 16 && size > 16 && size <= os::kPageSize && (size & (size - 1)) == 0) alignment = size;
+  if (alignment < size && size > 16 && size <= os::kPageSize && (size & (size - 1)) == 0) alignment = size;
   if (alignment > 16) return AlignedClass(need, alignment);
   return need <= kMaxSmallSize ? SizeToClass(need) : 0;
 }

@@ -287,6 +287,9 @@ void PageHeap::FreeSmallSpan(Span* span) {
 
 void* PageHeap::AllocLarge(std::size_t size, std::size_t alignment, bool* zeroed) {
   if (size > (std::size_t{1} << 46) || alignment > (std::size_t{1} << 40)) return nullptr;
+  // A zero-byte request aligned beyond any size class lands here: it still
+  // needs a (one-slice) block of its own (found by tests/fuzz/ops_fuzz).
+  if (size == 0) size = 1;
   std::size_t bytes = RoundUp(size, kSliceSize);
   int slices = static_cast<int>(bytes >> kSliceShift);
   int align_slices = alignment <= kSliceSize ? 1 : static_cast<int>(alignment >> kSliceShift);
