@@ -269,7 +269,7 @@ void* Reallocate(void* ptr, std::size_t new_size) noexcept {
 
 std::size_t GoodSize(std::size_t size) noexcept {
   internal::EnsureProcessInit();
-  if (internal::Hardened()) return size;  // UsableSize is the request exactly
+  if (internal::Hardened()) return size == 0 ? 1 : size;  // UsableSize is the request exactly
   if (size <= kMaxSmallSize) return ClassSize(internal::SizeToClass(size));
   if (size > internal::kMaxRequest) return size;
   return (size + kSliceSize - 1) & ~(kSliceSize - 1);

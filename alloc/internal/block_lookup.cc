@@ -30,7 +30,7 @@ BlockInfo LookupBlock(std::uintptr_t addr) {
       int c = span->size_class;
       std::size_t size = ClassSize(c);
       std::uintptr_t offset = addr - span->start();
-      std::uintptr_t index = offset / size;
+      std::uintptr_t index = BlockIndex(offset, c);
       if (index >= ClassInfo(c).objects) return info;  // the span's tail
       info.kind = span->tracked ? BlockKind::kTrackedSmall : BlockKind::kSmall;
       info.size_class = c;

@@ -182,7 +182,8 @@ void CentralPool::InsertToSpans(int size_class, FreeObject* head, int n) {
         continue;
       }
       auto offset = static_cast<std::uint32_t>(addr - span->start());
-      if ((addr & 15) != 0 || offset % info.size != 0 || offset / info.size >= span->carved) {
+      std::uint64_t index = BlockIndex(offset, size_class);
+      if ((addr & 15) != 0 || index * info.size != offset || index >= span->carved) {
         errors.Add((addr & 15) != 0 ? ErrorKind::kMisalignedFree : ErrorKind::kInteriorFree, o);
         continue;
       }

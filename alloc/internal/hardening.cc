@@ -98,8 +98,12 @@ std::uint8_t Log2Alignment(std::size_t alignment) {
 
 // Junk-fills [8, avail) of a freed block and records the freeing stack in
 // it. `avail` is how many bytes from `block` may be written.
+// glibc's memset, called: GCC would otherwise inline a `rep stos` here,
+// whose start-up cost dominates for the small blocks that are most freed.
+void* (*volatile g_memset)(void*, int, std::size_t) = &std::memset;
+
 void WriteFreeRecord(std::uintptr_t block, std::size_t avail) {
-  if (avail > 8) std::memset(reinterpret_cast<void*>(block + 8), kFreeJunk, avail - 8);
+  if (avail > 8) g_memset(reinterpret_cast<void*>(block + 8), kFreeJunk, avail - 8);
   if (avail < kRecordHeader + 8) return;
   void* frames[kFreeRecordFrames];
   std::size_t room = (avail - kRecordHeader) / 8;
@@ -318,7 +322,7 @@ void FreeSmallChecked(void* ptr, const BlockInfo& info, const FreeClaim& claim) 
     undo();
     return;
   }
-  WriteFreeRecord(addr, cs);
+  WriteFreeRecord(addr, cs < kLargeJunkBytes ? cs : kLargeJunkBytes);
   auto* object = static_cast<FreeObject*>(ptr);
   if (info.kind == BlockKind::kTrackedSmall) {
     InstalledTrackingHooks()->on_free(ptr);
@@ -507,18 +511,30 @@ bool HardenedValidLink(const FreeObject* next, int size_class) {
   if (next == nullptr) return true;
   auto addr = reinterpret_cast<std::uintptr_t>(next);
   if ((addr & 15) != 0) return false;
+  const SizeClassInfo& info = ClassInfo(size_class);
+  // Common case, without touching span metadata: the class map names the
+  // class and the class's spans are one slice, so the span starts at the
+  // slice boundary. (That the block is free is checked when it is popped,
+  // by HardenedPrepareSmall's bitmap RMW.)
+  if (info.span_slices == 1 && g_class_map.Get(addr) == size_class) {
+    std::uint64_t offset = addr & (kSliceSize - 1);
+    std::uint64_t index = BlockIndex(offset, size_class);
+    return index * info.size == offset && index < info.objects;
+  }
+  // Multi-slice spans and tracked pools (invisible to the class map).
   Segment* seg = g_segment_map.Get(addr);
   if (seg == nullptr || seg->kind != SegmentKind::kNormal || addr - seg->base() < kSliceSize) return false;
   Span* span = seg->SpanOf(addr);
   if (span->state != SpanState::kSmall || span->size_class != size_class) return false;
   std::size_t offset = addr - span->start();
-  const SizeClassInfo& info = ClassInfo(size_class);
-  if (offset % info.size != 0 || offset / info.size >= info.objects) return false;
-  // A free block: its bit is clear.
-  return (seg->BitWord(addr).load(std::memory_order_acquire) & Segment::BitMask(addr)) == 0;
+  std::uint64_t index = BlockIndex(offset, size_class);
+  return index * info.size == offset && index < info.objects;
 }
 
 void* HardenedAllocate(std::size_t size, std::size_t alignment, AllocKind kind, bool zero) {
+  // A 0-byte request gets one usable byte, as in normal mode (the canary
+  // starts right after it).
+  if (size == 0) size = 1;
   ThreadCache& tc = CurrentThreadCache();
   int c = HardenedClass(size, alignment);
   if (c == 0) return AllocateLargeChecked(tc, size, alignment, kind, zero);
@@ -582,6 +598,42 @@ void* HardenedReallocate(void* ptr, std::size_t new_size) {
   if (block.kind != AllocKind::kMalloc) {
     ReportMismatch(ptr, block.size, block.kind, AllocKind::kMalloc);
     return nullptr;
+  }
+  // In place when the new size maps to the same class (small) or the same
+  // slices (large): the trailer and canary are rewritten for the new size,
+  // after checking the old ones.
+  auto addr = reinterpret_cast<std::uintptr_t>(ptr);
+  BlockInfo info = LookupBlock(addr);
+  if (info.kind == BlockKind::kSmall || info.kind == BlockKind::kTrackedSmall) {
+    const int c = info.size_class;
+    const std::size_t cs = ClassSize(c);
+    Trailer t = ReadTrailer(addr, c);
+    if (!CheckFill(addr + t.size, cs - kTrailerBytes - t.size, g_canary)) {
+      ReportError(ErrorKind::kHeapOverflow, ptr, t.size);
+      return nullptr;
+    }
+    if (HardenedClass(new_size, AlignmentOf(t.align_log2)) == c) {
+      std::memset(reinterpret_cast<void*>(addr + new_size), g_canary, cs - kTrailerBytes - new_size);
+      std::uint64_t w = static_cast<std::uint64_t>(new_size) | (static_cast<std::uint64_t>(t.kind) << 32) |
+                        (static_cast<std::uint64_t>(t.align_log2) << 40) | (kTrailerCheck << 48);
+      StoreWord(addr + cs - kTrailerBytes, w ^ TrailerMask(addr));
+      return ptr;
+    }
+  } else if ((info.kind == BlockKind::kLarge || info.kind == BlockKind::kHuge) && new_size > kMaxSmallSize) {
+    const bool huge = info.kind == BlockKind::kHuge;
+    std::size_t& stored = huge ? info.segment->huge_size : info.span->large_size;
+    std::size_t slack = info.usable - stored;
+    if (!CheckFill(addr + stored, slack < kLargeCanaryChecked ? slack : kLargeCanaryChecked, g_canary)) {
+      ReportError(ErrorKind::kHeapOverflow, ptr, stored);
+      return nullptr;
+    }
+    if (new_size + kLargeCanaryBytes <= info.usable && 2 * new_size >= stored) {
+      std::size_t room = info.usable - new_size;
+      std::memset(reinterpret_cast<void*>(addr + new_size), g_canary,
+                  room < kLargeCanaryChecked ? room : kLargeCanaryChecked);
+      stored = new_size;
+      return ptr;
+    }
   }
   void* fresh = HardenedAllocate(new_size, 0, AllocKind::kMalloc, false);
   if (fresh == nullptr) return nullptr;

@@ -63,10 +63,14 @@
 //   - sized frees are checked against the exact class of the requested
 //     size (normal mode also accepts what an in-place Reallocate may leave:
 //     sizes down to half the block).
-//   - junk fill: freed blocks are filled with 0xdf (small: all of it;
-//     large: the first 4 KiB, so that freed pages are not faulted in), so
+//   - junk fill: freed blocks are filled with 0xdf (the first 4 KiB: all of
+//     most blocks; large ones are not faulted in page by page), so
 //     use-after-free reads see junk, not stale data.
-//   - Reallocate always moves (so every block's trailer is exact).
+//   - Reallocate stays in place only within the block's class (small) or
+//     slices (large), rewriting trailer and canary for the new size; it
+//     checks the old canary first. (Normal mode also keeps a block when
+//     shrinking by less than half.) UsableSize() is the request exactly
+//     (a 0-byte request counts as 1).
 //
 // ERROR REPORTS: errors.h. One line "strata: <kind>: pointer 0x..., size N"
 // then, on following lines, the current stack and, when known, the stack
@@ -144,7 +148,8 @@ bool HardenedPrepareSmall(FreeObject* block, int size_class, std::size_t size, s
                           AllocKind kind);
 
 // Checks a free-list link popped in hardened mode: null, or the start of a
-// free block of class `size_class` in a span strata owns.
+// block of class `size_class` in a span strata owns (whether it is free is
+// checked when it is popped in turn: HardenedPrepareSmall).
 bool HardenedValidLink(const FreeObject* next, int size_class);
 
 // --- Hardened slow paths (thread_cache.cc routes here) ----------------------
@@ -189,7 +194,7 @@ void FreeAlignedSizedAs(AllocKind kind, void* ptr, std::size_t size, std::size_t
 // --- Stacks ------------------------------------------------------------------
 
 inline constexpr int kMaxReportFrames = 24;
-inline constexpr int kFreeRecordFrames = 6;
+inline constexpr int kFreeRecordFrames = 4;
 
 // Return addresses of the calling stack, innermost first, skipping `skip`
 // frames. Walks frame pointers and never reads outside the calling thread's

@@ -123,6 +123,43 @@ constexpr int AlignedClass(std::size_t size, std::size_t alignment) {
   return 0;
 }
 
+// Division by a class size without a divide instruction (slow paths that
+// map an address to its block index: lookups, checks): for offsets below
+// 2^22 (a span is at most 32 slices = 2 MiB) and sizes up to 2^18,
+// (offset * m) >> 40 with m = floor(2^40 / size) + 1 is exact: the error
+// term offset * (m - 2^40/size) / 2^40 < 2^-18 stays below 1/size.
+namespace size_class_detail {
+struct DivTable {
+  std::uint64_t magic[kNumClasses];
+};
+constexpr DivTable ComputeDivTable() {
+  DivTable t{};
+  for (int c = 1; c < kNumClasses; ++c) t.magic[c] = (std::uint64_t{1} << 40) / kSizeClassTable.info[c].size + 1;
+  return t;
+}
+}  // namespace size_class_detail
+inline constexpr size_class_detail::DivTable kDivTable = size_class_detail::ComputeDivTable();
+
+// offset / ClassSize(size_class), for offset < 2^22.
+STRATA_ALWAYS_INLINE constexpr std::uint64_t BlockIndex(std::uint64_t offset, int size_class) {
+  return (offset * kDivTable.magic[size_class]) >> 40;
+}
+
+namespace size_class_detail {
+constexpr bool CheckBlockIndex() {
+  for (int c = 1; c < kNumClasses; ++c) {
+    std::uint64_t size = kSizeClassTable.info[c].size;
+    std::uint64_t span = std::uint64_t{kSizeClassTable.info[c].span_slices} << kSliceShift;
+    // Every block boundary and the byte before it, over the whole span.
+    for (std::uint64_t i = 1; i * size < span + size; ++i) {
+      if (BlockIndex(i * size, c) != i || BlockIndex(i * size - 1, c) != i - 1) return false;
+    }
+  }
+  return true;
+}
+}  // namespace size_class_detail
+static_assert(size_class_detail::CheckBlockIndex(), "BlockIndex must be exact");
+
 // Sized free (normal mode): FreeSized(p, n) on a block of class c accepts
 // n in [kSizedFreeLow[c], ClassSize(c)]: every size that maps to c, plus the
 // sizes an in-place Reallocate may leave in the block (it keeps a block

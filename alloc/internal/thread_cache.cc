@@ -24,9 +24,11 @@ namespace {
 constinit EngineLock g_registry_lock;
 constinit ThreadCache* g_registry_head = nullptr;
 constinit std::atomic<std::uint64_t> g_exited_allocs[kNumClasses] = {};
-// Process init: 0 not started, 1 the mode is being decided, 2 decided (the
-// rest of the init may still be running on the first thread).
+// Process init: 0 not started, 1 running on one thread, 2 done (only the
+// tracking layer's optional init may still be running).
 constinit std::atomic<int> g_process_init_state{0};
+// The thread running the process init (its pthread_atfork call may allocate).
+constinit thread_local bool tls_in_process_init STRATA_INITIAL_EXEC = false;
 
 // Fork child: the registry must forget the threads that do not exist
 // there. ForkChild does it at once when the prepare handler took the
@@ -139,6 +141,10 @@ void ThreadExit(void* arg) {
 
 void InitThread(ThreadCache& tc) {
   EnsureProcessInit();
+  // The process init's pthread_atfork may allocate on this very thread,
+  // which initialised the cache already (re-initialising it would insert
+  // it in the registry twice).
+  if (tc.state != CacheState::kUninitialized) return;
   const bool hardened = Hardened();
   for (int c = 1; c < kNumClasses; ++c) {
     // Normal: slow start, one object per class is free of the byte bound.
@@ -365,23 +371,31 @@ std::uint64_t ParseEnvU64(const char* name, std::uint64_t fallback) {
 }  // namespace
 
 void EnsureProcessInit() {
-  // Acquire pairs with the release store of state 2: the mode, the secret
-  // and the link key are visible to every thread that returns from here.
+  // Acquire pairs with the release store of state 2: the mode, the secret,
+  // the link key and the fork handlers are in place for every thread that
+  // returns from here.
   int state = g_process_init_state.load(std::memory_order_acquire);
   if (STRATA_PREDICT_TRUE(state == 2)) return;
+  // pthread_atfork may allocate, which comes back here on the initialising
+  // thread: the mode is decided by then, the engine is usable.
+  if (tls_in_process_init) return;
   int expected = 0;
   if (!g_process_init_state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
-    // Another thread decides the mode (a few instructions, no allocation):
-    // wait for it, so that no thread initialises its cache in the wrong mode.
+    // Another thread initialises (a few instructions and one pthread_atfork
+    // call): wait for it, so that no thread initialises its cache in the
+    // wrong mode, or forks before the fork handlers are registered (its
+    // child could inherit an engine lock held by a thread that is gone).
     while (g_process_init_state.load(std::memory_order_acquire) != 2) sched_yield();
     return;
   }
+  tls_in_process_init = true;
   InitHardening();
   g_page_heap.set_decay_ns(ParseEnvU64("STRATA_DECAY_MS", 200) * 1'000'000u);
-  g_process_init_state.store(2, std::memory_order_release);
-  // pthread_atfork may allocate: by now the engine is usable (all state is
-  // constinit), and the started flag stops any recursion here.
   pthread_atfork(&ForkPrepare, &ForkParent, &ForkChild);
+  g_process_init_state.store(2, std::memory_order_release);
+  tls_in_process_init = false;
+  // Last, and with the engine open to every thread: the tracking layer's
+  // init may start threads that allocate.
   if (&StrataTrackingInit != nullptr) StrataTrackingInit();
 }
 

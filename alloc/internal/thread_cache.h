@@ -135,7 +135,7 @@ STRATA_ALWAYS_INLINE void* AllocateSmall(std::size_t size, std::size_t alignment
     std::int64_t left = tc.bytes_until_sample - static_cast<std::int64_t>(size);
     if (STRATA_PREDICT_TRUE(left >= 0)) {
       tc.bytes_until_sample = left;
-      list.head = object->next;
+      list.head = LoadLink(object);
       RelaxedStore(list.length, list.length - 1);
       RelaxedStore(list.allocs, list.allocs + 1);
       return object;
@@ -155,9 +155,8 @@ STRATA_ALWAYS_INLINE bool TryCacheFree(void* ptr, int size_class) {
   if (STRATA_PREDICT_TRUE(size_class != 0)) {
     FreeList& list = tls_cache.lists[size_class];
     if (STRATA_PREDICT_TRUE(list.length < list.max_length)) {
-      auto* object = static_cast<FreeObject*>(ptr);
-      object->next = list.head;
-      list.head = object;
+      StoreLink(ptr, list.head);
+      list.head = static_cast<FreeObject*>(ptr);
       RelaxedStore(list.length, list.length + 1);
       return true;
     }

@@ -21,6 +21,7 @@ class Input {
   T Take() {
     T v{};
     std::size_t n = left() < sizeof(T) ? left() : sizeof(T);
+    if (n == 0) return v;  // (an empty input may come as nullptr)
     std::memcpy(&v, p_, n);
     p_ += n;
     return v;
