@@ -12,7 +12,10 @@
 //   the overrides built on it) and not yet freed; nullptr is accepted and
 //   ignored by Free. Misuse that strata detects (a pointer it never returned,
 //   an interior pointer, a double free it can see) is reported on stderr as
-//   "strata: <error>: pointer 0x..." and aborts.
+//   "strata: <error>: pointer 0x..." and aborts. What is detected in which
+//   mode: alloc/internal/hardening.h, docs/HARDENING.md. STRATA_HARDENED=1
+//   in the environment (or a --config=hardened build) checks every
+//   operation; UsableSize then returns the requested size exactly.
 #ifndef STRATA_ALLOC_STRATA_H_
 #define STRATA_ALLOC_STRATA_H_
 

@@ -171,6 +171,8 @@ int WaitChild(pid_t pid) {
   }
   g_stop.store(true);
   for (auto& t : workers) t.join();
+  std::fprintf(stderr, "fork: %d forks in %d s while %d threads allocated; every child finished\n", forks,
+               seconds, kWorkers);
   _exit(forks >= 20 ? 0 : 23);
 }
 
@@ -179,6 +181,7 @@ class Fork : public ::testing::TestWithParam<Mode> {};
 TEST_P(Fork, ForkWhileThreadsAllocate) {
   ChildResult r = RunInChild([] { ForkWhileThreadsAllocate(4); }, GetParam(), 50000);
   EXPECT_TRUE(r.exited && r.exit_code == 0) << r.Describe();
+  std::printf("%s", r.err.c_str());
 }
 
 // --- fork from a signal handler ------------------------------------------
@@ -263,16 +266,16 @@ void ForkingHandler(int) {
   plain.join();
   if (g_fork_failures.load() != 0) _exit(24);
   if (plain_result.load() != 0) _exit(plain_result.load());
-  if (sent < 50 || plain_forks.load() < 5) {
-    std::fprintf(stderr, "too few forks: %d from handlers, %d plain\n", sent, plain_forks.load());
-    _exit(25);
-  }
+  std::fprintf(stderr, "fork: %d forks from signal handlers and %d plain forks in %d s while %d threads allocated\n",
+               sent, plain_forks.load(), seconds, kWorkers);
+  if (sent < 50 || plain_forks.load() < 5) _exit(25);
   _exit(0);
 }
 
 TEST_P(Fork, ForkFromSignalHandler) {
   ChildResult r = RunInChild([] { ForkFromSignalHandler(5); }, GetParam(), 55000);
   EXPECT_TRUE(r.exited && r.exit_code == 0) << r.Describe();
+  std::printf("%s", r.err.c_str());
 }
 
 // Deterministic: the handler forks while its own thread holds the registry

@@ -31,6 +31,7 @@
 
 #include <gtest/gtest.h>
 
+#include "alloc/internal/hardening.h"
 #include "alloc/stats.h"
 #include "alloc/strata.h"
 #include "tests/hardening/child.h"
@@ -263,11 +264,11 @@ TEST(Stress, ThreadsRandomSizesHandOffRecreatedEachRound) {
   std::size_t rss_max_late = 0;
   for (std::size_t i = rss.size() / 2; i < rss.size(); ++i) rss_max_late = rss_max_late > rss[i] ? rss_max_late : rss[i];
   std::printf(
-      "stress: threads %d, rounds %" PRIu64 ", ops %" PRIu64 " (allocs %" PRIu64 ", large %" PRIu64
+      "stress: %s mode, threads %d, rounds %" PRIu64 ", ops %" PRIu64 " (allocs %" PRIu64 ", large %" PRIu64
       ", frees %" PRIu64 ", reallocs %" PRIu64 "), %.1f s, %.0f ops/s; cookie failures %" PRIu64
       ", handed out twice %" PRIu64 ", unknown frees %" PRIu64 ", not zeroed %" PRIu64 ", misaligned %" PRIu64
       ", null results %" PRIu64 "; live bytes %lld -> %lld; rss round 1 %.1f MiB, max of last half %.1f MiB\n",
-      threads, rounds, c.ops.load(), c.allocs.load(), c.large.load(), c.frees.load(), c.reallocs.load(), elapsed,
+      internal::Hardened() ? "hardened" : "normal", threads, rounds, c.ops.load(), c.allocs.load(), c.large.load(), c.frees.load(), c.reallocs.load(), elapsed,
       static_cast<double>(c.ops.load()) / elapsed, c.cookie_failures.load(), c.handed_out_twice.load(),
       c.unknown_frees.load(), c.not_zeroed.load(), c.misaligned.load(), c.null_results.load(),
       static_cast<long long>(base.live_bytes), static_cast<long long>(end.live_bytes),
