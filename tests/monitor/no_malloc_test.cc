@@ -18,68 +18,7 @@
 #include "gtest/gtest.h"
 #include "tests/monitor/test_util.h"
 
-extern "C" {
-void* __libc_malloc(std::size_t);
-void __libc_free(void*);
-void* __libc_calloc(std::size_t, std::size_t);
-void* __libc_realloc(void*, std::size_t);
-void* __libc_memalign(std::size_t, std::size_t);
-void* __libc_valloc(std::size_t);
-void* __libc_pvalloc(std::size_t);
-}
-
-namespace {
-thread_local bool t_armed = false;
-thread_local long t_calls = 0;
-std::atomic<bool> g_armed{false};
-std::atomic<long> g_calls{0};
-inline void Note() {
-  if (t_armed) ++t_calls;
-  if (g_armed.load(std::memory_order_relaxed)) g_calls.fetch_add(1, std::memory_order_relaxed);
-}
-}  // namespace
-
-extern "C" {
-void* malloc(std::size_t n) {
-  Note();
-  return __libc_malloc(n);
-}
-void free(void* p) {
-  if (p != nullptr) Note();
-  __libc_free(p);
-}
-void* calloc(std::size_t n, std::size_t size) {
-  Note();
-  return __libc_calloc(n, size);
-}
-void* realloc(void* p, std::size_t n) {
-  Note();
-  return __libc_realloc(p, n);
-}
-void* memalign(std::size_t align, std::size_t n) {
-  Note();
-  return __libc_memalign(align, n);
-}
-void* aligned_alloc(std::size_t align, std::size_t n) {
-  Note();
-  return __libc_memalign(align, n);
-}
-int posix_memalign(void** out, std::size_t align, std::size_t n) {
-  Note();
-  void* p = __libc_memalign(align, n);
-  if (p == nullptr) return 12;  // ENOMEM
-  *out = p;
-  return 0;
-}
-void* valloc(std::size_t n) {
-  Note();
-  return __libc_valloc(n);
-}
-void* pvalloc(std::size_t n) {
-  Note();
-  return __libc_pvalloc(n);
-}
-}
+#include "tests/util/malloc_counter.h"
 
 namespace strata {
 namespace {
@@ -117,23 +56,23 @@ TEST(MonitorNoMalloc, TicksWithAlertsLogsAndProfilesNeverCallMalloc) {
 
   Blocks a;
   Blocks b;
-  t_armed = true;
-  t_calls = 0;
+  strata::testing::t_malloc_armed = true;
+  strata::testing::t_malloc_calls = 0;
   bool ticked = MemoryMonitorTick();
-  t_armed = false;
+  strata::testing::t_malloc_armed = false;
   a.Add(4 * kMiB);  // warning + growth + profile on the next tick
-  t_armed = true;
+  strata::testing::t_malloc_armed = true;
   ticked = MemoryMonitorTick() && ticked;
-  t_armed = false;
+  strata::testing::t_malloc_armed = false;
   b.Add(4 * kMiB);  // critical + growth + profile
-  t_armed = true;
+  strata::testing::t_malloc_armed = true;
   ticked = MemoryMonitorTick() && ticked;
   Alert alerts[kAlertQueueCapacity];
   const std::size_t n = PollAlerts(alerts, kAlertQueueCapacity);
   MemorySnapshot history[kMaxHistory];
   const std::size_t h = GetMemoryHistory(history, kMaxHistory);
-  const long calls = t_calls;
-  t_armed = false;
+  const long calls = strata::testing::t_malloc_calls;
+  strata::testing::t_malloc_armed = false;
 
   EXPECT_TRUE(ticked);
   EXPECT_EQ(calls, 0) << "the monitor's tick called malloc";
@@ -151,15 +90,15 @@ TEST(MonitorNoMalloc, MonitorThreadNeverCallsMalloc) {
   ASSERT_TRUE(StartMemoryMonitor(c));
   Blocks live(2 * kMiB);
   SleepMs(50);  // the thread is up and has ticked
-  g_calls.store(0);
-  g_armed.store(true);
+  strata::testing::g_malloc_calls.store(0);
+  strata::testing::g_malloc_armed.store(true);
   // Only the monitor thread runs now: ticks every 2 ms, and soft-limit
   // pressure (the limit is far below what is committed) released at once
   // and again every second.
   SetMemoryLimit(1);
   SleepMs(300);
-  g_armed.store(false);
-  const long calls = g_calls.load();
+  strata::testing::g_malloc_armed.store(false);
+  const long calls = strata::testing::g_malloc_calls.load();
   const MonitorCounters counters = GetMonitorCounters();
   SetMemoryLimit(0);
   StopMemoryMonitor();

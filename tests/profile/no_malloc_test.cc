@@ -17,65 +17,7 @@
 #include "gtest/gtest.h"
 #include "tools/heapdump/profile_reader.h"
 
-extern "C" {
-void* __libc_malloc(std::size_t);
-void __libc_free(void*);
-void* __libc_calloc(std::size_t, std::size_t);
-void* __libc_realloc(void*, std::size_t);
-void* __libc_memalign(std::size_t, std::size_t);
-void* __libc_valloc(std::size_t);
-void* __libc_pvalloc(std::size_t);
-}
-
-namespace {
-thread_local bool g_armed = false;
-thread_local long g_calls = 0;
-inline void Note() {
-  if (g_armed) ++g_calls;
-}
-}  // namespace
-
-extern "C" {
-void* malloc(std::size_t n) {
-  Note();
-  return __libc_malloc(n);
-}
-void free(void* p) {
-  if (p != nullptr) Note();
-  __libc_free(p);
-}
-void* calloc(std::size_t n, std::size_t size) {
-  Note();
-  return __libc_calloc(n, size);
-}
-void* realloc(void* p, std::size_t n) {
-  Note();
-  return __libc_realloc(p, n);
-}
-void* memalign(std::size_t align, std::size_t n) {
-  Note();
-  return __libc_memalign(align, n);
-}
-void* aligned_alloc(std::size_t align, std::size_t n) {
-  Note();
-  return __libc_memalign(align, n);
-}
-int posix_memalign(void** out, std::size_t align, std::size_t n) {
-  Note();
-  void* p = __libc_memalign(align, n);
-  if (p == nullptr) return 12;  // ENOMEM
-  *out = p;
-  return 0;
-}
-void* valloc(std::size_t n) {
-  Note();
-  return __libc_valloc(n);
-}
-void* pvalloc(std::size_t n) {
-  Note();
-  return __libc_pvalloc(n);
-}
-}
+#include "tests/util/malloc_counter.h"
 
 namespace strata::profile {
 namespace {
@@ -100,12 +42,12 @@ __attribute__((noinline)) void Level1(Site* site) {
 }
 
 TEST(NoMallocTest, InterposerCountsCalls) {
-  g_armed = true;
+  strata::testing::t_malloc_armed = true;
   void* volatile p = malloc(10);
   free(p);
-  g_armed = false;
-  EXPECT_EQ(g_calls, 2);
-  g_calls = 0;
+  strata::testing::t_malloc_armed = false;
+  EXPECT_EQ(strata::testing::t_malloc_calls, 2);
+  strata::testing::t_malloc_calls = 0;
 }
 
 TEST(NoMallocTest, WritingAProfileNeverCallsMalloc) {
@@ -127,12 +69,12 @@ TEST(NoMallocTest, WritingAProfileNeverCallsMalloc) {
     WriteOptions opts;
     opts.sample_period = 524288;
     opts.gzip = gzip;
-    g_calls = 0;
-    g_armed = true;
+    strata::testing::t_malloc_calls = 0;
+    strata::testing::t_malloc_armed = true;
     const int rc = WriteHeapProfile(path.c_str(), source, opts);
-    g_armed = false;
+    strata::testing::t_malloc_armed = false;
     ASSERT_EQ(rc, 0);
-    EXPECT_EQ(g_calls, 0) << "malloc-family calls while writing (gzip="
+    EXPECT_EQ(strata::testing::t_malloc_calls, 0) << "malloc-family calls while writing (gzip="
                           << gzip << ")";
   }
   // And the result is a real profile naming our functions.
