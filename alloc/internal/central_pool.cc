@@ -1,5 +1,7 @@
 #include "alloc/internal/central_pool.h"
 
+#include <cstdint>
+
 #include "alloc/internal/errors.h"
 #include "alloc/internal/globals.h"
 #include "alloc/internal/hardening.h"
@@ -10,6 +12,12 @@ namespace strata::internal {
 constinit PageHeap g_page_heap;
 constinit CentralPool g_central[kNumClasses];
 constinit TrackedCentralPool g_tracked_central[kNumClasses];
+
+bool CentralPool::tracked() const {
+  const auto self = reinterpret_cast<std::uintptr_t>(this);
+  return self >= reinterpret_cast<std::uintptr_t>(&g_tracked_central[0]) &&
+         self < reinterpret_cast<std::uintptr_t>(&g_tracked_central[kNumClasses]);
+}
 
 int CentralPool::MaxBatches(int size_class) const {
   const SizeClassInfo& info = ClassInfo(size_class);
@@ -104,7 +112,7 @@ int CentralPool::RemoveFromSpans(int size_class, int n, FreeObject** head) {
         // works: engine locks never nest (engine_lock.h says why fork needs
         // that). Another thread may add a span meanwhile; both are kept.
         lock_.Unlock();
-        span = g_page_heap.AllocSmallSpan(size_class, tracked_);
+        span = g_page_heap.AllocSmallSpan(size_class, tracked());
         lock_.Lock();
         if (span == nullptr) break;  // out of memory: return what we have
         spans_allocated_.fetch_add(1, std::memory_order_relaxed);
@@ -177,7 +185,7 @@ void CentralPool::InsertToSpans(int size_class, FreeObject* head, int n) {
         continue;
       }
       Span* span = seg->SpanOf(addr);
-      if (span->state != SpanState::kSmall || span->size_class != size_class || span->tracked != tracked_) {
+      if (span->state != SpanState::kSmall || span->size_class != size_class || span->tracked != tracked()) {
         errors.Add(span->state == SpanState::kFree ? ErrorKind::kDoubleFree : ErrorKind::kInvalidFree, o);
         continue;
       }

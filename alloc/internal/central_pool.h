@@ -44,9 +44,6 @@ namespace strata::internal {
 class alignas(kCacheLineSize) CentralPool {
  public:
   constexpr CentralPool() = default;
-  // A tracked pool's spans are invisible to the class map: every free of
-  // their objects reaches the slow path, where the tracking hooks see it.
-  constexpr explicit CentralPool(bool tracked) : tracked_(tracked) {}
 
   // Removes up to `n` objects (n <= batch) as a chain linked through
   // FreeObject::next; returns how many (0 when out of memory).
@@ -73,6 +70,12 @@ class alignas(kCacheLineSize) CentralPool {
   static constexpr std::size_t kMaxTransferBytes = 256 * 1024;
   static constexpr int kMaxTransferBatches = 256;  // the ring's capacity
 
+  // A tracked pool (one of g_tracked_central) hands out spans that are
+  // invisible to the class map: every free of their objects reaches the
+  // slow path, where the tracking hooks see it. Told by address, not by a
+  // flag: a flag set at compile time would put the whole array in .data
+  // (file-backed, 435 KiB) instead of .bss.
+  bool tracked() const;
   int MaxBatches(int size_class) const;
   int RemoveFromSpans(int size_class, int n, FreeObject** head);
   void InsertToSpans(int size_class, FreeObject* head, int n);
@@ -82,15 +85,12 @@ class alignas(kCacheLineSize) CentralPool {
   std::atomic<std::int64_t> objects_out_{0};
   std::atomic<std::size_t> span_free_objects_{0};
   std::atomic<std::uint64_t> spans_allocated_{0};
-  bool tracked_ = false;
   EngineLock lock_;
   Span* partial_ STRATA_GUARDED_BY(lock_) = nullptr;
 };
 
 // The pools behind tracked allocations (sampled or leak-checked blocks).
-struct TrackedCentralPool : CentralPool {
-  constexpr TrackedCentralPool() : CentralPool(true) {}
-};
+struct TrackedCentralPool : CentralPool {};
 
 }  // namespace strata::internal
 

@@ -1,8 +1,7 @@
 #include "alloc/internal/hooks.h"
 
-#include <cmath>
-
 #include "alloc/internal/thread_cache.h"
+#include "concurrency/base/fast_math.h"
 
 namespace strata::internal {
 namespace {
@@ -53,7 +52,7 @@ std::int64_t NextSampleCountdown() {
   x ^= x >> 27;
   tc.sample_rng = x;
   double u = static_cast<double>((x * 0x2545F4914F6CDD1Dull) >> 11) * (1.0 / 9007199254740992.0);
-  double stride = -std::log(1.0 - u) * static_cast<double>(rate);
+  double stride = base::NegLogOneMinus(u) * static_cast<double>(rate);
   if (stride > 9e15) stride = 9e15;
   return static_cast<std::int64_t>(stride);
 }

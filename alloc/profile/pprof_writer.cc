@@ -21,7 +21,6 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include <cmath>
 #include <cstring>
 
 #include "absl/debugging/symbolize.h"
@@ -29,6 +28,7 @@
 #include "alloc/profile/proto_encoder.h"
 #include "alloc/profile/scratch_arena.h"
 #include "alloc/profile/string_table.h"
+#include "concurrency/base/fast_math.h"
 
 namespace strata::profile {
 namespace {
@@ -819,9 +819,9 @@ ScaledCounts ScaleSample(std::uint64_t objects, std::uint64_t bytes,
     return ScaledCounts{objects, bytes};
   }
   const double average = static_cast<double>(bytes) / static_cast<double>(objects);
-  // 1 - exp(-s/R), computed with expm1 so small s/R keeps its precision.
-  const double probability =
-      -std::expm1(-average / static_cast<double>(sampling_stride));
+  // 1 - exp(-s/R), by a series for small s/R so it keeps its precision
+  // (base::OneMinusExpNeg, not libm: see fast_math.h).
+  const double probability = base::OneMinusExpNeg(average / static_cast<double>(sampling_stride));
   if (!(probability > 0.0)) return ScaledCounts{objects, bytes};
   const double scale = 1.0 / probability;
   auto scaled = [scale](std::uint64_t v) -> std::uint64_t {
