@@ -5,14 +5,17 @@
 // Failure: the throwing forms run the new_handler loop, then throw
 // std::bad_alloc; the nothrow forms run the same loop, then return nullptr.
 // Every definition has default visibility so that libstrata.so exports it.
+// The single-object forms pass the kind kNew, the array forms kNewArray.
 #include <cstddef>
 #include <new>
 
 #include "alloc/override/policy.h"
 #include "concurrency/base/macros.h"
 
+using strata::override_internal::AllocKind;
 using strata::override_internal::CppNothrowPolicy;
 using strata::override_internal::CppThrowPolicy;
+using strata::override_internal::DeleteAlignedImpl;
 using strata::override_internal::DeleteImpl;
 using strata::override_internal::DeleteSizedAlignedImpl;
 using strata::override_internal::DeleteSizedImpl;
@@ -20,56 +23,63 @@ using strata::override_internal::NewImpl;
 
 namespace {
 constexpr std::size_t Align(std::align_val_t a) { return static_cast<std::size_t>(a); }
+// The allocation kinds (hardened mode reports a free of another kind).
+constexpr AllocKind kNew = AllocKind::kNew;
+constexpr AllocKind kArr = AllocKind::kNewArray;
 }  // namespace
 
 // Plain and array new.
-STRATA_EXPORT void* operator new(std::size_t n) { return NewImpl<CppThrowPolicy>(n); }
-STRATA_EXPORT void* operator new[](std::size_t n) { return NewImpl<CppThrowPolicy>(n); }
+STRATA_EXPORT void* operator new(std::size_t n) { return NewImpl<CppThrowPolicy, kNew>(n); }
+STRATA_EXPORT void* operator new[](std::size_t n) { return NewImpl<CppThrowPolicy, kArr>(n); }
 STRATA_EXPORT void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
-  return NewImpl<CppNothrowPolicy>(n);
+  return NewImpl<CppNothrowPolicy, kNew>(n);
 }
 STRATA_EXPORT void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
-  return NewImpl<CppNothrowPolicy>(n);
+  return NewImpl<CppNothrowPolicy, kArr>(n);
 }
 
 // Aligned new (C++17).
 STRATA_EXPORT void* operator new(std::size_t n, std::align_val_t a) {
-  return NewImpl<CppThrowPolicy>(n, Align(a));
+  return NewImpl<CppThrowPolicy, kNew>(n, Align(a));
 }
 STRATA_EXPORT void* operator new[](std::size_t n, std::align_val_t a) {
-  return NewImpl<CppThrowPolicy>(n, Align(a));
+  return NewImpl<CppThrowPolicy, kArr>(n, Align(a));
 }
 STRATA_EXPORT void* operator new(std::size_t n, std::align_val_t a,
                                  const std::nothrow_t&) noexcept {
-  return NewImpl<CppNothrowPolicy>(n, Align(a));
+  return NewImpl<CppNothrowPolicy, kNew>(n, Align(a));
 }
 STRATA_EXPORT void* operator new[](std::size_t n, std::align_val_t a,
                                    const std::nothrow_t&) noexcept {
-  return NewImpl<CppNothrowPolicy>(n, Align(a));
+  return NewImpl<CppNothrowPolicy, kArr>(n, Align(a));
 }
 
 // Plain and array delete.
-STRATA_EXPORT void operator delete(void* p) noexcept { DeleteImpl(p); }
-STRATA_EXPORT void operator delete[](void* p) noexcept { DeleteImpl(p); }
-STRATA_EXPORT void operator delete(void* p, const std::nothrow_t&) noexcept { DeleteImpl(p); }
-STRATA_EXPORT void operator delete[](void* p, const std::nothrow_t&) noexcept { DeleteImpl(p); }
+STRATA_EXPORT void operator delete(void* p) noexcept { DeleteImpl<kNew>(p); }
+STRATA_EXPORT void operator delete[](void* p) noexcept { DeleteImpl<kArr>(p); }
+STRATA_EXPORT void operator delete(void* p, const std::nothrow_t&) noexcept { DeleteImpl<kNew>(p); }
+STRATA_EXPORT void operator delete[](void* p, const std::nothrow_t&) noexcept { DeleteImpl<kArr>(p); }
 
 // Sized delete (C++14).
-STRATA_EXPORT void operator delete(void* p, std::size_t n) noexcept { DeleteSizedImpl(p, n); }
-STRATA_EXPORT void operator delete[](void* p, std::size_t n) noexcept { DeleteSizedImpl(p, n); }
+STRATA_EXPORT void operator delete(void* p, std::size_t n) noexcept { DeleteSizedImpl<kNew>(p, n); }
+STRATA_EXPORT void operator delete[](void* p, std::size_t n) noexcept { DeleteSizedImpl<kArr>(p, n); }
 
-// Aligned delete (C++17). Unsized: Free finds the block itself.
-STRATA_EXPORT void operator delete(void* p, std::align_val_t) noexcept { DeleteImpl(p); }
-STRATA_EXPORT void operator delete[](void* p, std::align_val_t) noexcept { DeleteImpl(p); }
-STRATA_EXPORT void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept {
-  DeleteImpl(p);
+// Aligned delete (C++17). Unsized: the alignment is checked against the block.
+STRATA_EXPORT void operator delete(void* p, std::align_val_t a) noexcept {
+  DeleteAlignedImpl<kNew>(p, Align(a));
 }
-STRATA_EXPORT void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept {
-  DeleteImpl(p);
+STRATA_EXPORT void operator delete[](void* p, std::align_val_t a) noexcept {
+  DeleteAlignedImpl<kArr>(p, Align(a));
+}
+STRATA_EXPORT void operator delete(void* p, std::align_val_t a, const std::nothrow_t&) noexcept {
+  DeleteAlignedImpl<kNew>(p, Align(a));
+}
+STRATA_EXPORT void operator delete[](void* p, std::align_val_t a, const std::nothrow_t&) noexcept {
+  DeleteAlignedImpl<kArr>(p, Align(a));
 }
 STRATA_EXPORT void operator delete(void* p, std::size_t n, std::align_val_t a) noexcept {
-  DeleteSizedAlignedImpl(p, n, Align(a));
+  DeleteSizedAlignedImpl<kNew>(p, n, Align(a));
 }
 STRATA_EXPORT void operator delete[](void* p, std::size_t n, std::align_val_t a) noexcept {
-  DeleteSizedAlignedImpl(p, n, Align(a));
+  DeleteSizedAlignedImpl<kArr>(p, n, Align(a));
 }

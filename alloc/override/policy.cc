@@ -17,13 +17,14 @@ namespace {
 // Retries `size`/`alignment` after each call of the installed new_handler,
 // as [new.delete.single] prescribes. Returns nullptr when no handler is
 // installed (the caller then throws or returns null).
+template <AllocKind kKind>
 void* RetryWithNewHandler(std::size_t size, std::size_t alignment) {
   for (;;) {
     std::new_handler handler = std::get_new_handler();
     if (handler == nullptr) return nullptr;
     handler();  // may free memory, install another handler, throw, abort
     if (size <= kMaxRequest) {
-      if (void* p = EngineAllocate(size, alignment)) return p;
+      if (void* p = EngineAllocate<kKind>(size, alignment)) return p;
     }
   }
 }
@@ -58,18 +59,26 @@ std::size_t PageSize() noexcept {
   return page;
 }
 
+template <AllocKind kKind>
 void* CppThrowPolicy::OnFailure(std::size_t size, std::size_t alignment) {
-  if (void* p = RetryWithNewHandler(size, alignment)) return p;
+  if (void* p = RetryWithNewHandler<kKind>(size, alignment)) return p;
   throw std::bad_alloc();
 }
 
+template <AllocKind kKind>
 void* CppNothrowPolicy::OnFailure(std::size_t size, std::size_t alignment) noexcept {
   try {
-    return RetryWithNewHandler(size, alignment);
+    return RetryWithNewHandler<kKind>(size, alignment);
   } catch (const std::bad_alloc&) {
     return nullptr;
   }
 }
+
+template void* CppThrowPolicy::OnFailure<AllocKind::kNew>(std::size_t, std::size_t);
+template void* CppThrowPolicy::OnFailure<AllocKind::kNewArray>(std::size_t, std::size_t);
+template void* CppNothrowPolicy::OnFailure<AllocKind::kNew>(std::size_t, std::size_t) noexcept;
+template void* CppNothrowPolicy::OnFailure<AllocKind::kNewArray>(std::size_t,
+                                                                 std::size_t) noexcept;
 
 void* ReallocSlow(void* ptr, std::size_t size) noexcept {
   if (ptr == nullptr) return MallocImpl(size);
@@ -126,10 +135,23 @@ void* PvallocImpl(std::size_t size) noexcept {
   return AlignedOrErrno(page, rounded);
 }
 
+template <AllocKind kKind>
 void FreeSlowPreservingErrno(void* ptr, int size_class) noexcept {
   const int saved = errno;
-  strata::internal::FreeSlow(ptr, size_class);
+  strata::internal::FreeSlow(ptr, size_class, kKind);
   errno = saved;
 }
+
+template void FreeSlowPreservingErrno<AllocKind::kMalloc>(void*, int) noexcept;
+template void FreeSlowPreservingErrno<AllocKind::kNew>(void*, int) noexcept;
+template void FreeSlowPreservingErrno<AllocKind::kNewArray>(void*, int) noexcept;
+
+template <AllocKind kKind>
+void DeleteSizedSlow(void* ptr, std::size_t size) noexcept {
+  if (ptr != nullptr) strata::internal::FreeSizedAs(kKind, ptr, size);
+}
+
+template void DeleteSizedSlow<AllocKind::kNew>(void*, std::size_t) noexcept;
+template void DeleteSizedSlow<AllocKind::kNewArray>(void*, std::size_t) noexcept;
 
 }  // namespace strata::override_internal

@@ -7,6 +7,13 @@
 //   - the largest request accepted (kMaxRequest: PTRDIFF_MAX, as glibc);
 //   - which engine call serves an alignment (Allocate up to kMinAlignment,
 //     AllocateAligned above it) and the matching free;
+//   - the allocation kind (hardening.h): operator new passes kNew, new[]
+//     kNewArray, their deletes the same, the malloc family kMalloc. The kind
+//     is a template argument: it only materialises as an immediate argument
+//     of the slow-path calls (AllocateSlow, FreeSlowPreservingErrno's
+//     instantiation), so the fast paths are the same instructions for every
+//     kind and hardened mode can report a malloc/delete or new[]/delete
+//     mismatch through the real override;
 //   - what failure means, through an OOM policy type:
 //       CppThrowPolicy    operator new: run the std::new_handler and retry
 //                         while one is installed, then throw std::bad_alloc;
@@ -15,8 +22,7 @@
 //                         nullptr);
 //       MallocPolicy      malloc family: errno = ENOMEM, nullptr.
 //
-// Fast path: one compare against kMaxRequest, the engine call, one null
-// test. Every failure leaves through a predicted-false branch into a
+// Fast path: the engine's inline fast path, one null test. Every failure leaves through a predicted-false branch into a
 // noinline function (policy.cc), so the inline code stays small.
 //
 // Thread-safety: every function is thread-safe (the engine is). Nothing
@@ -34,6 +40,8 @@
 
 namespace strata::override_internal {
 
+using strata::internal::AllocKind;
+
 // glibc refuses every request above PTRDIFF_MAX (pointer differences within
 // an object must be representable); so do we, before the engine sees it.
 inline constexpr std::size_t kMaxRequest = static_cast<std::size_t>(PTRDIFF_MAX);
@@ -48,21 +56,26 @@ inline constexpr bool IsPowerOfTwo(std::size_t x) { return x != 0 && (x & (x - 1
 std::size_t PageSize() noexcept;
 
 // --- OOM policies ----------------------------------------------------------
-// Each provides `static void* OnFailure(size, alignment)`, called after the
-// engine (or the size check) failed.
+// Each provides `template <AllocKind> static void* OnFailure(size,
+// alignment)`, called after the engine (or the size check) failed; the kind
+// is the one a retry allocates with (kMalloc by default).
 
 struct CppThrowPolicy {
   // Runs the new_handler loop; throws std::bad_alloc when no handler is left.
+  // Instantiated in policy.cc for kNew and kNewArray.
+  template <AllocKind kKind = AllocKind::kNew>
   STRATA_NOINLINE static void* OnFailure(std::size_t size, std::size_t alignment);
 };
 
 struct CppNothrowPolicy {
   // Runs the new_handler loop; nullptr when no handler is left or it throws
-  // std::bad_alloc.
+  // std::bad_alloc. Instantiated in policy.cc for kNew and kNewArray.
+  template <AllocKind kKind = AllocKind::kNew>
   STRATA_NOINLINE static void* OnFailure(std::size_t size, std::size_t alignment) noexcept;
 };
 
 struct MallocPolicy {
+  template <AllocKind kKind = AllocKind::kMalloc>
   STRATA_NOINLINE static void* OnFailure(std::size_t, std::size_t) noexcept {
     errno = ENOMEM;
     return nullptr;
@@ -73,32 +86,39 @@ struct MallocPolicy {
 
 // The engine's inline fast path (alloc/internal/thread_cache.h) is expanded
 // right here, so malloc and operator new cost a pop and no extra call.
+// Over-aligned requests take the out-of-line AllocateAs (as AllocateAligned
+// would), which tags the block with the kind too.
+template <AllocKind kKind = AllocKind::kMalloc>
 STRATA_ALWAYS_INLINE void* EngineAllocate(std::size_t size, std::size_t alignment) noexcept {
-  return alignment <= kMinAlignment ? strata::internal::AllocateFast(size)
-                                    : strata::AllocateAligned(size, alignment);
+  return alignment <= kMinAlignment ? strata::internal::AllocateFast(size, kKind)
+                                    : strata::internal::AllocateAs(kKind, size, alignment);
 }
 
 // The engine's inline free: a page-map lookup and a push. errno is saved only
-// around the slow path, where releasing memory may call madvise/munmap.
+// around the slow path, where releasing memory may call madvise/munmap. One
+// instantiation per kind (policy.cc), so the call needs no kind argument.
+template <AllocKind kKind>
 STRATA_NOINLINE void FreeSlowPreservingErrno(void* ptr, int size_class) noexcept;
 
+template <AllocKind kKind = AllocKind::kMalloc>
 STRATA_ALWAYS_INLINE void EngineFree(void* ptr) noexcept {
   int size_class = strata::internal::g_class_map.Get(reinterpret_cast<std::uintptr_t>(ptr));
   if (STRATA_PREDICT_TRUE(strata::internal::TryCacheFree(ptr, size_class))) return;
-  FreeSlowPreservingErrno(ptr, size_class);
+  FreeSlowPreservingErrno<kKind>(ptr, size_class);
 }
 
 // --- Allocation --------------------------------------------------------------
 
-// operator new and malloc: allocates `size` bytes aligned to `alignment`.
-template <typename OomPolicy>
+// operator new and malloc: allocates `size` bytes aligned to `alignment`,
+// tagged `kKind` (hardened mode checks the matching free).
+template <typename OomPolicy, AllocKind kKind = AllocKind::kMalloc>
 STRATA_ALWAYS_INLINE void* NewImpl(std::size_t size, std::size_t alignment = kMinAlignment) {
   // No separate size check: the engine refuses every request above its
   // own bound (2^46 < PTRDIFF_MAX) on its slow path.
   static_assert(kMaxRequest >= (std::size_t{1} << 46));
-  void* p = EngineAllocate(size, alignment);
+  void* p = EngineAllocate<kKind>(size, alignment);
   if (STRATA_PREDICT_TRUE(p != nullptr)) return p;
-  return OomPolicy::OnFailure(size, alignment);
+  return OomPolicy::template OnFailure<kKind>(size, alignment);
 }
 
 STRATA_ALWAYS_INLINE void* MallocImpl(std::size_t size) noexcept {
@@ -182,24 +202,45 @@ STRATA_ALWAYS_INLINE void FreeAlignedSizedImpl(void* ptr, std::size_t alignment,
   errno = saved;
 }
 
-// operator delete. A null pointer may reach any form (the compiler may call
-// a sized delete for a null operand), so the sized forms test it.
-STRATA_ALWAYS_INLINE void DeleteImpl(void* ptr) noexcept { EngineFree(ptr); }
+// operator delete (kKind kNew) and delete[] (kNewArray). A null pointer may
+// reach any form (the compiler may call a sized delete for a null operand),
+// so the sized forms test it.
+template <AllocKind kKind>
+STRATA_ALWAYS_INLINE void DeleteImpl(void* ptr) noexcept { EngineFree<kKind>(ptr); }
 
+// Sized delete is what GCC calls for `delete p` of a complete type, so the
+// engine's sized fast path (strata.cc FreeSizedWithKind) is expanded here:
+// the class map's answer doubles as the size check (a range compare), then
+// the push. Everything else (null, large blocks, a size of another class,
+// hardened mode) leaves through DeleteSizedSlow, one instantiation per kind.
+template <AllocKind kKind>
+STRATA_NOINLINE void DeleteSizedSlow(void* ptr, std::size_t size) noexcept;
+
+template <AllocKind kKind>
 STRATA_ALWAYS_INLINE void DeleteSizedImpl(void* ptr, std::size_t size) noexcept {
-  if (STRATA_PREDICT_TRUE(ptr != nullptr)) strata::FreeSized(ptr, size);
+  int size_class = strata::internal::g_class_map.Get(reinterpret_cast<std::uintptr_t>(ptr));
+  if (STRATA_PREDICT_TRUE(size_class != 0 && strata::internal::SizedFreeMatches(size_class, size)) &&
+      strata::internal::TryCacheFree(ptr, size_class)) {
+    return;
+  }
+  DeleteSizedSlow<kKind>(ptr, size);
+}
+
+// Unsized aligned delete: the alignment is checked against the block (an
+// over-aligned free always takes the engine's slow path, as in
+// strata::FreeAlignedSized).
+template <AllocKind kKind>
+STRATA_ALWAYS_INLINE void DeleteAlignedImpl(void* ptr, std::size_t alignment) noexcept {
+  if (STRATA_PREDICT_TRUE(ptr != nullptr)) strata::internal::FreeAlignedAs(kKind, ptr, alignment);
 }
 
 // Mirrors EngineAllocate: the block came from Allocate when alignment <=
 // kMinAlignment, from AllocateAligned otherwise.
+template <AllocKind kKind>
 STRATA_ALWAYS_INLINE void DeleteSizedAlignedImpl(void* ptr, std::size_t size,
                                                  std::size_t alignment) noexcept {
   if (STRATA_PREDICT_FALSE(ptr == nullptr)) return;
-  if (alignment <= kMinAlignment) {
-    strata::FreeSized(ptr, size);
-  } else {
-    strata::FreeAlignedSized(ptr, size, alignment);
-  }
+  strata::internal::FreeAlignedSizedAs(kKind, ptr, size, alignment);
 }
 
 STRATA_ALWAYS_INLINE std::size_t UsableSizeImpl(void* ptr) noexcept {
