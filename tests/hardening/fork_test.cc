@@ -28,6 +28,7 @@
 // The workers call nothing but strata (no glibc malloc, no stdio): glibc's
 // own fork() takes glibc's malloc and stdio locks, which a handler-fork
 // would deadlock on just the same.
+#include <execinfo.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -57,10 +58,40 @@ using testing::RunInChild;
 
 constexpr int kWorkers = 4;
 constexpr int kChildDeadlineMs = 10000;
+// Forks each scenario must have done for the run to count.
+constexpr int kMinForks = 40;
 
 std::atomic<bool> g_stop{false};
 // Set in a forked child (by the handler, or before the child's work).
 volatile sig_atomic_t g_in_child = 0;
+
+// A child that hangs is killed by its parent after kChildDeadlineMs; before
+// that, its own watchdog (SIGALRM, armed right after fork) prints where it
+// is stuck, so a rare hang leaves a stack in the test log instead of just
+// an exit code. backtrace() is called once up front (its first call loads
+// libgcc_s, which allocates); after that it and backtrace_symbols_fd only
+// write to the given fd.
+void WatchdogHandler(int) {
+  static const char kMsg[] = "fork child: watchdog: stuck here:\n";
+  (void)!write(2, kMsg, sizeof(kMsg) - 1);
+  void* frames[64];
+  int n = backtrace(frames, 64);
+  backtrace_symbols_fd(frames, n, 2);
+  _exit(27);
+}
+
+void InstallWatchdog() {
+  void* frames[4];
+  (void)backtrace(frames, 4);
+  struct sigaction sa;
+  std::memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = &WatchdogHandler;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGALRM, &sa, nullptr);
+}
+
+// In a fresh child: the watchdog fires before the parent's deadline.
+void ArmWatchdog() { alarm(static_cast<unsigned>(kChildDeadlineMs / 1000 - 2)); }
 
 // Work done by a child after fork: allocate, free (also `inherited`), a
 // thread, statistics. Returns an exit code (0: fine).
@@ -148,6 +179,7 @@ int WaitChild(pid_t pid) {
 // start-up can hang inside ASan's calloc). Not strata's business, but the
 // test must not trip on it.
 [[noreturn]] void ForkWhileThreadsAllocate(int seconds) {
+  InstallWatchdog();
   std::atomic<int> started{0};
   std::vector<std::thread> workers;
   for (int i = 0; i < kWorkers; ++i) {
@@ -159,10 +191,16 @@ int WaitChild(pid_t pid) {
   while (started.load() != kWorkers) sched_yield();
   std::uint64_t end = testing::MonotonicMs() + static_cast<std::uint64_t>(seconds) * 1000;
   int forks = 0;
-  while (testing::MonotonicMs() < end) {
+  // At least `seconds`, and on a loaded machine on until kMinForks forks
+  // (within 6x the time): the count is what the test is about.
+  const std::uint64_t hard_end = testing::MonotonicMs() + static_cast<std::uint64_t>(seconds) * 6000;
+  while ((testing::MonotonicMs() < end || forks < kMinForks) && testing::MonotonicMs() < hard_end) {
     void* inherited = Allocate(1000);
     pid_t pid = fork();
-    if (pid == 0) _exit(ChildWork(inherited));
+    if (pid == 0) {
+      ArmWatchdog();
+      _exit(ChildWork(inherited));
+    }
     if (pid < 0) _exit(20);
     int code = WaitChild(pid);
     if (code != 0) _exit(code == -1 ? 21 : code == -2 ? 22 : 30 + code);
@@ -173,7 +211,7 @@ int WaitChild(pid_t pid) {
   for (auto& t : workers) t.join();
   std::fprintf(stderr, "fork: %d forks in %d s while %d threads allocated; every child finished\n", forks,
                seconds, kWorkers);
-  _exit(forks >= 20 ? 0 : 23);
+  _exit(forks >= kMinForks ? 0 : 23);
 }
 
 class Fork : public ::testing::TestWithParam<Mode> {};
@@ -195,6 +233,7 @@ void ForkingHandler(int) {
   int saved = errno;
   pid_t pid = fork();
   if (pid == 0) {
+    ArmWatchdog();
     // Only this thread exists in the child. Let the interrupted code finish
     // (return from the handler); the worker loop then sees the flag.
     g_in_child = 1;
@@ -211,6 +250,7 @@ void ForkingHandler(int) {
 }
 
 [[noreturn]] void ForkFromSignalHandler(int seconds) {
+  InstallWatchdog();
   struct sigaction sa;
   std::memset(&sa, 0, sizeof(sa));
   sa.sa_handler = &ForkingHandler;
@@ -235,7 +275,10 @@ void ForkingHandler(int) {
     while (!g_stop.load()) {
       void* inherited = Allocate(300);
       pid_t pid = fork();
-      if (pid == 0) _exit(ChildWork(inherited));
+      if (pid == 0) {
+        ArmWatchdog();
+        _exit(ChildWork(inherited));
+      }
       int code = WaitChild(pid);
       if (code != 0) plain_result.store(code == -1 ? 41 : code == -2 ? 42 : 50 + code);
       Free(inherited);
@@ -247,7 +290,11 @@ void ForkingHandler(int) {
   std::uint64_t end = testing::MonotonicMs() + static_cast<std::uint64_t>(seconds) * 1000;
   testing::Prng rng(7);
   int sent = 0;
-  while (testing::MonotonicMs() < end && sent < kMaxForks) {
+  // As above: at least `seconds`, and on until kMinForks handler-forks and
+  // kMinForks / 4 plain ones on a loaded machine (within 6x the time).
+  const std::uint64_t hard_end = testing::MonotonicMs() + static_cast<std::uint64_t>(seconds) * 6000;
+  while ((testing::MonotonicMs() < end || sent < kMinForks || plain_forks.load() < kMinForks / 4) &&
+         testing::MonotonicMs() < hard_end && sent < kMaxForks) {
     pthread_kill(ids[rng.Below(kWorkers)], SIGUSR1);
     ++sent;
     // One handler-fork at a time: wait until this one has forked (a hang in
@@ -268,7 +315,7 @@ void ForkingHandler(int) {
   if (plain_result.load() != 0) _exit(plain_result.load());
   std::fprintf(stderr, "fork: %d forks from signal handlers and %d plain forks in %d s while %d threads allocated\n",
                sent, plain_forks.load(), seconds, kWorkers);
-  if (sent < 50 || plain_forks.load() < 5) _exit(25);
+  if (sent < kMinForks || plain_forks.load() < kMinForks / 4) _exit(25);
   _exit(0);
 }
 
@@ -289,6 +336,7 @@ void RaiseInsideRegistryLock(const internal::ThreadCache&, void* raised) {
 TEST_P(Fork, ForkFromSignalHandlerInsideTheRegistryLock) {
   ChildResult r = RunInChild(
       [] {
+        InstallWatchdog();
         struct sigaction sa;
         std::memset(&sa, 0, sizeof(sa));
         sa.sa_handler = &ForkingHandler;
