@@ -65,7 +65,10 @@ using ErrorHook = void (*)(ErrorKind kind, const void* ptr, std::size_t size, co
 ErrorHook SetErrorHook(ErrorHook hook);
 
 // Appends lines about `ptr` to a report (each starting with "strata:   " and
-// ending with '\n'). Must not allocate or take engine locks. Returns the
+// ending with '\n'). Must not allocate or take engine locks. `out` holds
+// one raw::Buffer's worth (1 KiB); a describer with more to say writes
+// complete lines out itself (out->WriteTo(2), out->Clear()) as it goes.
+// Whatever is left in `out` is written after it returns. Returns the
 // previous describer.
 using ErrorDescriber = void (*)(const void* ptr, raw::Buffer* out);
 ErrorDescriber SetErrorDescriber(ErrorDescriber describer);

@@ -7,7 +7,10 @@
 #include <atomic>
 
 #include "absl/debugging/stacktrace.h"
+#include "alloc/internal/errors.h"
 #include "alloc/internal/hooks.h"
+#include "alloc/tracking/symbolize.h"
+#include "concurrency/base/raw_log.h"
 
 namespace strata::tracking {
 namespace {
@@ -44,10 +47,84 @@ void OnAllocate(void* ptr, std::size_t requested, std::size_t usable, bool sampl
   g_tracked_allocs.fetch_add(1, std::memory_order_relaxed);
 }
 
+// --- Recently freed tracked blocks ------------------------------------------
+//
+// A freed block's record leaves the live table, but a double free (the
+// commonest report) comes after that: so each free also leaves (address,
+// stack, size) in a small direct-mapped table, overwritten by later frees
+// that map to the same slot. A slot is written and read under its own
+// try-lock (a busy slot is skipped, never waited for), so a reader never
+// sees a torn entry and nothing blocks.
+struct FreedSlot {
+  std::atomic<bool> busy{false};
+  std::uintptr_t ptr = 0;
+  StackEntry* stack = nullptr;  // stack entries are never freed
+  std::size_t size = 0;
+};
+constexpr int kFreedSlotsLog2 = 12;
+constinit FreedSlot g_freed[std::size_t{1} << kFreedSlotsLog2];
+
+FreedSlot& FreedSlotFor(std::uintptr_t ptr) {
+  return g_freed[((ptr >> 4) * 0x9e3779b97f4a7c15ull) >> (64 - kFreedSlotsLog2)];
+}
+
+void RememberFreed(const LiveInfo& info) {
+  FreedSlot& slot = FreedSlotFor(info.ptr);
+  if (slot.busy.exchange(true, std::memory_order_acquire)) return;
+  slot.ptr = info.ptr;
+  slot.stack = info.stack;
+  slot.size = info.size;
+  slot.busy.store(false, std::memory_order_release);
+}
+
+bool FindFreed(std::uintptr_t ptr, LiveInfo* out) {
+  FreedSlot& slot = FreedSlotFor(ptr);
+  if (slot.busy.exchange(true, std::memory_order_acquire)) return false;
+  bool found = slot.ptr == ptr && slot.stack != nullptr;
+  if (found) *out = LiveInfo{slot.ptr, slot.size, slot.size, slot.stack, 0, 0};
+  slot.busy.store(false, std::memory_order_release);
+  return found;
+}
+
 void OnFree(void* ptr) {
   LiveInfo info;
-  GlobalLiveTable().Remove(reinterpret_cast<std::uintptr_t>(ptr), &info);
+  if (GlobalLiveTable().Remove(reinterpret_cast<std::uintptr_t>(ptr), &info)) RememberFreed(info);
   g_tracked_frees.fetch_add(1, std::memory_order_relaxed);
+}
+
+// --- Error describer (alloc/internal/errors.h) --------------------------------
+
+// Frames of the allocation stack printed in an error report.
+constexpr int kDescribedFrames = 16;
+
+// Adds the allocation stack of a tracked block (live, or freed recently) to
+// an error report: one line with the addresses (module+offset, as the rest
+// of the report), then one line per frame from the first user frame on,
+// with its symbol. Never allocates: the symbolizer was initialised when the
+// describer was installed (absl::Symbolize itself does not call malloc), and
+// every line is formatted in `out` and written out before the next.
+void DescribeBlock(const void* ptr, raw::Buffer* out) {
+  const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
+  LiveInfo info;
+  bool live = GlobalLiveTable().Find(addr, &info);
+  if (!live && !FindFreed(addr, &info)) return;
+  const StackEntry* stack = info.stack;
+  if (stack == nullptr || stack->depth <= 0) return;
+  out->Str("strata:   allocated (tracked block of ").Udec(info.size).Str(" bytes")
+      .Str(live ? "" : ", since freed").Str(") at");
+  internal::AppendFrames(out, stack->frames, stack->depth < kDescribedFrames ? stack->depth : kDescribedFrames);
+  out->Char('\n');
+  out->WriteTo(2);
+  out->Clear();
+  const int first = FirstUserFrame(stack->frames, stack->depth);
+  for (int i = first; i < stack->depth && i < first + kDescribedFrames; ++i) {
+    char name[256];
+    Symbolize(stack->frames[i], name, sizeof(name));
+    out->Str("strata:     #").Udec(static_cast<std::uint64_t>(i - first)).Char(' ').Ptr(stack->frames[i]);
+    out->Char(' ').Str(name).Char('\n');
+    out->WriteTo(2);
+    out->Clear();
+  }
 }
 
 std::int64_t ParseBytes(const char* s, std::int64_t fallback) {
@@ -83,6 +160,11 @@ void EnsureTrackingInstalled() {
   // reverse order) this lock is taken before the engine's: the order in
   // which tracked allocation takes them.
   pthread_atfork(&LiveTableForkPrepare, &LiveTableForkParent, &LiveTableForkChild);
+  // Before the hooks: the symbolizer's one allocation (a copy of its path)
+  // is then not tracked, and error reports can name frames without
+  // allocating (DescribeBlock).
+  InitSymbolizer();
+  internal::SetErrorDescriber(&DescribeBlock);
   internal::InstallTrackingHooks(&g_hooks);
   internal::SetSampleRate(ParseBytes(getenv("STRATA_SAMPLE_RATE"), kDefaultSampleRate));
   if (EnvFlag("STRATA_LEAKCHECK")) internal::SetTrackAll(true);

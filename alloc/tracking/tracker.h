@@ -6,6 +6,11 @@
 // (absl::GetStackTrace, frame pointers: strata builds keep them), intern
 // it, and keep a LiveRecord per tracked block until it is freed.
 //
+// Error reports (alloc/internal/errors.h): installing the hooks also
+// installs an error describer, so a report about a tracked block (live, or
+// freed recently: a double free) ends with the stack that allocated it, as
+// addresses and symbolized, formatted without allocating.
+//
 // Settings (read once at process init, also settable at run time):
 //   STRATA_SAMPLE_RATE=bytes  mean sampling stride; default 524288 (512 KiB,
 //                             as Go's MemProfileRate); 1 records every
