@@ -7,6 +7,7 @@
 
 #include "alloc/internal/globals.h"
 #include "alloc/internal/thread_cache.h"
+#include "alloc/os/os.h"
 
 namespace strata {
 namespace {
@@ -75,6 +76,7 @@ Stats GetStats() noexcept {
   s.decommitted_bytes = ph.decommitted_bytes;
   s.metadata_bytes = ph.metadata_bytes;
   s.fragmentation_bytes = static_cast<std::int64_t>(s.committed_bytes) - s.live_bytes;
+  for (int k = 0; k < os::kNumFaultKinds; ++k) s.os_failures += os::FailureCount(static_cast<os::FaultKind>(k));
   std::int64_t peak = g_peak_live.load(std::memory_order_relaxed);
   while (s.live_bytes > peak &&
          !g_peak_live.compare_exchange_weak(peak, s.live_bytes, std::memory_order_relaxed)) {

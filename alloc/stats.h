@@ -48,6 +48,9 @@ struct Stats {
   std::size_t metadata_bytes = 0;
   std::int64_t fragmentation_bytes = 0;  // committed - live
   std::size_t threads_with_cache = 0;
+  // OS calls (mmap, madvise, munmap) that failed so far, real or injected
+  // (alloc/os/os.h): the engine survives them, this makes them visible.
+  std::uint64_t os_failures = 0;
   int num_size_classes = 0;
   SizeClassStats size_classes[kMaxReportedSizeClasses];
 };

@@ -22,6 +22,7 @@
 //   strata.fragmentation_bytes        committed minus live
 //   strata.allocations / strata.frees / strata.live_objects (counts)
 //   strata.large_allocations (count)  strata.threads (count)
+//   strata.os_failures (count)        failed OS calls (mmap, madvise, munmap)
 //
 // Thread-safety: thread-safe (each call takes one GetStats() snapshot).
 #ifndef STRATA_ALLOC_STATS_REPORT_H_

@@ -6,8 +6,10 @@
 // child (a fresh engine, so the first allocations must map memory), in
 // normal and in hardened mode.
 #include <atomic>
+#include <cstdio>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -16,6 +18,7 @@
 #include "alloc/internal/hardening.h"
 #include "alloc/os/os.h"
 #include "alloc/stats.h"
+#include "alloc/stats_report.h"
 #include "alloc/strata.h"
 #include "tests/hardening/child.h"
 #include "tests/hardening/util.h"
@@ -196,6 +199,55 @@ TEST_P(Faults, MunmapFailuresLeakTheMappingButNothingBreaks) {
         Free(p);
         CHILD_CHECK(GetStats().large_live_bytes == 0, 6);
         _exit(0);
+      },
+      GetParam());
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.Describe();
+}
+
+// Stats::os_failures (and the stats report) count every failed OS call, of
+// each kind, real or injected.
+TEST_P(Faults, StatsCountOsFailures) {
+  ChildResult r = RunInChild(
+      [] {
+        void* warm = Allocate(64);  // the engine is up
+        CHILD_CHECK(warm != nullptr, 2);
+        const std::uint64_t before = GetStats().os_failures;
+        const std::uint64_t before_reserve = FailureCount(FaultKind::kReserve);
+        CHILD_CHECK(before == FailureCount(FaultKind::kReserve) + FailureCount(FaultKind::kDecommit) +
+                                  FailureCount(FaultKind::kRelease),
+                    3);
+        // A huge block needs a fresh mapping: every mmap fails meanwhile.
+        InjectFaultsForTesting(FaultKind::kReserve, 1 << 30);
+        void* huge = Allocate(std::size_t{256} << 20);
+        InjectFaultsForTesting(FaultKind::kReserve, 0);
+        CHILD_CHECK(huge == nullptr, 4);
+        const std::uint64_t after_mmap = GetStats().os_failures;
+        CHILD_CHECK(after_mmap > before, 5);
+        CHILD_CHECK(after_mmap - before == FailureCount(FaultKind::kReserve) - before_reserve, 13);
+        // madvise failures while releasing freed memory.
+        void* big = Allocate(std::size_t{8} << 20);
+        CHILD_CHECK(big != nullptr, 6);
+        std::memset(big, 1, std::size_t{8} << 20);
+        Free(big);
+        InjectFaultsForTesting(FaultKind::kDecommit, 1 << 30);
+        InjectFaultsForTesting(FaultKind::kRelease, 1 << 30);
+        ReleaseMemory();
+        InjectFaultsForTesting(FaultKind::kDecommit, 0);
+        InjectFaultsForTesting(FaultKind::kRelease, 0);
+        const Stats s = GetStats();
+        CHILD_CHECK(s.os_failures > after_mmap, 7);
+        CHILD_CHECK(s.os_failures == FailureCount(FaultKind::kReserve) + FailureCount(FaultKind::kDecommit) +
+                                         FailureCount(FaultKind::kRelease),
+                    8);
+        Free(warm);
+        // The report names it.
+        CHILD_CHECK(StatsReport(ReportFormat::kText).find("failed OS calls") != std::string::npos, 9);
+        const std::string json = StatsReport(ReportFormat::kJson);
+        const std::string key = "\"strata.os_failures\":" + std::to_string(GetStats().os_failures);
+        CHILD_CHECK(json.find(key) != std::string::npos, 10);
+        std::int64_t value = -1;
+        CHILD_CHECK(GetNumericProperty("strata.os_failures", &value), 11);
+        CHILD_CHECK(value == static_cast<std::int64_t>(GetStats().os_failures), 12);
       },
       GetParam());
   EXPECT_TRUE(r.exited && r.exit_code == 0) << r.Describe();
