@@ -316,11 +316,19 @@ void* PageHeap::AllocLarge(std::size_t size, std::size_t alignment, bool* zeroed
 
 void* PageHeap::AllocHugeLocked(std::size_t size, std::size_t alignment, bool* zeroed) {
   std::size_t offset = alignment > kSliceSize ? alignment : kSliceSize;
-  std::size_t mapping = RoundUp(offset + size, kSliceSize);
+  // Whole 4 MiB chunks of address space (the pages past the request are
+  // never touched, so they cost no memory): a huge mapping then ends where
+  // the next 4 MiB-aligned mapping may begin, which is what lets freed
+  // neighbours merge and big cached blocks split (FreeHugeLocked).
+  std::size_t mapping = RoundUp(offset + size, kSegmentSize);
+  // What the block uses, and what counts as committed (hard limit, stats):
+  // the chunk-rounded tail is address space only.
+  const std::size_t used = RoundUp(offset + size, kSliceSize);
   // Reuse the smallest cached block that is big enough and has a base
   // aligned for this request (its pages are already faulted in: reusing
-  // beats a fresh mapping by about 2 us per page here). Pages of a much
-  // bigger block that this request leaves unused are decommitted below.
+  // beats a fresh mapping by about 2 us per page here). A bigger block is
+  // split: the chunks this request leaves stay cached as a block of their
+  // own, still faulted in, for the next request.
   Segment** best_link = nullptr;
   for (Segment** link = &huge_cache_; *link != nullptr; link = &(*link)->next_cached) {
     Segment* s = *link;
@@ -328,24 +336,31 @@ void* PageHeap::AllocHugeLocked(std::size_t size, std::size_t alignment, bool* z
     if ((s->base() & (offset - 1)) != 0) continue;
     if (best_link == nullptr || s->mapping_size < (*best_link)->mapping_size) best_link = link;
   }
+  // A cached block may count less as committed than this request uses;
+  // when the difference would cross the hard limit, take the fresh path
+  // (which gives the cache back first).
+  if (best_link != nullptr) {
+    Segment* s = *best_link;
+    const std::size_t head_committed = s->committed_in < mapping ? s->committed_in : mapping;
+    if (used > head_committed && !WithinHardLimitLocked(used - head_committed)) best_link = nullptr;
+  }
   Segment* seg;
   if (best_link != nullptr) {
     seg = *best_link;
     *best_link = seg->next_cached;
     huge_cache_bytes_ -= seg->mapping_size;
     --huge_cache_entries_;
-    const std::size_t tail = seg->mapping_size - mapping;
-    if (tail >= kHugeTailDecommitBytes &&
-        os::Decommit(reinterpret_cast<void*>(seg->base() + mapping), tail)) {
-      committed_bytes_ -= tail < committed_bytes_ ? tail : committed_bytes_;
-      decommitted_bytes_ += tail;
+    if (seg->mapping_size > mapping) SplitHugeLocked(seg, mapping);
+    if (used > seg->committed_in) {
+      committed_bytes_ += used - seg->committed_in;
+      seg->committed_in = used;
     }
     *zeroed = false;
   } else {
     std::size_t align = offset > kSegmentSize ? offset : kSegmentSize;
-    if (!WithinHardLimitLocked(mapping)) {  // hard limit: give back, then fail
+    if (!WithinHardLimitLocked(used)) {  // hard limit: give back, then fail
       PurgeLocked(NowNanos(), true);
-      if (!WithinHardLimitLocked(mapping)) return nullptr;
+      if (!WithinHardLimitLocked(used)) return nullptr;
     }
     void* base = os::Reserve(mapping, align);
     if (base == nullptr) {
@@ -363,8 +378,9 @@ void* PageHeap::AllocHugeLocked(std::size_t size, std::size_t alignment, bool* z
     seg->kind = SegmentKind::kHuge;
     seg->tracked = false;
     seg->mapping_size = mapping;
+    seg->committed_in = used;
     reserved_bytes_ += mapping;
-    committed_bytes_ += mapping;
+    committed_bytes_ += used;
     g_segment_map.Set(addr, mapping, seg);
     *zeroed = true;
   }
@@ -377,7 +393,7 @@ void* PageHeap::AllocHugeLocked(std::size_t size, std::size_t alignment, bool* z
   std::atomic_ref<bool>(seg->huge_live).store(true, std::memory_order_relaxed);
   seg->huge_ptr = seg->base() + offset;
   seg->huge_size = size;
-  seg->huge_usable = seg->mapping_size - offset;
+  seg->huge_usable = used - offset;
   large_live_bytes_ += seg->huge_usable;
   ++large_allocations_;
   return reinterpret_cast<void*>(seg->huge_ptr);
@@ -401,6 +417,64 @@ bool PageHeap::FreeLarge(Segment* segment, Span* span) {
   return true;
 }
 
+void PageHeap::SplitHugeLocked(Segment* seg, std::size_t head_bytes) {
+  const std::uintptr_t tail_base = seg->base() + head_bytes;
+  auto* tail = reinterpret_cast<Segment*>(tail_base);
+  tail->kind = SegmentKind::kHuge;
+  tail->mapping_size = seg->mapping_size - head_bytes;
+  tail->huge_ptr = 0;
+  tail->huge_size = 0;
+  tail->huge_usable = 0;
+  tail->tracked = false;
+  tail->huge_live = false;
+  tail->alloc_kind = 0;
+  tail->align_log2 = 0;
+  tail->free_since_ns = seg->free_since_ns;
+  // Committed bytes are assumed to be at the front (they were used from
+  // the front); the sum over both parts stays what the whole counted.
+  tail->committed_in = seg->committed_in > head_bytes ? seg->committed_in - head_bytes : 0;
+  seg->committed_in -= tail->committed_in;
+  seg->mapping_size = head_bytes;
+  g_segment_map.Set(tail_base, tail->mapping_size, tail);
+  tail->next_cached = huge_cache_;
+  huge_cache_ = tail;
+  huge_cache_bytes_ += tail->mapping_size;
+  ++huge_cache_entries_;
+}
+
+bool PageHeap::TakeCachedHugeLocked(Segment* seg) {
+  for (Segment** link = &huge_cache_; *link != nullptr; link = &(*link)->next_cached) {
+    if (*link != seg) continue;
+    *link = seg->next_cached;
+    huge_cache_bytes_ -= seg->mapping_size;
+    --huge_cache_entries_;
+    return true;
+  }
+  return false;
+}
+
+Segment* PageHeap::MergeFreeHugeLocked(Segment* seg) {
+  // The neighbour after: the mapping that starts where this one ends.
+  const std::uintptr_t end = seg->base() + seg->mapping_size;
+  Segment* next = g_segment_map.Get(end);
+  if (next != nullptr && next->base() == end && next->kind == SegmentKind::kHuge && !next->huge_live &&
+      TakeCachedHugeLocked(next)) {
+    seg->mapping_size += next->mapping_size;
+    seg->committed_in += next->committed_in;
+    g_segment_map.Set(end, next->mapping_size, seg);
+  }
+  // The neighbour before: the mapping that covers the byte before this one.
+  Segment* prev = g_segment_map.Get(seg->base() - 1);
+  if (prev != nullptr && prev->kind == SegmentKind::kHuge && !prev->huge_live &&
+      prev->base() + prev->mapping_size == seg->base() && TakeCachedHugeLocked(prev)) {
+    g_segment_map.Set(seg->base(), seg->mapping_size, prev);
+    prev->mapping_size += seg->mapping_size;
+    prev->committed_in += seg->committed_in;
+    seg = prev;
+  }
+  return seg;
+}
+
 void PageHeap::FreeHugeLocked(Segment* seg) {
   std::atomic_ref<bool>(seg->huge_live).store(false, std::memory_order_relaxed);
   large_live_bytes_ -= seg->huge_usable < large_live_bytes_ ? seg->huge_usable : large_live_bytes_;
@@ -408,6 +482,9 @@ void PageHeap::FreeHugeLocked(Segment* seg) {
     UnmapHugeLocked(seg);
     return;
   }
+  // Cached neighbours (adjacent mappings, or the parts of a split block)
+  // merge into one block, so a later request bigger than either fits.
+  seg = MergeFreeHugeLocked(seg);
   seg->free_since_ns = NowNanos();
   seg->next_cached = huge_cache_;
   huge_cache_ = seg;
@@ -426,7 +503,8 @@ void PageHeap::FreeHugeLocked(Segment* seg) {
 }
 
 void PageHeap::UnmapHugeLocked(Segment* seg) {
-  std::size_t mapping = seg->mapping_size;
+  const std::size_t mapping = seg->mapping_size;
+  const std::size_t committed = seg->committed_in;  // read before the unmap
   std::uintptr_t base = seg->base();
   g_segment_map.Set(base, mapping, nullptr);
   if (!os::Release(seg, mapping)) {
@@ -434,8 +512,8 @@ void PageHeap::UnmapHugeLocked(Segment* seg) {
     return;
   }
   reserved_bytes_ -= mapping < reserved_bytes_ ? mapping : reserved_bytes_;
-  committed_bytes_ -= mapping < committed_bytes_ ? mapping : committed_bytes_;
-  decommitted_bytes_ += mapping;
+  committed_bytes_ -= committed < committed_bytes_ ? committed : committed_bytes_;
+  decommitted_bytes_ += committed;
 }
 
 // ---- decay ----

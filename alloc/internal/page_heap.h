@@ -13,10 +13,14 @@
 // decommitted): addresses never go back to the OS, so a stale reader of a
 // free list can never fault.
 //
-// Blocks too big for a segment are "huge": each gets its own mapping with a
-// Segment header in its first slice, registered in the segment map. Freed
-// huge blocks are kept (up to kHugeCacheBytes, for the decay delay) for
-// reuse, then unmapped.
+// Blocks too big for a segment are "huge": each gets its own mapping of
+// whole 4 MiB chunks with a Segment header in its first slice, registered
+// in the segment map. Freed huge blocks are kept (up to kHugeCacheBytes and
+// kHugeCacheEntries, for the decay delay) for reuse, then unmapped. Cached
+// blocks split (a request takes the chunks it needs of a bigger one, the
+// rest stays cached) and merge with cached neighbours (adjacent mappings,
+// or the parts of an earlier split), so huge blocks of varying sizes are
+// served from memory that is already faulted in, as a page heap would.
 //
 // Thread-safety: every public method takes the page heap's lock (spans are
 // allocated a batch at a time, so the lock is rare). It is last in the
@@ -91,9 +95,6 @@ class PageHeap {
   static constexpr std::size_t kMaxRegion = std::size_t{256} << 20;
   static constexpr std::size_t kHugeCacheBytes = std::size_t{128} << 20;
   static constexpr int kHugeCacheEntries = 16;
-  // A reused huge block gives back the unused part of its mapping when that
-  // is at least this big (smaller tails are not worth a system call).
-  static constexpr std::size_t kHugeTailDecommitBytes = std::size_t{16} << 20;
 
   Span* AllocSpanLocked(int slices, int align_slices) STRATA_REQUIRES(lock_);
   void FreeSpanLocked(Span* span) STRATA_REQUIRES(lock_);
@@ -111,6 +112,14 @@ class PageHeap {
   void* AllocHugeLocked(std::size_t size, std::size_t alignment, bool* zeroed)
       STRATA_REQUIRES(lock_);
   void FreeHugeLocked(Segment* segment) STRATA_REQUIRES(lock_);
+  // Cuts a cached huge block after its first `head_bytes` (a multiple of
+  // 4 MiB); the rest becomes a cached block of its own.
+  void SplitHugeLocked(Segment* segment, std::size_t head_bytes) STRATA_REQUIRES(lock_);
+  // Removes `segment` from the huge cache; false when it is not there.
+  bool TakeCachedHugeLocked(Segment* segment) STRATA_REQUIRES(lock_);
+  // Absorbs the cached huge blocks adjacent to a freed one; returns the
+  // merged block (not in the cache).
+  Segment* MergeFreeHugeLocked(Segment* segment) STRATA_REQUIRES(lock_);
   void UnmapHugeLocked(Segment* segment) STRATA_REQUIRES(lock_);
 
   EngineLock lock_;

@@ -141,6 +141,9 @@ struct Segment {
   std::uint8_t alloc_kind;      // hardened mode: AllocKind of the block
   std::uint8_t align_log2;      // requested alignment (log2, 0 for <= 16)
   std::uint64_t free_since_ns;  // while cached for reuse
+  // Huge segments: bytes of the mapping counted as committed (what blocks
+  // used of it; the chunk-rounded rest is address space only).
+  std::size_t committed_in;
   Segment* next_cached;
   // Normal segments: slice -> index of the first slice of its span.
   std::uint8_t slice_head[kSlicesPerSegment];
