@@ -7,6 +7,7 @@
 #include <atomic>
 
 #include "absl/debugging/stacktrace.h"
+#include "absl/debugging/symbolize.h"
 #include "alloc/internal/errors.h"
 #include "alloc/internal/hooks.h"
 #include "alloc/tracking/symbolize.h"
@@ -55,9 +56,13 @@ void OnAllocate(void* ptr, std::size_t requested, std::size_t usable, bool sampl
 // that map to the same slot. A slot is written and read under its own
 // try-lock (a busy slot is skipped, never waited for), so a reader never
 // sees a torn entry and nothing blocks.
+//
+// The address is stored complemented: the leak checker scans this layer's
+// globals conservatively, and a plain copy of a freed block's address would
+// make whatever is allocated there next look reachable (a hidden leak).
 struct FreedSlot {
   std::atomic<bool> busy{false};
-  std::uintptr_t ptr = 0;
+  std::uintptr_t hidden_ptr = 0;  // ~address
   StackEntry* stack = nullptr;  // stack entries are never freed
   std::size_t size = 0;
 };
@@ -71,7 +76,7 @@ FreedSlot& FreedSlotFor(std::uintptr_t ptr) {
 void RememberFreed(const LiveInfo& info) {
   FreedSlot& slot = FreedSlotFor(info.ptr);
   if (slot.busy.exchange(true, std::memory_order_acquire)) return;
-  slot.ptr = info.ptr;
+  slot.hidden_ptr = ~info.ptr;
   slot.stack = info.stack;
   slot.size = info.size;
   slot.busy.store(false, std::memory_order_release);
@@ -80,8 +85,8 @@ void RememberFreed(const LiveInfo& info) {
 bool FindFreed(std::uintptr_t ptr, LiveInfo* out) {
   FreedSlot& slot = FreedSlotFor(ptr);
   if (slot.busy.exchange(true, std::memory_order_acquire)) return false;
-  bool found = slot.ptr == ptr && slot.stack != nullptr;
-  if (found) *out = LiveInfo{slot.ptr, slot.size, slot.size, slot.stack, 0, 0};
+  bool found = slot.hidden_ptr == ~ptr && slot.stack != nullptr;
+  if (found) *out = LiveInfo{ptr, slot.size, slot.size, slot.stack, 0, 0};
   slot.busy.store(false, std::memory_order_release);
   return found;
 }
@@ -97,12 +102,24 @@ void OnFree(void* ptr) {
 // Frames of the allocation stack printed in an error report.
 constexpr int kDescribedFrames = 16;
 
+// The symbol of a return address, or "?" -- absl::Symbolize directly, not
+// tracking::Symbolize: that one initialises the symbolizer on first use,
+// which allocates (a copy of its path). absl::Symbolize itself never calls
+// malloc (tests/profile:no_malloc_test) and reads the ELF files of
+// /proc/self/maps without that initialisation.
+bool SymbolOf(const void* pc, char* out, std::size_t size) {
+  if (absl::Symbolize(static_cast<const char*>(pc) - 1, out, static_cast<int>(size))) return true;
+  out[0] = '?';
+  out[1] = '\0';
+  return false;
+}
+
 // Adds the allocation stack of a tracked block (live, or freed recently) to
 // an error report: one line with the addresses (module+offset, as the rest
-// of the report), then one line per frame from the first user frame on,
-// with its symbol. Never allocates: the symbolizer was initialised when the
-// describer was installed (absl::Symbolize itself does not call malloc), and
-// every line is formatted in `out` and written out before the next.
+// of the report), then one line per frame from the first user frame on (the
+// allocator's own frames skipped by name, as symbolize.h does), with its
+// symbol. Never allocates: every line is formatted in `out` and written out
+// before the next.
 void DescribeBlock(const void* ptr, raw::Buffer* out) {
   const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
   LiveInfo info;
@@ -116,10 +133,14 @@ void DescribeBlock(const void* ptr, raw::Buffer* out) {
   out->Char('\n');
   out->WriteTo(2);
   out->Clear();
-  const int first = FirstUserFrame(stack->frames, stack->depth);
+  char name[256];
+  int first = 0;
+  while (first < stack->depth && SymbolOf(stack->frames[first], name, sizeof(name)) && IsAllocatorFrame(name)) {
+    ++first;
+  }
+  if (first == stack->depth) first = 0;
   for (int i = first; i < stack->depth && i < first + kDescribedFrames; ++i) {
-    char name[256];
-    Symbolize(stack->frames[i], name, sizeof(name));
+    SymbolOf(stack->frames[i], name, sizeof(name));
     out->Str("strata:     #").Udec(static_cast<std::uint64_t>(i - first)).Char(' ').Ptr(stack->frames[i]);
     out->Char(' ').Str(name).Char('\n');
     out->WriteTo(2);
@@ -160,10 +181,10 @@ void EnsureTrackingInstalled() {
   // reverse order) this lock is taken before the engine's: the order in
   // which tracked allocation takes them.
   pthread_atfork(&LiveTableForkPrepare, &LiveTableForkParent, &LiveTableForkChild);
-  // Before the hooks: the symbolizer's one allocation (a copy of its path)
-  // is then not tracked, and error reports can name frames without
-  // allocating (DescribeBlock).
-  InitSymbolizer();
+  // Nothing here may allocate through the engine: on a thread whose cache
+  // is already initialised, the SetSampleRate/SetTrackAll below would reset
+  // its sample countdown (hooks.cc RefreshCallingThread), which in hardened
+  // mode must stay pinned.
   internal::SetErrorDescriber(&DescribeBlock);
   internal::InstallTrackingHooks(&g_hooks);
   internal::SetSampleRate(ParseBytes(getenv("STRATA_SAMPLE_RATE"), kDefaultSampleRate));
