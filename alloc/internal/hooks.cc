@@ -22,7 +22,15 @@ const TrackingHooks* InstalledTrackingHooks() { return g_hooks.load(std::memory_
 // countdown crossing; see hooks.h).
 void RefreshCallingThread() {
   ThreadCache& tc = tls_cache;
-  if (tc.state == CacheState::kActive) tc.bytes_until_sample = NextSampleCountdown();
+  if (tc.state != CacheState::kActive) return;
+  // Hardened mode keeps bytes_until_sample pinned (both fast paths must
+  // miss: its free lists hold encoded links) and samples with a countdown
+  // of its own.
+  if (Hardened()) {
+    tc.hardened_countdown = NextSampleCountdown();
+  } else {
+    tc.bytes_until_sample = NextSampleCountdown();
+  }
 }
 
 void SetSampleRate(std::int64_t bytes) {
