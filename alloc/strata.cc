@@ -259,6 +259,17 @@ void* Reallocate(void* ptr, std::size_t new_size) noexcept {
                                    internal::ErrorKind::kReallocFreed);
     if (old == 0) return nullptr;
     if (new_size <= old && new_size >= old / 2) return ptr;
+    // A large or huge block grows into free space right after it when it
+    // can: no copy, and no second block alive during the copy (realloc
+    // growth loops would otherwise move and fault in a new block each time).
+    if (new_size > old && new_size > kMaxSmallSize) {
+      const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
+      internal::BlockInfo info = internal::LookupBlock(addr);
+      if ((info.kind == internal::BlockKind::kLarge || info.kind == internal::BlockKind::kHuge) &&
+          info.start == addr && internal::g_page_heap.GrowInPlace(info.segment, info.span, addr, new_size)) {
+        return ptr;
+      }
+    }
   }
   void* fresh = Allocate(new_size);
   if (fresh == nullptr) return nullptr;

@@ -113,9 +113,17 @@ Span* PageHeap::AllocSpanLocked(int slices, int align_slices) {
   for (int attempt = 0; attempt < 2; ++attempt) {
     bool over_limit = false;
     // Pass 0 takes only committed spans (already faulted in: reusing them
-    // costs no page faults); pass 1 takes any.
+    // costs no page faults); pass 1 takes any. Between them, a committed
+    // span too short on its own may be extended into the decommitted free
+    // span right after it (ExtendCommittedLocked): without that, a program
+    // whose blocks keep growing (realloc loops, doubling buffers) leaves
+    // every freed block's pages committed and unused while the heap grows
+    // into fresh memory.
     for (int pass = 0; pass < 2; ++pass)
     for (int b = slices; b <= kBuckets; ++b) {
+      if (pass == 1 && b == slices && align_slices == 1 && ExtendCommittedLocked(slices)) {
+        pass = 0;  // the extended span is committed and long enough: take it
+      }
       for (Span* span = free_[b]; span != nullptr; span = span->next) {
         if (pass == 0 && !span->committed) continue;
         int first = span->first_slice;
@@ -182,6 +190,53 @@ Span* PageHeap::AllocSpanLocked(int slices, int align_slices) {
     if (NewSegmentLocked() == nullptr) return nullptr;
   }
   return nullptr;
+}
+
+bool PageHeap::ExtendCommittedLocked(int slices) {
+  const std::size_t limit = hard_limit_.load(std::memory_order_relaxed);
+  for (int b = 1; b < slices; ++b) {
+    for (Span* span = free_[b]; span != nullptr; span = span->next) {
+      if (!span->committed) continue;
+      Segment* seg = span->segment;
+      const int end = span->first_slice + span->num_slices;
+      if (end >= kSlicesPerSegment) continue;
+      Span* next = &seg->spans[end];
+      if (next->state != SpanState::kFree || next->committed || span->num_slices + next->num_slices < slices) {
+        continue;
+      }
+      const int take = slices - span->num_slices;
+      const std::size_t take_bytes = static_cast<std::size_t>(take) << kSliceShift;
+      if (limit != 0 && !WithinHardLimitLocked(take_bytes)) continue;
+      RemoveFree(span);
+      RemoveFree(next);
+      const int next_end = next->first_slice + next->num_slices;
+      const bool next_zeroed = next->zeroed;
+      const std::uint64_t next_since = next->free_since_ns;
+      next->state = SpanState::kUnused;
+      if (end + take < next_end) {  // the rest stays decommitted
+        Span* rest = &seg->spans[end + take];
+        rest->segment = seg;
+        rest->first_slice = static_cast<std::uint16_t>(end + take);
+        rest->num_slices = static_cast<std::uint16_t>(next_end - (end + take));
+        rest->state = SpanState::kFree;
+        rest->committed = false;
+        rest->zeroed = next_zeroed;
+        rest->free_since_ns = next_since;
+        SetHeads(rest);
+        InsertFree(rest);
+      }
+      // The taken slices count as committed from now on (the allocation
+      // that follows faults them in), so committed_bytes_ stays exact.
+      span->num_slices = static_cast<std::uint16_t>(slices);
+      span->zeroed = false;
+      committed_bytes_ += take_bytes;
+      free_committed_bytes_ += take_bytes;
+      SetHeads(span);
+      InsertFree(span);
+      return true;
+    }
+  }
+  return false;
 }
 
 void PageHeap::FreeSpanLocked(Span* span) {
@@ -514,6 +569,86 @@ void PageHeap::UnmapHugeLocked(Segment* seg) {
   reserved_bytes_ -= mapping < reserved_bytes_ ? mapping : reserved_bytes_;
   committed_bytes_ -= committed < committed_bytes_ ? committed : committed_bytes_;
   decommitted_bytes_ += committed;
+}
+
+bool PageHeap::GrowInPlace(Segment* seg, Span* span, std::uintptr_t ptr, std::size_t new_size) {
+  if (new_size > (std::size_t{1} << 46)) return false;
+  EngineLockHolder h(&lock_);
+  if (seg->kind == SegmentKind::kHuge) {
+    if (!seg->huge_live || seg->tracked || seg->huge_ptr != ptr) return false;
+    const std::size_t offset = ptr - seg->base();
+    const std::size_t used = RoundUp(offset + new_size, kSliceSize);
+    if (used > seg->mapping_size) {
+      // The chunk-rounded mapping is too short: absorb a cached block that
+      // starts where it ends, if that is enough.
+      const std::uintptr_t end = seg->base() + seg->mapping_size;
+      Segment* next = g_segment_map.Get(end);
+      if (next == nullptr || next->base() != end || next->kind != SegmentKind::kHuge || next->huge_live ||
+          used > seg->mapping_size + next->mapping_size) {
+        return false;
+      }
+      const std::size_t extra_commit = used - seg->committed_in;
+      if (used > seg->committed_in && !WithinHardLimitLocked(extra_commit)) return false;
+      if (!TakeCachedHugeLocked(next)) return false;
+      seg->mapping_size += next->mapping_size;
+      seg->committed_in += next->committed_in;
+      g_segment_map.Set(end, next->mapping_size, seg);
+      // Chunks beyond what the block now needs stay cached.
+      const std::size_t keep = RoundUp(used, kSegmentSize);
+      if (seg->mapping_size > keep) SplitHugeLocked(seg, keep);
+    }
+    if (used > seg->committed_in) {
+      if (!WithinHardLimitLocked(used - seg->committed_in)) return false;
+      committed_bytes_ += used - seg->committed_in;
+      seg->committed_in = used;
+    }
+    large_live_bytes_ += (used - offset) - seg->huge_usable;
+    seg->huge_usable = used - offset;
+    seg->huge_size = new_size;
+    return true;
+  }
+  if (span == nullptr || span->state != SpanState::kLarge || span->tracked || span->large_ptr != ptr) return false;
+  const std::size_t offset = ptr - span->start();
+  const int need = static_cast<int>(RoundUp(offset + new_size, kSliceSize) >> kSliceShift);
+  if (need <= span->num_slices) {
+    span->large_size = new_size;
+    return true;
+  }
+  const int end = span->first_slice + span->num_slices;
+  if (end >= kSlicesPerSegment) return false;
+  Span* next = &seg->spans[end];
+  const int extra = need - span->num_slices;
+  if (next->state != SpanState::kFree || next->num_slices < extra) return false;
+  const std::size_t extra_bytes = static_cast<std::size_t>(extra) << kSliceShift;
+  if (!next->committed && !WithinHardLimitLocked(extra_bytes)) return false;
+  RemoveFree(next);
+  const bool committed = next->committed;
+  const bool zeroed = next->zeroed;
+  const std::uint64_t since = next->free_since_ns;
+  const int next_end = next->first_slice + next->num_slices;
+  next->state = SpanState::kUnused;
+  if (end + extra < next_end) {  // what the block does not take stays free
+    Span* rest = &seg->spans[end + extra];
+    rest->segment = seg;
+    rest->first_slice = static_cast<std::uint16_t>(end + extra);
+    rest->num_slices = static_cast<std::uint16_t>(next_end - (end + extra));
+    rest->state = SpanState::kFree;
+    rest->committed = committed;
+    rest->zeroed = zeroed;
+    rest->free_since_ns = since;
+    SetHeads(rest);
+    InsertFree(rest);
+  }
+  if (committed) {
+    free_committed_bytes_ -= extra_bytes < free_committed_bytes_ ? extra_bytes : free_committed_bytes_;
+  } else {
+    committed_bytes_ += extra_bytes;
+  }
+  span->num_slices = static_cast<std::uint16_t>(need);
+  SetHeads(span);
+  span->large_size = new_size;
+  large_live_bytes_ += extra_bytes;
+  return true;
 }
 
 // ---- decay ----

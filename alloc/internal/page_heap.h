@@ -69,6 +69,15 @@ class PageHeap {
   // raced past the caller's lock-free lookup.
   bool FreeLarge(Segment* segment, Span* span);
 
+  // Grows the large or huge block at `ptr` (its start; `segment`/`span` as
+  // LookupBlock found them, span nullptr for huge) to `new_size` bytes
+  // without moving it, when the space after it is free: the rest of a huge
+  // block's mapping or a cached huge block right after it, the free span
+  // right after a large span in its segment. False (nothing changed) when
+  // it cannot, or when the block is tracked (its size change must reach
+  // the tracking hooks: the caller then moves it).
+  bool GrowInPlace(Segment* segment, Span* span, std::uintptr_t ptr, std::size_t new_size);
+
   // Decommits every free span and unmaps cached huge blocks. Returns bytes.
   std::size_t ReleaseAll();
   // Decommits what has been free longer than the decay delay.
@@ -98,6 +107,10 @@ class PageHeap {
 
   Span* AllocSpanLocked(int slices, int align_slices) STRATA_REQUIRES(lock_);
   void FreeSpanLocked(Span* span) STRATA_REQUIRES(lock_);
+  // Extends a committed free span shorter than `slices` with the
+  // decommitted free span right after it, to exactly `slices` (the rest
+  // stays free and decommitted). False when no such pair exists.
+  bool ExtendCommittedLocked(int slices) STRATA_REQUIRES(lock_);
   Segment* NewSegmentLocked() STRATA_REQUIRES(lock_);
   void InsertFree(Span* span) STRATA_REQUIRES(lock_);
   void RemoveFree(Span* span) STRATA_REQUIRES(lock_);
