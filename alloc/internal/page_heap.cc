@@ -168,6 +168,11 @@ Span* PageHeap::AllocSpanLocked(int slices, int align_slices) {
           free_committed_bytes_ -= bytes < free_committed_bytes_ ? bytes : free_committed_bytes_;
         } else {
           committed_bytes_ += bytes;
+          // Growing into fresh pages while free committed spans sit unused
+          // (too short for the requests that come): give back as much of
+          // them as is now faulted in anew, so that resident memory tracks
+          // what is in use instead of growing with the fragmentation.
+          TrimFreeCommittedLocked(bytes, out);
         }
         return out;
       }
@@ -190,6 +195,21 @@ Span* PageHeap::AllocSpanLocked(int slices, int align_slices) {
     if (NewSegmentLocked() == nullptr) return nullptr;
   }
   return nullptr;
+}
+
+void PageHeap::TrimFreeCommittedLocked(std::size_t bytes, const Span* keep) {
+  if (free_committed_bytes_ <= kFreeCommittedFloor) return;
+  std::size_t want = free_committed_bytes_ - kFreeCommittedFloor;
+  if (want > bytes) want = bytes;
+  std::size_t released = 0;
+  // Shortest spans first: they are the ones the requests could not use.
+  for (int b = 1; b <= kBuckets && released < want; ++b) {
+    for (Span* span = free_[b]; span != nullptr && released < want; span = span->next) {
+      if (!span->committed || span == keep) continue;
+      released += span->bytes();
+      Decommit(span);
+    }
+  }
 }
 
 bool PageHeap::ExtendCommittedLocked(int slices) {

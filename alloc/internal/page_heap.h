@@ -103,6 +103,8 @@ class PageHeap {
   static constexpr std::size_t kFirstRegion = std::size_t{16} << 20;
   static constexpr std::size_t kMaxRegion = std::size_t{256} << 20;
   static constexpr std::size_t kHugeCacheBytes = std::size_t{128} << 20;
+  // Free committed spans kept however the heap grows (decay still applies).
+  static constexpr std::size_t kFreeCommittedFloor = std::size_t{4} << 20;
   static constexpr int kHugeCacheEntries = 16;
 
   Span* AllocSpanLocked(int slices, int align_slices) STRATA_REQUIRES(lock_);
@@ -111,6 +113,9 @@ class PageHeap {
   // decommitted free span right after it, to exactly `slices` (the rest
   // stays free and decommitted). False when no such pair exists.
   bool ExtendCommittedLocked(int slices) STRATA_REQUIRES(lock_);
+  // Decommits free committed spans (shortest first, not `keep`) worth up
+  // to `bytes`, keeping kFreeCommittedFloor of them.
+  void TrimFreeCommittedLocked(std::size_t bytes, const Span* keep) STRATA_REQUIRES(lock_);
   Segment* NewSegmentLocked() STRATA_REQUIRES(lock_);
   void InsertFree(Span* span) STRATA_REQUIRES(lock_);
   void RemoveFree(Span* span) STRATA_REQUIRES(lock_);
