@@ -113,14 +113,40 @@ STRATA_ALWAYS_INLINE constexpr int SizeToClass(std::size_t size) {
 // The smallest class at least `size` bytes whose blocks are `alignment`
 // aligned, 0 if none. Blocks sit at multiples of the class size from a
 // 64 KiB-aligned span start, so a class size that is a multiple of the
-// alignment gives aligned blocks.
-constexpr int AlignedClass(std::size_t size, std::size_t alignment) {
+// alignment gives aligned blocks. One table lookup (aligned allocation is
+// on a fast path: posix_memalign, aligned new): for each class and each
+// power-of-two alignment up to a slice, the first class from it upward
+// whose size is a multiple of the alignment.
+namespace size_class_detail {
+inline constexpr int kMaxAlignShift = kSliceShift;  // alignments up to 64 KiB
+struct AlignedTable {
+  std::uint8_t cls[kNumClasses][kMaxAlignShift + 1];
+};
+constexpr AlignedTable ComputeAlignedTable() {
+  AlignedTable t{};
+  for (int c = 1; c < kNumClasses; ++c) {
+    for (int a = 0; a <= kMaxAlignShift; ++a) {
+      const std::size_t alignment = std::size_t{1} << a;
+      int found = 0;
+      for (int k = c; k < kNumClasses; ++k) {
+        if (kSizeClassTable.info[k].size % alignment == 0) {
+          found = k;
+          break;
+        }
+      }
+      t.cls[c][a] = static_cast<std::uint8_t>(found);
+    }
+  }
+  return t;
+}
+}  // namespace size_class_detail
+inline constexpr size_class_detail::AlignedTable kAlignedClassTable = size_class_detail::ComputeAlignedTable();
+
+// `alignment` must be a power of two.
+STRATA_ALWAYS_INLINE constexpr int AlignedClass(std::size_t size, std::size_t alignment) {
   std::size_t n = size < alignment ? alignment : size;
   if (n > kMaxSmallSize || alignment > kSliceSize) return 0;
-  for (int c = SizeToClass(n); c < kNumClasses; ++c) {
-    if (ClassSize(c) % alignment == 0) return c;
-  }
-  return 0;
+  return kAlignedClassTable.cls[SizeToClass(n)][__builtin_ctzll(alignment)];
 }
 
 // Division by a class size without a divide instruction (slow paths that
