@@ -42,6 +42,10 @@ inline constexpr int kMaxBatch = 32;
 // Every span holds at least this many objects, so that a span can serve at
 // least one batch on its own (big classes use multi-slice spans).
 inline constexpr int kMinObjectsPerSpan = 4;
+// Classes above this size take the shortest span that wastes at most 1/8
+// (often a single object) and move one object per batch: a long-lived
+// object then pins only its own pages, not those of three free neighbours.
+inline constexpr std::size_t kFewObjectsAbove = 32 * 1024;
 
 struct SizeClassInfo {
   std::uint32_t size;        // block size in bytes
@@ -65,14 +69,15 @@ constexpr SizeClassInfo ComputeInfo(int cls) {
   std::uint32_t size = ComputeClassSize(cls);
   std::size_t batch = kBatchBytes / size;
   if (batch > kMaxBatch) batch = kMaxBatch;
-  if (batch < 2) batch = 2;
-  // Smallest span that holds kMinObjectsPerSpan objects with at most 1/8
-  // of the span lost to the tail.
+  const int min_objects = size > kFewObjectsAbove ? 1 : kMinObjectsPerSpan;
+  if (batch < 2) batch = size > kFewObjectsAbove ? 1 : 2;
+  // Smallest span that holds min_objects objects with at most 1/8 of the
+  // span lost to the tail.
   int slices = 1;
   for (; slices < kSlicesPerSegment / 2; ++slices) {
     std::size_t bytes = static_cast<std::size_t>(slices) * kSliceSize;
     std::size_t n = bytes / size;
-    if (n >= kMinObjectsPerSpan && (bytes - n * size) * 8 <= bytes) break;
+    if (n >= static_cast<std::size_t>(min_objects) && (bytes - n * size) * 8 <= bytes) break;
   }
   std::uint32_t objects = static_cast<std::uint32_t>(slices * kSliceSize / size);
   return {size, static_cast<std::uint16_t>(batch), static_cast<std::uint8_t>(slices), objects};
@@ -236,8 +241,8 @@ constexpr bool CheckClasses() {
     const SizeClassInfo& i = ClassInfo(c);
     if (i.size % 16 != 0) return false;
     if (c > 1 && i.size <= ClassInfo(c - 1).size) return false;
-    if (i.objects < kMinObjectsPerSpan || i.objects > 4096) return false;
-    if (i.batch < 2 || i.batch > i.objects) return false;
+    if (i.objects < (i.size > kFewObjectsAbove ? 1u : static_cast<std::uint32_t>(kMinObjectsPerSpan)) || i.objects > 4096) return false;
+    if (i.batch < 1 || i.batch > i.objects || (i.batch < 2 && i.size <= kFewObjectsAbove)) return false;
   }
   return ClassInfo(kNumClasses - 1).size == kMaxSmallSize;
 }

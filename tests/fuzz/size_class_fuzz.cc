@@ -29,7 +29,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       FUZZ_CHECK(SizedFreeMatches(c, ClassSize(c)));
       FUZZ_CHECK(!SizedFreeMatches(c, ClassSize(c) + 1));
       const SizeClassInfo& info = ClassInfo(c);
-      FUZZ_CHECK(info.batch >= 2 && info.batch <= info.objects);
+      FUZZ_CHECK(info.batch >= (info.size > kFewObjectsAbove ? 1 : 2) && info.batch <= info.objects);
       FUZZ_CHECK(static_cast<std::size_t>(info.objects) * info.size <=
                  static_cast<std::size_t>(info.span_slices) * kSliceSize);
       // Natural alignment of powers of two up to the page: the class is a
