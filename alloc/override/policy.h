@@ -231,6 +231,9 @@ STRATA_ALWAYS_INLINE void DeleteSizedImpl(void* ptr, std::size_t size) noexcept 
 // strata::FreeAlignedSized).
 template <AllocKind kKind>
 STRATA_ALWAYS_INLINE void DeleteAlignedImpl(void* ptr, std::size_t alignment) noexcept {
+  // An alignment every block has (std::pmr::new_delete_resource passes
+  // alignof(max_align_t) on every call) is a plain delete.
+  if (alignment <= kMinAlignment) return DeleteImpl<kKind>(ptr);
   if (STRATA_PREDICT_TRUE(ptr != nullptr)) strata::internal::FreeAlignedAs(kKind, ptr, alignment);
 }
 
@@ -239,6 +242,9 @@ STRATA_ALWAYS_INLINE void DeleteAlignedImpl(void* ptr, std::size_t alignment) no
 template <AllocKind kKind>
 STRATA_ALWAYS_INLINE void DeleteSizedAlignedImpl(void* ptr, std::size_t size,
                                                  std::size_t alignment) noexcept {
+  // Such a block came from the plain path (EngineAllocate): the sized
+  // delete's inline fast path applies.
+  if (alignment <= kMinAlignment) return DeleteSizedImpl<kKind>(ptr, size);
   if (STRATA_PREDICT_FALSE(ptr == nullptr)) return;
   strata::internal::FreeAlignedSizedAs(kKind, ptr, size, alignment);
 }
