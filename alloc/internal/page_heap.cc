@@ -62,11 +62,13 @@ Segment* PageHeap::NewSegmentLocked() {
   if (region_next_ == region_end_) {
     std::size_t size = next_region_size_;
     void* region = os::Reserve(size, kSegmentSize);
-    if (region == nullptr) {
-      size = kSegmentSize;  // memory is tight: ask for one segment only
+    // Address space is tight (RLIMIT_AS): ask for less, down to one
+    // segment, rather than give up the space a smaller region would use.
+    while (region == nullptr && size > kSegmentSize) {
+      size /= 2;
       region = os::Reserve(size, kSegmentSize);
-      if (region == nullptr) return nullptr;
     }
+    if (region == nullptr) return nullptr;
     region_next_ = reinterpret_cast<std::uintptr_t>(region);
     region_end_ = region_next_ + size;
     reserved_bytes_ += size;
@@ -442,8 +444,14 @@ void* PageHeap::AllocHugeLocked(std::size_t size, std::size_t alignment, bool* z
       // Memory is tight: give back what the cache holds and try once more.
       PurgeLocked(NowNanos(), true);
       base = os::Reserve(mapping, align);
-      if (base == nullptr) return nullptr;
     }
+    if (base == nullptr && used < mapping) {
+      // Address space is tight (RLIMIT_AS): no chunk rounding. Such a block
+      // still splits when reused; it only cannot merge with what follows.
+      mapping = used;
+      base = os::Reserve(mapping, align);
+    }
+    if (base == nullptr) return nullptr;
     auto addr = reinterpret_cast<std::uintptr_t>(base);
     if (!g_segment_map.Ensure(addr, mapping)) {
       os::Release(base, mapping);
