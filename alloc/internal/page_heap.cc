@@ -105,6 +105,21 @@ bool PageHeap::WithinHardLimitLocked(std::size_t bytes) const {
   return limit == 0 || (committed_bytes_ <= limit && bytes <= limit - committed_bytes_);
 }
 
+void PageHeap::InsertFreePiece(Segment* seg, int from, int to, bool committed, bool zeroed,
+                               std::uint64_t since) {
+  if (from >= to) return;
+  Span* piece = &seg->spans[from];
+  piece->segment = seg;
+  piece->first_slice = static_cast<std::uint16_t>(from);
+  piece->num_slices = static_cast<std::uint16_t>(to - from);
+  piece->state = SpanState::kFree;
+  piece->committed = committed;
+  piece->zeroed = zeroed;
+  piece->free_since_ns = since;
+  SetHeads(piece);
+  InsertFree(piece);
+}
+
 Span* PageHeap::AllocSpanLocked(int slices, int align_slices) {
   bool coalesced = false;
   // Hard limit (alloc/monitor.h): fits that would commit memory beyond it
@@ -142,21 +157,8 @@ Span* PageHeap::AllocSpanLocked(int slices, int align_slices) {
         bool zeroed = span->zeroed;
         std::uint64_t since = span->free_since_ns;
         span->state = SpanState::kUnused;
-        auto make_free = [&](int from, int to) {
-          if (from >= to) return;
-          Span* piece = &seg->spans[from];
-          piece->segment = seg;
-          piece->first_slice = static_cast<std::uint16_t>(from);
-          piece->num_slices = static_cast<std::uint16_t>(to - from);
-          piece->state = SpanState::kFree;
-          piece->committed = committed;
-          piece->zeroed = zeroed;
-          piece->free_since_ns = since;
-          SetHeads(piece);
-          InsertFree(piece);
-        };
-        make_free(first, start);
-        make_free(start + slices, end);
+        InsertFreePiece(seg, first, start, committed, zeroed, since);
+        InsertFreePiece(seg, start + slices, end, committed, zeroed, since);
         Span* out = &seg->spans[start];
         *out = Span{};
         out->segment = seg;
@@ -235,18 +237,7 @@ bool PageHeap::ExtendCommittedLocked(int slices) {
       const bool next_zeroed = next->zeroed;
       const std::uint64_t next_since = next->free_since_ns;
       next->state = SpanState::kUnused;
-      if (end + take < next_end) {  // the rest stays decommitted
-        Span* rest = &seg->spans[end + take];
-        rest->segment = seg;
-        rest->first_slice = static_cast<std::uint16_t>(end + take);
-        rest->num_slices = static_cast<std::uint16_t>(next_end - (end + take));
-        rest->state = SpanState::kFree;
-        rest->committed = false;
-        rest->zeroed = next_zeroed;
-        rest->free_since_ns = next_since;
-        SetHeads(rest);
-        InsertFree(rest);
-      }
+      InsertFreePiece(seg, end + take, next_end, false, next_zeroed, next_since);  // stays decommitted
       // The taken slices count as committed from now on (the allocation
       // that follows faults them in), so committed_bytes_ stays exact.
       span->num_slices = static_cast<std::uint16_t>(slices);
@@ -655,18 +646,7 @@ bool PageHeap::GrowInPlace(Segment* seg, Span* span, std::uintptr_t ptr, std::si
   const std::uint64_t since = next->free_since_ns;
   const int next_end = next->first_slice + next->num_slices;
   next->state = SpanState::kUnused;
-  if (end + extra < next_end) {  // what the block does not take stays free
-    Span* rest = &seg->spans[end + extra];
-    rest->segment = seg;
-    rest->first_slice = static_cast<std::uint16_t>(end + extra);
-    rest->num_slices = static_cast<std::uint16_t>(next_end - (end + extra));
-    rest->state = SpanState::kFree;
-    rest->committed = committed;
-    rest->zeroed = zeroed;
-    rest->free_since_ns = since;
-    SetHeads(rest);
-    InsertFree(rest);
-  }
+  InsertFreePiece(seg, end + extra, next_end, committed, zeroed, since);  // what the block does not take
   if (committed) {
     free_committed_bytes_ -= extra_bytes < free_committed_bytes_ ? extra_bytes : free_committed_bytes_;
   } else {

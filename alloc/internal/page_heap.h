@@ -120,6 +120,10 @@ class PageHeap {
   void InsertFree(Span* span) STRATA_REQUIRES(lock_);
   void RemoveFree(Span* span) STRATA_REQUIRES(lock_);
   void SetHeads(Span* span) STRATA_REQUIRES(lock_);
+  // Makes slices [from, to) of `seg` one free span in the given state and
+  // lists it (nothing when from >= to). Accounting is the caller's.
+  void InsertFreePiece(Segment* seg, int from, int to, bool committed, bool zeroed, std::uint64_t since)
+      STRATA_REQUIRES(lock_);
   void Decommit(Span* span) STRATA_REQUIRES(lock_);
   // Merges adjacent free spans of the same commit state (after a purge,
   // and before growing the heap).
