@@ -527,20 +527,28 @@ bool PageHeap::TakeCachedHugeLocked(Segment* seg) {
   return false;
 }
 
-Segment* PageHeap::MergeFreeHugeLocked(Segment* seg) {
-  // The neighbour after: the mapping that starts where this one ends.
+Segment* PageHeap::FreeHugeAfterLocked(const Segment* seg) const {
   const std::uintptr_t end = seg->base() + seg->mapping_size;
   Segment* next = g_segment_map.Get(end);
-  if (next != nullptr && next->base() == end && next->kind == SegmentKind::kHuge && !next->huge_live &&
-      TakeCachedHugeLocked(next)) {
-    seg->mapping_size += next->mapping_size;
-    seg->committed_in += next->committed_in;
-    g_segment_map.Set(end, next->mapping_size, seg);
-  }
+  if (next == nullptr || next->base() != end || next->kind != SegmentKind::kHuge || next->huge_live) return nullptr;
+  return next;
+}
+
+bool PageHeap::AbsorbHugeLocked(Segment* seg, Segment* next) {
+  if (!TakeCachedHugeLocked(next)) return false;
+  g_segment_map.Set(next->base(), next->mapping_size, seg);
+  seg->mapping_size += next->mapping_size;
+  seg->committed_in += next->committed_in;
+  return true;
+}
+
+Segment* PageHeap::MergeFreeHugeLocked(Segment* seg) {
+  // The neighbour after: the mapping that starts where this one ends.
+  if (Segment* next = FreeHugeAfterLocked(seg)) AbsorbHugeLocked(seg, next);
   // The neighbour before: the mapping that covers the byte before this one.
   Segment* prev = g_segment_map.Get(seg->base() - 1);
-  if (prev != nullptr && prev->kind == SegmentKind::kHuge && !prev->huge_live &&
-      prev->base() + prev->mapping_size == seg->base() && TakeCachedHugeLocked(prev)) {
+  if (prev != nullptr && FreeHugeAfterLocked(prev) == seg && TakeCachedHugeLocked(prev)) {
+    // seg is not cached (it is being freed): absorb it by hand.
     g_segment_map.Set(seg->base(), seg->mapping_size, prev);
     prev->mapping_size += seg->mapping_size;
     prev->committed_in += seg->committed_in;
@@ -600,18 +608,10 @@ bool PageHeap::GrowInPlace(Segment* seg, Span* span, std::uintptr_t ptr, std::si
     if (used > seg->mapping_size) {
       // The chunk-rounded mapping is too short: absorb a cached block that
       // starts where it ends, if that is enough.
-      const std::uintptr_t end = seg->base() + seg->mapping_size;
-      Segment* next = g_segment_map.Get(end);
-      if (next == nullptr || next->base() != end || next->kind != SegmentKind::kHuge || next->huge_live ||
-          used > seg->mapping_size + next->mapping_size) {
-        return false;
-      }
-      const std::size_t extra_commit = used - seg->committed_in;
-      if (used > seg->committed_in && !WithinHardLimitLocked(extra_commit)) return false;
-      if (!TakeCachedHugeLocked(next)) return false;
-      seg->mapping_size += next->mapping_size;
-      seg->committed_in += next->committed_in;
-      g_segment_map.Set(end, next->mapping_size, seg);
+      Segment* next = FreeHugeAfterLocked(seg);
+      if (next == nullptr || used > seg->mapping_size + next->mapping_size) return false;
+      if (used > seg->committed_in && !WithinHardLimitLocked(used - seg->committed_in)) return false;
+      if (!AbsorbHugeLocked(seg, next)) return false;
       // Chunks beyond what the block now needs stay cached.
       const std::size_t keep = RoundUp(used, kSegmentSize);
       if (seg->mapping_size > keep) SplitHugeLocked(seg, keep);

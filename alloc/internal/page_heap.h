@@ -139,6 +139,13 @@ class PageHeap {
   void SplitHugeLocked(Segment* segment, std::size_t head_bytes) STRATA_REQUIRES(lock_);
   // Removes `segment` from the huge cache; false when it is not there.
   bool TakeCachedHugeLocked(Segment* segment) STRATA_REQUIRES(lock_);
+  // The cached (free) huge block that starts where `segment` ends, or
+  // nullptr.
+  Segment* FreeHugeAfterLocked(const Segment* segment) const STRATA_REQUIRES(lock_);
+  // Takes cached `next` (right after `segment`) out of the cache and into
+  // `segment`: mapping, commit count and segment map. False when `next`
+  // is not cached.
+  bool AbsorbHugeLocked(Segment* segment, Segment* next) STRATA_REQUIRES(lock_);
   // Absorbs the cached huge blocks adjacent to a freed one; returns the
   // merged block (not in the cache).
   Segment* MergeFreeHugeLocked(Segment* segment) STRATA_REQUIRES(lock_);
