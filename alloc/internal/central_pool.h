@@ -37,7 +37,7 @@
 #include "alloc/internal/engine_lock.h"
 #include "alloc/internal/page_heap.h"
 #include "alloc/internal/span.h"
-#include "alloc/internal/transfer_ring.h"
+#include "alloc/internal/transfer_stack.h"
 
 namespace strata::internal {
 
@@ -80,7 +80,7 @@ class alignas(kCacheLineSize) CentralPool {
   int RemoveFromSpans(int size_class, int n, FreeObject** head);
   void InsertToSpans(int size_class, FreeObject* head, int n);
 
-  TransferRing<FreeObject, kMaxTransferBatches> transfer_;
+  TransferStack<FreeObject, kMaxTransferBatches> transfer_;
   std::atomic<int> transfer_batches_{0};
   std::atomic<std::int64_t> objects_out_{0};
   std::atomic<std::size_t> span_free_objects_{0};

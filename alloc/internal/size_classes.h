@@ -219,6 +219,21 @@ STRATA_ALWAYS_INLINE constexpr bool SizedFreeMatches(int size_class, std::size_t
   return size - low <= ClassSize(size_class) - low;
 }
 
+// Normal mode's acceptance of an over-aligned free of a small block: the
+// block at `addr` has class `size_class`, `alignment` (a power of two above
+// 16) divides both the address and the class size (so the class is one an
+// aligned allocation could have picked for it), and a claimed size, when
+// the caller passes one, maps to this very class at this alignment. A free
+// that fails the test is not necessarily wrong: it takes the slow path,
+// which decides and reports.
+STRATA_ALWAYS_INLINE constexpr bool AlignedFreeMatches(int size_class, std::uintptr_t addr, std::size_t alignment) {
+  return ((addr | ClassSize(size_class)) & (alignment - 1)) == 0;
+}
+STRATA_ALWAYS_INLINE constexpr bool AlignedSizedFreeMatches(int size_class, std::uintptr_t addr, std::size_t size,
+                                                            std::size_t alignment) {
+  return AlignedFreeMatches(size_class, addr, alignment) && AlignedClass(size, alignment) == size_class;
+}
+
 namespace size_class_detail {
 
 constexpr bool CheckAllSizes() {

@@ -213,7 +213,10 @@ void ListTooLong(ThreadCache& tc, int size_class) {
 void IdleScan(ThreadCache& tc) {
   for (int c = 1; c < kNumClasses; ++c) {
     FreeList& list = tc.lists[c];
-    if (tc.activity[c] == 0 && list.max_length > 1) {
+    const auto allocs = static_cast<std::uint32_t>(list.allocs);
+    const bool used = tc.activity[c] != 0 || allocs != tc.scan_allocs[c];
+    tc.scan_allocs[c] = allocs;
+    if (!used && list.max_length > 1) {
       std::uint32_t target = list.max_length / 2;
       if (target < 1) target = 1;
       tc.capacity_bytes -= static_cast<std::size_t>(list.max_length - target) * ClassSize(c);

@@ -30,7 +30,8 @@
 //
 // Capacity adapts per class: a list that keeps running dry grows its
 // max_length (by one up to a batch, then by batches), one that keeps
-// overflowing shrinks, and lists idle across a scan are halved, all within
+// overflowing shrinks, and lists idle across a scan (no allocation served,
+// no refill, no overflow) are halved, all within
 // kMaxThreadCacheBytes of capacity per thread.
 //
 // Hardened mode (hardening.h) reuses the same lists with max_length 0 and
@@ -95,6 +96,10 @@ struct ThreadCache {
   // Slow-path bookkeeping.
   std::uint8_t overages[kNumClasses];
   std::uint8_t activity[kNumClasses];
+  // Low 32 bits of lists[c].allocs at the last idle scan: a list whose
+  // allocations moved is in use even when it never refilled or overflowed
+  // (a list in equilibrium within its max_length).
+  std::uint32_t scan_allocs[kNumClasses];
   std::size_t capacity_bytes;
   std::uint32_t slow_ops;
   // Hardened mode: the sample countdown (bytes_until_sample stays pinned at
@@ -125,9 +130,11 @@ STRATA_NOINLINE void FreeSlow(void* ptr, int size_class, AllocKind kind = AllocK
 // is not cleared again.
 void* AllocateZeroedLarge(std::size_t size);
 
-// Pops a block of class `size_class` for a request of `size` bytes.
-STRATA_ALWAYS_INLINE void* AllocateSmall(std::size_t size, std::size_t alignment, int size_class,
-                                         AllocKind kind = AllocKind::kMalloc) {
+// Pops a block of class `size_class` for a request of `size` bytes from the
+// calling thread's list, or returns nullptr when the fast path misses
+// (empty list, sample countdown crossed, tracking, hardened mode, first
+// use): the caller then takes a slow path.
+STRATA_ALWAYS_INLINE void* TryPopSmall(std::size_t size, int size_class) {
   ThreadCache& tc = tls_cache;
   FreeList& list = tc.lists[size_class];
   FreeObject* object = list.head;
@@ -146,6 +153,14 @@ STRATA_ALWAYS_INLINE void* AllocateSmall(std::size_t size, std::size_t alignment
       return object;
     }
   }
+  return nullptr;
+}
+
+// Pops a block of class `size_class` for a request of `size` bytes.
+STRATA_ALWAYS_INLINE void* AllocateSmall(std::size_t size, std::size_t alignment, int size_class,
+                                         AllocKind kind = AllocKind::kMalloc) {
+  void* object = TryPopSmall(size, size_class);
+  if (STRATA_PREDICT_TRUE(object != nullptr)) return object;
   return AllocateSlow(size, alignment, size_class, kind);
 }
 

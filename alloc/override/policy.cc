@@ -102,7 +102,7 @@ void* MemalignImpl(std::size_t alignment, std::size_t size) noexcept {
   return AlignedOrErrno(RoundUpToPowerOfTwo(alignment), size);
 }
 
-int PosixMemalignImpl(void** out, std::size_t alignment, std::size_t size) noexcept {
+int PosixMemalignSlow(void** out, std::size_t alignment, std::size_t size) noexcept {
   if (alignment % sizeof(void*) != 0 || !IsPowerOfTwo(alignment / sizeof(void*))) {
     return EINVAL;
   }
@@ -114,7 +114,7 @@ int PosixMemalignImpl(void** out, std::size_t alignment, std::size_t size) noexc
   return 0;
 }
 
-void* AlignedAllocImpl(std::size_t alignment, std::size_t size) noexcept {
+void* AlignedAllocSlow(std::size_t alignment, std::size_t size) noexcept {
   if (!IsPowerOfTwo(alignment)) {
     errno = EINVAL;
     return nullptr;

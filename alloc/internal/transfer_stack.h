@@ -1,0 +1,126 @@
+// alloc/internal/transfer_stack.h: a bounded lock-free LIFO of batch heads,
+// the first tier of a central pool.
+//
+// Why LIFO: a batch pushed by a thread cache that overflowed is made of
+// blocks that thread touched moments ago; the next thread cache that runs
+// dry should get exactly those (still in cache) rather than the batch that
+// waited longest (a FIFO ring hands out the coldest memory first, and cycles
+// a workload through every batch the tier holds). tcmalloc's transfer cache
+// is a LIFO for the same reason.
+//
+// Why not an intrusive Treiber stack of the batches themselves: a pop reads
+// the `next` link inside the node it is about to take, and those nodes are
+// free objects that another thread may have handed to a user meanwhile:
+// harmless (the ABA tag makes the CAS fail) but a data race on user memory
+// by the letter, which ThreadSanitizer rightly reports. Here the stack's
+// nodes are its own slots (type-stable, never freed): a slot holds one
+// batch head and the index of the slot below it. Two Treiber stacks of slot
+// indices share the slots: `full_` (slots holding a batch) and `free_`
+// (slots to reuse); slots never used yet are handed out by a counter, so
+// the all-zero object is a valid empty stack (constinit). A head word packs
+// a 32-bit tag (bumped on every change, so a stale CAS fails: ABA-safe
+// unless exactly 2^32 changes happen while one thread stalls between its
+// load and its CAS) with a 32-bit slot index plus one (0: empty).
+//
+// Cost: a push or a pop is two uncontended CASes (take a slot, publish it),
+// once per batch of objects.
+//
+// Contract: Push fails when all kCapacity slots hold batches (the caller
+// takes its slow tier); Pop returns nullptr when no batch is held. Both are
+// linearizable. Thread-safety: any number of threads. Progress: lock-free.
+#ifndef STRATA_ALLOC_INTERNAL_TRANSFER_STACK_H_
+#define STRATA_ALLOC_INTERNAL_TRANSFER_STACK_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "concurrency/base/macros.h"
+
+namespace strata::internal {
+
+template <typename T, std::uint32_t kCapacity>
+class TransferStack {
+  static_assert(kCapacity >= 1 && kCapacity < 0xffffffffu, "slot indices are 32-bit");
+
+ public:
+  constexpr TransferStack() = default;
+
+  bool Push(T* value) {
+    std::uint32_t slot = PopSlot(free_);
+    if (slot == kNoSlot) {
+      slot = FreshSlot();
+      if (slot == kNoSlot) return false;  // full
+    }
+    slots_[slot].value.store(value, std::memory_order_relaxed);
+    // PushSlot's release CAS publishes `value` to the popper's acquire.
+    PushSlot(full_, slot);
+    return true;
+  }
+
+  T* Pop() {
+    std::uint32_t slot = PopSlot(full_);
+    if (slot == kNoSlot) return nullptr;
+    T* value = slots_[slot].value.load(std::memory_order_relaxed);
+    PushSlot(free_, slot);
+    return value;
+  }
+
+  // Slots ever used (a bound on what the stack held at once); for tests.
+  std::uint32_t slots_used() const { return fresh_.load(std::memory_order_relaxed); }
+
+ private:
+  static constexpr std::uint32_t kNoSlot = 0xffffffffu;
+
+  struct Slot {
+    std::atomic<T*> value{nullptr};
+    std::atomic<std::uint32_t> below{0};  // index + 1 of the slot below; 0: bottom
+  };
+
+  static constexpr std::uint64_t Pack(std::uint64_t tag, std::uint32_t top) { return (tag << 32) | top; }
+
+  std::uint32_t PopSlot(std::atomic<std::uint64_t>& head) {
+    // Acquire (also on CAS failure, which reloads `h`) pairs with the
+    // release CAS that pushed the slot: its `below` and `value` are visible.
+    std::uint64_t h = head.load(std::memory_order_acquire);
+    for (;;) {
+      auto top = static_cast<std::uint32_t>(h);
+      if (top == 0) return kNoSlot;
+      // May be stale if the slot was popped and reused meanwhile; the tag
+      // then differs and the CAS fails.
+      std::uint32_t below = slots_[top - 1].below.load(std::memory_order_relaxed);
+      if (head.compare_exchange_weak(h, Pack((h >> 32) + 1, below), std::memory_order_acquire,
+                                     std::memory_order_acquire)) {
+        return top - 1;
+      }
+    }
+  }
+
+  void PushSlot(std::atomic<std::uint64_t>& head, std::uint32_t slot) {
+    std::uint64_t h = head.load(std::memory_order_relaxed);
+    for (;;) {
+      slots_[slot].below.store(static_cast<std::uint32_t>(h), std::memory_order_relaxed);
+      if (head.compare_exchange_weak(h, Pack((h >> 32) + 1, slot + 1), std::memory_order_release,
+                                     std::memory_order_relaxed)) {
+        return;
+      }
+    }
+  }
+
+  std::uint32_t FreshSlot() {
+    std::uint32_t n = fresh_.load(std::memory_order_relaxed);
+    while (n < kCapacity) {
+      if (fresh_.compare_exchange_weak(n, n + 1, std::memory_order_relaxed)) return n;
+    }
+    return kNoSlot;
+  }
+
+  alignas(kCacheLineSize) std::atomic<std::uint64_t> full_{0};
+  std::atomic<std::uint64_t> free_{0};
+  std::atomic<std::uint32_t> fresh_{0};
+  alignas(kCacheLineSize) Slot slots_[kCapacity];
+};
+
+}  // namespace strata::internal
+
+#endif  // STRATA_ALLOC_INTERNAL_TRANSFER_STACK_H_
