@@ -1,13 +1,14 @@
 // alloc/internal/central_pool.h: one central pool per size class.
 //
 // Two tiers:
-//   1. A lock-free transfer ring of full batches (exactly ClassInfo.batch
-//      objects, linked through FreeObject::next; see transfer_ring.h): a
-//      thread cache that overflows pushes a batch, one that runs dry pops
-//      one. In steady state (including
-//      producer/consumer programs, where the consumer's frees flow back to
-//      the producer as batches) objects move between threads through this
-//      tier alone, one CAS per batch. The tier is bounded
+//   1. A lock-free LIFO transfer stack of full batches (exactly
+//      ClassInfo.batch objects, linked through FreeObject::next; see
+//      transfer_stack.h): a thread cache that overflows pushes a batch, one
+//      that runs dry pops the most recently pushed (still cache-warm) one.
+//      In steady state (including producer/consumer programs, where the
+//      consumer's frees flow back to the producer as batches) objects move
+//      between threads through this tier alone, two CASes per batch. The
+//      tier is bounded
 //      (kMaxTransferBytes per class); past it batches go to tier 2.
 //   2. Spans: partly used spans of the class on a list guarded by the
 //      pool's lock (taken once per batch, only when tier 1 is empty or
