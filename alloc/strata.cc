@@ -279,7 +279,20 @@ void* Reallocate(void* ptr, std::size_t new_size) noexcept {
       }
     }
   }
-  void* fresh = Allocate(new_size);
+  // A small block that must move to grow moves to at least 1.25x its
+  // usable size (as tcmalloc does): a buffer grown a few bytes at a time
+  // (naive string building) then moves a logarithmic number of times with
+  // amortised linear copying, instead of once per size class it crosses.
+  // Not past the small classes: large and huge blocks grow in place when
+  // they can, and an unasked-for quarter of a big block costs address
+  // space that a program near its limit may need. When that much is not
+  // available, the exact size is tried.
+  void* fresh = nullptr;
+  if (new_size > old) {
+    const std::size_t grown = old + old / 4;
+    if (new_size < grown && grown <= kMaxSmallSize) fresh = Allocate(grown);
+  }
+  if (fresh == nullptr) fresh = Allocate(new_size);
   if (fresh == nullptr) return nullptr;
   std::memcpy(fresh, ptr, old < new_size ? old : new_size);
   Free(ptr);

@@ -323,7 +323,7 @@ void PageHeap::Decommit(Span* span) {
 
 Span* PageHeap::AllocSmallSpan(int size_class, bool tracked) {
   const SizeClassInfo& info = ClassInfo(size_class);
-  EngineLockHolder h(&lock_);
+  Locked h(this);
   Span* span = AllocSpanLocked(info.span_slices, 1);
   if (span == nullptr) return nullptr;
   span->state = SpanState::kSmall;
@@ -344,7 +344,7 @@ Span* PageHeap::AllocSmallSpan(int size_class, bool tracked) {
 }
 
 void PageHeap::FreeSmallSpan(Span* span) {
-  EngineLockHolder h(&lock_);
+  Locked h(this);
   g_class_map.Set(span->start(), span->bytes(), 0);
   FreeSpanLocked(span);
   std::uint64_t now = NowNanos();
@@ -361,7 +361,7 @@ void* PageHeap::AllocLarge(std::size_t size, std::size_t alignment, bool* zeroed
   std::size_t bytes = RoundUp(size, kSliceSize);
   int slices = static_cast<int>(bytes >> kSliceShift);
   int align_slices = alignment <= kSliceSize ? 1 : static_cast<int>(alignment >> kSliceShift);
-  EngineLockHolder h(&lock_);
+  Locked h(this);
   std::uint64_t now = NowNanos();
   if (now - last_purge_ns_ >= decay_ns_ / 2) PurgeLocked(now, false);
   if (align_slices < kSlicesPerSegment / 2 && slices + align_slices <= kSlicesPerSegment) {
@@ -432,8 +432,10 @@ void* PageHeap::AllocHugeLocked(std::size_t size, std::size_t alignment, bool* z
     }
     void* base = os::Reserve(mapping, align);
     if (base == nullptr) {
-      // Memory is tight: give back what the cache holds and try once more.
+      // Memory is tight: give back what the cache holds (now, not when the
+      // lock is released) and try once more.
       PurgeLocked(NowNanos(), true);
+      ReleaseDetachedLocked();
       base = os::Reserve(mapping, align);
     }
     if (base == nullptr && used < mapping) {
@@ -448,6 +450,11 @@ void* PageHeap::AllocHugeLocked(std::size_t size, std::size_t alignment, bool* z
       os::Release(base, mapping);
       return nullptr;
     }
+    // Transparent huge pages for the whole 2 MiB pages the block uses (not
+    // the partly used last one, whose unused part would otherwise be
+    // faulted in too): one fault per 2 MiB instead of 512.
+    const std::size_t whole = used & ~(os::kHugePageSize - 1);
+    if (whole != 0) os::AdviseHugePages(base, whole);
     seg = static_cast<Segment*>(base);
     seg->kind = SegmentKind::kHuge;
     seg->tracked = false;
@@ -474,7 +481,7 @@ void* PageHeap::AllocHugeLocked(std::size_t size, std::size_t alignment, bool* z
 }
 
 bool PageHeap::FreeLarge(Segment* segment, Span* span) {
-  EngineLockHolder h(&lock_);
+  Locked h(this);
   if (segment->kind == SegmentKind::kHuge ? !segment->huge_live : span->state != SpanState::kLarge) {
     return false;
   }
@@ -586,21 +593,51 @@ void PageHeap::FreeHugeLocked(Segment* seg) {
 
 void PageHeap::UnmapHugeLocked(Segment* seg) {
   const std::size_t mapping = seg->mapping_size;
-  const std::size_t committed = seg->committed_in;  // read before the unmap
-  std::uintptr_t base = seg->base();
-  g_segment_map.Set(base, mapping, nullptr);
-  if (!os::Release(seg, mapping)) {
-    // Survive: the block stays mapped and is simply lost to reuse.
-    return;
-  }
+  const std::size_t committed = seg->committed_in;
+  g_segment_map.Set(seg->base(), mapping, nullptr);
   reserved_bytes_ -= mapping < reserved_bytes_ ? mapping : reserved_bytes_;
   committed_bytes_ -= committed < committed_bytes_ ? committed : committed_bytes_;
   decommitted_bytes_ += committed;
+  // Detached: nothing reaches it any more. Unmapped when the lock is
+  // released (Locked), or at once by ReleaseDetachedLocked.
+  seg->next_cached = detached_;
+  detached_ = seg;
+}
+
+void PageHeap::ReleaseDetached(Segment* list) {
+  while (list != nullptr) {
+    Segment* next = list->next_cached;  // read before the unmap
+    const std::size_t mapping = list->mapping_size;
+    const std::size_t committed = list->committed_in;
+    if (!os::Release(list, mapping)) {
+      // Survive: the block stays mapped and is simply lost to reuse; the
+      // accounting says so.
+      EngineLockHolder h(&lock_);
+      reserved_bytes_ += mapping;
+      committed_bytes_ += committed;
+      decommitted_bytes_ -= committed < decommitted_bytes_ ? committed : decommitted_bytes_;
+    }
+    list = next;
+  }
+}
+
+void PageHeap::ReleaseDetachedLocked() {
+  while (detached_ != nullptr) {
+    Segment* seg = detached_;
+    detached_ = seg->next_cached;
+    const std::size_t mapping = seg->mapping_size;
+    const std::size_t committed = seg->committed_in;
+    if (!os::Release(seg, mapping)) {
+      reserved_bytes_ += mapping;
+      committed_bytes_ += committed;
+      decommitted_bytes_ -= committed < decommitted_bytes_ ? committed : decommitted_bytes_;
+    }
+  }
 }
 
 bool PageHeap::GrowInPlace(Segment* seg, Span* span, std::uintptr_t ptr, std::size_t new_size) {
   if (new_size > (std::size_t{1} << 46)) return false;
-  EngineLockHolder h(&lock_);
+  Locked h(this);
   if (seg->kind == SegmentKind::kHuge) {
     if (!seg->huge_live || seg->tracked || seg->huge_ptr != ptr) return false;
     const std::size_t offset = ptr - seg->base();
@@ -684,13 +721,13 @@ void PageHeap::PurgeLocked(std::uint64_t now, bool everything) {
 }
 
 void PageHeap::MaybePurge() {
-  EngineLockHolder h(&lock_);
+  Locked h(this);
   std::uint64_t now = NowNanos();
   if (now - last_purge_ns_ >= decay_ns_ / 2) PurgeLocked(now, false);
 }
 
 std::size_t PageHeap::ReleaseAll() {
-  EngineLockHolder h(&lock_);
+  Locked h(this);
   std::size_t before = decommitted_bytes_;
   PurgeLocked(NowNanos(), true);
   return decommitted_bytes_ - before;

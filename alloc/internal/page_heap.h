@@ -149,7 +149,34 @@ class PageHeap {
   // Absorbs the cached huge blocks adjacent to a freed one; returns the
   // merged block (not in the cache).
   Segment* MergeFreeHugeLocked(Segment* segment) STRATA_REQUIRES(lock_);
+  // Takes a huge mapping out of the segment map and the accounting and
+  // queues it on detached_ for its munmap.
   void UnmapHugeLocked(Segment* segment) STRATA_REQUIRES(lock_);
+  // Unmaps a detached list (without the lock held: munmap of a big,
+  // faulted-in mapping takes milliseconds, which other threads would spend
+  // spinning on the lock).
+  void ReleaseDetached(Segment* list) STRATA_EXCLUDES(lock_);
+  // Unmaps detached_ at once (a retry that needs the address space now).
+  void ReleaseDetachedLocked() STRATA_REQUIRES(lock_);
+
+  // Holds lock_; on destruction releases it, then unmaps what the locked
+  // section detached. Detached mappings of a thread that forks between the
+  // two steps stay mapped, unreachable, in the child.
+  class STRATA_SCOPED_CAPABILITY Locked {
+   public:
+    explicit Locked(PageHeap* heap) STRATA_ACQUIRE(heap->lock_) : heap_(heap) { heap_->lock_.Lock(); }
+    ~Locked() STRATA_RELEASE() {
+      Segment* detached = heap_->detached_;
+      heap_->detached_ = nullptr;
+      heap_->lock_.Unlock();
+      heap_->ReleaseDetached(detached);
+    }
+    Locked(const Locked&) = delete;
+    Locked& operator=(const Locked&) = delete;
+
+   private:
+    PageHeap* heap_;
+  };
 
   EngineLock lock_;
   Span* free_[kBuckets + 1] STRATA_GUARDED_BY(lock_) = {};
@@ -157,6 +184,7 @@ class PageHeap {
   std::uintptr_t region_end_ STRATA_GUARDED_BY(lock_) = 0;
   std::size_t next_region_size_ STRATA_GUARDED_BY(lock_) = kFirstRegion;
   Segment* huge_cache_ STRATA_GUARDED_BY(lock_) = nullptr;
+  Segment* detached_ STRATA_GUARDED_BY(lock_) = nullptr;  // to unmap (next_cached links)
   std::uint64_t last_purge_ns_ STRATA_GUARDED_BY(lock_) = 0;
   std::uint64_t decay_ns_ = 200'000'000;
   std::atomic<std::size_t> hard_limit_{0};  // bytes; 0 = none
