@@ -109,7 +109,7 @@ constexpr const SizeClassInfo& ClassInfo(int cls) { return kSizeClassTable.info[
 
 // Size class of a request of `size` bytes; requires size <= kMaxSmallSize.
 STRATA_ALWAYS_INLINE constexpr int SizeToClass(std::size_t size) {
-  if (size <= kSmallLookupMax) return kSizeClassTable.small_lookup[(size + 15) >> 4];
+  if (STRATA_PREDICT_TRUE(size <= kSmallLookupMax)) return kSizeClassTable.small_lookup[(size + 15) >> 4];
   std::size_t m = size - 1;
   int lg = 63 - __builtin_clzll(m);
   return (lg - 7) * 8 + 1 + static_cast<int>(m >> (lg - 3));

@@ -133,7 +133,8 @@ void* AllocateZeroedLarge(std::size_t size);
 // Pops a block of class `size_class` for a request of `size` bytes from the
 // calling thread's list, or returns nullptr when the fast path misses
 // (empty list, sample countdown crossed, tracking, hardened mode, first
-// use): the caller then takes a slow path.
+// use): the caller then takes a slow path. Class 0 (no class: a large
+// request) always misses: nothing is ever pushed on lists[0].
 STRATA_ALWAYS_INLINE void* TryPopSmall(std::size_t size, int size_class) {
   ThreadCache& tc = tls_cache;
   FreeList& list = tc.lists[size_class];

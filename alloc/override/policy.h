@@ -123,11 +123,37 @@ STRATA_ALWAYS_INLINE void EngineFree(void* ptr) noexcept {
 
 // operator new and malloc: allocates `size` bytes aligned to `alignment`,
 // tagged `kKind` (hardened mode checks the matching free).
+//
+// The plain forms (alignment <= kMinAlignment) pop inline and leave every
+// miss to NewSlow by a tail call: the inline part then needs no stack frame
+// (no push/pop of the frame pointer on the fast path), and a stack captured
+// on the slow path has the caller of malloc/new right above it.
+template <typename OomPolicy, AllocKind kKind>
+STRATA_NOINLINE void* NewSlow(std::size_t size, int size_class) {
+  void* p = strata::internal::AllocateSlow(size, 0, size_class, kKind);
+  if (STRATA_PREDICT_TRUE(p != nullptr)) return p;
+  return OomPolicy::template OnFailure<kKind>(size, kMinAlignment);
+}
+
 template <typename OomPolicy, AllocKind kKind = AllocKind::kMalloc>
 STRATA_ALWAYS_INLINE void* NewImpl(std::size_t size, std::size_t alignment = kMinAlignment) {
   // No separate size check: the engine refuses every request above its
   // own bound (2^46 < PTRDIFF_MAX) on its slow path.
   static_assert(kMaxRequest >= (std::size_t{1} << 46));
+  if (STRATA_PREDICT_TRUE(alignment <= kMinAlignment)) {
+    // Two size tests, the common one first (each expands SizeToClass's
+    // matching branch only). A large request pops from class 0's list,
+    // which is always empty (thread_cache.h): one slow-path call site, so
+    // the compiler keeps the frame setup off the fast path.
+    int size_class = 0;
+    if (STRATA_PREDICT_TRUE(size <= strata::internal::kSmallLookupMax)) {
+      size_class = strata::internal::SizeToClass(size);
+    } else if (size <= strata::internal::kMaxSmallSize) {
+      size_class = strata::internal::SizeToClass(size);
+    }
+    if (void* p = strata::internal::TryPopSmall(size, size_class)) return p;
+    return NewSlow<OomPolicy, kKind>(size, size_class);
+  }
   void* p = EngineAllocate<kKind>(size, alignment);
   if (STRATA_PREDICT_TRUE(p != nullptr)) return p;
   return OomPolicy::template OnFailure<kKind>(size, alignment);
