@@ -450,11 +450,6 @@ void* PageHeap::AllocHugeLocked(std::size_t size, std::size_t alignment, bool* z
       os::Release(base, mapping);
       return nullptr;
     }
-    // Transparent huge pages for the whole 2 MiB pages the block uses (not
-    // the partly used last one, whose unused part would otherwise be
-    // faulted in too): one fault per 2 MiB instead of 512.
-    const std::size_t whole = used & ~(os::kHugePageSize - 1);
-    if (whole != 0) os::AdviseHugePages(base, whole);
     seg = static_cast<Segment*>(base);
     seg->kind = SegmentKind::kHuge;
     seg->tracked = false;
@@ -567,7 +562,7 @@ Segment* PageHeap::MergeFreeHugeLocked(Segment* seg) {
 void PageHeap::FreeHugeLocked(Segment* seg) {
   std::atomic_ref<bool>(seg->huge_live).store(false, std::memory_order_relaxed);
   large_live_bytes_ -= seg->huge_usable < large_live_bytes_ ? seg->huge_usable : large_live_bytes_;
-  if (seg->mapping_size > kHugeCacheBytes / 2) {
+  if (seg->mapping_size > kHugeCacheMaxBlock) {
     UnmapHugeLocked(seg);
     return;
   }
