@@ -43,6 +43,19 @@ int CentralPool::Remove(int size_class, int n, FreeObject** head) {
   return got;
 }
 
+int CentralPool::RemoveForCache(int size_class, int n, FreeObject** head) {
+  const int batch = ClassInfo(size_class).batch;
+  if (FreeObject* whole = transfer_.Pop()) {
+    transfer_batches_.fetch_sub(1, std::memory_order_relaxed);
+    objects_out_.fetch_add(batch, std::memory_order_relaxed);
+    *head = whole;
+    return batch;
+  }
+  int got = RemoveFromSpans(size_class, n, head);
+  if (got > 0) objects_out_.fetch_add(got, std::memory_order_relaxed);
+  return got;
+}
+
 void CentralPool::Insert(int size_class, FreeObject* head, int n) {
   objects_out_.fetch_sub(n, std::memory_order_relaxed);
   if (n == ClassInfo(size_class).batch &&

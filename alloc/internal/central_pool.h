@@ -49,6 +49,11 @@ class alignas(kCacheLineSize) CentralPool {
   // Removes up to `n` objects (n <= batch) as a chain linked through
   // FreeObject::next; returns how many (0 when out of memory).
   int Remove(int size_class, int n, FreeObject** head);
+  // For a thread cache's refill: a whole batch from the first tier when one
+  // is there (more than `n` then: the objects are free and warm already,
+  // and a cache in slow start would otherwise take them from the spans a
+  // few at a time, under the lock), else as Remove.
+  int RemoveForCache(int size_class, int n, FreeObject** head);
   // Inserts a chain of `n` objects (any n >= 1) linked through next.
   void Insert(int size_class, FreeObject* head, int n);
   // Moves every batch of tier 1 to the spans (so empty spans can go back).

@@ -174,17 +174,28 @@ bool Refill(ThreadCache& tc, int size_class) {
   // Slow start, then grow by batches while the byte bound allows.
   std::uint32_t grow = list.max_length < info.batch ? 1u : info.batch;
   if (list.max_length + grow <= kMaxListLength &&
+      static_cast<std::size_t>(list.max_length + grow) * info.size <= kMaxListBytes &&
       tc.capacity_bytes + static_cast<std::size_t>(grow) * info.size <= kMaxThreadCacheBytes) {
     list.max_length += grow;
     tc.capacity_bytes += static_cast<std::size_t>(grow) * info.size;
   }
   int want = list.max_length < info.batch ? static_cast<int>(list.max_length) : info.batch;
   FreeObject* head = nullptr;
-  int got = g_central[size_class].Remove(size_class, want, &head);
+  int got = g_central[size_class].RemoveForCache(size_class, want, &head);
   if (got == 0) return false;
-  // `head` is a chain of `got` objects; the list is empty.
+  // `head` is a chain of `got` objects; the list is empty. A whole batch
+  // (more than asked) ends the slow start at once when the bounds allow;
+  // when they do not, the next free overflows and hands a batch back.
   list.head = head;
   RelaxedStore(list.length, static_cast<std::uint32_t>(got));
+  if (static_cast<std::uint32_t>(got) > list.max_length) {
+    const std::size_t extra = static_cast<std::size_t>(got - list.max_length) * info.size;
+    if (static_cast<std::size_t>(got) * info.size <= kMaxListBytes &&
+        tc.capacity_bytes + extra <= kMaxThreadCacheBytes) {
+      list.max_length = static_cast<std::uint32_t>(got);
+      tc.capacity_bytes += extra;
+    }
+  }
   tc.activity[size_class] = 1;
   return true;
 }

@@ -118,6 +118,12 @@ extern constinit thread_local ThreadCache tls_cache STRATA_INITIAL_EXEC;
 // Per-thread byte bound on the sum of max_length * size over all lists.
 inline constexpr std::size_t kMaxThreadCacheBytes = std::size_t{2} << 20;
 inline constexpr std::uint32_t kMaxListLength = 8192;
+// Per-list byte bound on max_length * size (a list always keeps at least
+// one object): the big classes, where a few objects are a lot of memory,
+// hand frees back to the central pool (and empty spans to the page heap,
+// where they coalesce and serve other sizes) instead of parking up to the
+// whole thread bound in one class.
+inline constexpr std::size_t kMaxListBytes = std::size_t{256} << 10;
 // A scan for idle lists every this many slow-path operations.
 inline constexpr std::uint32_t kIdleScanInterval = 1024;
 // bytes_until_sample in hardened mode: no request can make it non-negative.
