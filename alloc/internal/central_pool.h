@@ -74,7 +74,7 @@ class alignas(kCacheLineSize) CentralPool {
 
  private:
   static constexpr std::size_t kMaxTransferBytes = 256 * 1024;
-  static constexpr int kMaxTransferBatches = 256;  // the ring's capacity
+  static constexpr int kMaxTransferBatches = 256;  // the stack's capacity
 
   // A tracked pool (one of g_tracked_central) hands out spans that are
   // invisible to the class map: every free of their objects reaches the
