@@ -209,21 +209,21 @@ TEST(KindMismatch, MatchingPairsAreQuiet) {
                           std::size_t{1} << 20}) {
       const auto a = std::align_val_t{64};
       void* p;
-      p = ::operator new(n), g_sink = p, ::operator delete(p);
-      p = ::operator new(n), g_sink = p, ::operator delete(p, n);
-      p = ::operator new(n, std::nothrow), g_sink = p, ::operator delete(p, std::nothrow);
-      p = ::operator new[](n), g_sink = p, ::operator delete[](p);
-      p = ::operator new[](n), g_sink = p, ::operator delete[](p, n);
-      p = ::operator new[](n, std::nothrow), g_sink = p, ::operator delete[](p, std::nothrow);
-      p = ::operator new(n, a), g_sink = p, ::operator delete(p, a);
-      p = ::operator new(n, a), g_sink = p, ::operator delete(p, n, a);
-      p = ::operator new(n, a, std::nothrow), g_sink = p, ::operator delete(p, a, std::nothrow);
-      p = ::operator new[](n, a), g_sink = p, ::operator delete[](p, a);
-      p = ::operator new[](n, a), g_sink = p, ::operator delete[](p, n, a);
-      p = ::operator new[](n, a, std::nothrow), g_sink = p, ::operator delete[](p, a, std::nothrow);
-      p = std::malloc(n), g_sink = p, std::free(p);
-      p = std::aligned_alloc(64, n), g_sink = p, std::free(p);
-      p = std::calloc(1, n), g_sink = p, p = std::realloc(p, n + 100), g_sink = p, std::free(p);
+      p = ::operator new(n); g_sink = p; ::operator delete(p);
+      p = ::operator new(n); g_sink = p; ::operator delete(p, n);
+      p = ::operator new(n, std::nothrow); g_sink = p; ::operator delete(p, std::nothrow);
+      p = ::operator new[](n); g_sink = p; ::operator delete[](p);
+      p = ::operator new[](n); g_sink = p; ::operator delete[](p, n);
+      p = ::operator new[](n, std::nothrow); g_sink = p; ::operator delete[](p, std::nothrow);
+      p = ::operator new(n, a); g_sink = p; ::operator delete(p, a);
+      p = ::operator new(n, a); g_sink = p; ::operator delete(p, n, a);
+      p = ::operator new(n, a, std::nothrow); g_sink = p; ::operator delete(p, a, std::nothrow);
+      p = ::operator new[](n, a); g_sink = p; ::operator delete[](p, a);
+      p = ::operator new[](n, a); g_sink = p; ::operator delete[](p, n, a);
+      p = ::operator new[](n, a, std::nothrow); g_sink = p; ::operator delete[](p, a, std::nothrow);
+      p = std::malloc(n); g_sink = p; std::free(p);
+      p = std::aligned_alloc(64, n); g_sink = p; std::free(p);
+      p = std::calloc(1, n); g_sink = p; p = std::realloc(p, n + 100), g_sink = p, std::free(p);
     }
   });
   EXPECT_TRUE(r.exited && r.exit_code == 0) << r.Describe();
