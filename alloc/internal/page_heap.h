@@ -102,12 +102,12 @@ class PageHeap {
   static constexpr int kBuckets = kSlicesPerSegment;  // by length 1..63
   static constexpr std::size_t kFirstRegion = std::size_t{16} << 20;
   static constexpr std::size_t kMaxRegion = std::size_t{256} << 20;
-  static constexpr std::size_t kHugeCacheBytes = std::size_t{128} << 20;
+  static constexpr std::size_t kHugeCacheBytes = std::size_t{256} << 20;
   // Freed huge blocks bigger than this are unmapped at once, not cached.
   static constexpr std::size_t kHugeCacheMaxBlock = std::size_t{64} << 20;
   // Free committed spans kept however the heap grows (decay still applies).
   static constexpr std::size_t kFreeCommittedFloor = std::size_t{4} << 20;
-  static constexpr int kHugeCacheEntries = 16;
+  static constexpr int kHugeCacheEntries = 32;
 
   Span* AllocSpanLocked(int slices, int align_slices) STRATA_REQUIRES(lock_);
   void FreeSpanLocked(Span* span) STRATA_REQUIRES(lock_);
