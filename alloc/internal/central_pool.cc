@@ -29,27 +29,22 @@ int CentralPool::MaxBatches(int size_class) const {
 }
 
 int CentralPool::Remove(int size_class, int n, FreeObject** head) {
-  if (n == ClassInfo(size_class).batch) {
-    FreeObject* batch = transfer_.Pop();
-    if (batch != nullptr) {
-      transfer_batches_.fetch_sub(1, std::memory_order_relaxed);
-      objects_out_.fetch_add(n, std::memory_order_relaxed);
-      *head = batch;
-      return n;
-    }
-  }
-  int got = RemoveFromSpans(size_class, n, head);
-  if (got > 0) objects_out_.fetch_add(got, std::memory_order_relaxed);
-  return got;
+  return RemoveChain(size_class, n, n == ClassInfo(size_class).batch, head);
 }
 
 int CentralPool::RemoveForCache(int size_class, int n, FreeObject** head) {
-  const int batch = ClassInfo(size_class).batch;
-  if (FreeObject* whole = transfer_.Pop()) {
-    transfer_batches_.fetch_sub(1, std::memory_order_relaxed);
-    objects_out_.fetch_add(batch, std::memory_order_relaxed);
-    *head = whole;
-    return batch;
+  return RemoveChain(size_class, n, true, head);
+}
+
+int CentralPool::RemoveChain(int size_class, int n, bool whole_batch_ok, FreeObject** head) {
+  if (whole_batch_ok) {
+    if (FreeObject* whole = transfer_.Pop()) {
+      const int batch = ClassInfo(size_class).batch;
+      transfer_batches_.fetch_sub(1, std::memory_order_relaxed);
+      objects_out_.fetch_add(batch, std::memory_order_relaxed);
+      *head = whole;
+      return batch;
+    }
   }
   int got = RemoveFromSpans(size_class, n, head);
   if (got > 0) objects_out_.fetch_add(got, std::memory_order_relaxed);

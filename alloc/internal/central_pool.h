@@ -83,6 +83,9 @@ class alignas(kCacheLineSize) CentralPool {
   // (file-backed, 435 KiB) instead of .bss.
   bool tracked() const;
   int MaxBatches(int size_class) const;
+  // A whole batch from the first tier when `whole_batch_ok` and one is
+  // there, else up to `n` objects from the spans.
+  int RemoveChain(int size_class, int n, bool whole_batch_ok, FreeObject** head);
   int RemoveFromSpans(int size_class, int n, FreeObject** head);
   void InsertToSpans(int size_class, FreeObject* head, int n);
 
