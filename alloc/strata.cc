@@ -157,14 +157,8 @@ STRATA_ALWAYS_INLINE void FreeAlignedWithKind(AllocKind kind, void* ptr, std::si
   }
   // A small block whose class serves the alignment (and the size) claimed:
   // the push. Everything else is checked on the slow path.
-  const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
-  const int c = g_class_map.Get(addr);
-  if (STRATA_PREDICT_TRUE(c != 0 && (size == kNoSize ? AlignedFreeMatches(c, addr, alignment)
-                                                     : AlignedSizedFreeMatches(c, addr, size, alignment))) &&
-      TryCacheFree(ptr, c)) {
-    return;
-  }
-  FreeClaimedSlow(ptr, c, claim);
+  if (STRATA_PREDICT_TRUE(TryAlignedCacheFree(ptr, size, alignment))) return;
+  FreeClaimedSlow(ptr, g_class_map.Get(reinterpret_cast<std::uintptr_t>(ptr)), claim);
 }
 
 STRATA_ALWAYS_INLINE void* AllocateAlignedWithKind(AllocKind kind, std::size_t size, std::size_t alignment) {

@@ -599,18 +599,21 @@ void PageHeap::UnmapHugeLocked(Segment* seg) {
   detached_ = seg;
 }
 
+void PageHeap::UndoDetachLocked(std::size_t mapping, std::size_t committed) {
+  // Survive a failed munmap: the block stays mapped and is simply lost to
+  // reuse; the accounting says so.
+  reserved_bytes_ += mapping;
+  committed_bytes_ += committed;
+  decommitted_bytes_ -= committed < decommitted_bytes_ ? committed : decommitted_bytes_;
+}
+
 void PageHeap::ReleaseDetached(Segment* list) {
   while (list != nullptr) {
     Segment* next = list->next_cached;  // read before the unmap
-    const std::size_t mapping = list->mapping_size;
-    const std::size_t committed = list->committed_in;
+    const std::size_t mapping = list->mapping_size, committed = list->committed_in;
     if (!os::Release(list, mapping)) {
-      // Survive: the block stays mapped and is simply lost to reuse; the
-      // accounting says so.
       EngineLockHolder h(&lock_);
-      reserved_bytes_ += mapping;
-      committed_bytes_ += committed;
-      decommitted_bytes_ -= committed < decommitted_bytes_ ? committed : decommitted_bytes_;
+      UndoDetachLocked(mapping, committed);
     }
     list = next;
   }
@@ -620,13 +623,8 @@ void PageHeap::ReleaseDetachedLocked() {
   while (detached_ != nullptr) {
     Segment* seg = detached_;
     detached_ = seg->next_cached;
-    const std::size_t mapping = seg->mapping_size;
-    const std::size_t committed = seg->committed_in;
-    if (!os::Release(seg, mapping)) {
-      reserved_bytes_ += mapping;
-      committed_bytes_ += committed;
-      decommitted_bytes_ -= committed < decommitted_bytes_ ? committed : decommitted_bytes_;
-    }
+    const std::size_t mapping = seg->mapping_size, committed = seg->committed_in;
+    if (!os::Release(seg, mapping)) UndoDetachLocked(mapping, committed);
   }
 }
 

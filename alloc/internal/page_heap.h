@@ -160,6 +160,8 @@ class PageHeap {
   void ReleaseDetached(Segment* list) STRATA_EXCLUDES(lock_);
   // Unmaps detached_ at once (a retry that needs the address space now).
   void ReleaseDetachedLocked() STRATA_REQUIRES(lock_);
+  // Gives a detached mapping's accounting back after its munmap failed.
+  void UndoDetachLocked(std::size_t mapping, std::size_t committed) STRATA_REQUIRES(lock_);
 
   // Holds lock_; on destruction releases it, then unmaps what the locked
   // section detached. Detached mappings of a thread that forks between the

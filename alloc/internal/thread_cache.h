@@ -191,6 +191,19 @@ STRATA_ALWAYS_INLINE bool TryCacheFree(void* ptr, int size_class) {
   return false;
 }
 
+// Pushes an over-aligned free (`alignment` above 16; `size` the claimed
+// size, or kNoSize for an unsized free) when the block is a small block
+// whose class serves that alignment and size (AlignedFreeMatches) and its
+// list has room. False: the caller's checked slow path decides.
+STRATA_ALWAYS_INLINE bool TryAlignedCacheFree(void* ptr, std::size_t size, std::size_t alignment) {
+  const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
+  const int size_class = g_class_map.Get(addr);
+  return size_class != 0 && (alignment & (alignment - 1)) == 0 &&
+         (size == kNoSize ? AlignedFreeMatches(size_class, addr, alignment)
+                          : AlignedSizedFreeMatches(size_class, addr, size, alignment)) &&
+         TryCacheFree(ptr, size_class);
+}
+
 STRATA_ALWAYS_INLINE void FreeFast(void* ptr, AllocKind kind = AllocKind::kMalloc) {
   int size_class = g_class_map.Get(reinterpret_cast<std::uintptr_t>(ptr));
   if (STRATA_PREDICT_TRUE(TryCacheFree(ptr, size_class))) return;

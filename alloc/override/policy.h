@@ -94,14 +94,23 @@ struct MallocPolicy {
 // alignment above a slice, or an invalid one); any miss leaves through the
 // out-of-line AllocateAs (as AllocateAligned would), which also checks the
 // alignment and tags the block with the kind in hardened mode.
+// The size class whose every block satisfies `alignment` (any value; an
+// alignment that is not a power of two gets 0) and holds `size` bytes, or
+// 0 when no small class does (the caller's slow path then decides).
+STRATA_ALWAYS_INLINE int InlineAlignedClass(std::size_t size, std::size_t alignment) noexcept {
+  if (alignment <= kMinAlignment) {
+    if (!IsPowerOfTwo(alignment) || size > strata::internal::kMaxSmallSize) return 0;
+    return strata::internal::SizeToClass(size);
+  }
+  return IsPowerOfTwo(alignment) ? strata::internal::AlignedClass(size, alignment) : 0;
+}
+
 template <AllocKind kKind = AllocKind::kMalloc>
 STRATA_ALWAYS_INLINE void* EngineAllocate(std::size_t size, std::size_t alignment) noexcept {
   if (alignment <= kMinAlignment) return strata::internal::AllocateFast(size, kKind);
-  if (STRATA_PREDICT_TRUE(IsPowerOfTwo(alignment))) {
-    const int size_class = strata::internal::AlignedClass(size, alignment);
-    if (STRATA_PREDICT_TRUE(size_class != 0)) {
-      if (void* p = strata::internal::TryPopSmall(size, size_class)) return p;
-    }
+  const int size_class = InlineAlignedClass(size, alignment);
+  if (STRATA_PREDICT_TRUE(size_class != 0)) {
+    if (void* p = strata::internal::TryPopSmall(size, size_class)) return p;
   }
   return strata::internal::AllocateAs(kKind, size, alignment);
 }
@@ -200,17 +209,6 @@ STRATA_ALWAYS_INLINE void* ReallocArrayImpl(void* ptr, std::size_t count,
 // two up to the next one and refuses one above SIZE_MAX / 2 + 1 (EINVAL).
 void* MemalignImpl(std::size_t alignment, std::size_t size) noexcept;
 
-// The size class whose every block satisfies `alignment` (any value; an
-// alignment that is not a power of two gets 0) and holds `size` bytes, or
-// 0 when no small class does (the caller's slow path then decides).
-STRATA_ALWAYS_INLINE int InlineAlignedClass(std::size_t size, std::size_t alignment) noexcept {
-  if (alignment <= kMinAlignment) {
-    if (!IsPowerOfTwo(alignment) || size > strata::internal::kMaxSmallSize) return 0;
-    return strata::internal::SizeToClass(size);
-  }
-  return IsPowerOfTwo(alignment) ? strata::internal::AlignedClass(size, alignment) : 0;
-}
-
 // posix_memalign: the alignment must be a power-of-two multiple of
 // sizeof(void*), else EINVAL with *out untouched; ENOMEM on failure (*out
 // untouched). errno is preserved: the result is the return value. A small
@@ -308,11 +306,7 @@ STRATA_ALWAYS_INLINE void DeleteAlignedImpl(void* ptr, std::size_t alignment) no
   if (alignment <= kMinAlignment) return DeleteImpl<kKind>(ptr);
   // A small block whose class serves the alignment: the push (the test
   // strata.cc's FreeAlignedWithKind makes before its slow path).
-  const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
-  const int size_class = strata::internal::g_class_map.Get(addr);
-  if (STRATA_PREDICT_TRUE(size_class != 0 && IsPowerOfTwo(alignment) &&
-                          strata::internal::AlignedFreeMatches(size_class, addr, alignment)) &&
-      strata::internal::TryCacheFree(ptr, size_class)) {
+  if (STRATA_PREDICT_TRUE(strata::internal::TryAlignedCacheFree(ptr, strata::internal::kNoSize, alignment))) {
     return;
   }
   if (STRATA_PREDICT_TRUE(ptr != nullptr)) strata::internal::FreeAlignedAs(kKind, ptr, alignment);
@@ -326,13 +320,7 @@ STRATA_ALWAYS_INLINE void DeleteSizedAlignedImpl(void* ptr, std::size_t size,
   // Such a block came from the plain path (EngineAllocate): the sized
   // delete's inline fast path applies.
   if (alignment <= kMinAlignment) return DeleteSizedImpl<kKind>(ptr, size);
-  const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
-  const int size_class = strata::internal::g_class_map.Get(addr);
-  if (STRATA_PREDICT_TRUE(size_class != 0 && IsPowerOfTwo(alignment) &&
-                          strata::internal::AlignedSizedFreeMatches(size_class, addr, size, alignment)) &&
-      strata::internal::TryCacheFree(ptr, size_class)) {
-    return;
-  }
+  if (STRATA_PREDICT_TRUE(strata::internal::TryAlignedCacheFree(ptr, size, alignment))) return;
   if (STRATA_PREDICT_FALSE(ptr == nullptr)) return;
   strata::internal::FreeAlignedSizedAs(kKind, ptr, size, alignment);
 }
