@@ -29,14 +29,21 @@ int CentralPool::MaxBatches(int size_class) const {
 }
 
 int CentralPool::Remove(int size_class, int n, FreeObject** head) {
-  return RemoveChain(size_class, n, n == ClassInfo(size_class).batch, head);
+  return RemoveChain(size_class, n, n == ClassInfo(size_class).batch, /*for_cache=*/false, head);
 }
 
-int CentralPool::RemoveForCache(int size_class, int n, FreeObject** head) {
-  return RemoveChain(size_class, n, true, head);
+int CentralPool::RemoveForCache(int size_class, int n, bool first_refill, FreeObject** head) {
+  if (first_refill) {
+    int got = CarveFreshLines(size_class, n, head);
+    if (got > 0) {
+      objects_out_.fetch_add(got, std::memory_order_relaxed);
+      return got;
+    }
+  }
+  return RemoveChain(size_class, n, true, /*for_cache=*/true, head);
 }
 
-int CentralPool::RemoveChain(int size_class, int n, bool whole_batch_ok, FreeObject** head) {
+int CentralPool::RemoveChain(int size_class, int n, bool whole_batch_ok, bool for_cache, FreeObject** head) {
   if (whole_batch_ok) {
     if (FreeObject* whole = transfer_.Pop()) {
       const int batch = ClassInfo(size_class).batch;
@@ -46,7 +53,7 @@ int CentralPool::RemoveChain(int size_class, int n, bool whole_batch_ok, FreeObj
       return batch;
     }
   }
-  int got = RemoveFromSpans(size_class, n, head);
+  int got = RemoveFromSpans(size_class, n, for_cache, head);
   if (got > 0) objects_out_.fetch_add(got, std::memory_order_relaxed);
   return got;
 }
@@ -95,7 +102,57 @@ struct PendingErrors {
 
 }  // namespace
 
-int CentralPool::RemoveFromSpans(int size_class, int n, FreeObject** head) {
+// Objects carved together so that a carve ends on a line boundary: the
+// smallest k with k * size a multiple of the line (spans start on a page).
+int CentralPool::ObjectsPerLineRun(int size_class) {
+  const std::size_t size = ClassInfo(size_class).size;
+  std::size_t k = 1;
+  while ((k * size) % kCoherenceLine != 0 && k < kCoherenceLine) ++k;
+  return static_cast<int>(k);
+}
+
+int CentralPool::CarveFreshLines(int size_class, int n, FreeObject** head) {
+  const SizeClassInfo& info = ClassInfo(size_class);
+  const auto run = static_cast<std::uint32_t>(ObjectsPerLineRun(size_class));
+  std::uint32_t first = 0;
+  std::uint32_t count = 0;
+  std::uint32_t lead = 0;
+  Span* span = nullptr;
+  {
+    EngineLockHolder h(&lock_);
+    span = partial_;
+    if (span == nullptr || span->carved >= info.objects) return 0;
+    first = span->carved;
+    // The objects up to the next line boundary share their line with the
+    // previous carve: they go to the end of the chain, so the head (the
+    // object the thread uses first and most) starts a fresh line.
+    lead = (run - first % run) % run;
+    std::uint32_t want = static_cast<std::uint32_t>(n);
+    if (want % run != 0) want += run - want % run;
+    count = lead + want;
+    if (count > info.objects - first) count = info.objects - first;
+    span->carved += count;
+    span->allocated += count;
+    if (span->free_list == nullptr && span->carved == info.objects) UnlinkExhaustedLocked(span);
+  }
+  // The carved objects are this thread's alone now: link them unlocked.
+  const std::uintptr_t base = span->start();
+  auto at = [&](std::uint32_t i) {
+    return reinterpret_cast<FreeObject*>(base + static_cast<std::uintptr_t>(first + i) * info.size);
+  };
+  const std::uint32_t fresh = lead < count ? lead : 0;  // index of the head
+  FreeObject* prev = nullptr;
+  for (std::uint32_t k = 0; k < count; ++k) {
+    FreeObject* o = at((fresh + k) % count);
+    if (prev != nullptr) SetNext(prev, o);
+    prev = o;
+  }
+  SetNext(prev, nullptr);
+  *head = at(fresh);
+  return static_cast<int>(count);
+}
+
+int CentralPool::RemoveFromSpans(int size_class, int n, bool align_carve, FreeObject** head) {
   const SizeClassInfo& info = ClassInfo(size_class);
   const bool hardened = Hardened();
   FreeObject* out = nullptr;
@@ -152,25 +209,37 @@ int CentralPool::RemoveFromSpans(int size_class, int n, FreeObject** head) {
         span_free_objects_.fetch_sub(1, std::memory_order_relaxed);
       }
       std::uintptr_t base = span->start();
-      while (got < n && span->carved < info.objects) {
+      // A thread cache's chain ends on a line boundary, so that the next
+      // refill (often another thread's) starts on a fresh line: two threads'
+      // hot objects never share a line through carving (active false
+      // sharing). At most run-1 objects more than asked.
+      const std::uint32_t run = align_carve ? static_cast<std::uint32_t>(ObjectsPerLineRun(size_class)) : 1u;
+      while (span->carved < info.objects &&
+             (got < n || (got < info.batch && span->carved % run != 0))) {
         auto* o = reinterpret_cast<FreeObject*>(base + static_cast<std::uintptr_t>(span->carved) * info.size);
         ++span->carved;
         append(o);
         ++span->allocated;
       }
-      if (span->free_list == nullptr && span->carved == info.objects) {
-        // Exhausted: off the partial list until an object comes back.
-        partial_ = span->next;
-        if (partial_ != nullptr) partial_->prev = nullptr;
-        span->next = span->prev = nullptr;
-        span->in_partial = false;
-      }
+      if (span->free_list == nullptr && span->carved == info.objects) UnlinkExhaustedLocked(span);
     }
     if (last != nullptr) SetNext(last, nullptr);
   }
   errors.Report();
   *head = out;
   return got;
+}
+
+void CentralPool::UnlinkExhaustedLocked(Span* span) {
+  // Off the partial list until an object comes back.
+  if (span->prev != nullptr) {
+    span->prev->next = span->next;
+  } else {
+    partial_ = span->next;
+  }
+  if (span->next != nullptr) span->next->prev = span->prev;
+  span->next = span->prev = nullptr;
+  span->in_partial = false;
 }
 
 void CentralPool::InsertToSpans(int size_class, FreeObject* head, int n) {

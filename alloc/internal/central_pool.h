@@ -52,8 +52,13 @@ class alignas(kCacheLineSize) CentralPool {
   // For a thread cache's refill: a whole batch from the first tier when one
   // is there (more than `n` then: the objects are free and warm already,
   // and a cache in slow start would otherwise take them from the spans a
-  // few at a time, under the lock), else as Remove.
-  int RemoveForCache(int size_class, int n, FreeObject** head);
+  // few at a time, under the lock), else as Remove, with the chain carved
+  // to end on a line boundary (up to a line's worth more than `n`).
+  // `first_refill` (the thread has never allocated this class): fresh
+  // lines from the current span's uncarved tail when it has one, so that
+  // a new thread's hot objects share no line with other threads' objects,
+  // however they were freed (passive false sharing).
+  int RemoveForCache(int size_class, int n, bool first_refill, FreeObject** head);
   // Inserts a chain of `n` objects (any n >= 1) linked through next.
   void Insert(int size_class, FreeObject* head, int n);
   // Moves every batch of tier 1 to the spans (so empty spans can go back).
@@ -85,8 +90,17 @@ class alignas(kCacheLineSize) CentralPool {
   int MaxBatches(int size_class) const;
   // A whole batch from the first tier when `whole_batch_ok` and one is
   // there, else up to `n` objects from the spans.
-  int RemoveChain(int size_class, int n, bool whole_batch_ok, FreeObject** head);
-  int RemoveFromSpans(int size_class, int n, FreeObject** head);
+  // The coherence unit two threads' objects must not share.
+  static constexpr std::size_t kCoherenceLine = 64;
+  // Objects per run that starts and ends on a line boundary.
+  static int ObjectsPerLineRun(int size_class);
+  int RemoveChain(int size_class, int n, bool whole_batch_ok, bool for_cache, FreeObject** head);
+  // `align_carve`: carving ends on a line boundary (see RemoveForCache).
+  int RemoveFromSpans(int size_class, int n, bool align_carve, FreeObject** head);
+  // At least `n` objects from fresh lines of the current span's uncarved
+  // tail, 0 when it has none.
+  int CarveFreshLines(int size_class, int n, FreeObject** head);
+  void UnlinkExhaustedLocked(Span* span) STRATA_REQUIRES(lock_);
   void InsertToSpans(int size_class, FreeObject* head, int n);
 
   TransferStack<FreeObject, kMaxTransferBatches> transfer_;

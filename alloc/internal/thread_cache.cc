@@ -147,9 +147,12 @@ void InitThread(ThreadCache& tc) {
   if (tc.state != CacheState::kUninitialized) return;
   const bool hardened = Hardened();
   for (int c = 1; c < kNumClasses; ++c) {
-    // Normal: slow start, one object per class is free of the byte bound.
-    // Hardened: 0, so that the free fast path always misses.
-    tc.lists[c].max_length = hardened ? 0 : 1;
+    // 0: the free fast path misses until the thread has allocated from the
+    // class (normal mode: the first refill sets 1, which is free of the
+    // byte bound; hardened mode: it stays 0, so the fast path always
+    // misses). A block freed before that was allocated by another thread;
+    // ListTooLong sends the first few back (see kForeignFreesUncached).
+    tc.lists[c].max_length = 0;
     tc.overages[c] = 0;
     tc.activity[c] = 0;
   }
@@ -171,7 +174,10 @@ void InitThread(ThreadCache& tc) {
 bool Refill(ThreadCache& tc, int size_class) {
   const SizeClassInfo& info = ClassInfo(size_class);
   FreeList& list = tc.lists[size_class];
-  // Slow start, then grow by batches while the byte bound allows.
+  // The first object is free of the byte bound (and of the length bound:
+  // a list of length 1 is always allowed), then slow start, then grow by
+  // batches while the bounds allow.
+  if (list.max_length == 0) list.max_length = 1;
   std::uint32_t grow = list.max_length < info.batch ? 1u : info.batch;
   if (list.max_length + grow <= kMaxListLength &&
       static_cast<std::size_t>(list.max_length + grow) * info.size <= kMaxListBytes &&
@@ -181,7 +187,8 @@ bool Refill(ThreadCache& tc, int size_class) {
   }
   int want = list.max_length < info.batch ? static_cast<int>(list.max_length) : info.batch;
   FreeObject* head = nullptr;
-  int got = g_central[size_class].RemoveForCache(size_class, want, &head);
+  const bool first_refill = RelaxedLoad(list.allocs) == 0;
+  int got = g_central[size_class].RemoveForCache(size_class, want, first_refill, &head);
   if (got == 0) return false;
   // `head` is a chain of `got` objects; the list is empty. A whole batch
   // (more than asked) ends the slow start at once when the bounds allow;
@@ -205,6 +212,16 @@ void ListTooLong(ThreadCache& tc, int size_class) {
   FreeList& list = tc.lists[size_class];
   ReleaseFromList(list, size_class, info.batch);
   tc.activity[size_class] = 1;
+  if (list.max_length == 0 && RelaxedLoad(list.allocs) == 0 &&
+      ++tc.overages[size_class] <= kForeignFreesUncached) {
+    // Not allocated here yet: the block came from another thread, and its
+    // line may be hot in that thread. Caching it would hand it to this
+    // thread's next allocation (passive false sharing); it went back to
+    // the central pool instead. A thread that keeps freeing without
+    // allocating is a consumer: past a few blocks its list grows.
+    return;
+  }
+  if (list.max_length == 0) tc.overages[size_class] = 0;
   if (list.max_length < info.batch) {
     if (tc.capacity_bytes + info.size <= kMaxThreadCacheBytes) {
       ++list.max_length;

@@ -118,6 +118,9 @@ extern constinit thread_local ThreadCache tls_cache STRATA_INITIAL_EXEC;
 // Per-thread byte bound on the sum of max_length * size over all lists.
 inline constexpr std::size_t kMaxThreadCacheBytes = std::size_t{2} << 20;
 inline constexpr std::uint32_t kMaxListLength = 8192;
+// Blocks of a class a thread frees before it has allocated from that class
+// that go back to the central pool rather than into its list.
+inline constexpr std::uint8_t kForeignFreesUncached = 16;
 // Per-list byte bound on max_length * size (a list always keeps at least
 // one object): the big classes, where a few objects are a lot of memory,
 // hand frees back to the central pool (and empty spans to the page heap,

@@ -1,0 +1,130 @@
+// False sharing between threads' small objects (Hoard's cache-thrash and
+// cache-scratch patterns): two threads' objects must not share a 64-byte
+// line when
+//   * several fresh threads allocate the same classes at the same time
+//     (active: their refills carve the same span), and
+//   * each fresh thread first frees an object another thread allocated,
+//     next to the other threads' objects, and then allocates (passive: a
+//     cache that kept the foreign object would hand it straight back).
+// Every thread keeps what it allocated until all are checked, so no object
+// is reused between threads during a round.
+#include <barrier>
+#include <cstdint>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "alloc/strata.h"
+
+namespace strata {
+namespace {
+
+constexpr std::size_t kLine = 64;
+constexpr std::size_t kSizes[] = {8, 16, 24, 32, 48, 64, 80, 96, 112, 128, 160};
+constexpr int kNumSizes = sizeof(kSizes) / sizeof(kSizes[0]);
+constexpr int kThreads = 4;
+constexpr int kRounds = 4;
+
+std::uintptr_t FirstLine(const void* p) { return reinterpret_cast<std::uintptr_t>(p) / kLine; }
+std::uintptr_t LastLine(const void* p, std::size_t size) {
+  return (reinterpret_cast<std::uintptr_t>(p) + size - 1) / kLine;
+}
+
+// The lines [first, last] of the object at `p`.
+std::set<std::uintptr_t> Lines(const void* p, std::size_t size) {
+  std::set<std::uintptr_t> lines;
+  for (std::uintptr_t l = FirstLine(p); l <= LastLine(p, size); ++l) lines.insert(l);
+  return lines;
+}
+
+// Fails the test for every pair of objects of different owners that share
+// a line. objects[t][k]: thread t's object of size kSizes[k].
+void ExpectNoSharedLines(const std::vector<std::vector<void*>>& objects, const char* what) {
+  for (int k = 0; k < kNumSizes; ++k) {
+    for (std::size_t a = 0; a < objects.size(); ++a) {
+      for (std::size_t b = a + 1; b < objects.size(); ++b) {
+        std::set<std::uintptr_t> la = Lines(objects[a][k], kSizes[k]);
+        for (std::uintptr_t l : Lines(objects[b][k], kSizes[k])) {
+          EXPECT_EQ(la.count(l), 0u) << what << ": size " << kSizes[k] << ": threads " << a << " and "
+                                     << b << " share a line (" << objects[a][k] << ", "
+                                     << objects[b][k] << ")";
+        }
+      }
+    }
+  }
+}
+
+void FreeAll(std::vector<std::vector<void*>>& objects) {
+  for (auto& per_thread : objects) {
+    for (void* p : per_thread) Free(p);
+  }
+}
+
+TEST(FalseSharingTest, ConcurrentFreshThreadsGetTheirOwnLines) {
+  // The main thread takes a few objects of every size first, so that the
+  // carving position in each span is not at a line boundary.
+  std::vector<void*> mine;
+  for (std::size_t size : kSizes) {
+    for (int i = 0; i < 3; ++i) mine.push_back(Allocate(size));
+  }
+  for (int round = 0; round < kRounds; ++round) {
+    std::vector<std::vector<void*>> objects(kThreads, std::vector<void*>(kNumSizes));
+    std::barrier start(kThreads);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        start.arrive_and_wait();
+        for (int k = 0; k < kNumSizes; ++k) {
+          objects[t][(k + t) % kNumSizes] = Allocate(kSizes[(k + t) % kNumSizes]);
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    ExpectNoSharedLines(objects, "concurrent allocation");
+    FreeAll(objects);
+  }
+  for (void* p : mine) Free(p);
+}
+
+TEST(FalseSharingTest, FreedForeignObjectIsNotReusedByTheFreeingThread) {
+  for (int round = 0; round < kRounds; ++round) {
+    // Allocated here, size-major and thread-minor: the objects handed to
+    // different workers share lines.
+    std::vector<std::vector<void*>> given(kThreads, std::vector<void*>(kNumSizes));
+    for (int k = 0; k < kNumSizes; ++k) {
+      for (int t = 0; t < kThreads; ++t) given[t][k] = Allocate(kSizes[k]);
+    }
+    std::vector<std::vector<void*>> objects(kThreads, std::vector<void*>(kNumSizes));
+    std::barrier start(kThreads);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        start.arrive_and_wait();
+        for (int k = 0; k < kNumSizes; ++k) Free(given[t][k]);
+        for (int k = 0; k < kNumSizes; ++k) objects[t][k] = Allocate(kSizes[k]);
+      });
+    }
+    for (auto& th : threads) th.join();
+    ExpectNoSharedLines(objects, "after freeing a foreign object");
+    // And no worker got a line of the objects handed over (those lines
+    // were written by the main thread and by the other workers).
+    for (int k = 0; k < kNumSizes; ++k) {
+      std::set<std::uintptr_t> given_lines;
+      for (int t = 0; t < kThreads; ++t) {
+        for (std::uintptr_t l : Lines(given[t][k], kSizes[k])) given_lines.insert(l);
+      }
+      for (int t = 0; t < kThreads; ++t) {
+        for (std::uintptr_t l : Lines(objects[t][k], kSizes[k])) {
+          EXPECT_EQ(given_lines.count(l), 0u)
+              << "size " << kSizes[k] << ": thread " << t << " reuses a handed-over line";
+        }
+      }
+    }
+    FreeAll(objects);
+  }
+}
+
+}  // namespace
+}  // namespace strata
