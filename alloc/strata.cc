@@ -257,34 +257,38 @@ void* Reallocate(void* ptr, std::size_t new_size) noexcept {
       return ptr;
     }
   } else {
-    old = internal::SlowUsableSize(ptr, internal::ErrorKind::kInvalidRealloc,
-                                   internal::ErrorKind::kReallocFreed);
-    if (old == 0) return nullptr;
+    // One lookup serves the check (as SlowUsableSize) and the growth.
+    const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
+    const internal::BlockInfo info = internal::LookupBlock(addr);
+    if (info.kind == internal::BlockKind::kNone || info.kind == internal::BlockKind::kSmall ||
+        info.start != addr) {
+      internal::ReportError(info.freed ? internal::ErrorKind::kReallocFreed : internal::ErrorKind::kInvalidRealloc,
+                            ptr, 0);
+      return nullptr;
+    }
+    old = info.usable;
     if (new_size <= old && new_size >= old / 2) return ptr;
     // A large or huge block grows into free space right after it when it
     // can: no copy, and no second block alive during the copy (realloc
     // growth loops would otherwise move and fault in a new block each time).
-    if (new_size > old && new_size > kMaxSmallSize) {
-      const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
-      internal::BlockInfo info = internal::LookupBlock(addr);
-      if ((info.kind == internal::BlockKind::kLarge || info.kind == internal::BlockKind::kHuge) &&
-          info.start == addr && internal::g_page_heap.GrowInPlace(info.segment, info.span, addr, new_size)) {
-        return ptr;
-      }
+    if (new_size > old && new_size > kMaxSmallSize &&
+        (info.kind == internal::BlockKind::kLarge || info.kind == internal::BlockKind::kHuge) &&
+        internal::g_page_heap.GrowInPlace(info.segment, info.span, addr, new_size)) {
+      return ptr;
     }
   }
-  // A small block that must move to grow moves to at least 1.25x its
-  // usable size (as tcmalloc does): a buffer grown a few bytes at a time
-  // (naive string building) then moves a logarithmic number of times with
-  // amortised linear copying, instead of once per size class it crosses.
-  // Not past the small classes: large and huge blocks grow in place when
-  // they can, and an unasked-for quarter of a big block costs address
-  // space that a program near its limit may need. When that much is not
+  // A block that must move to grow moves to at least 1.25x its usable
+  // size (as tcmalloc does): a buffer grown a few bytes at a time (naive
+  // string building) then moves a logarithmic number of times with
+  // amortised linear copying, instead of once per size class (or, for a
+  // large block whose neighbour is taken, once per 64 KiB slice) it
+  // crosses. The quarter asked in advance is address space until it is
+  // written (fresh pages are not faulted in). When that much is not
   // available, the exact size is tried.
   void* fresh = nullptr;
   if (new_size > old) {
     const std::size_t grown = old + old / 4;
-    if (new_size < grown && grown <= kMaxSmallSize) fresh = Allocate(grown);
+    if (new_size < grown) fresh = Allocate(grown);
   }
   if (fresh == nullptr) fresh = Allocate(new_size);
   if (fresh == nullptr) return nullptr;
