@@ -82,6 +82,13 @@ Segment* PageHeap::NewSegmentLocked() {
   auto* seg = reinterpret_cast<Segment*>(base);  // zero-filled by the OS
   seg->kind = SegmentKind::kNormal;
   committed_bytes_ += RoundUp(kSegmentHeaderBytes, os::kPageSize);
+  InitWholeFreeSpanLocked(seg);
+  // Publish last: a lookup that finds the segment sees it initialised.
+  g_segment_map.Set(base, kSegmentSize, seg);
+  return seg;
+}
+
+void PageHeap::InitWholeFreeSpanLocked(Segment* seg) {
   Span* span = &seg->spans[1];
   span->segment = seg;
   span->first_slice = 1;
@@ -92,9 +99,83 @@ Segment* PageHeap::NewSegmentLocked() {
   span->free_since_ns = NowNanos();
   SetHeads(span);
   InsertFree(span);
-  // Publish last: a lookup that finds the segment sees it initialised.
-  g_segment_map.Set(base, kSegmentSize, seg);
-  return seg;
+}
+
+Segment* PageHeap::BorrowSegmentsLocked(std::size_t mapping, std::size_t align) {
+  const std::size_t count = mapping / kSegmentSize;
+  // Free spans of a segment in different commit states do not merge as
+  // they are freed: merge them now, so entirely free segments show.
+  CoalesceLocked();
+  // The whole free span of segment `base`, or nullptr.
+  auto whole_free = [](std::uintptr_t base) -> Span* {
+    Segment* s = g_segment_map.Get(base);
+    if (s == nullptr || s->base() != base || s->kind != SegmentKind::kNormal) return nullptr;
+    Span* span = &s->spans[1];
+    return span->state == SpanState::kFree && span->num_slices == kSlicesPerSegment - 1 ? span : nullptr;
+  };
+  for (Span* first = free_[kSlicesPerSegment - 1]; first != nullptr; first = first->next) {
+    const std::uintptr_t base = first->segment->base();
+    if ((base & (align - 1)) != 0) continue;
+    std::size_t run = 1;
+    while (run < count && whole_free(base + run * kSegmentSize) != nullptr) ++run;
+    if (run < count) continue;
+    // Off the free lists, decommitted (accounting as for any decommit);
+    // the headers of all but the first are part of the block from now on.
+    bool decommitted = true;
+    for (std::size_t i = 0; i < count && decommitted; ++i) {
+      Span* span = whole_free(base + i * kSegmentSize);
+      if (span->committed) Decommit(span);
+      decommitted = !span->committed;  // madvise failed: leave the run as it is
+    }
+    if (!decommitted) continue;
+    for (std::size_t i = 0; i < count; ++i) {
+      Span* span = whole_free(base + i * kSegmentSize);
+      RemoveFree(span);
+      span->state = SpanState::kUnused;
+    }
+    auto* seg = reinterpret_cast<Segment*>(base);
+    // Lookups of the borrowed range find the huge header from here on.
+    seg->kind = SegmentKind::kHuge;
+    seg->huge_live = false;
+    seg->borrowed = true;
+    g_segment_map.Set(base, mapping, seg);
+    // The other segments' headers: zero, like the rest of the block.
+    for (std::size_t i = 1; i < count; ++i) {
+      os::Decommit(reinterpret_cast<void*>(base + i * kSegmentSize), kSliceSize);
+    }
+    return seg;
+  }
+  return nullptr;
+}
+
+void PageHeap::ReturnSegmentsLocked(Segment* seg) {
+  const std::uintptr_t base = seg->base();
+  const std::size_t count = seg->mapping_size / kSegmentSize;
+  const std::size_t committed = seg->committed_in;
+  // Lookups find nothing while the headers are rebuilt (only a racing
+  // misuse looks here: the block is free).
+  g_segment_map.Set(base, seg->mapping_size, nullptr);
+  // Everything past the first header slice goes back to the OS's zero
+  // pages; the other segments' headers are rebuilt on zero memory, as new
+  // segments are.
+  if (!os::Decommit(reinterpret_cast<void*>(base + kSliceSize), seg->mapping_size - kSliceSize)) {
+    // Pages the madvise left hold the block's bytes: rebuild on zeroes.
+    for (std::size_t i = 1; i < count; ++i) {
+      __builtin_memset(reinterpret_cast<void*>(base + i * kSegmentSize), 0, kSegmentHeaderBytes);
+    }
+  }
+  committed_bytes_ -= committed < committed_bytes_ ? committed : committed_bytes_;
+  decommitted_bytes_ += committed;
+  seg->kind = SegmentKind::kNormal;
+  seg->borrowed = false;
+  seg->mapping_size = 0;
+  seg->committed_in = 0;
+  for (std::size_t i = 0; i < count; ++i) {
+    auto* s = reinterpret_cast<Segment*>(base + i * kSegmentSize);
+    s->kind = SegmentKind::kNormal;
+    InitWholeFreeSpanLocked(s);
+    g_segment_map.Set(s->base(), kSegmentSize, s);
+  }
 }
 
 // ---- spans ----
@@ -444,20 +525,31 @@ void* PageHeap::AllocHugeLocked(std::size_t size, std::size_t alignment, bool* z
       mapping = used;
       base = os::Reserve(mapping, align);
     }
-    if (base == nullptr) return nullptr;
-    auto addr = reinterpret_cast<std::uintptr_t>(base);
-    if (!g_segment_map.Ensure(addr, mapping)) {
-      os::Release(base, mapping);
-      return nullptr;
+    if (base == nullptr) {
+      // The address space is gone, much of it perhaps to the regions:
+      // borrow free segments from them.
+      seg = BorrowSegmentsLocked(RoundUp(offset + size, kSegmentSize), align);
+      if (seg == nullptr) return nullptr;
+      seg->tracked = false;
+      seg->mapping_size = RoundUp(offset + size, kSegmentSize);
+      seg->committed_in = used;
+      committed_bytes_ += used;
+    } else {
+      auto addr = reinterpret_cast<std::uintptr_t>(base);
+      if (!g_segment_map.Ensure(addr, mapping)) {
+        os::Release(base, mapping);
+        return nullptr;
+      }
+      seg = static_cast<Segment*>(base);
+      seg->kind = SegmentKind::kHuge;
+      seg->tracked = false;
+      seg->borrowed = false;
+      seg->mapping_size = mapping;
+      seg->committed_in = used;
+      reserved_bytes_ += mapping;
+      committed_bytes_ += used;
+      g_segment_map.Set(addr, mapping, seg);
     }
-    seg = static_cast<Segment*>(base);
-    seg->kind = SegmentKind::kHuge;
-    seg->tracked = false;
-    seg->mapping_size = mapping;
-    seg->committed_in = used;
-    reserved_bytes_ += mapping;
-    committed_bytes_ += used;
-    g_segment_map.Set(addr, mapping, seg);
     *zeroed = true;
   }
   seg->next_cached = nullptr;
@@ -503,6 +595,7 @@ void PageHeap::SplitHugeLocked(Segment* seg, std::size_t head_bytes) {
   tail->huge_usable = 0;
   tail->tracked = false;
   tail->huge_live = false;
+  tail->borrowed = false;
   tail->alloc_kind = 0;
   tail->align_log2 = 0;
   tail->free_since_ns = seg->free_since_ns;
@@ -562,6 +655,10 @@ Segment* PageHeap::MergeFreeHugeLocked(Segment* seg) {
 void PageHeap::FreeHugeLocked(Segment* seg) {
   std::atomic_ref<bool>(seg->huge_live).store(false, std::memory_order_relaxed);
   large_live_bytes_ -= seg->huge_usable < large_live_bytes_ ? seg->huge_usable : large_live_bytes_;
+  if (seg->borrowed) {
+    ReturnSegmentsLocked(seg);
+    return;
+  }
   if (seg->mapping_size > kHugeCacheMaxBlock) {
     UnmapHugeLocked(seg);
     return;
@@ -636,6 +733,8 @@ bool PageHeap::GrowInPlace(Segment* seg, Span* span, std::uintptr_t ptr, std::si
     const std::size_t offset = ptr - seg->base();
     const std::size_t used = RoundUp(offset + new_size, kSliceSize);
     if (used > seg->mapping_size) {
+      // A borrowed block has only its segments.
+      if (seg->borrowed) return false;
       // The chunk-rounded mapping is too short: absorb a cached block that
       // starts where it ends, if that is enough.
       Segment* next = FreeHugeAfterLocked(seg);

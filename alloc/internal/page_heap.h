@@ -15,7 +15,10 @@
 //
 // Blocks too big for a segment are "huge": each gets its own mapping of
 // whole 4 MiB chunks with a Segment header in its first slice, registered
-// in the segment map. Freed huge blocks are kept (up to kHugeCacheBytes and
+// in the segment map. When the OS refuses the mapping (address space
+// exhausted), a run of entirely free segments of the regions is lent to
+// the block instead, and given back to the page heap when it is freed: the
+// address space the regions keep is never lost to huge blocks. Freed huge blocks are kept (up to kHugeCacheBytes and
 // kHugeCacheEntries, for the decay delay) for reuse, then unmapped. Cached
 // blocks split (a request takes the chunks it needs of a bigger one, the
 // rest stays cached) and merge with cached neighbours (adjacent mappings,
@@ -119,6 +122,18 @@ class PageHeap {
   // to `bytes`, keeping kFreeCommittedFloor of them.
   void TrimFreeCommittedLocked(std::size_t bytes, const Span* keep) STRATA_REQUIRES(lock_);
   Segment* NewSegmentLocked() STRATA_REQUIRES(lock_);
+  // Makes slices 1..63 of `seg` (a normal segment, header in place) one
+  // free, decommitted, zeroed span and lists it.
+  void InitWholeFreeSpanLocked(Segment* seg) STRATA_REQUIRES(lock_);
+  // A huge block's home when the OS refuses a mapping: `mapping` bytes
+  // (whole segments) of consecutive, entirely free segments of the
+  // regions, starting at a multiple of `align`, taken off the free lists
+  // and decommitted; the first one's header becomes the huge header.
+  // nullptr when no such run exists.
+  Segment* BorrowSegmentsLocked(std::size_t mapping, std::size_t align) STRATA_REQUIRES(lock_);
+  // Gives a freed borrowed huge block's segments back to the free lists
+  // (decommitted, headers rebuilt).
+  void ReturnSegmentsLocked(Segment* seg) STRATA_REQUIRES(lock_);
   void InsertFree(Span* span) STRATA_REQUIRES(lock_);
   void RemoveFree(Span* span) STRATA_REQUIRES(lock_);
   void SetHeads(Span* span) STRATA_REQUIRES(lock_);

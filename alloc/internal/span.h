@@ -138,6 +138,11 @@ struct Segment {
   // Huge segments: allocated to the user (false while cached for reuse;
   // written under the page heap lock, read lock-free by LookupBlock).
   bool huge_live;
+  // Huge segments: the block lives in whole free segments of the arena's
+  // regions, lent by the page heap when the OS refused a mapping (address
+  // space exhausted, e.g. RLIMIT_AS); they go back to the page heap when
+  // the block is freed, never cached, merged or unmapped.
+  bool borrowed;
   std::uint8_t alloc_kind;      // hardened mode: AllocKind of the block
   std::uint8_t align_log2;      // requested alignment (log2, 0 for <= 16)
   std::uint64_t free_since_ns;  // while cached for reuse

@@ -142,6 +142,76 @@ TEST_P(Faults, IntermittentMmapFailuresUnderThreads) {
   EXPECT_TRUE(r.exited && r.exit_code == 0) << r.Describe();
 }
 
+// With the address space gone (every mmap refused), huge blocks live in
+// free segments the page heap already holds, and those segments come back
+// to it when the blocks are freed.
+TEST_P(Faults, HugeBlocksBorrowFreeSegmentsWhenMmapFails) {
+  const bool hardened = GetParam() == Mode::kHardened;
+  ChildResult r = RunInChild(
+      [hardened] {
+        constexpr std::size_t kMiB = std::size_t{1} << 20;
+        // About 20 segments of large blocks, dirtied, then freed: the
+        // segments stay reserved and (for the decay delay) committed.
+        std::vector<void*> v;
+        for (int i = 0; i < 60; ++i) {
+          auto* p = static_cast<char*>(Allocate(kMiB));
+          CHILD_CHECK(p != nullptr, 2);
+          std::memset(p, 0xAB, kMiB);
+          v.push_back(p);
+        }
+        for (void* p : v) Free(p);
+        v.clear();
+        const Stats before = GetStats();
+        InjectFaultsForTesting(FaultKind::kReserve, 1 << 30);
+        // Zeroed although its segments held 0xAB a moment ago.
+        auto* a = static_cast<unsigned char*>(AllocateZeroed(1, 6 * kMiB));
+        CHILD_CHECK(a != nullptr, 3);
+        for (std::size_t i = 0; i < 6 * kMiB; ++i) CHILD_CHECK(a[i] == 0, 4);
+        std::memset(a, 0x11, 6 * kMiB);
+        auto* b = static_cast<unsigned char*>(Allocate(9 * kMiB));
+        CHILD_CHECK(b != nullptr, 5);
+        std::memset(b, 0x22, 9 * kMiB);
+        CHILD_CHECK(UsableSize(a) >= 6 * kMiB && UsableSize(b) >= 9 * kMiB, 6);
+        // Growth within the borrowed segments stays in place (hardened
+        // mode always moves: it then borrows again).
+        auto* a2 = static_cast<unsigned char*>(Reallocate(a, 7 * kMiB));
+        CHILD_CHECK(a2 != nullptr && (hardened || a2 == a), 7);
+        for (std::size_t i = 0; i < 6 * kMiB; i += 4096) CHILD_CHECK(a2[i] == 0x11, 8);
+        std::memset(a2 + 6 * kMiB, 0x33, kMiB);
+        for (std::size_t i = 0; i < 9 * kMiB; i += 4096) CHILD_CHECK(b[i] == 0x22, 9);
+        CHILD_CHECK(GetStats().reserved_bytes == before.reserved_bytes, 10);  // no new mapping
+        Free(a2);
+        Free(b);
+        // The segments are back: large and small blocks fit in them again,
+        // still without any new mapping.
+        for (int i = 0; i < 45; ++i) {
+          auto* p = static_cast<char*>(Allocate(kMiB));
+          CHILD_CHECK(p != nullptr, 11);
+          std::memset(p, 0x44, kMiB);
+          v.push_back(p);
+        }
+        for (int i = 0; i < 1000; ++i) {
+          auto* p = static_cast<char*>(Allocate(48));
+          CHILD_CHECK(p != nullptr, 12);
+          std::memset(p, 0x55, 48);
+          v.push_back(p);
+        }
+        for (void* p : v) Free(p);
+        auto* c = static_cast<unsigned char*>(Allocate(10 * kMiB));
+        CHILD_CHECK(c != nullptr, 13);
+        std::memset(c, 0x66, 10 * kMiB);
+        Free(c);
+        // More than the free segments hold: refused, as before.
+        CHILD_CHECK(Allocate(std::size_t{512} << 20) == nullptr, 14);
+        InjectFaultsForTesting(FaultKind::kReserve, 0);
+        FlushThreadCache();
+        CHILD_CHECK(GetStats().large_live_bytes == 0, 15);
+        _exit(0);
+      },
+      GetParam());
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.Describe();
+}
+
 TEST_P(Faults, MadviseFailuresLeavePagesCommittedAndAreRetried) {
   ChildResult r = RunInChild(
       [] {
