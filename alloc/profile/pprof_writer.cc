@@ -21,13 +21,14 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <cstdio>
 #include <cstring>
 
-#include "absl/debugging/symbolize.h"
 #include "alloc/profile/arena_hash.h"
 #include "alloc/profile/proto_encoder.h"
 #include "alloc/profile/scratch_arena.h"
 #include "alloc/profile/string_table.h"
+#include "alloc/profile/system_libraries.h"
 #include "concurrency/base/fast_math.h"
 
 namespace strata::profile {
@@ -215,17 +216,18 @@ class GzipStream final : public OutputStream {
       : OutputStream(stage), out_(out), fd_(fd) {}
 
   ~GzipStream() override {
-    if (initialized_) deflateEnd(&zs_);
+    if (initialized_) z_->deflate_end(&zs_);
   }
 
-  // Returns 0 or an errno-style code.
+  // Returns 0 or an errno-style code (ENOSYS: zlib could not be loaded).
   int Init(ScratchArena* arena) {
+    if (z_ == nullptr) return ENOSYS;
     std::memset(&zs_, 0, sizeof(zs_));
     zs_.zalloc = ArenaZalloc;
     zs_.zfree = ArenaZfree;
     zs_.opaque = arena;
-    int rc = deflateInit2(&zs_, Z_DEFAULT_COMPRESSION, Z_DEFLATED,
-                          kGzipWindowBits, kGzipMemLevel, Z_DEFAULT_STRATEGY);
+    int rc = z_->deflate_init2(&zs_, Z_DEFAULT_COMPRESSION, Z_DEFLATED, kGzipWindowBits, kGzipMemLevel,
+                               Z_DEFAULT_STRATEGY, ZLIB_VERSION, static_cast<int>(sizeof(z_stream)));
     if (rc == Z_MEM_ERROR) return ENOMEM;
     if (rc != Z_OK) return EIO;
     initialized_ = true;
@@ -253,14 +255,14 @@ class GzipStream final : public OutputStream {
       zs_.avail_in = 0;
       zs_.next_out = out_;
       zs_.avail_out = static_cast<uInt>(kStageBytes);
-      int rc = deflate(&zs_, Z_FINISH);
+      int rc = z_->deflate(&zs_, Z_FINISH);
       if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) return EIO;
       if (int e = WriteAllFd(fd_, out_, kStageBytes - zs_.avail_out); e != 0) {
         return e;
       }
       if (rc == Z_STREAM_END) break;
     }
-    deflateEnd(&zs_);
+    z_->deflate_end(&zs_);
     initialized_ = false;
     return 0;
   }
@@ -270,11 +272,12 @@ class GzipStream final : public OutputStream {
   int Deflate(int flush) {
     zs_.next_out = out_;
     zs_.avail_out = static_cast<uInt>(kStageBytes);
-    int rc = deflate(&zs_, flush);
+    int rc = z_->deflate(&zs_, flush);
     if (rc != Z_OK && rc != Z_BUF_ERROR) return EIO;
     return WriteAllFd(fd_, out_, kStageBytes - zs_.avail_out);
   }
 
+  const ZlibFunctions* z_ = Zlib();
   z_stream zs_;
   std::uint8_t* out_;
   int fd_;
@@ -593,7 +596,7 @@ int ProfileBuilder::Symbolize() {
     bool ok = opts_.symbolizer != nullptr
                   ? opts_.symbolizer(pc, name, kSymbolBufferBytes,
                                      opts_.symbolizer_arg)
-                  : absl::Symbolize(pc, name, kSymbolBufferBytes);
+                  : SymbolizeAddress(pc, name, kSymbolBufferBytes);
     name[kSymbolBufferBytes - 1] = '\0';
     if (!ok || name[0] == '\0') {
       ok = false;
@@ -760,6 +763,7 @@ void ArraySampleSource::ForEach(Visitor fn, void* arg) const {
 int WriteHeapProfileToFd(int fd, const SampleSource& samples,
                          const WriteOptions& opts) {
   if (fd < 0) return EBADF;
+  LoadProfilerLibraries();  // allocates on the process's first profile only
   ScratchArena arena;
   ProfileBuilder builder(&arena, opts);
   if (int e = builder.Init(); e != 0) return e;

@@ -6,11 +6,14 @@
 // pprof, and tools/heapdump.
 //
 // Contract:
-//   - Never calls malloc/new, never throws, never aborts: every table
+//   - Never calls malloc/new (once LoadProfilerLibraries() has run: the
+//     first profile of a process opens zlib and the symbolizer, see
+//     below), never throws, never aborts: every table
 //     (strings, locations, functions, mappings, merged samples) and zlib's
 //     state live in a ScratchArena (mmap) that is unmapped before return.
 //     Returns 0 on success or an errno-style code (ENOMEM, EINVAL, EBADF,
-//     EIO for zlib failures, or whatever open/write/rename reported).
+//     EIO for zlib failures, ENOSYS for gzip output without zlib, or
+//     whatever open/write/rename reported).
 //   - Output: sample types alloc_objects/count, alloc_space/bytes,
 //     inuse_objects/count, inuse_space/bytes in that order (no
 //     default_sample_type, so pprof shows inuse_space); period_type
@@ -30,10 +33,11 @@
 //     /proc/self/exe) and its GNU build id read from its in-memory
 //     PT_NOTE segment. The main program comes first.
 //   - Symbolization (WriteOptions::symbolize): each location gets one Line
-//     whose Function name is the demangled name from absl::Symbolize (or
-//     from WriteOptions::symbolizer). Call absl::InitializeSymbolizer(argv0)
-//     once at startup, before the first profile is written: Abseil needs
-//     it on some platforms and it may allocate, which the writer must not.
+//     whose Function name is the demangled name from Abseil's symbolizer
+//     (opened at first use, see system_libraries.h; or from
+//     WriteOptions::symbolizer). The first profile a process writes opens
+//     zlib and the symbolizer, which allocates: a caller that must not
+//     allocate calls LoadProfilerLibraries() beforehand.
 //     When a PC cannot be symbolized the function is named by its hex
 //     address ("0x55d0c0ffee12"). A mapping's has_functions is set when
 //     every one of its locations was symbolized; the standalone pprof then
@@ -112,7 +116,7 @@ struct WriteOptions {
   bool gzip = true;
   // The leaf frame of each stack is an exact PC, not a return address.
   bool leaf_is_exact_pc = false;
-  // Symbolizer; nullptr means absl::Symbolize.
+  // Symbolizer; nullptr means SymbolizeAddress (system_libraries.h).
   SymbolizeFn symbolizer = nullptr;
   void* symbolizer_arg = nullptr;
 };

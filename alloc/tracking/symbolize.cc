@@ -3,7 +3,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "absl/debugging/symbolize.h"
+#include "alloc/profile/system_libraries.h"
 #include "concurrency/base/raw_log.h"
 
 namespace strata::tracking {
@@ -13,17 +13,12 @@ bool StartsWith(const char* s, const char* prefix) { return std::strncmp(s, pref
 
 }  // namespace
 
-void InitSymbolizer() {
-  static bool done = false;  // benign: absl tolerates repeated init
-  if (done) return;
-  done = true;
-  absl::InitializeSymbolizer("/proc/self/exe");
-}
+void InitSymbolizer() { profile::LoadProfilerLibraries(); }
 
 bool Symbolize(const void* pc, char* out, std::size_t out_size) {
   InitSymbolizer();
   const void* lookup = static_cast<const char*>(pc) - 1;
-  if (absl::Symbolize(lookup, out, static_cast<int>(out_size))) return true;
+  if (profile::SymbolizeAddress(lookup, out, static_cast<int>(out_size))) return true;
   raw::Buffer b;
   b.Ptr(pc);
   std::size_t n = b.size() < out_size - 1 ? b.size() : out_size - 1;

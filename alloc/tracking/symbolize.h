@@ -2,14 +2,15 @@
 // the allocator's own frames.
 //
 // Contract: Symbolize() writes a demangled function name for a code
-// address into a caller buffer (absl::Symbolize; hex when unknown). It never
-// allocates through malloc... except inside absl::Symbolize's first use,
-// which the caller must make outside the allocator's locks. UserFrames()
+// address into a caller buffer (Abseil's symbolizer, opened at first use:
+// alloc/profile/system_libraries.h; hex when unknown). It never allocates
+// through malloc... except on the process's first use (dlopen), which the
+// caller must make outside the allocator's locks. UserFrames()
 // returns the index of the first frame of a stack that is not inside
 // strata (the allocation entry points, the engine, the tracking hooks), so
 // reports start at the user's call site.
 //
-// Thread-safety: thread-safe (absl::Symbolize is).
+// Thread-safety: thread-safe (Abseil's symbolizer is).
 #ifndef STRATA_ALLOC_TRACKING_SYMBOLIZE_H_
 #define STRATA_ALLOC_TRACKING_SYMBOLIZE_H_
 
@@ -17,8 +18,8 @@
 
 namespace strata::tracking {
 
-// Initialises the symbolizer for this process (reads /proc/self/exe);
-// idempotent.
+// Opens the symbolizer (and zlib) for this process: dlopen, which
+// allocates; idempotent.
 void InitSymbolizer();
 
 // Writes the symbol for `pc` (a return address; looked up at pc - 1) into

@@ -7,9 +7,9 @@
 #include <atomic>
 
 #include "absl/debugging/stacktrace.h"
-#include "absl/debugging/symbolize.h"
 #include "alloc/internal/errors.h"
 #include "alloc/internal/hooks.h"
+#include "alloc/profile/system_libraries.h"
 #include "alloc/tracking/symbolize.h"
 #include "concurrency/base/raw_log.h"
 
@@ -102,13 +102,11 @@ void OnFree(void* ptr) {
 // Frames of the allocation stack printed in an error report.
 constexpr int kDescribedFrames = 16;
 
-// The symbol of a return address, or "?" -- absl::Symbolize directly, not
-// tracking::Symbolize: that one initialises the symbolizer on first use,
-// which allocates (a copy of its path). absl::Symbolize itself never calls
-// malloc (tests/profile:no_malloc_test) and reads the ELF files of
-// /proc/self/maps without that initialisation.
+// The symbol of a return address, or "?". DescribeBlock opens the
+// symbolizer first; the lookup itself never calls malloc
+// (tests/profile:no_malloc_test).
 bool SymbolOf(const void* pc, char* out, std::size_t size) {
-  if (absl::Symbolize(static_cast<const char*>(pc) - 1, out, static_cast<int>(size))) return true;
+  if (profile::SymbolizeAddress(static_cast<const char*>(pc) - 1, out, static_cast<int>(size))) return true;
   out[0] = '?';
   out[1] = '\0';
   return false;
@@ -118,8 +116,10 @@ bool SymbolOf(const void* pc, char* out, std::size_t size) {
 // an error report: one line with the addresses (module+offset, as the rest
 // of the report), then one line per frame from the first user frame on (the
 // allocator's own frames skipped by name, as symbolize.h does), with its
-// symbol. Never allocates: every line is formatted in `out` and written out
-// before the next.
+// symbol. Every line is formatted in `out` and written out before the
+// next; the only allocation is the process's first opening of the
+// symbolizer (dlopen), once a tracked block is to be described (errors are
+// reported with no allocator lock held).
 void DescribeBlock(const void* ptr, raw::Buffer* out) {
   const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
   LiveInfo info;
@@ -127,6 +127,7 @@ void DescribeBlock(const void* ptr, raw::Buffer* out) {
   if (!live && !FindFreed(addr, &info)) return;
   const StackEntry* stack = info.stack;
   if (stack == nullptr || stack->depth <= 0) return;
+  profile::LoadProfilerLibraries();
   out->Str("strata:   allocated (tracked block of ").Udec(info.size).Str(" bytes")
       .Str(live ? "" : ", since freed").Str(") at");
   internal::AppendFrames(out, stack->frames, stack->depth < kDescribedFrames ? stack->depth : kDescribedFrames);

@@ -14,6 +14,7 @@
 #include "absl/debugging/stacktrace.h"
 #include "absl/debugging/symbolize.h"
 #include "alloc/profile/pprof_writer.h"
+#include "alloc/profile/system_libraries.h"
 #include "gtest/gtest.h"
 #include "tools/heapdump/profile_reader.h"
 
@@ -65,6 +66,7 @@ TEST(NoMallocTest, WritingAProfileNeverCallsMalloc) {
   const char* dir = std::getenv("TEST_TMPDIR");
   const std::string path = std::string(dir != nullptr ? dir : "/tmp") +
                            "/no_malloc.pb.gz";
+  LoadProfilerLibraries();  // opening zlib and the symbolizer allocates, once
   for (bool gzip : {true, false}) {
     WriteOptions opts;
     opts.sample_period = 524288;
