@@ -98,7 +98,11 @@ bool LiveTable::Insert(const LiveInfo& info) {
   r->scan_mark = 0;
   // Pushing at the head reads no other record: no epoch guard needed.
   std::atomic<std::uintptr_t>& head = buckets_[BucketOf(info.ptr)];
-  std::uintptr_t first = head.load(std::memory_order_relaxed);
+  // The first access is the CAS, guessing an empty bucket (most are): a
+  // plain load first would map the shared zero page on the bucket array's
+  // untouched pages, and the write that follows would then copy it and
+  // flush the TLB on every CPU the process runs on (an IPI per page).
+  std::uintptr_t first = 0;
   do {
     r->next.store(first & ~kMark, std::memory_order_relaxed);
     // Release publishes the record's fields with the link.
