@@ -14,9 +14,12 @@
 //                                `-> FreeLargeChecked -> page heap
 #include "alloc/internal/hardening.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <cstring>
@@ -643,12 +646,37 @@ void* HardenedReallocate(void* ptr, std::size_t new_size) {
   return fresh;
 }
 
+namespace {
+
+// Whether the byte at `addr` can be read, asked of the kernel (EFAULT
+// instead of a fault): 1 yes, 0 no, -1 when the call is not permitted here
+// (seccomp filters often refuse process_vm_readv).
+int Readable(std::uintptr_t addr) {
+  char byte;
+  iovec local{&byte, 1};
+  iovec remote{reinterpret_cast<void*>(addr), 1};
+  if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == 1) return 1;
+  return errno == EFAULT ? 0 : -1;
+}
+
+}  // namespace
+
 std::uintptr_t ProbeStackTop(std::uintptr_t from) {
   constexpr std::uintptr_t kPage = 4096;
   std::uintptr_t page = from & ~(kPage - 1);
   std::uintptr_t limit = page + (std::uintptr_t{1} << 20);
-  unsigned char vec;
-  while (page < limit && mincore(reinterpret_cast<void*>(page + kPage), kPage, &vec) == 0) page += kPage;
+  const int saved_errno = errno;
+  // Up to the first page that cannot be read. A thread's stack can end
+  // right below another thread's guard page, which is mapped (mincore
+  // accepts it) but not readable: the bound must stop there.
+  if (Readable(page) == 1) {
+    while (page < limit && Readable(page + kPage) == 1) page += kPage;
+  } else {
+    // Not permitted: mapped pages, as mincore sees them.
+    unsigned char vec;
+    while (page < limit && mincore(reinterpret_cast<void*>(page + kPage), kPage, &vec) == 0) page += kPage;
+  }
+  errno = saved_errno;
   return page + kPage;
 }
 

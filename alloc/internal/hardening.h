@@ -202,9 +202,10 @@ inline constexpr int kFreeRecordFrames = 4;
 // mincore). Never allocates.
 int CaptureStack(void** frames, int max, int skip);
 
-// The end of the mapping that holds `from` (a stack address), probed page by
-// page with mincore (which reports an unmapped page instead of faulting),
-// at most 1 MiB up. Used once per thread in hardened mode.
+// The end of the readable memory that holds `from` (a stack address),
+// probed page by page with process_vm_readv on this process (EFAULT instead
+// of a fault; mincore's mapped pages where that call is not permitted), at
+// most 1 MiB up. Used once per thread in hardened mode.
 std::uintptr_t ProbeStackTop(std::uintptr_t from);
 
 }  // namespace strata::internal
