@@ -23,17 +23,21 @@ constexpr std::size_t kMaxRequest = std::size_t{1} << 46;
 
 bool IsPowerOfTwo(std::size_t x) { return x != 0 && (x & (x - 1)) == 0; }
 
-// Usable bytes of a block the class map does not know (tracked, large or
-// huge), or 0 after reporting `error` (or `freed_error` for a pointer into
-// freed memory) for a pointer that is not a block.
-std::size_t SlowUsableSize(const void* ptr, ErrorKind error, ErrorKind freed_error) {
-  auto addr = reinterpret_cast<std::uintptr_t>(ptr);
-  BlockInfo info = LookupBlock(addr);
-  if (info.kind != BlockKind::kNone && info.kind != BlockKind::kSmall && info.start == addr) {
+// Usable bytes of the block `info` (LookupBlock of `ptr`) describes, when
+// the class map does not know it (tracked, large or huge), or 0 after
+// reporting `error` (or `freed_error` for a pointer into freed memory) for
+// a pointer that is not such a block.
+std::size_t UsableSizeOf(const BlockInfo& info, const void* ptr, ErrorKind error, ErrorKind freed_error) {
+  if (info.kind != BlockKind::kNone && info.kind != BlockKind::kSmall &&
+      info.start == reinterpret_cast<std::uintptr_t>(ptr)) {
     return info.usable;
   }
   ReportError(info.freed ? freed_error : error, ptr, 0);
   return 0;
+}
+
+std::size_t SlowUsableSize(const void* ptr, ErrorKind error, ErrorKind freed_error) {
+  return UsableSizeOf(LookupBlock(reinterpret_cast<std::uintptr_t>(ptr)), ptr, error, freed_error);
 }
 
 // Whether an AllocateAligned(size, A) call, for some alignment A > 16 that
@@ -257,16 +261,12 @@ void* Reallocate(void* ptr, std::size_t new_size) noexcept {
       return ptr;
     }
   } else {
-    // One lookup serves the check (as SlowUsableSize) and the growth.
+    // One lookup serves the check and the growth.
     const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
     const internal::BlockInfo info = internal::LookupBlock(addr);
-    if (info.kind == internal::BlockKind::kNone || info.kind == internal::BlockKind::kSmall ||
-        info.start != addr) {
-      internal::ReportError(info.freed ? internal::ErrorKind::kReallocFreed : internal::ErrorKind::kInvalidRealloc,
-                            ptr, 0);
-      return nullptr;
-    }
-    old = info.usable;
+    old = internal::UsableSizeOf(info, ptr, internal::ErrorKind::kInvalidRealloc,
+                                 internal::ErrorKind::kReallocFreed);
+    if (old == 0) return nullptr;
     if (new_size <= old && new_size >= old / 2) return ptr;
     // A large or huge block grows into free space right after it when it
     // can: no copy, and no second block alive during the copy (realloc

@@ -56,6 +56,20 @@ void ExpectNoSharedLines(const std::vector<std::vector<void*>>& objects, const c
   }
 }
 
+// Runs fn(t) on kThreads fresh threads that start together, and joins them.
+template <typename Fn>
+void OnFreshThreads(Fn fn) {
+  std::barrier start(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      start.arrive_and_wait();
+      fn(t);
+    });
+  }
+  for (auto& th : threads) th.join();
+}
+
 void FreeAll(std::vector<std::vector<void*>>& objects) {
   for (auto& per_thread : objects) {
     for (void* p : per_thread) Free(p);
@@ -71,17 +85,11 @@ TEST(FalseSharingTest, ConcurrentFreshThreadsGetTheirOwnLines) {
   }
   for (int round = 0; round < kRounds; ++round) {
     std::vector<std::vector<void*>> objects(kThreads, std::vector<void*>(kNumSizes));
-    std::barrier start(kThreads);
-    std::vector<std::thread> threads;
-    for (int t = 0; t < kThreads; ++t) {
-      threads.emplace_back([&, t] {
-        start.arrive_and_wait();
-        for (int k = 0; k < kNumSizes; ++k) {
-          objects[t][(k + t) % kNumSizes] = Allocate(kSizes[(k + t) % kNumSizes]);
-        }
-      });
-    }
-    for (auto& th : threads) th.join();
+    OnFreshThreads([&](int t) {
+      for (int k = 0; k < kNumSizes; ++k) {
+        objects[t][(k + t) % kNumSizes] = Allocate(kSizes[(k + t) % kNumSizes]);
+      }
+    });
     ExpectNoSharedLines(objects, "concurrent allocation");
     FreeAll(objects);
   }
@@ -97,16 +105,10 @@ TEST(FalseSharingTest, FreedForeignObjectIsNotReusedByTheFreeingThread) {
       for (int t = 0; t < kThreads; ++t) given[t][k] = Allocate(kSizes[k]);
     }
     std::vector<std::vector<void*>> objects(kThreads, std::vector<void*>(kNumSizes));
-    std::barrier start(kThreads);
-    std::vector<std::thread> threads;
-    for (int t = 0; t < kThreads; ++t) {
-      threads.emplace_back([&, t] {
-        start.arrive_and_wait();
-        for (int k = 0; k < kNumSizes; ++k) Free(given[t][k]);
-        for (int k = 0; k < kNumSizes; ++k) objects[t][k] = Allocate(kSizes[k]);
-      });
-    }
-    for (auto& th : threads) th.join();
+    OnFreshThreads([&](int t) {
+      for (int k = 0; k < kNumSizes; ++k) Free(given[t][k]);
+      for (int k = 0; k < kNumSizes; ++k) objects[t][k] = Allocate(kSizes[k]);
+    });
     ExpectNoSharedLines(objects, "after freeing a foreign object");
     // And no worker got a line of the objects handed over (those lines
     // were written by the main thread and by the other workers).
