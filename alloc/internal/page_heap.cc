@@ -138,6 +138,7 @@ Segment* PageHeap::BorrowSegmentsLocked(std::size_t mapping, std::size_t align) 
     seg->kind = SegmentKind::kHuge;
     seg->huge_live = false;
     seg->borrowed = true;
+    seg->mapping_size = mapping;
     g_segment_map.Set(base, mapping, seg);
     // The other segments' headers: zero, like the rest of the block.
     for (std::size_t i = 1; i < count; ++i) {
@@ -166,7 +167,6 @@ void PageHeap::ReturnSegmentsLocked(Segment* seg) {
   }
   committed_bytes_ -= committed < committed_bytes_ ? committed : committed_bytes_;
   decommitted_bytes_ += committed;
-  seg->kind = SegmentKind::kNormal;
   seg->borrowed = false;
   seg->mapping_size = 0;
   seg->committed_in = 0;
@@ -469,7 +469,8 @@ void* PageHeap::AllocHugeLocked(std::size_t size, std::size_t alignment, bool* z
   // never touched, so they cost no memory): a huge mapping then ends where
   // the next 4 MiB-aligned mapping may begin, which is what lets freed
   // neighbours merge and big cached blocks split (FreeHugeLocked).
-  std::size_t mapping = RoundUp(offset + size, kSegmentSize);
+  const std::size_t chunks = RoundUp(offset + size, kSegmentSize);
+  std::size_t mapping = chunks;
   // What the block uses, and what counts as committed (hard limit, stats):
   // the chunk-rounded tail is address space only.
   const std::size_t used = RoundUp(offset + size, kSliceSize);
@@ -528,12 +529,8 @@ void* PageHeap::AllocHugeLocked(std::size_t size, std::size_t alignment, bool* z
     if (base == nullptr) {
       // The address space is gone, much of it perhaps to the regions:
       // borrow free segments from them.
-      seg = BorrowSegmentsLocked(RoundUp(offset + size, kSegmentSize), align);
+      seg = BorrowSegmentsLocked(chunks, align);
       if (seg == nullptr) return nullptr;
-      seg->tracked = false;
-      seg->mapping_size = RoundUp(offset + size, kSegmentSize);
-      seg->committed_in = used;
-      committed_bytes_ += used;
     } else {
       auto addr = reinterpret_cast<std::uintptr_t>(base);
       if (!g_segment_map.Ensure(addr, mapping)) {
@@ -542,14 +539,13 @@ void* PageHeap::AllocHugeLocked(std::size_t size, std::size_t alignment, bool* z
       }
       seg = static_cast<Segment*>(base);
       seg->kind = SegmentKind::kHuge;
-      seg->tracked = false;
       seg->borrowed = false;
       seg->mapping_size = mapping;
-      seg->committed_in = used;
       reserved_bytes_ += mapping;
-      committed_bytes_ += used;
       g_segment_map.Set(addr, mapping, seg);
     }
+    seg->committed_in = used;
+    committed_bytes_ += used;
     *zeroed = true;
   }
   seg->next_cached = nullptr;

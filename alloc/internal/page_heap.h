@@ -126,7 +126,7 @@ class PageHeap {
   // free, decommitted, zeroed span and lists it.
   void InitWholeFreeSpanLocked(Segment* seg) STRATA_REQUIRES(lock_);
   // A huge block's home when the OS refuses a mapping: `mapping` bytes
-  // (whole segments) of consecutive, entirely free segments of the
+  // (whole segments; its mapping_size) of consecutive, entirely free segments of the
   // regions, starting at a multiple of `align`, taken off the free lists
   // and decommitted; the first one's header becomes the huge header.
   // nullptr when no such run exists.

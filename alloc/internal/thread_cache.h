@@ -94,6 +94,8 @@ struct ThreadCache {
   CacheState state;
   std::uint64_t sample_rng;
   // Slow-path bookkeeping.
+  // Overflows of a list past slow start (ListTooLong); while its
+  // max_length is 0, the frees sent back uncached (kForeignFreesUncached).
   std::uint8_t overages[kNumClasses];
   std::uint8_t activity[kNumClasses];
   // Low 32 bits of lists[c].allocs at the last idle scan: a list whose

@@ -14,28 +14,33 @@
 namespace strata {
 namespace {
 
-TEST(StackProbeTest, StopsBelowAGuardPage) {
-  const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
-  // [readable][readable][PROT_NONE guard][unmapped]
-  auto* base = static_cast<char*>(mmap(nullptr, 4 * page, PROT_READ | PROT_WRITE,
+const std::size_t kPage = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+
+// `readable` read-write pages followed by one unmapped page.
+char* MapPages(std::size_t readable) {
+  auto* base = static_cast<char*>(mmap(nullptr, (readable + 1) * kPage, PROT_READ | PROT_WRITE,
                                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-  ASSERT_NE(base, MAP_FAILED);
-  ASSERT_EQ(munmap(base + 3 * page, page), 0);
-  ASSERT_EQ(mprotect(base + 2 * page, page, PROT_NONE), 0);
+  if (base == MAP_FAILED) return nullptr;
+  if (munmap(base + readable * kPage, kPage) != 0) return nullptr;
+  return base;
+}
+
+TEST(StackProbeTest, StopsBelowAGuardPage) {
+  // [readable][readable][PROT_NONE guard][unmapped]
+  char* base = MapPages(3);
+  ASSERT_NE(base, nullptr);
+  ASSERT_EQ(mprotect(base + 2 * kPage, kPage, PROT_NONE), 0);
   const auto from = reinterpret_cast<std::uintptr_t>(base + 100);
-  EXPECT_EQ(internal::ProbeStackTop(from), reinterpret_cast<std::uintptr_t>(base + 2 * page));
-  munmap(base, 3 * page);
+  EXPECT_EQ(internal::ProbeStackTop(from), reinterpret_cast<std::uintptr_t>(base + 2 * kPage));
+  munmap(base, 3 * kPage);
 }
 
 TEST(StackProbeTest, StopsAtTheEndOfTheMapping) {
-  const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
-  auto* base = static_cast<char*>(mmap(nullptr, 3 * page, PROT_READ | PROT_WRITE,
-                                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-  ASSERT_NE(base, MAP_FAILED);
-  ASSERT_EQ(munmap(base + 2 * page, page), 0);
-  EXPECT_EQ(internal::ProbeStackTop(reinterpret_cast<std::uintptr_t>(base + page + 8)),
-            reinterpret_cast<std::uintptr_t>(base + 2 * page));
-  munmap(base, 2 * page);
+  char* base = MapPages(2);
+  ASSERT_NE(base, nullptr);
+  EXPECT_EQ(internal::ProbeStackTop(reinterpret_cast<std::uintptr_t>(base + kPage + 8)),
+            reinterpret_cast<std::uintptr_t>(base + 2 * kPage));
+  munmap(base, 2 * kPage);
 }
 
 TEST(StackProbeTest, CaptureStackFindsItsCallers) {
