@@ -680,10 +680,49 @@ std::uintptr_t ProbeStackTop(std::uintptr_t from) {
   return page + kPage;
 }
 
+namespace {
+
+// Walks further below the thread's verified range than this probe afresh
+// (the pages between would cost a system call each).
+constexpr std::uintptr_t kMaxStackExtension = std::uintptr_t{1} << 20;
+
+// The end of the readable memory that holds `fp`, for a walk that starts
+// there. The calling thread keeps one verified range [stack_lo, stack_hi)
+// of its stack (every page in it was readable when probed): a walk from
+// inside it costs nothing; one from below it probes only the pages between
+// (once: the range then grows down to them); one from another stack (a
+// signal stack, a fiber) is bounded by that stack's first unreadable page,
+// probed each time, and leaves the thread's range alone.
+std::uintptr_t WalkBound(ThreadCache& tc, std::uintptr_t fp) {
+  constexpr std::uintptr_t kPage = 4096;
+  const std::uintptr_t page = fp & ~(kPage - 1);
+  if (tc.stack_hi != 0) {
+    if (fp >= tc.stack_lo && fp < tc.stack_hi) return tc.stack_hi;
+    if (fp < tc.stack_lo && tc.stack_lo - page <= kMaxStackExtension) {
+      const int saved_errno = errno;
+      std::uintptr_t p = page;
+      int readable = 1;
+      while (p < tc.stack_lo && (readable = Readable(p)) == 1) p += kPage;
+      errno = saved_errno;
+      if (readable == 1) {
+        tc.stack_lo = page;
+        return tc.stack_hi;
+      }
+      if (readable == 0) return p;  // another stack, below the thread's
+      // Not permitted: the mincore probe below, uncached.
+    }
+    return ProbeStackTop(fp);
+  }
+  tc.stack_lo = page;
+  tc.stack_hi = ProbeStackTop(fp);
+  return tc.stack_hi;
+}
+
+}  // namespace
+
 int CaptureStack(void** frames, int max, int skip) {
   auto fp = reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0));
-  std::uintptr_t hi = tls_cache.stack_hi;
-  if (hi <= fp) hi = ProbeStackTop(fp);
+  const std::uintptr_t hi = WalkBound(tls_cache, fp);
   int n = 0;
   while (n < max) {
     // A frame is [saved fp, return address]; both words must lie below the

@@ -197,15 +197,18 @@ inline constexpr int kMaxReportFrames = 24;
 inline constexpr int kFreeRecordFrames = 4;
 
 // Return addresses of the calling stack, innermost first, skipping `skip`
-// frames. Walks frame pointers and never reads outside the calling thread's
-// stack (bounded by the thread's recorded stack top, or probed with
-// mincore). Never allocates.
+// frames. Walks frame pointers and never reads past the first unreadable
+// page above the walk's start (the calling thread remembers the verified
+// range of its stack, so that only a walk from new pages or from another
+// stack -- a signal stack, a fiber -- probes; see ProbeStackTop). Never
+// allocates. The heap profiler, the leak checker, hardened mode and the
+// error reports all capture their stacks here.
 int CaptureStack(void** frames, int max, int skip);
 
 // The end of the readable memory that holds `from` (a stack address),
 // probed page by page with process_vm_readv on this process (EFAULT instead
 // of a fault; mincore's mapped pages where that call is not permitted), at
-// most 1 MiB up. Used once per thread in hardened mode.
+// most 1 MiB up.
 std::uintptr_t ProbeStackTop(std::uintptr_t from);
 
 }  // namespace strata::internal

@@ -160,7 +160,6 @@ void InitThread(ThreadCache& tc) {
   if (hardened) {
     tc.bytes_until_sample = kHardenedCountdown;
     tc.hardened_countdown = NextSampleCountdown();
-    tc.stack_hi = ProbeStackTop(reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0)));
   } else {
     tc.bytes_until_sample = NextSampleCountdown();
   }

@@ -105,9 +105,11 @@ struct ThreadCache {
   std::size_t capacity_bytes;
   std::uint32_t slow_ops;
   // Hardened mode: the sample countdown (bytes_until_sample stays pinned at
-  // kHardenedCountdown) and the top of this thread's stack (CaptureStack's
-  // bound; 0 when unknown).
+  // kHardenedCountdown).
   std::int64_t hardened_countdown;
+  // The verified readable range of this thread's stack, [stack_lo,
+  // stack_hi) (CaptureStack's bound; 0 until the thread's first walk).
+  std::uintptr_t stack_lo;
   std::uintptr_t stack_hi;
   ThreadCache* registry_next;
   ThreadCache* registry_prev;

@@ -6,8 +6,8 @@
 
 #include <atomic>
 
-#include "absl/debugging/stacktrace.h"
 #include "alloc/internal/errors.h"
+#include "alloc/internal/hardening.h"
 #include "alloc/internal/hooks.h"
 #include "alloc/profile/system_libraries.h"
 #include "alloc/tracking/symbolize.h"
@@ -29,8 +29,9 @@ constinit internal::TrackingHooks g_hooks = {&OnAllocate, &OnFree};
 // Captures the whole stack, strata's own frames included: skipping a fixed
 // number of frames is fragile across inlining, so the readers (profile
 // writer, leak report) drop the leading allocator frames by symbol name
-// (see alloc/tracking/symbolize.h).
-int CaptureStack(void** frames) { return absl::GetStackTrace(frames, kMaxStackDepth, 0); }
+// (see alloc/tracking/symbolize.h). The engine's frame-pointer walker
+// (internal::CaptureStack, bounded by readable memory, never allocating).
+int CaptureStack(void** frames) { return internal::CaptureStack(frames, kMaxStackDepth, 0); }
 
 void OnAllocate(void* ptr, std::size_t requested, std::size_t usable, bool sampled) {
   void* frames[kMaxStackDepth];

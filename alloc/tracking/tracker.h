@@ -3,7 +3,7 @@
 //
 // The engine routes tracked allocations to its slow path (see
 // alloc/internal/hooks.h); this layer's hooks capture the call stack
-// (absl::GetStackTrace, frame pointers: strata builds keep them), intern
+// (internal::CaptureStack: frame pointers, which strata builds keep), intern
 // it, and keep a LiveRecord per tracked block until it is freed.
 //
 // Error reports (alloc/internal/errors.h): installing the hooks also

@@ -2,7 +2,11 @@
 // engine's frame-pointer walks (internal::CaptureStack) stops at the first
 // page that cannot be read: a guard page (mapped, PROT_NONE) right above a
 // stack must bound the walk, or a bogus frame pointer could send it there.
+// The walker remembers the verified range of the thread's stack: a walk
+// from deeper in that stack must still see every frame, and one from
+// another stack (a fiber) must be bounded by that stack, not the thread's.
 #include <sys/mman.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -48,6 +52,75 @@ TEST(StackProbeTest, CaptureStackFindsItsCallers) {
   const int n = internal::CaptureStack(frames, 8, 0);
   EXPECT_GE(n, 2);  // this test body and gtest's caller at least
 }
+
+// Recurses `depth` times (each frame holding a buffer, so that the stack
+// grows by several pages), then walks from the bottom.
+__attribute__((noinline)) int CaptureDeep(int depth, void** frames, int max) {
+  volatile char pad[256];
+  pad[0] = static_cast<char>(depth);
+  int n = depth == 0 ? internal::CaptureStack(frames, max, 0) : CaptureDeep(depth - 1, frames, max);
+  return n + pad[0] * 0;
+}
+
+TEST(StackProbeTest, WalksFromDeeperInTheSameStackSeeEveryFrame) {
+  void* frames[40];
+  ASSERT_GE(internal::CaptureStack(frames, 40, 0), 2);  // the thread's range, from here
+  // 200 frames of 256+ bytes: the walk starts 50+ KiB below that range.
+  EXPECT_EQ(CaptureDeep(200, frames, 40), 40);
+  EXPECT_EQ(CaptureDeep(200, frames, 40), 40);  // the range has grown down
+}
+
+#if !defined(STRATA_SANITIZER_BUILD)
+// A fiber's stack: [PROT_NONE guard][kFiberPages read-write][PROT_NONE guard].
+constexpr std::size_t kFiberPages = 16;
+char* g_fiber_top_guard = nullptr;
+ucontext_t g_main_context;
+ucontext_t g_fiber_context;
+int g_fiber_depth = -1;
+
+// Points this frame's saved frame pointer at a fake frame whose own saved
+// frame pointer lies in the guard page above the fiber's stack: a walk
+// bounded by the thread's (main) stack instead of the fiber's would read
+// the guard page and crash.
+__attribute__((noinline)) void WalkWithABogusChain() {
+  auto** saved_fp = static_cast<std::uintptr_t**>(__builtin_frame_address(0));
+  std::uintptr_t* const real = *saved_fp;
+  auto* fake = reinterpret_cast<std::uintptr_t*>(g_fiber_top_guard - 16);
+  fake[0] = reinterpret_cast<std::uintptr_t>(g_fiber_top_guard + 8);
+  fake[1] = 0x5000;  // a plausible return address
+  *static_cast<std::uintptr_t* volatile*>(static_cast<void*>(saved_fp)) = fake;
+  void* frames[16];
+  g_fiber_depth = internal::CaptureStack(frames, 16, 0);
+  *static_cast<std::uintptr_t* volatile*>(static_cast<void*>(saved_fp)) = real;
+}
+
+void FiberMain() {
+  WalkWithABogusChain();
+  swapcontext(&g_fiber_context, &g_main_context);
+}
+
+TEST(StackProbeTest, AWalkOnAFiberStackIsBoundedByThatStack) {
+  void* frames[8];
+  ASSERT_GE(internal::CaptureStack(frames, 8, 0), 2);  // the thread's range
+  const std::size_t bytes = (kFiberPages + 2) * kPage;
+  auto* region = static_cast<char*>(
+      mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(region, MAP_FAILED);
+  ASSERT_EQ(mprotect(region, kPage, PROT_NONE), 0);
+  g_fiber_top_guard = region + (kFiberPages + 1) * kPage;
+  ASSERT_EQ(mprotect(g_fiber_top_guard, kPage, PROT_NONE), 0);
+  ASSERT_EQ(getcontext(&g_fiber_context), 0);
+  g_fiber_context.uc_stack.ss_sp = region + kPage;
+  g_fiber_context.uc_stack.ss_size = kFiberPages * kPage;
+  g_fiber_context.uc_link = &g_main_context;
+  makecontext(&g_fiber_context, FiberMain, 0);
+  ASSERT_EQ(swapcontext(&g_main_context, &g_fiber_context), 0);
+  // CaptureStack's frame, WalkWithABogusChain's, then the fake frame: the
+  // walk stops at the guard page.
+  EXPECT_EQ(g_fiber_depth, 3);
+  munmap(region, bytes);
+}
+#endif
 
 }  // namespace
 }  // namespace strata
