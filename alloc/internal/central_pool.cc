@@ -13,6 +13,20 @@ constinit PageHeap g_page_heap;
 constinit CentralPool g_central[kNumClasses];
 constinit TrackedCentralPool g_tracked_central[kNumClasses];
 
+namespace {
+
+// One page of first-tier slots per pool (Slots is exactly a page for the
+// capacity of 256 slots of 16 bytes).
+static_assert(sizeof(CentralPool::Transfer::Slots) == 4096);
+alignas(4096) constinit CentralPool::Transfer::Slots g_transfer_slots[kNumClasses];
+alignas(4096) constinit CentralPool::Transfer::Slots g_tracked_transfer_slots[kNumClasses];
+
+}  // namespace
+
+CentralPool::Transfer::Slots& CentralPool::transfer_slots(int size_class) const {
+  return tracked() ? g_tracked_transfer_slots[size_class] : g_transfer_slots[size_class];
+}
+
 bool CentralPool::tracked() const {
   const auto self = reinterpret_cast<std::uintptr_t>(this);
   return self >= reinterpret_cast<std::uintptr_t>(&g_tracked_central[0]) &&
@@ -45,7 +59,7 @@ int CentralPool::RemoveForCache(int size_class, int n, bool first_refill, FreeOb
 
 int CentralPool::RemoveChain(int size_class, int n, bool whole_batch_ok, bool for_cache, FreeObject** head) {
   if (whole_batch_ok) {
-    if (FreeObject* whole = transfer_.Pop()) {
+    if (FreeObject* whole = transfer_.Pop(transfer_slots(size_class))) {
       const int batch = ClassInfo(size_class).batch;
       transfer_batches_.fetch_sub(1, std::memory_order_relaxed);
       objects_out_.fetch_add(batch, std::memory_order_relaxed);
@@ -62,7 +76,7 @@ void CentralPool::Insert(int size_class, FreeObject* head, int n) {
   objects_out_.fetch_sub(n, std::memory_order_relaxed);
   if (n == ClassInfo(size_class).batch &&
       transfer_batches_.load(std::memory_order_relaxed) < MaxBatches(size_class)) {
-    if (transfer_.Push(head)) {
+    if (transfer_.Push(transfer_slots(size_class), head)) {
       transfer_batches_.fetch_add(1, std::memory_order_relaxed);
       return;
     }
@@ -72,7 +86,7 @@ void CentralPool::Insert(int size_class, FreeObject* head, int n) {
 
 void CentralPool::Drain(int size_class) {
   int batch = ClassInfo(size_class).batch;
-  while (FreeObject* head = transfer_.Pop()) {
+  while (FreeObject* head = transfer_.Pop(transfer_slots(size_class))) {
     transfer_batches_.fetch_sub(1, std::memory_order_relaxed);
     InsertToSpans(size_class, head, batch);
   }

@@ -27,7 +27,10 @@
 // free list is validated.
 //
 // Thread-safety: all methods are thread-safe. The pool is cache-line
-// padded so that pools of neighbouring classes do not share lines.
+// padded so that pools of neighbouring classes do not share lines. The
+// pools' fields sit together (about 200 bytes per class); the first tier's
+// slots (4 KiB per class) are kept apart, so that the classes a program
+// never uses cost it no memory.
 #ifndef STRATA_ALLOC_INTERNAL_CENTRAL_POOL_H_
 #define STRATA_ALLOC_INTERNAL_CENTRAL_POOL_H_
 
@@ -43,7 +46,11 @@
 namespace strata::internal {
 
 class alignas(kCacheLineSize) CentralPool {
+  static constexpr int kMaxTransferBatches = 256;  // the first tier's capacity
+
  public:
+  using Transfer = TransferStack<FreeObject, kMaxTransferBatches>;
+
   constexpr CentralPool() = default;
 
   // Removes up to `n` objects (n <= batch) as a chain linked through
@@ -79,7 +86,6 @@ class alignas(kCacheLineSize) CentralPool {
 
  private:
   static constexpr std::size_t kMaxTransferBytes = 256 * 1024;
-  static constexpr int kMaxTransferBatches = 256;  // the stack's capacity
 
   // A tracked pool (one of g_tracked_central) hands out spans that are
   // invisible to the class map: every free of their objects reaches the
@@ -88,6 +94,9 @@ class alignas(kCacheLineSize) CentralPool {
   // (file-backed, 435 KiB) instead of .bss.
   bool tracked() const;
   int MaxBatches(int size_class) const;
+  // The first tier's slots for this pool, on a page of their own (see
+  // transfer_stack.h).
+  Transfer::Slots& transfer_slots(int size_class) const;
   // A whole batch from the first tier when `whole_batch_ok` and one is
   // there, else up to `n` objects from the spans.
   // The coherence unit two threads' objects must not share.
@@ -103,7 +112,7 @@ class alignas(kCacheLineSize) CentralPool {
   void UnlinkExhaustedLocked(Span* span) STRATA_REQUIRES(lock_);
   void InsertToSpans(int size_class, FreeObject* head, int n);
 
-  TransferStack<FreeObject, kMaxTransferBatches> transfer_;
+  Transfer transfer_;
   std::atomic<int> transfer_batches_{0};
   std::atomic<std::int64_t> objects_out_{0};
   std::atomic<std::size_t> span_free_objects_{0};

@@ -22,6 +22,13 @@
 // unless exactly 2^32 changes happen while one thread stalls between its
 // load and its CAS) with a 32-bit slot index plus one (0: empty).
 //
+// The slots live apart from the heads (TransferStack::Slots, passed to
+// every call, always the same one for a given stack): the central pools
+// keep their heads together, one or two lines per size class, and a class's
+// slots on a page of their own that is touched only when the class is used
+// (a program that uses 15 classes touches 15 slot pages, not 30 pages of
+// interleaved heads and slots).
+//
 // Cost: a push or a pop is two uncontended CASes (take a slot, publish it),
 // once per batch of objects.
 //
@@ -43,26 +50,37 @@ template <typename T, std::uint32_t kCapacity>
 class TransferStack {
   static_assert(kCapacity >= 1 && kCapacity < 0xffffffffu, "slot indices are 32-bit");
 
+  struct Slot {
+    std::atomic<T*> value{nullptr};
+    std::atomic<std::uint32_t> below{0};  // index + 1 of the slot below; 0: bottom
+  };
+
  public:
+  // A stack's slots (all zero: unused). Every call on one stack must pass
+  // the same Slots, and no other stack may use them.
+  struct Slots {
+    Slot slot[kCapacity];
+  };
+
   constexpr TransferStack() = default;
 
-  bool Push(T* value) {
-    std::uint32_t slot = PopSlot(free_);
+  bool Push(Slots& slots, T* value) {
+    std::uint32_t slot = PopSlot(slots, free_);
     if (slot == kNoSlot) {
       slot = FreshSlot();
       if (slot == kNoSlot) return false;  // full
     }
-    slots_[slot].value.store(value, std::memory_order_relaxed);
+    slots.slot[slot].value.store(value, std::memory_order_relaxed);
     // PushSlot's release CAS publishes `value` to the popper's acquire.
-    PushSlot(full_, slot);
+    PushSlot(slots, full_, slot);
     return true;
   }
 
-  T* Pop() {
-    std::uint32_t slot = PopSlot(full_);
+  T* Pop(Slots& slots) {
+    std::uint32_t slot = PopSlot(slots, full_);
     if (slot == kNoSlot) return nullptr;
-    T* value = slots_[slot].value.load(std::memory_order_relaxed);
-    PushSlot(free_, slot);
+    T* value = slots.slot[slot].value.load(std::memory_order_relaxed);
+    PushSlot(slots, free_, slot);
     return value;
   }
 
@@ -72,14 +90,9 @@ class TransferStack {
  private:
   static constexpr std::uint32_t kNoSlot = 0xffffffffu;
 
-  struct Slot {
-    std::atomic<T*> value{nullptr};
-    std::atomic<std::uint32_t> below{0};  // index + 1 of the slot below; 0: bottom
-  };
-
   static constexpr std::uint64_t Pack(std::uint64_t tag, std::uint32_t top) { return (tag << 32) | top; }
 
-  std::uint32_t PopSlot(std::atomic<std::uint64_t>& head) {
+  static std::uint32_t PopSlot(Slots& slots, std::atomic<std::uint64_t>& head) {
     // Acquire (also on CAS failure, which reloads `h`) pairs with the
     // release CAS that pushed the slot: its `below` and `value` are visible.
     std::uint64_t h = head.load(std::memory_order_acquire);
@@ -88,7 +101,7 @@ class TransferStack {
       if (top == 0) return kNoSlot;
       // May be stale if the slot was popped and reused meanwhile; the tag
       // then differs and the CAS fails.
-      std::uint32_t below = slots_[top - 1].below.load(std::memory_order_relaxed);
+      std::uint32_t below = slots.slot[top - 1].below.load(std::memory_order_relaxed);
       if (head.compare_exchange_weak(h, Pack((h >> 32) + 1, below), std::memory_order_acquire,
                                      std::memory_order_acquire)) {
         return top - 1;
@@ -96,10 +109,10 @@ class TransferStack {
     }
   }
 
-  void PushSlot(std::atomic<std::uint64_t>& head, std::uint32_t slot) {
+  static void PushSlot(Slots& slots, std::atomic<std::uint64_t>& head, std::uint32_t slot) {
     std::uint64_t h = head.load(std::memory_order_relaxed);
     for (;;) {
-      slots_[slot].below.store(static_cast<std::uint32_t>(h), std::memory_order_relaxed);
+      slots.slot[slot].below.store(static_cast<std::uint32_t>(h), std::memory_order_relaxed);
       if (head.compare_exchange_weak(h, Pack((h >> 32) + 1, slot + 1), std::memory_order_release,
                                      std::memory_order_relaxed)) {
         return;
@@ -118,7 +131,6 @@ class TransferStack {
   alignas(kCacheLineSize) std::atomic<std::uint64_t> full_{0};
   std::atomic<std::uint64_t> free_{0};
   std::atomic<std::uint32_t> fresh_{0};
-  alignas(kCacheLineSize) Slot slots_[kCapacity];
 };
 
 }  // namespace strata::internal

@@ -23,51 +23,54 @@ struct Item {
 
 TEST(TransferStackTest, EmptyPopReturnsNull) {
   static TransferStack<Item, 4> stack;
-  EXPECT_EQ(stack.Pop(), nullptr);
+  static TransferStack<Item, 4>::Slots slots;
+  EXPECT_EQ(stack.Pop(slots), nullptr);
   EXPECT_EQ(stack.slots_used(), 0u);
 }
 
 TEST(TransferStackTest, PopsInLifoOrder) {
   static TransferStack<Item, 8> stack;
+  static TransferStack<Item, 8>::Slots slots;
   Item items[5];
-  for (Item& i : items) ASSERT_TRUE(stack.Push(&i));
-  for (int k = 4; k >= 0; --k) EXPECT_EQ(stack.Pop(), &items[k]);
-  EXPECT_EQ(stack.Pop(), nullptr);
+  for (Item& i : items) ASSERT_TRUE(stack.Push(slots, &i));
+  for (int k = 4; k >= 0; --k) EXPECT_EQ(stack.Pop(slots), &items[k]);
+  EXPECT_EQ(stack.Pop(slots), nullptr);
   // Interleaved: the most recent push is always the next pop.
-  ASSERT_TRUE(stack.Push(&items[0]));
-  ASSERT_TRUE(stack.Push(&items[1]));
-  EXPECT_EQ(stack.Pop(), &items[1]);
-  ASSERT_TRUE(stack.Push(&items[2]));
-  EXPECT_EQ(stack.Pop(), &items[2]);
-  EXPECT_EQ(stack.Pop(), &items[0]);
-  EXPECT_EQ(stack.Pop(), nullptr);
+  ASSERT_TRUE(stack.Push(slots, &items[0]));
+  ASSERT_TRUE(stack.Push(slots, &items[1]));
+  EXPECT_EQ(stack.Pop(slots), &items[1]);
+  ASSERT_TRUE(stack.Push(slots, &items[2]));
+  EXPECT_EQ(stack.Pop(slots), &items[2]);
+  EXPECT_EQ(stack.Pop(slots), &items[0]);
+  EXPECT_EQ(stack.Pop(slots), nullptr);
 }
 
 TEST(TransferStackTest, RefusesPushWhenFullAndReusesSlots) {
   static TransferStack<Item, 3> stack;
+  static TransferStack<Item, 3>::Slots slots;
   Item items[4];
-  EXPECT_TRUE(stack.Push(&items[0]));
-  EXPECT_TRUE(stack.Push(&items[1]));
-  EXPECT_TRUE(stack.Push(&items[2]));
-  EXPECT_FALSE(stack.Push(&items[3]));
-  EXPECT_EQ(stack.Pop(), &items[2]);
-  EXPECT_TRUE(stack.Push(&items[3]));  // the freed slot is reused
-  EXPECT_FALSE(stack.Push(&items[2]));
+  EXPECT_TRUE(stack.Push(slots, &items[0]));
+  EXPECT_TRUE(stack.Push(slots, &items[1]));
+  EXPECT_TRUE(stack.Push(slots, &items[2]));
+  EXPECT_FALSE(stack.Push(slots, &items[3]));
+  EXPECT_EQ(stack.Pop(slots), &items[2]);
+  EXPECT_TRUE(stack.Push(slots, &items[3]));  // the freed slot is reused
+  EXPECT_FALSE(stack.Push(slots, &items[2]));
   EXPECT_EQ(stack.slots_used(), 3u);
   // Many rounds through the same slots never use more.
   for (int round = 0; round < 1000; ++round) {
-    Item* a = stack.Pop();
-    Item* b = stack.Pop();
+    Item* a = stack.Pop(slots);
+    Item* b = stack.Pop(slots);
     ASSERT_NE(a, nullptr);
     ASSERT_NE(b, nullptr);
-    ASSERT_TRUE(stack.Push(b));
-    ASSERT_TRUE(stack.Push(a));
+    ASSERT_TRUE(stack.Push(slots, b));
+    ASSERT_TRUE(stack.Push(slots, a));
   }
   EXPECT_EQ(stack.slots_used(), 3u);
-  EXPECT_NE(stack.Pop(), nullptr);
-  EXPECT_NE(stack.Pop(), nullptr);
-  EXPECT_NE(stack.Pop(), nullptr);
-  EXPECT_EQ(stack.Pop(), nullptr);
+  EXPECT_NE(stack.Pop(slots), nullptr);
+  EXPECT_NE(stack.Pop(slots), nullptr);
+  EXPECT_NE(stack.Pop(slots), nullptr);
+  EXPECT_EQ(stack.Pop(slots), nullptr);
 }
 
 TEST(TransferStackTest, EveryValueIsPoppedExactlyOnceUnderContention) {
@@ -75,6 +78,7 @@ TEST(TransferStackTest, EveryValueIsPoppedExactlyOnceUnderContention) {
   constexpr std::uint32_t kCapacity = 16;  // small: pushes often find it full
   const std::uint64_t kPerThread = 200000 / testing::kScale;
   static TransferStack<Item, kCapacity> stack;
+  static TransferStack<Item, kCapacity>::Slots slots;
   std::vector<Item> items(kThreads * kPerThread);
   for (std::size_t i = 0; i < items.size(); ++i) items[i].id = i;
   // seen[id] counts pops of item id; a pop of an item that is not pushed,
@@ -94,12 +98,12 @@ TEST(TransferStackTest, EveryValueIsPoppedExactlyOnceUnderContention) {
         if ((rng & 1) != 0 || next == kPerThread) {
           if (!held.empty() && (rng & 2) != 0) {
             Item* it = held.back();
-            if (stack.Push(it)) {
+            if (stack.Push(slots, it)) {
               held.pop_back();
             } else {
               refused.fetch_add(1, std::memory_order_relaxed);
             }
-          } else if (Item* it = stack.Pop()) {
+          } else if (Item* it = stack.Pop(slots)) {
             // Consumed for good: must never come out again.
             seen[it->id].fetch_add(1, std::memory_order_relaxed);
           } else if (!held.empty()) {
@@ -108,13 +112,13 @@ TEST(TransferStackTest, EveryValueIsPoppedExactlyOnceUnderContention) {
           }
         } else {
           Item* it = &items[t * kPerThread + next++];
-          if (!stack.Push(it)) held.push_back(it);
+          if (!stack.Push(slots, it)) held.push_back(it);
         }
       }
     });
   }
   for (std::thread& th : threads) th.join();
-  while (Item* it = stack.Pop()) seen[it->id].fetch_add(1, std::memory_order_relaxed);
+  while (Item* it = stack.Pop(slots)) seen[it->id].fetch_add(1, std::memory_order_relaxed);
   std::size_t bad = 0;
   for (std::size_t i = 0; i < items.size(); ++i) {
     if (seen[i].load() != 1) ++bad;
