@@ -227,6 +227,16 @@ void Collector::Retire(void* ptr, void (*deleter)(void* ptr, void* ctx), void* c
   // Relaxed: owner-only field.
   Bag* bag = p == nullptr ? nullptr : p->bag.load(std::memory_order_relaxed);
   if (bag == nullptr) {
+    // A thread that retires now and then (a short-lived thread, one that
+    // frees a tracked block once) may be the only thread that ever
+    // collects: it pins too rarely to reach kPinsPerCollect and exits
+    // before its bag fills. So before it takes a fresh bag, it frees what
+    // has expired; otherwise the bags that exiting threads hand over pile
+    // up with every thread started (1.6 KiB each, plus their objects).
+    // Relaxed: a hint; a stale zero only postpones the collection.
+    if (p != nullptr && core->garbage_objects.load(std::memory_order_relaxed) != 0) {
+      internal::AdvanceAndFree(core, p);
+    }
     bag = p == nullptr ? nullptr : internal::AcquireBag();
     if (bag == nullptr) {
       // No memory for bookkeeping: leaking is the only safe choice.

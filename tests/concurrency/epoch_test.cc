@@ -232,6 +232,28 @@ TEST(EpochTest, ThreadExitingWhilePinnedDoesNotStallReclamation) {
   EXPECT_GE(c.CurrentEpoch(), e + 2);
 }
 
+// Short-lived threads that each retire a little and exit, with nobody
+// collecting explicitly (a thread per request that frees one tracked
+// block): each new bag first frees what expired, so the garbage handed
+// over by exited threads stays bounded instead of growing with every
+// thread started.
+TEST(EpochTest, ShortLivedThreadsDoNotAccumulateGarbage) {
+  constexpr int kThreads = 400;
+  Collector c;
+  std::atomic<int> freed{0};
+  static int objs[kThreads][2];
+  for (auto& pair : objs) {
+    std::thread t([&] {
+      for (int& o : pair) c.Retire(&o, &CountFree, &freed);
+    });
+    t.join();
+  }
+  EXPECT_LE(c.PendingForTesting(), 8u);
+  EXPECT_GE(freed.load(), 2 * kThreads - 8);
+  CollectN(c);
+  EXPECT_EQ(freed.load(), 2 * kThreads);
+}
+
 // Records are reused: many short-lived threads do not grow the registry.
 TEST(EpochTest, ParticipantRecordsAreReused) {
   Collector c;
