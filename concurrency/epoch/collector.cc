@@ -236,7 +236,11 @@ void Collector::Retire(void* ptr, void (*deleter)(void* ptr, void* ctx), void* c
     // Relaxed: a hint; a stale zero only postpones the collection.
     if (p != nullptr && core->garbage_objects.load(std::memory_order_relaxed) != 0) {
       internal::AdvanceAndFree(core, p);
+      // A deleter that ran there may have retired, and so opened a bag.
+      bag = p->bag.load(std::memory_order_relaxed);  // owner-only
     }
+  }
+  if (bag == nullptr) {
     bag = p == nullptr ? nullptr : internal::AcquireBag();
     if (bag == nullptr) {
       // No memory for bookkeeping: leaking is the only safe choice.

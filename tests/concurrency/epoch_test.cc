@@ -254,6 +254,44 @@ TEST(EpochTest, ShortLivedThreadsDoNotAccumulateGarbage) {
   EXPECT_EQ(freed.load(), 2 * kThreads);
 }
 
+// The collection a fresh bag starts with runs deleters; one that retires
+// (a structure freeing its children) opens a bag meanwhile, and that bag
+// must be the one the first retire then fills, not be replaced and lost.
+struct Parent {
+  Collector* c;
+  std::atomic<int>* freed;
+  int child;
+};
+void FreeParentRetiringChild(void* ptr, void*) {
+  auto* parent = static_cast<Parent*>(ptr);
+  parent->freed->fetch_add(1);
+  parent->c->Retire(&parent->child, &CountFree, parent->freed);
+}
+
+TEST(EpochTest, RetireFromADeleterDuringAFreshBagsCollectionIsKept) {
+  Collector c;
+  std::atomic<int> freed{0};
+  static Parent parents[3];
+  std::thread t([&] {
+    for (Parent& parent : parents) {
+      parent = {&c, &freed, 0};
+      c.Retire(&parent, &FreeParentRetiringChild);
+    }
+  });
+  t.join();  // the parents are handed over, sealed; this thread has no bag
+  // Threads that each retire one object into a fresh bag, until one of
+  // their collections has freed the parents.
+  static int obj;
+  int rounds = 0;
+  for (; rounds < 4 && freed.load() < 3; ++rounds) {
+    std::thread([&] { c.Retire(&obj, &CountFree, &freed); }).join();
+  }
+  CollectN(c, 8);
+  EXPECT_EQ(c.PendingForTesting(), 0u);
+  // The 3 parents, their 3 children, and obj once per round.
+  EXPECT_EQ(freed.load(), 6 + rounds);
+}
+
 // Records are reused: many short-lived threads do not grow the registry.
 TEST(EpochTest, ParticipantRecordsAreReused) {
   Collector c;
