@@ -206,9 +206,9 @@ inline constexpr int kFreeRecordFrames = 4;
 int CaptureStack(void** frames, int max, int skip);
 
 // The end of the readable memory that holds `from` (a stack address),
-// probed page by page with process_vm_readv on this process (EFAULT instead
-// of a fault; mincore's mapped pages where that call is not permitted), at
-// most 1 MiB up.
+// probed page by page with system calls that answer EFAULT instead of
+// faulting (process_vm_readv, or rt_sigprocmask where seccomp refuses that;
+// mincore's mapped pages where neither answers), at most 1 MiB up.
 std::uintptr_t ProbeStackTop(std::uintptr_t from);
 
 }  // namespace strata::internal

@@ -5,7 +5,15 @@
 // The walker remembers the verified range of the thread's stack: a walk
 // from deeper in that stack must still see every frame, and one from
 // another stack (a fiber) must be bounded by that stack, not the thread's.
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <signal.h>
+#include <stddef.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -45,6 +53,48 @@ TEST(StackProbeTest, StopsAtTheEndOfTheMapping) {
   EXPECT_EQ(internal::ProbeStackTop(reinterpret_cast<std::uintptr_t>(base + kPage + 8)),
             reinterpret_cast<std::uintptr_t>(base + 2 * kPage));
   munmap(base, 2 * kPage);
+}
+
+// Containers and sandboxes often refuse process_vm_readv (seccomp). The
+// probe must still stop below a guard page there, which mincore (mapped
+// pages) would not, and must leave the signal mask alone (the fallback
+// asks rt_sigprocmask). Checked in a child that installs such a filter.
+TEST(StackProbeTest, StopsBelowAGuardPageWhenProcessVmReadvIsRefused) {
+  char* base = MapPages(3);
+  ASSERT_NE(base, nullptr);
+  ASSERT_EQ(mprotect(base + 2 * kPage, kPage, PROT_NONE), 0);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_process_vm_readv, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    sock_fprog prog{static_cast<unsigned short>(sizeof filter / sizeof filter[0]), filter};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) {
+      _exit(2);  // cannot install the filter here
+    }
+    char byte;
+    iovec local{&byte, 1};
+    iovec remote{base, 1};
+    if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != -1 || errno != EPERM) _exit(3);
+    sigset_t before, after;
+    pthread_sigmask(SIG_SETMASK, nullptr, &before);
+    const auto top = internal::ProbeStackTop(reinterpret_cast<std::uintptr_t>(base + 100));
+    pthread_sigmask(SIG_SETMASK, nullptr, &after);
+    for (int sig = 1; sig < NSIG; ++sig) {
+      if (sigismember(&before, sig) != sigismember(&after, sig)) _exit(4);
+    }
+    _exit(top == reinterpret_cast<std::uintptr_t>(base + 2 * kPage) ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  if (WEXITSTATUS(status) == 2) GTEST_SKIP() << "seccomp filters are not available here";
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "1: the probe walked into the guard page; 3: the filter did not refuse; 4: the signal mask changed";
+  munmap(base, 3 * kPage);
 }
 
 TEST(StackProbeTest, CaptureStackFindsItsCallers) {
