@@ -28,9 +28,11 @@ constinit std::atomic<bool> g_init_done{false};
 constinit std::atomic<bool> g_exit_done{false};
 constinit int g_signal_pipe[2] = {-1, -1};
 constinit std::atomic<int> g_signal_profiles{0};
-// A private copy of stderr taken at load time: programs often close stderr
-// in their own atexit handlers (gnulib's close_stdout), which run before
-// ours.
+// A private copy of stderr taken at load time when an exit report is asked
+// for: programs often close stderr in their own atexit handlers (gnulib's
+// close_stdout), which run before ours. Not taken otherwise: an unmodified
+// program must not find a descriptor it did not open (programs list and
+// check their open descriptors, and pass them on to children).
 constinit int g_report_fd = 2;
 
 bool EnvOn(const char* name) {
@@ -112,8 +114,10 @@ void AtExit() { RunExitActions(); }
 
 void Init() {
   if (g_init_done.exchange(true, std::memory_order_acq_rel)) return;
-  int fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
-  if (fd >= 0) g_report_fd = fd;
+  if (EnvOn("STRATA_SHOW_STATS") || EnvOn("STRATA_LEAKCHECK") || EnvOn("STRATA_HEAPPROFILE")) {
+    int fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
+    if (fd >= 0) g_report_fd = fd;
+  }
   // One allocation runs the engine's process init, which installs the
   // tracking hooks (and applies STRATA_SAMPLE_RATE / STRATA_LEAKCHECK).
   Free(Allocate(1));
