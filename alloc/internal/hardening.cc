@@ -675,25 +675,39 @@ int Readable(std::uintptr_t addr) {
   return -1;
 }
 
+constexpr std::uintptr_t kProbePage = 4096;
+
+// Walks pages upward from `page` (page-aligned) while Readable says yes,
+// up to `limit`: returns the first page that is not readable, or `limit`
+// when every page below it is; *answer is Readable's answer for the page
+// returned (1 at `limit`). Preserves errno.
+std::uintptr_t ScanReadable(std::uintptr_t page, std::uintptr_t limit, int* answer) {
+  const int saved_errno = errno;
+  *answer = 1;
+  while (page < limit && (*answer = Readable(page)) == 1) page += kProbePage;
+  if (page >= limit) *answer = 1;
+  errno = saved_errno;
+  return page;
+}
+
 }  // namespace
 
 std::uintptr_t ProbeStackTop(std::uintptr_t from) {
-  constexpr std::uintptr_t kPage = 4096;
-  std::uintptr_t page = from & ~(kPage - 1);
-  std::uintptr_t limit = page + (std::uintptr_t{1} << 20);
-  const int saved_errno = errno;
+  const std::uintptr_t page = from & ~(kProbePage - 1);
+  const std::uintptr_t limit = page + (std::uintptr_t{1} << 20) + kProbePage;
   // Up to the first page that cannot be read. A thread's stack can end
   // right below another thread's guard page, which is mapped (mincore
   // accepts it) but not readable: the bound must stop there.
-  if (Readable(page) == 1) {
-    while (page < limit && Readable(page + kPage) == 1) page += kPage;
-  } else {
-    // Not permitted: mapped pages, as mincore sees them.
-    unsigned char vec;
-    while (page < limit && mincore(reinterpret_cast<void*>(page + kPage), kPage, &vec) == 0) page += kPage;
-  }
+  int answer;
+  const std::uintptr_t end = ScanReadable(page, limit, &answer);
+  if (end != page || answer != -1) return end;
+  // The kernel cannot be asked: mapped pages, as mincore sees them.
+  const int saved_errno = errno;
+  std::uintptr_t top = page + kProbePage;
+  unsigned char vec;
+  while (top < limit && mincore(reinterpret_cast<void*>(top), kProbePage, &vec) == 0) top += kProbePage;
   errno = saved_errno;
-  return page + kPage;
+  return top;
 }
 
 namespace {
@@ -710,22 +724,18 @@ constexpr std::uintptr_t kMaxStackExtension = std::uintptr_t{1} << 20;
 // signal stack, a fiber) is bounded by that stack's first unreadable page,
 // probed each time, and leaves the thread's range alone.
 std::uintptr_t WalkBound(ThreadCache& tc, std::uintptr_t fp) {
-  constexpr std::uintptr_t kPage = 4096;
-  const std::uintptr_t page = fp & ~(kPage - 1);
+  const std::uintptr_t page = fp & ~(kProbePage - 1);
   if (tc.stack_hi != 0) {
     if (fp >= tc.stack_lo && fp < tc.stack_hi) return tc.stack_hi;
     if (fp < tc.stack_lo && tc.stack_lo - page <= kMaxStackExtension) {
-      const int saved_errno = errno;
-      std::uintptr_t p = page;
-      int readable = 1;
-      while (p < tc.stack_lo && (readable = Readable(p)) == 1) p += kPage;
-      errno = saved_errno;
-      if (readable == 1) {
+      int answer;
+      const std::uintptr_t end = ScanReadable(page, tc.stack_lo, &answer);
+      if (end == tc.stack_lo) {
         tc.stack_lo = page;
         return tc.stack_hi;
       }
-      if (readable == 0) return p;  // another stack, below the thread's
-      // Not permitted: the mincore probe below, uncached.
+      if (answer == 0) return end;  // another stack, below the thread's
+      // The kernel cannot be asked: the mincore probe below, uncached.
     }
     return ProbeStackTop(fp);
   }
