@@ -58,7 +58,7 @@ int CentralPool::RemoveForCache(int size_class, int n, bool first_refill, FreeOb
 }
 
 int CentralPool::RemoveChain(int size_class, int n, bool whole_batch_ok, bool for_cache, FreeObject** head) {
-  if (whole_batch_ok) {
+  if (whole_batch_ok && !tracked()) {
     if (FreeObject* whole = transfer_.Pop(transfer_slots(size_class))) {
       const int batch = ClassInfo(size_class).batch;
       transfer_batches_.fetch_sub(1, std::memory_order_relaxed);
@@ -74,7 +74,7 @@ int CentralPool::RemoveChain(int size_class, int n, bool whole_batch_ok, bool fo
 
 void CentralPool::Insert(int size_class, FreeObject* head, int n) {
   objects_out_.fetch_sub(n, std::memory_order_relaxed);
-  if (n == ClassInfo(size_class).batch &&
+  if (n == ClassInfo(size_class).batch && !tracked() &&
       transfer_batches_.load(std::memory_order_relaxed) < MaxBatches(size_class)) {
     if (transfer_.Push(transfer_slots(size_class), head)) {
       transfer_batches_.fetch_add(1, std::memory_order_relaxed);

@@ -13,11 +13,12 @@ constexpr std::uintptr_t kMark = 1;
 inline LiveRecord* Ptr(std::uintptr_t link) { return reinterpret_cast<LiveRecord*>(link & ~kMark); }
 inline bool Marked(std::uintptr_t link) { return (link & kMark) != 0; }
 
-std::size_t BucketOf(std::uintptr_t key) {
-  std::uint64_t h = (key >> 4) * 0x9E3779B97F4A7C15ull;
-  return static_cast<std::size_t>(h >> (64 - 18));
+// Where tier t's buckets start in the bucket array.
+constexpr std::size_t TierOffset(int t) {
+  std::size_t offset = 0;
+  for (int i = 0; i < t; ++i) offset += std::size_t{1} << LiveTable::kTierLog2[i];
+  return offset;
 }
-static_assert(LiveTable::kBuckets == std::size_t{1} << 18);
 
 constinit LiveTable g_live_table;
 constinit SpinLock g_free_lock;
@@ -52,9 +53,29 @@ LiveRecord* LiveTable::NewRecord() {
   return mem == nullptr ? nullptr : new (mem) LiveRecord();
 }
 
-LiveRecord* LiveTable::Search(std::uintptr_t key, std::atomic<std::uintptr_t>** prev_link) {
+std::atomic<std::uintptr_t>& LiveTable::BucketFor(int t, std::uintptr_t key) {
+  const std::uint64_t h = (key >> 4) * 0x9E3779B97F4A7C15ull;
+  return buckets_[TierOffset(t) + static_cast<std::size_t>(h >> (64 - kTierLog2[t]))];
+}
+
+LiveRecord* LiveTable::SearchAll(std::uintptr_t key, int* tier, std::atomic<std::uintptr_t>** prev_link) {
+  for (int t = 0; t < kTiers; ++t) {
+    // Acquire pairs with the release store of `used` before the tier's
+    // first insert; an insert the caller knows of (its block was handed
+    // out) happened before, so its tier is seen as used. Tiers are taken
+    // in order: past an unused tier, none was used.
+    if (!tiers_[t].used.load(std::memory_order_acquire)) break;
+    if (LiveRecord* r = Search(t, key, prev_link)) {
+      *tier = t;
+      return r;
+    }
+  }
+  return nullptr;
+}
+
+LiveRecord* LiveTable::Search(int t, std::uintptr_t key, std::atomic<std::uintptr_t>** prev_link) {
 retry:
-  std::atomic<std::uintptr_t>* prev = &buckets_[BucketOf(key)];
+  std::atomic<std::uintptr_t>* prev = &BucketFor(t, key);
   // Acquire pairs with the release CAS that linked each record.
   std::uintptr_t cur_link = prev->load(std::memory_order_acquire);
   for (;;) {
@@ -72,7 +93,7 @@ retry:
                                          std::memory_order_acquire)) {
         goto retry;
       }
-      size_.fetch_sub(1, std::memory_order_relaxed);
+      tiers_[t].size.fetch_sub(1, std::memory_order_relaxed);
       Ebr().Retire(cur, &RecycleRecord);
       cur_link = next & ~kMark;
       continue;
@@ -96,8 +117,15 @@ bool LiveTable::Insert(const LiveInfo& info) {
   r->time_ns = info.time_ns;
   r->flags = info.flags;
   r->scan_mark = 0;
+  // The first tier with room (the last takes every record past that).
+  int t = 0;
+  while (t + 1 < kTiers &&
+         tiers_[t].size.load(std::memory_order_relaxed) >= kRecordsPerBucket << kTierLog2[t]) {
+    ++t;
+  }
+  if (!tiers_[t].used.load(std::memory_order_relaxed)) tiers_[t].used.store(true, std::memory_order_release);
   // Pushing at the head reads no other record: no epoch guard needed.
-  std::atomic<std::uintptr_t>& head = buckets_[BucketOf(info.ptr)];
+  std::atomic<std::uintptr_t>& head = BucketFor(t, info.ptr);
   // The first access is the CAS, guessing an empty bucket (most are): a
   // plain load first would map the shared zero page on the bucket array's
   // untouched pages, and the write that follows would then copy it and
@@ -108,7 +136,7 @@ bool LiveTable::Insert(const LiveInfo& info) {
     // Release publishes the record's fields with the link.
   } while (!head.compare_exchange_weak(first, reinterpret_cast<std::uintptr_t>(r),
                                        std::memory_order_release, std::memory_order_relaxed));
-  size_.fetch_add(1, std::memory_order_relaxed);
+  tiers_[t].size.fetch_add(1, std::memory_order_relaxed);
   return true;
 }
 
@@ -116,7 +144,8 @@ bool LiveTable::Remove(std::uintptr_t ptr, LiveInfo* out) {
   auto guard = Ebr().Pin();
   for (;;) {
     std::atomic<std::uintptr_t>* prev;
-    LiveRecord* cur = Search(ptr, &prev);
+    int t = 0;
+    LiveRecord* cur = SearchAll(ptr, &t, &prev);
     if (cur == nullptr) return false;
     std::uintptr_t next = cur->next.load(std::memory_order_acquire);
     if (Marked(next)) continue;  // someone else is deleting it; search again
@@ -128,10 +157,10 @@ bool LiveTable::Remove(std::uintptr_t ptr, LiveInfo* out) {
     *out = LiveInfo{cur->ptr, cur->size, cur->usable, cur->stack, cur->time_ns, cur->flags};
     std::uintptr_t expected = reinterpret_cast<std::uintptr_t>(cur);
     if (prev->compare_exchange_strong(expected, next, std::memory_order_acq_rel, std::memory_order_acquire)) {
-      size_.fetch_sub(1, std::memory_order_relaxed);
+      tiers_[t].size.fetch_sub(1, std::memory_order_relaxed);
       Ebr().Retire(cur, &RecycleRecord);
     } else {
-      Search(ptr, &prev);  // helps unlink (and retire) the marked record
+      Search(t, ptr, &prev);  // helps unlink (and retire) the marked record
     }
     return true;
   }
@@ -140,7 +169,8 @@ bool LiveTable::Remove(std::uintptr_t ptr, LiveInfo* out) {
 bool LiveTable::Find(std::uintptr_t ptr, LiveInfo* out) {
   auto guard = Ebr().Pin();
   std::atomic<std::uintptr_t>* prev;
-  LiveRecord* cur = Search(ptr, &prev);
+  int t = 0;
+  LiveRecord* cur = SearchAll(ptr, &t, &prev);
   if (cur == nullptr) return false;
   *out = LiveInfo{cur->ptr, cur->size, cur->usable, cur->stack, cur->time_ns, cur->flags};
   return true;
@@ -148,18 +178,25 @@ bool LiveTable::Find(std::uintptr_t ptr, LiveInfo* out) {
 
 LiveRecord* LiveTable::FindRecordUnguarded(std::uintptr_t ptr) {
   std::atomic<std::uintptr_t>* prev;
-  return Search(ptr, &prev);
+  int t = 0;
+  return SearchAll(ptr, &t, &prev);
 }
 
 void LiveTable::ForEach(void (*fn)(LiveRecord& record, void* arg), void* arg) {
   auto guard = Ebr().Pin();
-  for (auto& bucket : buckets_) {
-    std::uintptr_t link = bucket.load(std::memory_order_acquire);
-    while (Ptr(link) != nullptr) {
-      LiveRecord* r = Ptr(link);
-      std::uintptr_t next = r->next.load(std::memory_order_acquire);
-      if (!Marked(next)) fn(*r, arg);
-      link = next & ~kMark;
+  for (int t = 0; t < kTiers; ++t) {
+    // A tier never used has no records (and its pages stay untouched).
+    if (!tiers_[t].used.load(std::memory_order_acquire)) continue;
+    const std::size_t first = TierOffset(t);
+    const std::size_t end = first + (std::size_t{1} << kTierLog2[t]);
+    for (std::size_t b = first; b < end; ++b) {
+      std::uintptr_t link = buckets_[b].load(std::memory_order_acquire);
+      while (Ptr(link) != nullptr) {
+        LiveRecord* r = Ptr(link);
+        std::uintptr_t next = r->next.load(std::memory_order_acquire);
+        if (!Marked(next)) fn(*r, arg);
+        link = next & ~kMark;
+      }
     }
   }
 }

@@ -1,14 +1,25 @@
 // alloc/tracking/live_table.h: the table of tracked live allocations.
 //
-// A lock-free hash table keyed by block address: a fixed array of buckets,
-// each a Harris-Michael ordered-by-insertion linked list. Removal first
-// marks the victim's `next` link (logical deletion: the low bit), then
-// unlinks it with a CAS on its predecessor; any traversal that meets a
-// marked node helps unlink it. The thread whose CAS physically unlinks a
-// node retires it through epoch-based reclamation (concurrency/epoch), so
-// readers that are traversing the bucket (a concurrent remover, the heap
-// profile writer, the leak checker's walk) never touch reused memory.
-// Retired records go back to a free list from which Insert takes them.
+// A lock-free hash table keyed by block address. Buckets are
+// Harris-Michael ordered-by-insertion linked lists. Removal first marks the
+// victim's `next` link (logical deletion: the low bit), then unlinks it with
+// a CAS on its predecessor; any traversal that meets a marked node helps
+// unlink it. The thread whose CAS physically unlinks a node retires it
+// through epoch-based reclamation (concurrency/epoch), so readers that are
+// traversing the bucket (a concurrent remover, the heap profile writer, the
+// leak checker's walk) never touch reused memory. Retired records go back
+// to a free list from which Insert takes them.
+//
+// Tiers: the buckets form kTiers fixed arrays of growing size (4096,
+// 32768, 262144 buckets). An insert goes to the first tier holding fewer
+// than twice its bucket count of records, so a sampling profile (usually
+// hundreds to a few thousand live records) touches only the first tier's
+// 32 KiB, while leak checking (every allocation) spreads over the larger
+// tiers as it needs them: the untouched pages of a tier cost no memory, and
+// one array of the largest size would have every page touched by the
+// first few thousand inserts (hashing spreads them). Records never move
+// between tiers; a lookup probes the tiers in order (one bucket each; the
+// larger tiers only once they have been used).
 //
 // Contract: keys are unique (a block address is inserted when the block is
 // handed out and removed when it is freed, before it can be handed out
@@ -60,7 +71,12 @@ struct LiveInfo {
 
 class LiveTable {
  public:
-  static constexpr std::size_t kBuckets = std::size_t{1} << 18;
+  static constexpr int kTiers = 3;
+  // log2 of each tier's bucket count.
+  static constexpr int kTierLog2[kTiers] = {12, 15, 18};
+  // Records a tier takes (per bucket) before inserts move to the next.
+  static constexpr std::size_t kRecordsPerBucket = 2;
+
   constexpr LiveTable() = default;
 
   // Records a live block; false when no record memory could be mapped.
@@ -78,16 +94,40 @@ class LiveTable {
   // callers already inside ForEach-like guarded sections.
   LiveRecord* FindRecordUnguarded(std::uintptr_t ptr);
 
-  std::size_t size() const { return size_.load(std::memory_order_relaxed); }
+  std::size_t size() const {
+    std::size_t n = 0;
+    for (const Tier& tier : tiers_) n += tier.size.load(std::memory_order_relaxed);
+    return n;
+  }
+  // Records linked in tier `t` (for tests and statistics).
+  std::size_t tier_size(int t) const { return tiers_[t].size.load(std::memory_order_relaxed); }
+  // Whether tier `t` has ever taken an insert (its buckets may be touched).
+  bool tier_used(int t) const { return tiers_[t].used.load(std::memory_order_relaxed); }
 
  private:
-  // Finds `key` in its bucket, unlinking marked nodes on the way. On return
-  // *prev_link is the link that points to the result (or the list end).
-  LiveRecord* Search(std::uintptr_t key, std::atomic<std::uintptr_t>** prev_link);
+  static constexpr std::size_t kTotalBuckets = (std::size_t{1} << kTierLog2[0]) +
+                                               (std::size_t{1} << kTierLog2[1]) +
+                                               (std::size_t{1} << kTierLog2[2]);
+  struct Tier {
+    std::atomic<std::size_t> size{0};
+    // Set (release) before the tier's first insert; lookups skip a tier
+    // that was never used.
+    std::atomic<bool> used{false};
+  };
+
+  // The bucket of `key` in tier `t`.
+  std::atomic<std::uintptr_t>& BucketFor(int t, std::uintptr_t key);
+  // Finds `key` in its bucket of tier `t`, unlinking marked nodes on the
+  // way. On return *prev_link is the link that points to the result (or the
+  // list end).
+  LiveRecord* Search(int t, std::uintptr_t key, std::atomic<std::uintptr_t>** prev_link);
+  // Finds `key` in any tier; *tier is where.
+  LiveRecord* SearchAll(std::uintptr_t key, int* tier, std::atomic<std::uintptr_t>** prev_link);
   LiveRecord* NewRecord();
 
-  std::atomic<std::uintptr_t> buckets_[kBuckets] = {};
-  std::atomic<std::size_t> size_{0};
+  Tier tiers_[kTiers];
+  // The tiers' buckets, one after the other (tier 0 first).
+  std::atomic<std::uintptr_t> buckets_[kTotalBuckets] = {};
 };
 
 LiveTable& GlobalLiveTable();

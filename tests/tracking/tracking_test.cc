@@ -99,6 +99,60 @@ TEST(Tracking, SamplingRecordsAboutOneSamplePerStride) {
   SetSampleRate(kDefaultSampleRate);
 }
 
+// The tiers: a table with few records uses only the first (smallest) tier;
+// inserts past its share go to the next tier; records are found and
+// removed in whichever tier holds them, also after the first tier drained
+// and takes inserts again.
+TEST(LiveTableTiers, FewRecordsStayInTheFirstTierAndMoreSpillInOrder) {
+  static LiveTable table;  // its own table (2.3 MiB of untouched buckets)
+  const std::size_t first_share = LiveTable::kRecordsPerBucket << LiveTable::kTierLog2[0];
+  auto key = [](std::size_t i) { return std::uintptr_t{0x7d0000000000} + i * 16; };
+  auto insert = [&](std::size_t i) {
+    return table.Insert(LiveInfo{key(i), i, 0, nullptr, 0, kSampled});
+  };
+  for (std::size_t i = 0; i < 100; ++i) ASSERT_TRUE(insert(i));
+  EXPECT_EQ(table.tier_size(0), 100u);
+  EXPECT_FALSE(table.tier_used(1));
+  EXPECT_FALSE(table.tier_used(2));
+
+  const std::size_t total = first_share + 500;
+  for (std::size_t i = 100; i < total; ++i) ASSERT_TRUE(insert(i));
+  EXPECT_EQ(table.tier_size(0), first_share);
+  EXPECT_EQ(table.tier_size(1), 500u);
+  EXPECT_FALSE(table.tier_used(2));
+  EXPECT_EQ(table.size(), total);
+
+  // Every record is found, with its own fields, whatever its tier.
+  for (std::size_t i = 0; i < total; ++i) {
+    LiveInfo out;
+    ASSERT_TRUE(table.Find(key(i), &out)) << i;
+    EXPECT_EQ(out.size, i);
+  }
+  std::size_t visited = 0;
+  table.ForEach([](LiveRecord&, void* arg) { ++*static_cast<std::size_t*>(arg); }, &visited);
+  EXPECT_EQ(visited, total);
+
+  // Drain part of the first tier: new inserts go there again, the second
+  // tier's records stay found.
+  for (std::size_t i = 0; i < 1000; ++i) {
+    LiveInfo out;
+    ASSERT_TRUE(table.Remove(key(i), &out));
+    EXPECT_EQ(out.ptr, key(i));
+    EXPECT_FALSE(table.Find(key(i), &out));
+  }
+  for (std::size_t i = total; i < total + 1000; ++i) ASSERT_TRUE(insert(i));
+  EXPECT_EQ(table.tier_size(0), first_share);
+  EXPECT_EQ(table.tier_size(1), 500u);
+  for (std::size_t i = 1000; i < total + 1000; ++i) {
+    LiveInfo out;
+    ASSERT_TRUE(table.Remove(key(i), &out)) << i;
+    EXPECT_EQ(out.size, i);
+  }
+  EXPECT_EQ(table.size(), 0u);
+  EXPECT_EQ(table.tier_size(0), 0u);
+  EXPECT_EQ(table.tier_size(1), 0u);
+}
+
 // Many threads insert, find and remove concurrently; every key is found
 // while live and gone after removal; the table ends as it began.
 TEST(LiveTableStress, ConcurrentInsertRemoveFind) {
