@@ -658,7 +658,10 @@ namespace {
 // and with EINVAL when it can, and changes nothing either way. (Not first:
 // valgrind's memcheck reports that call's unreadable argument as an error
 // in the program.)
+constinit std::atomic<std::uint64_t> g_stack_probes{0};
+
 int Readable(std::uintptr_t addr) {
+  g_stack_probes.fetch_add(1, std::memory_order_relaxed);
   static std::atomic<bool> readv_refused{false};
   if (!readv_refused.load(std::memory_order_relaxed)) {
     char byte;
@@ -692,6 +695,8 @@ std::uintptr_t ScanReadable(std::uintptr_t page, std::uintptr_t limit, int* answ
 
 }  // namespace
 
+std::uint64_t StackProbes() { return g_stack_probes.load(std::memory_order_relaxed); }
+
 std::uintptr_t ProbeStackTop(std::uintptr_t from) {
   const std::uintptr_t page = from & ~(kProbePage - 1);
   const std::uintptr_t limit = page + (std::uintptr_t{1} << 20) + kProbePage;
@@ -716,44 +721,72 @@ namespace {
 // (the pages between would cost a system call each).
 constexpr std::uintptr_t kMaxStackExtension = std::uintptr_t{1} << 20;
 
-// The end of the readable memory that holds `fp`, for a walk that starts
-// there. The calling thread keeps one verified range [stack_lo, stack_hi)
-// of its stack (every page in it was readable when probed): a walk from
-// inside it costs nothing; one from below it probes only the pages between
-// (once: the range then grows down to them); one from another stack (a
-// signal stack, a fiber) is bounded by that stack's first unreadable page,
-// probed each time, and leaves the thread's range alone.
-std::uintptr_t WalkBound(ThreadCache& tc, std::uintptr_t fp) {
-  const std::uintptr_t page = fp & ~(kProbePage - 1);
-  if (tc.stack_hi != 0) {
-    if (fp >= tc.stack_lo && fp < tc.stack_hi) return tc.stack_hi;
-    if (fp < tc.stack_lo && tc.stack_lo - page <= kMaxStackExtension) {
-      int answer;
-      const std::uintptr_t end = ScanReadable(page, tc.stack_lo, &answer);
-      if (end == tc.stack_lo) {
-        tc.stack_lo = page;
-        return tc.stack_hi;
-      }
-      if (answer == 0) return end;  // another stack, below the thread's
-      // The kernel cannot be asked: the mincore probe below, uncached.
+// The readable range a walk may read, grown page by page as the walk
+// climbs: a page is probed once, when a frame first lies on it, so a walk
+// costs system calls only for pages it has not been shown before (a
+// thread's first walk: one per page its frames span, typically one to
+// three), never for the memory above the stack's top that no frame uses.
+// A walk on the thread's own stack keeps what it verified in the cache
+// ([stack_lo, stack_hi)); a walk on another stack (a signal stack, a
+// fiber) starts from its own page each time and leaves the cache alone.
+struct WalkRange {
+  ThreadCache* owner;  // the cache to keep the range in, or null
+  std::uintptr_t hi;   // [.., hi) is readable
+
+  // Extends the range to cover [.., need); false when a page up to there
+  // is not readable (the walk stops).
+  bool Cover(std::uintptr_t need) {
+    if (need <= hi) return true;
+    const std::uintptr_t limit = (need + kProbePage - 1) & ~(kProbePage - 1);
+    int answer;
+    std::uintptr_t end = ScanReadable(hi, limit, &answer);
+    if (end < limit && answer == -1) {
+      // The kernel cannot be asked: mapped pages, as mincore sees them.
+      const int saved_errno = errno;
+      unsigned char vec;
+      while (end < limit && mincore(reinterpret_cast<void*>(end), kProbePage, &vec) == 0) end += kProbePage;
+      errno = saved_errno;
     }
-    return ProbeStackTop(fp);
+    hi = end;
+    if (owner != nullptr) owner->stack_hi = end;
+    return end >= limit;
   }
-  tc.stack_lo = page;
-  tc.stack_hi = ProbeStackTop(fp);
-  return tc.stack_hi;
+};
+
+// The range a walk starting at `fp` (the walker's own frame, so its page
+// is readable) begins with.
+WalkRange StartWalk(ThreadCache& tc, std::uintptr_t fp) {
+  const std::uintptr_t page = fp & ~(kProbePage - 1);
+  if (tc.stack_hi == 0) {
+    // The thread's first walk.
+    tc.stack_lo = page;
+    tc.stack_hi = page + kProbePage;
+    return {&tc, tc.stack_hi};
+  }
+  if (fp >= tc.stack_lo && fp < tc.stack_hi) return {&tc, tc.stack_hi};
+  if (fp < tc.stack_lo && tc.stack_lo - page <= kMaxStackExtension) {
+    // Deeper in the thread's stack (or on a stack just below it): the range
+    // grows down when every page between is readable.
+    int answer;
+    const std::uintptr_t end = ScanReadable(page, tc.stack_lo, &answer);
+    if (end == tc.stack_lo) {
+      tc.stack_lo = page;
+      return {&tc, tc.stack_hi};
+    }
+  }
+  return {nullptr, page + kProbePage};
 }
 
 }  // namespace
 
 int CaptureStack(void** frames, int max, int skip) {
   auto fp = reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0));
-  const std::uintptr_t hi = WalkBound(tls_cache, fp);
+  WalkRange range = StartWalk(tls_cache, fp);
   int n = 0;
   while (n < max) {
-    // A frame is [saved fp, return address]; both words must lie below the
-    // stack top, and the chain must go up by less than 1 MiB per frame.
-    if (fp == 0 || (fp & 7) != 0 || fp + 16 > hi) break;
+    // A frame is [saved fp, return address]; both words must be readable,
+    // and the chain must go up by less than 1 MiB per frame.
+    if (fp == 0 || (fp & 7) != 0 || !range.Cover(fp + 16)) break;
     const auto* frame = reinterpret_cast<const std::uintptr_t*>(fp);
     std::uintptr_t next = frame[0];
     std::uintptr_t ret = frame[1];

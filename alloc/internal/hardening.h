@@ -197,10 +197,11 @@ inline constexpr int kMaxReportFrames = 24;
 inline constexpr int kFreeRecordFrames = 4;
 
 // Return addresses of the calling stack, innermost first, skipping `skip`
-// frames. Walks frame pointers and never reads past the first unreadable
-// page above the walk's start (the calling thread remembers the verified
-// range of its stack, so that only a walk from new pages or from another
-// stack -- a signal stack, a fiber -- probes; see ProbeStackTop). Never
+// frames. Walks frame pointers and never reads a page not shown readable
+// first: each page a frame lies on is probed (as ProbeStackTop does) when
+// the walk first reaches it, and the calling thread remembers the verified
+// range of its stack, so that only a walk over new pages or on another
+// stack (a signal stack, a fiber) probes, one system call per page. Never
 // allocates. The heap profiler, the leak checker, hardened mode and the
 // error reports all capture their stacks here.
 int CaptureStack(void** frames, int max, int skip);
@@ -210,6 +211,10 @@ int CaptureStack(void** frames, int max, int skip);
 // faulting (process_vm_readv, or rt_sigprocmask where seccomp refuses that;
 // mincore's mapped pages where neither answers), at most 1 MiB up.
 std::uintptr_t ProbeStackTop(std::uintptr_t from);
+
+// Pages probed so far (system calls made) by the walks and ProbeStackTop,
+// process-wide: what a walk costs, for tests.
+std::uint64_t StackProbes();
 
 }  // namespace strata::internal
 

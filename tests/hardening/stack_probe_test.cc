@@ -5,6 +5,8 @@
 // The walker remembers the verified range of the thread's stack: a walk
 // from deeper in that stack must still see every frame, and one from
 // another stack (a fiber) must be bounded by that stack, not the thread's.
+// A walk probes only the pages its frames lie on, once per thread, however
+// much readable memory lies above the stack.
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <signal.h>
@@ -16,6 +18,8 @@
 #include <sys/wait.h>
 #include <ucontext.h>
 #include <unistd.h>
+
+#include <pthread.h>
 
 #include <cstdint>
 
@@ -118,6 +122,48 @@ TEST(StackProbeTest, WalksFromDeeperInTheSameStackSeeEveryFrame) {
   // 200 frames of 256+ bytes: the walk starts 50+ KiB below that range.
   EXPECT_EQ(CaptureDeep(200, frames, 40), 40);
   EXPECT_EQ(CaptureDeep(200, frames, 40), 40);  // the range has grown down
+}
+
+// A thread whose stack lies at the bottom of a 2 MiB read-write mapping:
+// the probe that bounded the first walk at the first unreadable page above
+// would have scanned up to 1 MiB (256 system calls); the walk probes only
+// the pages its frames span, and a second walk none.
+struct ProbeCounts {
+  std::uint64_t first = 0;
+  std::uint64_t second = 0;
+  int depth = 0;
+};
+
+void* WalkTwice(void* arg) {
+  auto* counts = static_cast<ProbeCounts*>(arg);
+  void* frames[16];
+  std::uint64_t before = internal::StackProbes();
+  counts->depth = internal::CaptureStack(frames, 16, 0);
+  counts->first = internal::StackProbes() - before;
+  before = internal::StackProbes();
+  internal::CaptureStack(frames, 16, 0);
+  counts->second = internal::StackProbes() - before;
+  return nullptr;
+}
+
+TEST(StackProbeTest, AWalkProbesOnlyThePagesItsFramesLieOn) {
+  constexpr std::size_t kStack = 256 * 1024;
+  constexpr std::size_t kMapping = 2 * 1024 * 1024;
+  auto* region = static_cast<char*>(
+      mmap(nullptr, kMapping, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(region, MAP_FAILED);
+  pthread_attr_t attr;
+  ASSERT_EQ(pthread_attr_init(&attr), 0);
+  ASSERT_EQ(pthread_attr_setstack(&attr, region, kStack), 0);
+  ProbeCounts counts;
+  pthread_t thread;
+  ASSERT_EQ(pthread_create(&thread, &attr, &WalkTwice, &counts), 0);
+  ASSERT_EQ(pthread_join(thread, nullptr), 0);
+  pthread_attr_destroy(&attr);
+  EXPECT_GE(counts.depth, 1);
+  EXPECT_LE(counts.first, 4u) << "the first walk probed far above its frames";
+  EXPECT_EQ(counts.second, 0u) << "the second walk probed pages already verified";
+  munmap(region, kMapping);
 }
 
 #if !defined(STRATA_SANITIZER_BUILD)
