@@ -15,16 +15,16 @@ constinit TrackedCentralPool g_tracked_central[kNumClasses];
 
 namespace {
 
-// One page of first-tier slots per pool (Slots is exactly a page for the
-// capacity of 256 slots of 16 bytes).
+// One page of first-tier slots per normal pool (Slots is exactly a page
+// for the capacity of 256 slots of 16 bytes); tracked pools have no first
+// tier.
 static_assert(sizeof(CentralPool::Transfer::Slots) == 4096);
 alignas(4096) constinit CentralPool::Transfer::Slots g_transfer_slots[kNumClasses];
-alignas(4096) constinit CentralPool::Transfer::Slots g_tracked_transfer_slots[kNumClasses];
 
 }  // namespace
 
 CentralPool::Transfer::Slots& CentralPool::transfer_slots(int size_class) const {
-  return tracked() ? g_tracked_transfer_slots[size_class] : g_transfer_slots[size_class];
+  return g_transfer_slots[size_class];  // callers check !tracked()
 }
 
 bool CentralPool::tracked() const {
@@ -85,6 +85,7 @@ void CentralPool::Insert(int size_class, FreeObject* head, int n) {
 }
 
 void CentralPool::Drain(int size_class) {
+  if (tracked()) return;  // no first tier
   int batch = ClassInfo(size_class).batch;
   while (FreeObject* head = transfer_.Pop(transfer_slots(size_class))) {
     transfer_batches_.fetch_sub(1, std::memory_order_relaxed);

@@ -26,6 +26,11 @@
 // In hardened mode links are encoded and every link popped from a span's
 // free list is validated.
 //
+// The tracked pools (sampled or leak-checked blocks, one object at a time,
+// on the slow path) have no first tier: their objects go straight back to
+// their spans, so that a freed sampled block is not parked per class (up
+// to kMaxTransferBytes each) beside the normal pool's own.
+//
 // Thread-safety: all methods are thread-safe. The pool is cache-line
 // padded so that pools of neighbouring classes do not share lines. The
 // pools' fields sit together (about 200 bytes per class); the first tier's
@@ -94,8 +99,8 @@ class alignas(kCacheLineSize) CentralPool {
   // (file-backed, 435 KiB) instead of .bss.
   bool tracked() const;
   int MaxBatches(int size_class) const;
-  // The first tier's slots for this pool, on a page of their own (see
-  // transfer_stack.h).
+  // The first tier's slots for this (normal, not tracked) pool, on a page
+  // of their own (see transfer_stack.h).
   Transfer::Slots& transfer_slots(int size_class) const;
   // A whole batch from the first tier when `whole_batch_ok` and one is
   // there, else up to `n` objects from the spans.
