@@ -140,8 +140,11 @@ int CentralPool::CarveFreshLines(int size_class, int n, FreeObject** head) {
     first = span->carved;
     // The objects up to the next line boundary share their line with the
     // previous carve: they go to the end of the chain, so the head (the
-    // object the thread uses first and most) starts a fresh line.
-    lead = (run - first % run) % run;
+    // object the thread uses first and most) starts a fresh line. (The
+    // span's start, where the carving wraps to, is a line boundary.)
+    const std::uint32_t at_index = CarvedObject(span, first, info.objects);
+    lead = (run - at_index % run) % run;
+    if (lead > info.objects - at_index) lead = info.objects - at_index;
     std::uint32_t want = static_cast<std::uint32_t>(n);
     if (want % run != 0) want += run - want % run;
     count = lead + want;
@@ -153,7 +156,8 @@ int CentralPool::CarveFreshLines(int size_class, int n, FreeObject** head) {
   // The carved objects are this thread's alone now: link them unlocked.
   const std::uintptr_t base = span->start();
   auto at = [&](std::uint32_t i) {
-    return reinterpret_cast<FreeObject*>(base + static_cast<std::uintptr_t>(first + i) * info.size);
+    const std::uint32_t index = CarvedObject(span, first + i, info.objects);
+    return reinterpret_cast<FreeObject*>(base + static_cast<std::uintptr_t>(index) * info.size);
   };
   const std::uint32_t fresh = lead < count ? lead : 0;  // index of the head
   FreeObject* prev = nullptr;
@@ -196,6 +200,7 @@ int CentralPool::RemoveFromSpans(int size_class, int n, bool align_carve, FreeOb
         lock_.Lock();
         if (span == nullptr) break;  // out of memory: return what we have
         spans_allocated_.fetch_add(1, std::memory_order_relaxed);
+        span->carve_start = Colour(size_class, span);
         span->in_partial = true;
         span->prev = nullptr;
         span->next = partial_;
@@ -229,9 +234,10 @@ int CentralPool::RemoveFromSpans(int size_class, int n, bool align_carve, FreeOb
       // hot objects never share a line through carving (active false
       // sharing). At most run-1 objects more than asked.
       const std::uint32_t run = align_carve ? static_cast<std::uint32_t>(ObjectsPerLineRun(size_class)) : 1u;
-      while (span->carved < info.objects &&
-             (got < n || (got < info.batch && span->carved % run != 0))) {
-        auto* o = reinterpret_cast<FreeObject*>(base + static_cast<std::uintptr_t>(span->carved) * info.size);
+      while (span->carved < info.objects) {
+        const std::uint32_t index = CarvedObject(span, span->carved, info.objects);
+        if (!(got < n || (got < info.batch && index % run != 0))) break;
+        auto* o = reinterpret_cast<FreeObject*>(base + static_cast<std::uintptr_t>(index) * info.size);
         ++span->carved;
         append(o);
         ++span->allocated;
@@ -255,6 +261,25 @@ void CentralPool::UnlinkExhaustedLocked(Span* span) {
   if (span->next != nullptr) span->next->prev = span->prev;
   span->next = span->prev = nullptr;
   span->in_partial = false;
+}
+
+std::uint32_t CentralPool::Colour(int size_class, const Span* span) {
+  const SizeClassInfo& info = ClassInfo(size_class);
+  if (info.objects < 2) return 0;
+  // Offsets in units of 1/1024 of the span, from the span's address (its
+  // slice number): the golden-ratio sequence over slice numbers spreads
+  // neighbouring spans evenly over the offsets (low discrepancy), and a
+  // span that comes back at the same address starts at the same offset, so
+  // that it touches the pages it touched in its earlier life (that are
+  // still resident) rather than new ones.
+  const auto k = static_cast<std::uint32_t>(span->start() >> kSliceShift);
+  const std::uint32_t fraction = static_cast<std::uint32_t>((static_cast<std::uint64_t>(k) * 0x9E3779B9u) >> 22) & 1023u;
+  const std::size_t offset = span->bytes() / 1024 * fraction;
+  const auto run = static_cast<std::uint32_t>(ObjectsPerLineRun(size_class));
+  // The first object that starts at or after the offset, on a line run.
+  std::uint32_t index = static_cast<std::uint32_t>((offset + info.size - 1) / info.size);
+  index += (run - index % run) % run;
+  return index < info.objects ? index : 0;
 }
 
 void CentralPool::InsertToSpans(int size_class, FreeObject* head, int n) {
@@ -283,7 +308,8 @@ void CentralPool::InsertToSpans(int size_class, FreeObject* head, int n) {
       }
       auto offset = static_cast<std::uint32_t>(addr - span->start());
       std::uint64_t index = BlockIndex(offset, size_class);
-      if ((addr & 15) != 0 || index * info.size != offset || index >= span->carved) {
+      if ((addr & 15) != 0 || index * info.size != offset ||
+          CarveOrder(span, static_cast<std::uint32_t>(index), info.objects) >= span->carved) {
         errors.Add((addr & 15) != 0 ? ErrorKind::kMisalignedFree : ErrorKind::kInteriorFree, o);
         continue;
       }

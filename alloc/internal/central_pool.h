@@ -16,6 +16,9 @@
 //      engine_lock.h). Objects come from a span's free list, then from its uncarved
 //      tail; returning objects finds each one's span through the page maps,
 //      and a span whose objects have all come back goes to the page heap.
+//      A new span's carving starts at an offset of its own and wraps
+//      (Colour, Span::carve_start), so that the most used objects of
+//      different spans do not compete for the same cache sets.
 //
 // Checks at this tier (always on, see hardening.h): every object that comes
 // back to its span is checked against the span (a block of this class,
@@ -115,6 +118,24 @@ class alignas(kCacheLineSize) CentralPool {
   // tail, 0 when it has none.
   int CarveFreshLines(int size_class, int n, FreeObject** head);
   void UnlinkExhaustedLocked(Span* span) STRATA_REQUIRES(lock_);
+  // The carve start of a new span of the class (see Span::carve_start).
+  // A program's hot objects of a class are the first ones carved from its
+  // spans; were every span carved from its start, the hot objects of all
+  // classes would sit at the same low offsets of 64 KiB-aligned spans,
+  // which map to the same sets of a cache indexed by the address bits
+  // below 64 KiB (the L2 caches of current x86 cores: 512 KiB-1 MiB,
+  // 8-way), and evict each other while most sets stay unused. Successive
+  // spans start at offsets spread over the span by the golden ratio,
+  // rounded to a line run (so that carves stay line-aligned).
+  static std::uint32_t Colour(int size_class, const Span* span);
+  // The index of the object carved `k`-th from `span`, and the inverse.
+  static std::uint32_t CarvedObject(const Span* span, std::uint32_t k, std::uint32_t objects) {
+    std::uint32_t i = span->carve_start + k;
+    return i >= objects ? i - objects : i;
+  }
+  static std::uint32_t CarveOrder(const Span* span, std::uint32_t index, std::uint32_t objects) {
+    return index >= span->carve_start ? index - span->carve_start : index + objects - span->carve_start;
+  }
   void InsertToSpans(int size_class, FreeObject* head, int n);
 
   Transfer transfer_;

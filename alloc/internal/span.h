@@ -110,6 +110,12 @@ struct Span {
   // Small spans (central pool lock):
   std::uint32_t allocated;  // objects outside the span (caches and users)
   std::uint32_t carved;     // objects ever carved from the bump region
+  // The object the carving starts at (its colour): carving takes objects
+  // carve_start, carve_start+1, ... and wraps to 0, so the k-th object
+  // carved is object (carve_start + k) mod objects. Objects keep their
+  // places (object i at i * size); only the order they are first handed
+  // out in rotates. See CentralPool::Colour.
+  std::uint32_t carve_start;
   FreeObject* free_list;    // objects returned to the span
   // Large spans: requested size and the user pointer (it may be offset from
   // the span start by an alignment).
