@@ -124,7 +124,7 @@ TEST(StackProbeTest, WalksFromDeeperInTheSameStackSeeEveryFrame) {
   EXPECT_EQ(CaptureDeep(200, frames, 40), 40);  // the range has grown down
 }
 
-// A thread whose stack lies at the bottom of a 2 MiB read-write mapping:
+// A thread whose stack lies at the bottom of a 4 MiB read-write mapping:
 // the probe that bounded the first walk at the first unreadable page above
 // would have scanned up to 1 MiB (256 system calls); the walk probes only
 // the pages its frames span, and a second walk none.
@@ -147,8 +147,10 @@ void* WalkTwice(void* arg) {
 }
 
 TEST(StackProbeTest, AWalkProbesOnlyThePagesItsFramesLieOn) {
-  constexpr std::size_t kStack = 256 * 1024;
-  constexpr std::size_t kMapping = 2 * 1024 * 1024;
+  // 1 MiB of stack (ThreadSanitizer refuses small ones), 3 MiB of readable
+  // memory above it.
+  constexpr std::size_t kStack = 1024 * 1024;
+  constexpr std::size_t kMapping = 4 * 1024 * 1024;
   auto* region = static_cast<char*>(
       mmap(nullptr, kMapping, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
   ASSERT_NE(region, MAP_FAILED);
