@@ -11,7 +11,10 @@ Every workload in bench/workloads/ is run at every thread count under every
 allocator, each time the same binary with LD_PRELOAD set to the allocator's
 shared object (glibc: nothing preloaded). Runs are interleaved (A B C A B C
 ...) so that drifting machine load hits all allocators alike; the table shows
-the median wall time and the median peak RSS of --reps runs, ratios to strata
+the median wall time and the median peak RSS of --reps runs (plus
+--extra-reps for every allocator of a row where some cell's runs spread by
+more than --noisy-spread: a slow phase of a shared machine, seconds long, can
+otherwise decide one cell's median), ratios to strata
 (allocator / strata: above 1.00x means strata is faster or smaller), and the
 geometric means over all workloads, then checks the bar set for strata:
 
@@ -770,6 +773,7 @@ def run_timing(args, argv, locator, allocs):
     start_load = os.getloadavg()[0]
     machine = machine_lines(allocs)
     rows = []
+    extended = []  # rows that got extra reps
     done = 0
     for w in workloads:
         for t in threads:
@@ -777,15 +781,34 @@ def run_timing(args, argv, locator, allocs):
                    "cells": collections.OrderedDict(
                        (a.name, Cell()) for a in allocs)}
             wargs = ["--threads", str(t), "--scale", repr(args.scale)]
-            for rep in range(args.reps):
-                for a in allocs:  # interleaved: A B C A B C ...
-                    s = run_once(launcher, binaries[w], wargs, a, args.timeout)
-                    row["cells"][a.name].samples.append(s)
-                    done += 1
-                    log("[%d/%d] %-14s t=%d %-9s rep %d: %s" % (
-                        done, total, w, t, a.name, rep + 1,
-                        ("%.3f s %.1f MiB" % (s.wall, s.maxrss_kib / 1024.0))
-                        if s.ok else "FAILED: %s" % s.error))
+
+            def run_reps(first, count):
+                nonlocal done
+                for rep in range(first, first + count):
+                    for a in allocs:  # interleaved: A B C A B C ...
+                        s = run_once(launcher, binaries[w], wargs, a,
+                                     args.timeout)
+                        row["cells"][a.name].samples.append(s)
+                        done += 1
+                        log("[%d/%d] %-14s t=%d %-9s rep %d: %s" % (
+                            done, total, w, t, a.name, rep + 1,
+                            ("%.3f s %.1f MiB" % (s.wall,
+                                                  s.maxrss_kib / 1024.0))
+                            if s.ok else "FAILED: %s" % s.error))
+
+            run_reps(0, args.reps)
+            # A slow phase of the machine (seconds long) can cover most of
+            # one cell's runs and decide its median. Where any cell of the
+            # row spread more than --noisy-spread, every allocator of the
+            # row runs --extra-reps more, still interleaved.
+            noisy = max((c.spread() for c in row["cells"].values() if c.ok),
+                        default=0.0)
+            if args.extra_reps > 0 and noisy > args.noisy_spread:
+                total += args.extra_reps * len(allocs)
+                log("compare: %s t=%d spread %.0f%%: %d more reps" % (
+                    w, t, 100 * noisy, args.extra_reps))
+                run_reps(args.reps, args.extra_reps)
+                extended.append("%s t=%d" % (w, t))
             check_checksums(row["cells"], allocs)
             rows.append(row)
 
@@ -814,6 +837,13 @@ def run_timing(args, argv, locator, allocs):
                "cell: %.0f%%" % (args.reps, ",".join(map(str, threads)),
                                  args.scale, start_load, end_load,
                                  100 * max_spread))
+    if args.extra_reps > 0:
+        out.append("- Noisy rows: a row where some cell's spread exceeded "
+                   "%.0f%% after %d reps ran %d more for every allocator "
+                   "(medians of %d): %s" % (
+                       100 * args.noisy_spread, args.reps, args.extra_reps,
+                       args.reps + args.extra_reps,
+                       ", ".join(extended) if extended else "none"))
     others = [s.other_cpus for r in rows for c in r["cells"].values()
               for s in c.samples if s.other_cpus is not None]
     if others:
@@ -1008,6 +1038,12 @@ def parse_args(argv):
     p.add_argument("--reps", type=int, default=None,
                    help="runs per workload x threads x allocator "
                         "(default 5; 3 with --quick)")
+    p.add_argument("--extra-reps", type=int, default=None,
+                   help="more runs for every allocator of a row where some "
+                        "cell's (max-min)/median exceeds --noisy-spread "
+                        "(default 4; 0 with --quick)")
+    p.add_argument("--noisy-spread", type=float, default=0.25,
+                   help="spread that makes a row noisy (default 0.25)")
     p.add_argument("--quick", action="store_true",
                    help="smoke-sized: --scale 0.1, 3 reps, fewer "
                         "callgrind iterations; does not write RESULTS.md")
@@ -1059,6 +1095,10 @@ def parse_args(argv):
             setattr(args, attr, os.path.join(user_cwd, value))
     if args.reps is None:
         args.reps = 3 if args.quick else 5
+    if args.extra_reps is None:
+        args.extra_reps = 0 if args.quick else 4
+    if args.extra_reps < 0:
+        p.error("--extra-reps must be >= 0")
     if args.reps < 1:
         p.error("--reps must be >= 1")
     if args.scale is None:

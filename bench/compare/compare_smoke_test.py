@@ -57,6 +57,24 @@ class CompareSmokeTest(unittest.TestCase):
             self.assertRegex(out, r"no workload slower than 1\.25x the best "
                              r"peer\s*\|[^|\n]*\|\s*(PASS|FAIL)\s*\|")
 
+    def test_noisy_rows_get_extra_reps(self):
+        # A negative threshold makes every row noisy: each gets the extra
+        # reps, for every allocator, and the report says which rows did.
+        peers = [a for a in PEERS if a in ("strata", "glibc")] or PEERS[:1]
+        cmd = [sys.executable, os.path.join(HERE, "compare.py"), "--quick",
+               "--reps", "2", "--extra-reps", "1", "--noisy-spread", "-1",
+               "--only", WORKLOADS[0], "--peers", ",".join(peers),
+               "--threads", "1", "--no-write-results", "--timeout", "40"]
+        p = subprocess.run(cmd, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, timeout=120)
+        self.assertEqual(p.returncode, 0, "compare.py failed:\n" + p.stderr)
+        out = p.stdout
+        self.assertRegex(out, r"Noisy rows: .*ran 1 more for every allocator "
+                              r"\(medians of 3\): %s t=1" % WORKLOADS[0])
+        m = re.search(r"Interposition verified: (\d+)/(\d+) runs", out)
+        self.assertIsNotNone(m, out)
+        self.assertEqual(int(m.group(2)), 3 * len(peers))
+
     def test_results_block_replacement(self):
         original = ("# Results\n\nintro\n\n## Micro\n\nkeep me\n\n"
                     "## Peers\n\nold text\n\n## Later\n\n```\n## Peers\n```\n"
