@@ -308,7 +308,8 @@ void CentralPool::InsertToSpans(int size_class, FreeObject* head, int n) {
       }
       auto offset = static_cast<std::uint32_t>(addr - span->start());
       std::uint64_t index = BlockIndex(offset, size_class);
-      if ((addr & 15) != 0 || index * info.size != offset ||
+      // Within the span's objects (not its tail), and carved already.
+      if ((addr & 15) != 0 || index * info.size != offset || index >= info.objects ||
           CarveOrder(span, static_cast<std::uint32_t>(index), info.objects) >= span->carved) {
         errors.Add((addr & 15) != 0 ? ErrorKind::kMisalignedFree : ErrorKind::kInteriorFree, o);
         continue;

@@ -135,5 +135,38 @@ TEST(SpanColourTest, AnObjectNotCarvedYetIsRefused) {
   internal::SetErrorHook(previous);
 }
 
+// A span whose objects do not fill it has a tail; an address there at a
+// multiple of the object size is no object, even once the carving has
+// wrapped round and every object is out (the carving order of an index
+// past the last object would otherwise look carved).
+TEST(SpanColourTest, TheTailOfAFullyCarvedSpanIsRefused) {
+  constexpr std::size_t kTailSize = 48;  // 1365 objects, a 16-byte tail
+  const internal::SizeClassInfo& info = internal::ClassInfo(internal::SizeToClass(kTailSize));
+  ASSERT_EQ(internal::ClassSize(internal::SizeToClass(kTailSize)), kTailSize);
+  ASSERT_LT(std::size_t{info.objects} * kTailSize, std::size_t{info.span_slices} << 16);
+  internal::ErrorHook previous = internal::SetErrorHook(&CountError);
+  g_errors = 0;
+  std::thread([&] {
+    // Allocate until some span of the class is fully carved, with a colour.
+    std::vector<void*> held;
+    const internal::Span* full = nullptr;
+    for (int i = 0; i < 8 * static_cast<int>(info.objects) && full == nullptr; ++i) {
+      void* p = Allocate(kTailSize);
+      held.push_back(p);
+      const internal::Span* span = LookupBlock(reinterpret_cast<std::uintptr_t>(p)).span;
+      if (span->carved == info.objects && span->carve_start > 0) full = span;
+    }
+    ASSERT_NE(full, nullptr) << "no coloured span was carved whole";
+    void* tail = reinterpret_cast<void*>(full->start() + std::size_t{info.objects} * kTailSize);
+    FlushThreadCache();
+    Free(tail);
+    FlushThreadCache();
+    for (void* p : held) Free(p);
+  }).join();
+  EXPECT_EQ(g_errors, 1);
+  EXPECT_EQ(g_last_kind, internal::ErrorKind::kInteriorFree);
+  internal::SetErrorHook(previous);
+}
+
 }  // namespace
 }  // namespace strata
