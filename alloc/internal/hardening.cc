@@ -693,26 +693,30 @@ std::uintptr_t ScanReadable(std::uintptr_t page, std::uintptr_t limit, int* answ
   return page;
 }
 
+// As ScanReadable, up to the first page that cannot be read. A thread's
+// stack can end right below another thread's guard page, which is mapped
+// (mincore accepts it) but not readable: the scan must stop there. Where
+// the kernel cannot be asked (Readable's -1), mapped pages as mincore sees
+// them. Preserves errno.
+std::uintptr_t ScanStack(std::uintptr_t page, std::uintptr_t limit) {
+  int answer;
+  std::uintptr_t end = ScanReadable(page, limit, &answer);
+  if (end < limit && answer == -1) {
+    const int saved_errno = errno;
+    unsigned char vec;
+    while (end < limit && mincore(reinterpret_cast<void*>(end), kProbePage, &vec) == 0) end += kProbePage;
+    errno = saved_errno;
+  }
+  return end;
+}
+
 }  // namespace
 
 std::uint64_t StackProbes() { return g_stack_probes.load(std::memory_order_relaxed); }
 
 std::uintptr_t ProbeStackTop(std::uintptr_t from) {
   const std::uintptr_t page = from & ~(kProbePage - 1);
-  const std::uintptr_t limit = page + (std::uintptr_t{1} << 20) + kProbePage;
-  // Up to the first page that cannot be read. A thread's stack can end
-  // right below another thread's guard page, which is mapped (mincore
-  // accepts it) but not readable: the bound must stop there.
-  int answer;
-  const std::uintptr_t end = ScanReadable(page, limit, &answer);
-  if (end != page || answer != -1) return end;
-  // The kernel cannot be asked: mapped pages, as mincore sees them.
-  const int saved_errno = errno;
-  std::uintptr_t top = page + kProbePage;
-  unsigned char vec;
-  while (top < limit && mincore(reinterpret_cast<void*>(top), kProbePage, &vec) == 0) top += kProbePage;
-  errno = saved_errno;
-  return top;
+  return ScanStack(page, page + (std::uintptr_t{1} << 20) + kProbePage);
 }
 
 namespace {
@@ -738,15 +742,7 @@ struct WalkRange {
   bool Cover(std::uintptr_t need) {
     if (need <= hi) return true;
     const std::uintptr_t limit = (need + kProbePage - 1) & ~(kProbePage - 1);
-    int answer;
-    std::uintptr_t end = ScanReadable(hi, limit, &answer);
-    if (end < limit && answer == -1) {
-      // The kernel cannot be asked: mapped pages, as mincore sees them.
-      const int saved_errno = errno;
-      unsigned char vec;
-      while (end < limit && mincore(reinterpret_cast<void*>(end), kProbePage, &vec) == 0) end += kProbePage;
-      errno = saved_errno;
-    }
+    const std::uintptr_t end = ScanStack(hi, limit);
     hi = end;
     if (owner != nullptr) owner->stack_hi = end;
     return end >= limit;

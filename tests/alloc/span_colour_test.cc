@@ -59,6 +59,17 @@ Carved AllocateSpans(int spans) {
   return c;
 }
 
+// Frees `bad` (a block address the program was never given) alone in the
+// calling thread's list, so that the flush hands it to its span, where it
+// is checked (a whole batch could pass through the central pool's first
+// tier unchecked), then frees `held`.
+void FreeAloneAndFlush(void* bad, const std::vector<void*>& held) {
+  FlushThreadCache();
+  Free(bad);  // cached, checked at the flush
+  FlushThreadCache();
+  for (void* p : held) Free(p);
+}
+
 TEST(SpanColourTest, SuccessiveSpansStartCarvingAtDifferentOffsets) {
   Carved c;
   // A fresh thread: its list of the class starts empty, so every object it
@@ -123,12 +134,7 @@ TEST(SpanColourTest, AnObjectNotCarvedYetIsRefused) {
       }
     }
     ASSERT_NE(victim, nullptr) << "no coloured span found";
-    // Alone in the thread's list, so that the flush hands it to its span
-    // (a whole batch could pass through the central pool's first tier).
-    FlushThreadCache();
-    Free(victim);  // cached, checked at the flush
-    FlushThreadCache();
-    for (void* p : held) Free(p);
+    FreeAloneAndFlush(victim, held);
   }).join();
   EXPECT_EQ(g_errors, 1);
   EXPECT_EQ(g_last_kind, internal::ErrorKind::kInteriorFree);
@@ -157,11 +163,7 @@ TEST(SpanColourTest, TheTailOfAFullyCarvedSpanIsRefused) {
       if (span->carved == info.objects && span->carve_start > 0) full = span;
     }
     ASSERT_NE(full, nullptr) << "no coloured span was carved whole";
-    void* tail = reinterpret_cast<void*>(full->start() + std::size_t{info.objects} * kTailSize);
-    FlushThreadCache();
-    Free(tail);
-    FlushThreadCache();
-    for (void* p : held) Free(p);
+    FreeAloneAndFlush(reinterpret_cast<void*>(full->start() + std::size_t{info.objects} * kTailSize), held);
   }).join();
   EXPECT_EQ(g_errors, 1);
   EXPECT_EQ(g_last_kind, internal::ErrorKind::kInteriorFree);
