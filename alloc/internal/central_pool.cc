@@ -236,7 +236,8 @@ int CentralPool::RemoveFromSpans(int size_class, int n, bool align_carve, FreeOb
       const std::uint32_t run = align_carve ? static_cast<std::uint32_t>(ObjectsPerLineRun(size_class)) : 1u;
       while (span->carved < info.objects) {
         const std::uint32_t index = CarvedObject(span, span->carved, info.objects);
-        if (!(got < n || (got < info.batch && index % run != 0))) break;
+        const bool line_unfinished = got < info.batch && index % run != 0;
+        if (got >= n && !line_unfinished) break;
         auto* o = reinterpret_cast<FreeObject*>(base + static_cast<std::uintptr_t>(index) * info.size);
         ++span->carved;
         append(o);

@@ -123,9 +123,11 @@ class alignas(kCacheLineSize) CentralPool {
   // spans; were every span carved from its start, the hot objects of all
   // classes would sit at the same low offsets of 64 KiB-aligned spans,
   // which map to the same sets of a cache indexed by the address bits
-  // below 64 KiB (the L2 caches of current x86 cores: 512 KiB-1 MiB,
-  // 8-way), and evict each other while most sets stay unused. Successive
-  // spans start at offsets spread over the span by the golden ratio,
+  // below its way size (64-128 KiB on the 8-way L2 caches of current x86
+  // cores), and evict each other while most sets stay unused. The offset
+  // comes from the span's address (its slice number, by the golden
+  // ratio), so neighbouring spans spread evenly over the span and a span
+  // that comes back at the same address starts where it did before; it is
   // rounded to a line run (so that carves stay line-aligned).
   static std::uint32_t Colour(int size_class, const Span* span);
   // The index of the object carved `k`-th from `span`, and the inverse.
