@@ -179,7 +179,7 @@ bool Refill(ThreadCache& tc, int size_class) {
   if (list.max_length == 0) list.max_length = 1;
   std::uint32_t grow = list.max_length < info.batch ? 1u : info.batch;
   if (list.max_length + grow <= kMaxListLength &&
-      static_cast<std::size_t>(list.max_length + grow) * info.size <= kMaxListBytes &&
+      static_cast<std::size_t>(list.max_length + grow) * info.size <= ListByteBound(info.size) &&
       tc.capacity_bytes + static_cast<std::size_t>(grow) * info.size <= kMaxThreadCacheBytes) {
     list.max_length += grow;
     tc.capacity_bytes += static_cast<std::size_t>(grow) * info.size;
@@ -196,7 +196,7 @@ bool Refill(ThreadCache& tc, int size_class) {
   RelaxedStore(list.length, static_cast<std::uint32_t>(got));
   if (static_cast<std::uint32_t>(got) > list.max_length) {
     const std::size_t extra = static_cast<std::size_t>(got - list.max_length) * info.size;
-    if (static_cast<std::size_t>(got) * info.size <= kMaxListBytes &&
+    if (static_cast<std::size_t>(got) * info.size <= ListByteBound(info.size) &&
         tc.capacity_bytes + extra <= kMaxThreadCacheBytes) {
       list.max_length = static_cast<std::uint32_t>(got);
       tc.capacity_bytes += extra;

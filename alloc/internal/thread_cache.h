@@ -121,16 +121,29 @@ extern constinit thread_local ThreadCache tls_cache STRATA_INITIAL_EXEC;
 
 // Per-thread byte bound on the sum of max_length * size over all lists.
 inline constexpr std::size_t kMaxThreadCacheBytes = std::size_t{2} << 20;
-inline constexpr std::uint32_t kMaxListLength = 8192;
+inline constexpr std::uint32_t kMaxListLength = 32768;
 // Blocks of a class a thread frees before it has allocated from that class
 // that go back to the central pool rather than into its list.
 inline constexpr std::uint8_t kForeignFreesUncached = 16;
 // Per-list byte bound on max_length * size (a list always keeps at least
-// one object): the big classes, where a few objects are a lot of memory,
-// hand frees back to the central pool (and empty spans to the page heap,
-// where they coalesce and serve other sizes) instead of parking up to the
-// whole thread bound in one class.
+// one object), by class size:
+//  - classes up to kSmallListClassBytes: kMaxSmallListBytes. A thread that
+//    builds and tears down a working set of small objects (containers,
+//    strings, tree nodes) keeps it in its own list, up to the thread
+//    bound, instead of handing the overflow of each teardown to the central
+//    pool, where other threads pick it up: objects then stay with the thread
+//    that touched them last (no lines moving between cores, a smaller set
+//    of pages per thread).
+//  - bigger classes: kMaxListBytes. There a few objects are a lot of
+//    memory: frees go back to the central pool (and empty spans to the
+//    page heap, where they coalesce and serve other sizes) instead of
+//    parking up to the whole thread bound in one class.
+inline constexpr std::size_t kSmallListClassBytes = 1024;
+inline constexpr std::size_t kMaxSmallListBytes = std::size_t{1} << 20;
 inline constexpr std::size_t kMaxListBytes = std::size_t{256} << 10;
+inline constexpr std::size_t ListByteBound(std::size_t class_size) {
+  return class_size <= kSmallListClassBytes ? kMaxSmallListBytes : kMaxListBytes;
+}
 // A scan for idle lists every this many slow-path operations.
 inline constexpr std::uint32_t kIdleScanInterval = 1024;
 // bytes_until_sample in hardened mode: no request can make it non-negative.
