@@ -24,6 +24,9 @@ namespace {
 constinit EngineLock g_registry_lock;
 constinit ThreadCache* g_registry_head = nullptr;
 constinit std::atomic<std::uint64_t> g_exited_allocs[kNumClasses] = {};
+// Caches in the registry (the share of kTotalThreadCacheBytes): written
+// under the registry lock, read without it.
+constinit std::atomic<std::uint32_t> g_active_caches{0};
 // Process init: 0 not started, 1 running on one thread, 2 done (only the
 // tracking layer's optional init may still be running).
 constinit std::atomic<int> g_process_init_state{0};
@@ -49,6 +52,8 @@ void ResetRegistryToForkingThread() STRATA_REQUIRES(g_registry_lock) {
   } else {
     g_registry_head = nullptr;
   }
+  // The count follows the registry (the other threads' caches are gone).
+  g_active_caches.store(g_registry_head != nullptr ? 1 : 0, std::memory_order_relaxed);
 }
 
 class RegistryHolder {
@@ -64,6 +69,7 @@ class RegistryHolder {
 void RegistryInsert(ThreadCache* tc) {
   RegistryHolder h;
   tc->in_registry = true;
+  g_active_caches.fetch_add(1, std::memory_order_relaxed);
   tc->registry_prev = nullptr;
   tc->registry_next = g_registry_head;
   if (g_registry_head != nullptr) g_registry_head->registry_prev = tc;
@@ -79,6 +85,7 @@ void RegistryRemove(ThreadCache* tc) {
   }
   if (tc->registry_next != nullptr) tc->registry_next->registry_prev = tc->registry_prev;
   tc->registry_next = tc->registry_prev = nullptr;
+  if (tc->in_registry) g_active_caches.fetch_sub(1, std::memory_order_relaxed);
   tc->in_registry = false;
 }
 
@@ -170,6 +177,18 @@ void InitThread(ThreadCache& tc) {
   RegisterThreadExitHook(&tc.exit_hook);
 }
 
+}  // namespace
+
+std::size_t ThreadCacheBound() {
+  const std::uint32_t threads = g_active_caches.load(std::memory_order_relaxed);
+  const std::size_t share = kTotalThreadCacheBytes / (threads == 0 ? 1 : threads);
+  if (share < kMinThreadCacheBytes) return kMinThreadCacheBytes;
+  if (share > kMaxThreadCacheBytes) return kMaxThreadCacheBytes;
+  return share;
+}
+
+namespace {
+
 bool Refill(ThreadCache& tc, int size_class) {
   const SizeClassInfo& info = ClassInfo(size_class);
   FreeList& list = tc.lists[size_class];
@@ -180,7 +199,7 @@ bool Refill(ThreadCache& tc, int size_class) {
   std::uint32_t grow = list.max_length < info.batch ? 1u : info.batch;
   if (list.max_length + grow <= kMaxListLength &&
       static_cast<std::size_t>(list.max_length + grow) * info.size <= ListByteBound(info.size) &&
-      tc.capacity_bytes + static_cast<std::size_t>(grow) * info.size <= kMaxThreadCacheBytes) {
+      tc.capacity_bytes + static_cast<std::size_t>(grow) * info.size <= ThreadCacheBound()) {
     list.max_length += grow;
     tc.capacity_bytes += static_cast<std::size_t>(grow) * info.size;
   }
@@ -197,7 +216,7 @@ bool Refill(ThreadCache& tc, int size_class) {
   if (static_cast<std::uint32_t>(got) > list.max_length) {
     const std::size_t extra = static_cast<std::size_t>(got - list.max_length) * info.size;
     if (static_cast<std::size_t>(got) * info.size <= ListByteBound(info.size) &&
-        tc.capacity_bytes + extra <= kMaxThreadCacheBytes) {
+        tc.capacity_bytes + extra <= ThreadCacheBound()) {
       list.max_length = static_cast<std::uint32_t>(got);
       tc.capacity_bytes += extra;
     }
@@ -222,7 +241,7 @@ void ListTooLong(ThreadCache& tc, int size_class) {
   }
   if (list.max_length == 0) tc.overages[size_class] = 0;
   if (list.max_length < info.batch) {
-    if (tc.capacity_bytes + info.size <= kMaxThreadCacheBytes) {
+    if (tc.capacity_bytes + info.size <= ThreadCacheBound()) {
       ++list.max_length;
       tc.capacity_bytes += info.size;
     }
@@ -237,7 +256,26 @@ void ListTooLong(ThreadCache& tc, int size_class) {
   }
 }
 
+// Brings the thread's capacity within its share when threads started
+// since it grew: every list longer than one object gives up the same
+// fraction of its max_length, and the objects beyond it.
+void TrimToBound(ThreadCache& tc, std::size_t bound) {
+  const std::size_t capacity = tc.capacity_bytes;
+  for (int c = 1; c < kNumClasses; ++c) {
+    FreeList& list = tc.lists[c];
+    if (list.max_length <= 1) continue;
+    auto target = static_cast<std::uint32_t>(static_cast<std::uint64_t>(list.max_length) * bound / capacity);
+    if (target < 1) target = 1;
+    if (target >= list.max_length) continue;
+    tc.capacity_bytes -= static_cast<std::size_t>(list.max_length - target) * ClassSize(c);
+    list.max_length = target;
+    if (list.length > target) ReleaseFromList(list, c, list.length - target);
+  }
+}
+
 void IdleScan(ThreadCache& tc) {
+  const std::size_t bound = ThreadCacheBound();
+  if (tc.capacity_bytes > bound) TrimToBound(tc, bound);
   for (int c = 1; c < kNumClasses; ++c) {
     FreeList& list = tc.lists[c];
     const auto allocs = static_cast<std::uint32_t>(list.allocs);

@@ -31,8 +31,8 @@
 // Capacity adapts per class: a list that keeps running dry grows its
 // max_length (by one up to a batch, then by batches), one that keeps
 // overflowing shrinks, and lists idle across a scan (no allocation served,
-// no refill, no overflow) are halved, all within
-// kMaxThreadCacheBytes of capacity per thread.
+// no refill, no overflow) are halved, all within the thread's share of
+// the process-wide budget (ThreadCacheBound).
 //
 // Hardened mode (hardening.h) reuses the same lists with max_length 0 and
 // bytes_until_sample pinned below -kMaxSmallSize, so that both fast paths
@@ -119,8 +119,17 @@ struct ThreadCache {
 
 extern constinit thread_local ThreadCache tls_cache STRATA_INITIAL_EXEC;
 
-// Per-thread byte bound on the sum of max_length * size over all lists.
+// Per-thread byte bound on the sum of max_length * size over all lists,
+// shared out of a process-wide budget: each thread may grow its lists to
+// kTotalThreadCacheBytes / (threads with a cache), within
+// [kMinThreadCacheBytes, kMaxThreadCacheBytes] (ThreadCacheBound). A
+// thread that sits idle keeps what its lists hold (only its own slow path
+// touches them); the budget bounds what many such threads can strand. A
+// thread over its share (threads started since it grew) gives the excess
+// back at its next idle scan.
 inline constexpr std::size_t kMaxThreadCacheBytes = std::size_t{2} << 20;
+inline constexpr std::size_t kMinThreadCacheBytes = std::size_t{256} << 10;
+inline constexpr std::size_t kTotalThreadCacheBytes = std::size_t{16} << 20;
 inline constexpr std::uint32_t kMaxListLength = 32768;
 // Blocks of a class a thread frees before it has allocated from that class
 // that go back to the central pool rather than into its list.
@@ -232,6 +241,9 @@ STRATA_ALWAYS_INLINE void FreeFast(void* ptr, AllocKind kind = AllocKind::kMallo
 
 // Returns every cached object of the calling thread to the central pools.
 void FlushCurrentThread();
+
+// The calling thread's current capacity bound (see kTotalThreadCacheBytes).
+std::size_t ThreadCacheBound();
 
 // Registry of live thread caches, for statistics. `fn` runs under the
 // registry lock for each live cache (must not allocate or take engine

@@ -2,8 +2,11 @@
 // builds and tears down a working set of small objects keeps that set in
 // its own list, up to kMaxSmallListBytes per class; a big class keeps at
 // most kMaxListBytes; and all of a thread's lists together stay within
-// kMaxThreadCacheBytes. Each case runs on a fresh thread and reads the
-// statistics before that thread exits (an exiting thread flushes its cache).
+// the thread's share of kTotalThreadCacheBytes, so that many threads that
+// go idle with full lists strand a bounded amount of memory. Each case
+// runs on fresh threads and reads the statistics before they exit (an
+// exiting thread flushes its cache).
+#include <barrier>
 #include <cstddef>
 #include <cstdint>
 #include <thread>
@@ -95,6 +98,86 @@ TEST(ThreadCacheBounds, AllListsTogetherStayWithinTheThreadBound) {
   // all held to the big-class bound.
   EXPECT_GE(kept, internal::kMaxThreadCacheBytes / 2);
   EXPECT_GT(largest_list, internal::kMaxListBytes);
+}
+
+TEST(ThreadCacheBounds, ManyIdleThreadsShareTheBudget) {
+  // 64 threads each cycle 0.9 MiB of small blocks (within one list's bound)
+  // and then wait: alone, each would keep all of it (58 MiB in all).
+  constexpr int kThreads = 64;
+  constexpr std::size_t kSize = 48;
+  const Stats before = GetStats();
+  std::barrier<> cycled(kThreads + 1);
+  std::barrier<> done(kThreads + 1);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      Cycle(kSize, 20000, 3);
+      cycled.arrive_and_wait();
+      done.arrive_and_wait();
+    });
+  }
+  cycled.arrive_and_wait();
+  const Stats idle = GetStats();
+  done.arrive_and_wait();
+  for (auto& t : threads) t.join();
+  ASSERT_GE(idle.threads_with_cache, static_cast<std::size_t>(kThreads));
+  const std::size_t kept = idle.thread_cache_bytes - before.thread_cache_bytes;
+  // A list may hold up to one refill beyond its bound for a moment (a
+  // batch: 1.5 KiB here).
+  EXPECT_LE(kept, internal::kTotalThreadCacheBytes + kThreads * std::size_t{4096})
+      << "idle threads keep more than the budget";
+  EXPECT_GE(kept, internal::kTotalThreadCacheBytes / 2) << "the threads do not use their share";
+}
+
+TEST(ThreadCacheBounds, AThreadGivesBackItsExcessWhenThreadsStart) {
+  constexpr std::size_t kSize = 48;
+  constexpr std::size_t kBig = 200 * 1024;  // one object per list
+  constexpr int kOthers = 63;
+  std::barrier<> grown(2);
+  std::barrier<> others_started(2);
+  std::size_t kept_alone = 0;
+  std::size_t kept_shared = 0;
+  std::size_t bound_shared = 0;
+  std::thread worker([&] {
+    Cycle(kSize, 20000, 3);
+    kept_alone = CachedBytesOfClass(kSize);
+    grown.arrive_and_wait();
+    others_started.arrive_and_wait();
+    bound_shared = internal::ThreadCacheBound();
+    // Slow-path operations (a one-object list of a big class, overflowing
+    // and refilling) reach the periodic scan; the small list stays in use
+    // meanwhile, so the scan does not halve it as idle.
+    for (int i = 0; i < 3000; ++i) {
+      void* a = Allocate(kBig);
+      void* b = Allocate(kBig);
+      void* c = Allocate(kSize);
+      Free(a);
+      Free(b);
+      Free(c);
+    }
+    kept_shared = CachedBytesOfClass(kSize);
+  });
+  grown.arrive_and_wait();
+  std::barrier<> all_cached(kOthers + 1);
+  std::barrier<> release(kOthers + 1);
+  std::vector<std::thread> others;
+  for (int t = 0; t < kOthers; ++t) {
+    others.emplace_back([&] {
+      Free(Allocate(16));  // a cache of its own
+      all_cached.arrive_and_wait();
+      release.arrive_and_wait();
+    });
+  }
+  all_cached.arrive_and_wait();
+  others_started.arrive_and_wait();
+  worker.join();
+  release.arrive_and_wait();
+  for (auto& t : others) t.join();
+  EXPECT_GE(kept_alone, std::size_t{768} << 10);
+  EXPECT_LT(bound_shared, kept_alone);
+  // Within the share, give or take one batch (a refill may overshoot).
+  EXPECT_LE(kept_shared, bound_shared + internal::ClassInfo(internal::SizeToClass(kSize)).batch * kSize)
+      << "the thread kept " << kept_shared << " of its list";
 }
 
 }  // namespace
