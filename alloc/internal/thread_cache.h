@@ -124,9 +124,11 @@ extern constinit thread_local ThreadCache tls_cache STRATA_INITIAL_EXEC;
 // kTotalThreadCacheBytes / (threads with a cache), within
 // [kMinThreadCacheBytes, kMaxThreadCacheBytes] (ThreadCacheBound). A
 // thread that sits idle keeps what its lists hold (only its own slow path
-// touches them); the budget bounds what many such threads can strand. A
-// thread over its share (threads started since it grew) gives the excess
-// back at its next idle scan.
+// touches them); the budget bounds what many such threads can strand: each
+// keeps at most the share it had when it last grew (threads that grew
+// while few others existed took bigger shares). A thread over its share
+// (threads started since it grew) gives the excess back at its next idle
+// scan.
 inline constexpr std::size_t kMaxThreadCacheBytes = std::size_t{2} << 20;
 inline constexpr std::size_t kMinThreadCacheBytes = std::size_t{256} << 10;
 inline constexpr std::size_t kTotalThreadCacheBytes = std::size_t{16} << 20;
