@@ -5,10 +5,15 @@
 //   - a batch of 1000 allocations, then 1000 frees (refills and overflows
 //     of the thread cache through the central pools);
 //   - producer/consumer: one thread allocates, another frees (cross-thread
-//     frees through the freeing thread's cache and the transfer ring).
+//     frees through the freeing thread's cache and the transfer ring);
+//   - the sampling stride draw: -ln(1 - u) for a uniform u, as every
+//     sampled allocation draws the bytes to its next sample, with strata's
+//     allocation-free log (concurrency/base/fast_math.h) against libm's.
 // The binary is linked normally, so "glibc" is the system malloc and
 // "strata" calls strata::Allocate/Free directly.
 #include <atomic>
+#include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <thread>
@@ -17,6 +22,7 @@
 #include <benchmark/benchmark.h>
 
 #include "alloc/strata.h"
+#include "concurrency/base/fast_math.h"
 
 namespace {
 
@@ -90,6 +96,25 @@ void BM_ProducerConsumer(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 
+struct FastLog {
+  static double NegLogOneMinus(double u) { return strata::base::NegLogOneMinus(u); }
+};
+struct Libm {
+  static double NegLogOneMinus(double u) { return -std::log1p(-u); }
+};
+
+template <typename L>
+void BM_SampleStride(benchmark::State& state) {
+  std::uint64_t x = 88172645463325252ull;
+  for (auto _ : state) {
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    const double u = static_cast<double>((x * 0x2545F4914F6CDD1Dull) >> 11) * (1.0 / 9007199254740992.0);
+    benchmark::DoNotOptimize(L::NegLogOneMinus(u));
+  }
+}
+
 #define SIZES ->Arg(16)->Arg(64)->Arg(256)->Arg(1024)->Arg(16 << 10)->Arg(256 << 10)->Arg(4 << 20)
 BENCHMARK_TEMPLATE(BM_Pair, Strata) SIZES;
 BENCHMARK_TEMPLATE(BM_Pair, Glibc) SIZES;
@@ -97,6 +122,8 @@ BENCHMARK_TEMPLATE(BM_Batch1000, Strata)->Arg(16)->Arg(256)->Arg(4096);
 BENCHMARK_TEMPLATE(BM_Batch1000, Glibc)->Arg(16)->Arg(256)->Arg(4096);
 BENCHMARK_TEMPLATE(BM_ProducerConsumer, Strata)->UseRealTime();
 BENCHMARK_TEMPLATE(BM_ProducerConsumer, Glibc)->UseRealTime();
+BENCHMARK_TEMPLATE(BM_SampleStride, FastLog);
+BENCHMARK_TEMPLATE(BM_SampleStride, Libm);
 
 }  // namespace
 

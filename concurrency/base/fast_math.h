@@ -63,14 +63,12 @@ inline double ExpNonPositive(double x) {
 inline double NegLogOneMinus(double u) {
   if (!(u < 1.0)) return 1e300;
   if (u <= 0.0) return 0.0;
-  if (u < 0.25) {
-    // -ln(1-u) = u + u^2/2 + u^3/3 + ... converges fast and keeps small u
-    // exact (1 - u would lose its low bits).
-    double term = u, sum = 0.0;
-    for (int k = 1; k <= 60 && term > sum * 1e-18; ++k, term *= u) sum += term / k;
-    return sum;
-  }
-  return -LogPositive(1.0 - u);
+  const double w = 1.0 - u;  // rounded: for small u, its low bits are lost
+  if (w == 1.0) return u;     // u below 2^-54: -ln(1-u) = u to the last bit
+  // The rounding is undone by the exact ratio of what was asked (-u) to
+  // what w holds (w - 1, exact): ln(w) * u / (1 - w) (the log1p identity;
+  // no series in u, whose terms fall slowly near u = 1/4).
+  return LogPositive(w) * u / (w - 1.0);
 }
 
 inline double OneMinusExpNeg(double x) {
