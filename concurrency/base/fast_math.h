@@ -66,8 +66,8 @@ inline double NegLogOneMinus(double u) {
   const double w = 1.0 - u;  // rounded: for small u, its low bits are lost
   if (w == 1.0) return u;     // u below 2^-54: -ln(1-u) = u to the last bit
   // The rounding is undone by the exact ratio of what was asked (-u) to
-  // what w holds (w - 1, exact): ln(w) * u / (1 - w) (the log1p identity;
-  // no series in u, whose terms fall slowly near u = 1/4).
+  // what w holds (w - 1, exact): -ln(1-u) = -ln(w) * u / (1 - w) (the
+  // log1p identity; no series in u, whose terms fall slowly near 1/4).
   return LogPositive(w) * u / (w - 1.0);
 }
 
