@@ -43,18 +43,24 @@ void Cycle(std::size_t size, std::size_t count, int rounds) {
   }
 }
 
+// The bytes of class `size` that a fresh thread's cache holds after
+// Cycle(size, count, rounds), read before the thread exits.
+std::size_t KeptByAFreshThread(std::size_t size, std::size_t count, int rounds) {
+  const std::size_t before = CachedBytesOfClass(size);
+  std::size_t during = 0;
+  std::thread([&] {
+    Cycle(size, count, rounds);
+    during = CachedBytesOfClass(size);
+  }).join();
+  return during - before;
+}
+
 TEST(ThreadCacheBounds, ASmallClassKeepsATeardownsWorthOfObjects) {
   // 24000 blocks of 48 bytes: 1.1 MiB a round, more than the old 256 KiB
   // per list and a little more than the small-class bound.
   constexpr std::size_t kSize = 48;
   ASSERT_LE(kSize, internal::kSmallListClassBytes);
-  const std::size_t before = CachedBytesOfClass(kSize);
-  std::size_t during = 0;
-  std::thread([&] {
-    Cycle(kSize, 24000, 12);
-    during = CachedBytesOfClass(kSize);
-  }).join();
-  const std::size_t kept = during - before;
+  const std::size_t kept = KeptByAFreshThread(kSize, 24000, 12);
   EXPECT_GE(kept, internal::kMaxSmallListBytes * 3 / 4) << "the list did not grow past " << kept;
   EXPECT_LE(kept, internal::kMaxSmallListBytes + kSize) << "the list grew past its bound";
 }
@@ -62,13 +68,8 @@ TEST(ThreadCacheBounds, ASmallClassKeepsATeardownsWorthOfObjects) {
 TEST(ThreadCacheBounds, ABigClassListStaysWithinItsBound) {
   constexpr std::size_t kSize = 4096;
   ASSERT_GT(kSize, internal::kSmallListClassBytes);
-  const std::size_t before = CachedBytesOfClass(kSize);
-  std::size_t during = 0;
-  std::thread([&] {
-    Cycle(kSize, 100, 12);  // 400 KiB a round: would fit a small-class list
-    during = CachedBytesOfClass(kSize);
-  }).join();
-  const std::size_t kept = during - before;
+  // 400 KiB a round: would fit a small-class list.
+  const std::size_t kept = KeptByAFreshThread(kSize, 100, 12);
   EXPECT_GT(kept, 0u);
   EXPECT_LE(kept, internal::kMaxListBytes + kSize);
 }
