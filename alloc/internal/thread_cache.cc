@@ -259,17 +259,22 @@ void ListTooLong(ThreadCache& tc, int size_class) {
 // Brings the thread's capacity within its share when threads started
 // since it grew: every list longer than one object gives up the same
 // fraction of its max_length, and the objects beyond it.
+// Lowers list c's max_length to `target` (at least 1, below max_length)
+// and hands the objects beyond it to the central pool.
+void ShrinkList(ThreadCache& tc, int c, std::uint32_t target) {
+  FreeList& list = tc.lists[c];
+  if (target < 1) target = 1;
+  if (target >= list.max_length) return;
+  tc.capacity_bytes -= static_cast<std::size_t>(list.max_length - target) * ClassSize(c);
+  list.max_length = target;
+  if (list.length > target) ReleaseFromList(list, c, list.length - target);
+}
+
 void TrimToBound(ThreadCache& tc, std::size_t bound) {
   const std::size_t capacity = tc.capacity_bytes;
   for (int c = 1; c < kNumClasses; ++c) {
-    FreeList& list = tc.lists[c];
-    if (list.max_length <= 1) continue;
-    auto target = static_cast<std::uint32_t>(static_cast<std::uint64_t>(list.max_length) * bound / capacity);
-    if (target < 1) target = 1;
-    if (target >= list.max_length) continue;
-    tc.capacity_bytes -= static_cast<std::size_t>(list.max_length - target) * ClassSize(c);
-    list.max_length = target;
-    if (list.length > target) ReleaseFromList(list, c, list.length - target);
+    const std::uint64_t max_length = tc.lists[c].max_length;
+    ShrinkList(tc, c, static_cast<std::uint32_t>(max_length * bound / capacity));
   }
 }
 
@@ -281,13 +286,7 @@ void IdleScan(ThreadCache& tc) {
     const auto allocs = static_cast<std::uint32_t>(list.allocs);
     const bool used = tc.activity[c] != 0 || allocs != tc.scan_allocs[c];
     tc.scan_allocs[c] = allocs;
-    if (!used && list.max_length > 1) {
-      std::uint32_t target = list.max_length / 2;
-      if (target < 1) target = 1;
-      tc.capacity_bytes -= static_cast<std::size_t>(list.max_length - target) * ClassSize(c);
-      list.max_length = target;
-      if (list.length > target) ReleaseFromList(list, c, list.length - target);
-    }
+    if (!used) ShrinkList(tc, c, list.max_length / 2);
     tc.activity[c] = 0;
   }
 }
