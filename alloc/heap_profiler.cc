@@ -51,12 +51,12 @@ void AddLive(LiveRecord& r, void* arg) {
   SiteTotals* site = FindSite(*c->sites, r.stack);
   if (site == nullptr) return;  // a stack interned after the snapshot
   if ((r.flags & tracking::kSampled) != 0 && c->rate > 1) {
-    profile::ScaledCounts s = profile::ScaleSample(1, r.size, c->rate);
+    profile::ScaledCounts s = profile::ScaleSample(1, r.size.load(std::memory_order_relaxed), c->rate);
     site->inuse_objects += static_cast<double>(s.objects);
     site->inuse_bytes += static_cast<double>(s.bytes);
   } else {
     site->inuse_objects += 1;
-    site->inuse_bytes += static_cast<double>(r.size);
+    site->inuse_bytes += static_cast<double>(r.size.load(std::memory_order_relaxed));
   }
 }
 

@@ -50,7 +50,8 @@ class Graph {
     tracking::GlobalLiveTable().ForEach(
         [](LiveRecord& r, void* arg) {
           auto* c = static_cast<Ctx*>(arg);
-          Node n{r.ptr, r.size, r.usable, r.stack, r.time_ns, State::kUnreached, r.time_ns >= c->since, false};
+          Node n{r.ptr, r.size.load(std::memory_order_relaxed), r.usable.load(std::memory_order_relaxed), r.stack,
+                 r.time_ns, State::kUnreached, r.time_ns >= c->since, false};
           if (!c->g->nodes_.PushBack(n)) c->ok = false;
         },
         &ctx);

@@ -11,6 +11,7 @@
 #include "alloc/internal/errors.h"
 #include "alloc/internal/globals.h"
 #include "alloc/internal/hardening.h"
+#include "alloc/internal/hooks.h"
 #include "alloc/internal/page_map.h"
 #include "alloc/internal/thread_cache.h"
 
@@ -38,6 +39,30 @@ std::size_t UsableSizeOf(const BlockInfo& info, const void* ptr, ErrorKind error
 
 std::size_t SlowUsableSize(const void* ptr, ErrorKind error, ErrorKind freed_error) {
   return UsableSizeOf(LookupBlock(reinterpret_cast<std::uintptr_t>(ptr)), ptr, error, freed_error);
+}
+
+// Reallocate grew the large or huge block `info` (LookupBlock of `ptr`) in
+// place to `new_size` bytes: a tracked block's record takes the new sizes
+// (its usable size read again). Tracked blocks are the sampled few; others
+// return at once. (A realloc within the usable size leaves the record as
+// it is: its scan range is right, and updating it on every call would put
+// a table lookup on every append of a string built by realloc.)
+void NoteGrownInPlace(const BlockInfo& info, void* ptr, std::size_t new_size) {
+  bool tracked = false;
+  switch (info.kind) {
+    case BlockKind::kLarge:
+      tracked = info.span->tracked;
+      break;
+    case BlockKind::kHuge:
+      tracked = info.segment->tracked;
+      break;
+    default:
+      break;
+  }
+  if (!tracked) return;
+  const TrackingHooks* hooks = InstalledTrackingHooks();
+  if (hooks == nullptr || hooks->on_resize == nullptr) return;
+  hooks->on_resize(ptr, new_size, LookupBlock(reinterpret_cast<std::uintptr_t>(ptr)).usable);
 }
 
 // Whether an AllocateAligned(size, A) call, for some alignment A > 16 that
@@ -274,6 +299,7 @@ void* Reallocate(void* ptr, std::size_t new_size) noexcept {
     if (new_size > old && new_size > kMaxSmallSize &&
         (info.kind == internal::BlockKind::kLarge || info.kind == internal::BlockKind::kHuge) &&
         internal::g_page_heap.GrowInPlace(info.segment, info.span, addr, new_size)) {
+      internal::NoteGrownInPlace(info, ptr, new_size);
       return ptr;
     }
   }

@@ -13,6 +13,12 @@
 //   - Free: tracked small blocks live in spans the class map does not know
 //     (class 0), so their frees always reach the slow path, which calls
 //     hooks->on_free. Untracked blocks are never looked up.
+//   - Realloc: a tracked large or huge block grown into the free space
+//     after it stays tracked, and hooks->on_resize gives its record the new
+//     sizes. A realloc within the usable size changes nothing (the record
+//     keeps the size last recorded, which is at most the usable size). A
+//     block that moves is a free of the old block and an allocation of the
+//     new.
 //   - Mode changes reach every thread at its next countdown crossing; with
 //     sampling off the countdown is at most kIdleCountdown bytes, so a
 //     thread notices within that much allocation.
@@ -36,6 +42,10 @@ struct TrackingHooks {
   void (*on_allocate)(void* ptr, std::size_t requested, std::size_t usable, bool sampled);
   // A tracked block is being freed (before the engine reuses it).
   void (*on_free)(void* ptr);
+  // A tracked large or huge block was grown in place (realloc extended it
+  // into the free space after it): it keeps its record (stack, time,
+  // sampled or not) with the new sizes.
+  void (*on_resize)(void* ptr, std::size_t requested, std::size_t usable);
 };
 
 // Installs the hooks (once, from the tracking layer's init).

@@ -725,7 +725,7 @@ bool PageHeap::GrowInPlace(Segment* seg, Span* span, std::uintptr_t ptr, std::si
   if (new_size > (std::size_t{1} << 46)) return false;
   Locked h(this);
   if (seg->kind == SegmentKind::kHuge) {
-    if (!seg->huge_live || seg->tracked || seg->huge_ptr != ptr) return false;
+    if (!seg->huge_live || seg->huge_ptr != ptr) return false;
     const std::size_t offset = ptr - seg->base();
     const std::size_t used = RoundUp(offset + new_size, kSliceSize);
     if (used > seg->mapping_size) {
@@ -751,7 +751,7 @@ bool PageHeap::GrowInPlace(Segment* seg, Span* span, std::uintptr_t ptr, std::si
     seg->huge_size = new_size;
     return true;
   }
-  if (span == nullptr || span->state != SpanState::kLarge || span->tracked || span->large_ptr != ptr) return false;
+  if (span == nullptr || span->state != SpanState::kLarge || span->large_ptr != ptr) return false;
   const std::size_t offset = ptr - span->start();
   const int need = static_cast<int>(RoundUp(offset + new_size, kSliceSize) >> kSliceShift);
   if (need <= span->num_slices) {

@@ -77,8 +77,8 @@ class PageHeap {
   // without moving it, when the space after it is free: the rest of a huge
   // block's mapping or a cached huge block right after it, the free span
   // right after a large span in its segment. False (nothing changed) when
-  // it cannot, or when the block is tracked (its size change must reach
-  // the tracking hooks: the caller then moves it).
+  // it cannot. A tracked block stays tracked: the caller tells the
+  // tracking hooks its new size (hooks.h, on_resize).
   bool GrowInPlace(Segment* segment, Span* span, std::uintptr_t ptr, std::size_t new_size);
 
   // Decommits every free span and unmaps cached huge blocks. Returns bytes.

@@ -111,8 +111,8 @@ bool LiveTable::Insert(const LiveInfo& info) {
   LiveRecord* r = NewRecord();
   if (r == nullptr) return false;
   r->ptr = info.ptr;
-  r->size = info.size;
-  r->usable = info.usable;
+  r->size.store(info.size, std::memory_order_relaxed);
+  r->usable.store(info.usable, std::memory_order_relaxed);
   r->stack = info.stack;
   r->time_ns = info.time_ns;
   r->flags = info.flags;
@@ -154,7 +154,8 @@ bool LiveTable::Remove(std::uintptr_t ptr, LiveInfo* out) {
                                            std::memory_order_acquire)) {
       continue;
     }
-    *out = LiveInfo{cur->ptr, cur->size, cur->usable, cur->stack, cur->time_ns, cur->flags};
+    *out = LiveInfo{cur->ptr, cur->size.load(std::memory_order_relaxed), cur->usable.load(std::memory_order_relaxed),
+                    cur->stack, cur->time_ns, cur->flags};
     std::uintptr_t expected = reinterpret_cast<std::uintptr_t>(cur);
     if (prev->compare_exchange_strong(expected, next, std::memory_order_acq_rel, std::memory_order_acquire)) {
       tiers_[t].size.fetch_sub(1, std::memory_order_relaxed);
@@ -172,7 +173,21 @@ bool LiveTable::Find(std::uintptr_t ptr, LiveInfo* out) {
   int t = 0;
   LiveRecord* cur = SearchAll(ptr, &t, &prev);
   if (cur == nullptr) return false;
-  *out = LiveInfo{cur->ptr, cur->size, cur->usable, cur->stack, cur->time_ns, cur->flags};
+  *out = LiveInfo{cur->ptr, cur->size.load(std::memory_order_relaxed), cur->usable.load(std::memory_order_relaxed),
+                  cur->stack, cur->time_ns, cur->flags};
+  return true;
+}
+
+bool LiveTable::Resize(std::uintptr_t ptr, std::size_t size, std::size_t usable) {
+  // The guard keeps the record from being recycled while it is written
+  // (only a racing free of the same block, a program error, could retire it).
+  auto guard = Ebr().Pin();
+  std::atomic<std::uintptr_t>* prev;
+  int t = 0;
+  LiveRecord* cur = SearchAll(ptr, &t, &prev);
+  if (cur == nullptr) return false;
+  cur->size.store(size, std::memory_order_relaxed);
+  cur->usable.store(usable, std::memory_order_relaxed);
   return true;
 }
 

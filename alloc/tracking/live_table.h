@@ -27,7 +27,7 @@
 // linked for the whole walk; records inserted or removed meanwhile may or
 // may not be visited.
 //
-// Thread-safety: Insert, Remove, Find and ForEach are lock-free with
+// Thread-safety: Insert, Remove, Find, Resize and ForEach are lock-free with
 // respect to each other (the record free list takes a spin lock, only on
 // allocation and reclamation of records). Never allocates through malloc.
 #ifndef STRATA_ALLOC_TRACKING_LIVE_TABLE_H_
@@ -50,8 +50,10 @@ enum RecordFlags : std::uint32_t {
 struct LiveRecord {
   std::atomic<std::uintptr_t> next{0};  // next record; low bit = deleted
   std::uintptr_t ptr = 0;
-  std::size_t size = 0;     // requested bytes
-  std::size_t usable = 0;   // usable bytes
+  // Requested and usable bytes; atomic because a realloc that grows the
+  // block in place updates them (Resize) while readers may be walking.
+  std::atomic<std::size_t> size{0};
+  std::atomic<std::size_t> usable{0};
   StackEntry* stack = nullptr;
   std::uint64_t time_ns = 0;  // when allocated (monotonic)
   std::uint32_t flags = 0;
@@ -85,6 +87,10 @@ class LiveTable {
   bool Remove(std::uintptr_t ptr, LiveInfo* out);
   // Looks `ptr` up; fills *out and returns true if found.
   bool Find(std::uintptr_t ptr, LiveInfo* out);
+  // The block at `ptr` was grown in place: its record takes the new
+  // requested and usable sizes (stack, time and flags stay). False when
+  // `ptr` has no record.
+  bool Resize(std::uintptr_t ptr, std::size_t size, std::size_t usable);
   // Calls fn for each linked record, under an epoch guard: fn must not
   // block for long, and may read (not keep) the record. Records may be
   // written by fn only in `scan_mark` (the leak checker's, when the world

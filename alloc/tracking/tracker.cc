@@ -23,8 +23,9 @@ constinit std::atomic<bool> g_installed{false};
 
 void OnAllocate(void* ptr, std::size_t requested, std::size_t usable, bool sampled);
 void OnFree(void* ptr);
+void OnResize(void* ptr, std::size_t requested, std::size_t usable);
 
-constinit internal::TrackingHooks g_hooks = {&OnAllocate, &OnFree};
+constinit internal::TrackingHooks g_hooks = {&OnAllocate, &OnFree, &OnResize};
 
 // Captures the whole stack, strata's own frames included: skipping a fixed
 // number of frames is fragile across inlining, so the readers (profile
@@ -96,6 +97,12 @@ void OnFree(void* ptr) {
   LiveInfo info;
   if (GlobalLiveTable().Remove(reinterpret_cast<std::uintptr_t>(ptr), &info)) RememberFreed(info);
   g_tracked_frees.fetch_add(1, std::memory_order_relaxed);
+}
+
+// The cumulative counts of the block's stack stay as they were: they count
+// allocations, and a block resized in place was allocated once.
+void OnResize(void* ptr, std::size_t requested, std::size_t usable) {
+  GlobalLiveTable().Resize(reinterpret_cast<std::uintptr_t>(ptr), requested, usable);
 }
 
 // --- Error describer (alloc/internal/errors.h) --------------------------------

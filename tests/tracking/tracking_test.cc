@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include "alloc/internal/hardening.h"
 #include "alloc/strata.h"
 #include "alloc/tracking/live_table.h"
 #include "alloc/tracking/symbolize.h"
@@ -81,6 +82,86 @@ TEST(Tracking, ReallocOfTrackedBlocksKeepsContents) {
   p = static_cast<char*>(strata::Reallocate(p, 500000));
   EXPECT_STREQ(p, "123456789");
   strata::Free(p);
+}
+
+// The record of a tracked block that realloc grows in place: same stack,
+// time and flags, the new requested size, and the usable size the block
+// now has (the leak checker scans a block up to its recorded usable size,
+// so a stale one would hide the pointers stored in the grown part).
+// Covered: a huge block grown within its 4 MiB chunks, a large block grown
+// into a free neighbour; a realloc within the usable size keeps the record
+// as it was. Hardened mode moves blocks on realloc: there the new block's
+// record is checked.
+void ExpectRecordAfterRealloc(void* old_ptr, const LiveInfo& before, void* now, std::size_t size) {
+  ASSERT_NE(now, nullptr);
+  LiveInfo info;
+  ASSERT_TRUE(GlobalLiveTable().Find(reinterpret_cast<std::uintptr_t>(now), &info)) << size;
+  EXPECT_EQ(info.size, size);
+  EXPECT_EQ(info.usable, strata::UsableSize(now));
+  if (internal::Hardened() || now != old_ptr) return;
+  EXPECT_EQ(info.stack, before.stack);
+  EXPECT_EQ(info.time_ns, before.time_ns);
+  EXPECT_EQ(info.flags, before.flags);
+}
+
+LiveInfo RecordOf(void* p) {
+  LiveInfo info{};
+  EXPECT_TRUE(GlobalLiveTable().Find(reinterpret_cast<std::uintptr_t>(p), &info));
+  return info;
+}
+
+TEST(Tracking, ReallocInPlaceKeepsTheRecordWithTheNewSizes) {
+  EnsureTrackingInstalled();
+  strata::ReleaseMemory();
+  TrackAllScope scope;
+  strata::Free(strata::Allocate(16 << 20));
+
+  const std::size_t mib = std::size_t{1} << 20;
+  void* huge = AllocateFromKnownSite(5 * mib);  // its mapping: 8 MiB
+  LiveInfo before = RecordOf(huge);
+  void* huge2 = strata::Reallocate(huge, 7 * mib);
+  if (!internal::Hardened()) EXPECT_EQ(huge2, huge);
+  ExpectRecordAfterRealloc(huge, before, huge2, 7 * mib);
+  // Within the usable size: nothing changes.
+  before = RecordOf(huge2);
+  void* huge3 = strata::Reallocate(huge2, 6 * mib);
+  if (!internal::Hardened()) {
+    EXPECT_EQ(huge3, huge2);
+    ExpectRecordAfterRealloc(huge2, before, huge3, 7 * mib);
+  }
+
+  void* a = AllocateFromKnownSite(512 * 1024);
+  void* b = AllocateFromKnownSite(512 * 1024);
+  const bool adjacent = static_cast<char*>(a) + 512 * 1024 == static_cast<char*>(b);
+  strata::Free(b);
+  before = RecordOf(a);
+  void* a2 = strata::Reallocate(a, 900 * 1024);
+  if (adjacent && !internal::Hardened()) EXPECT_EQ(a2, a) << "the free neighbour was not used";
+  ExpectRecordAfterRealloc(a, before, a2, 900 * 1024);
+
+  for (void* p : {huge3, a2}) {
+    strata::Free(p);
+    LiveInfo gone;
+    EXPECT_FALSE(GlobalLiveTable().Find(reinterpret_cast<std::uintptr_t>(p), &gone));
+  }
+}
+
+// Sampling: a sampled block grown in place stays sampled (the heap
+// profile scales it by its new size).
+TEST(Tracking, SampledBlockGrownInPlaceStaysSampled) {
+  EnsureTrackingInstalled();
+  SetSampleRate(1);  // every allocation is sampled
+  strata::Free(strata::Allocate(16 << 20));
+  const std::size_t mib = std::size_t{1} << 20;
+  void* huge = AllocateFromKnownSite(5 * mib);
+  LiveInfo before = RecordOf(huge);
+  EXPECT_EQ(before.flags & kSampled, static_cast<std::uint32_t>(kSampled));
+  void* huge2 = strata::Reallocate(huge, 7 * mib);
+  if (!internal::Hardened()) EXPECT_EQ(huge2, huge);
+  ExpectRecordAfterRealloc(huge, before, huge2, 7 * mib);
+  EXPECT_EQ(RecordOf(huge2).flags & kSampled, static_cast<std::uint32_t>(kSampled));
+  strata::Free(huge2);
+  SetSampleRate(kDefaultSampleRate);
 }
 
 TEST(Tracking, SamplingRecordsAboutOneSamplePerStride) {
