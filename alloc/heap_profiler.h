@@ -6,7 +6,10 @@
 // turns sampling off), each with its call stack, tracked until freed. The
 // fast path pays nothing for it (a byte countdown it keeps anyway); see
 // alloc/internal/hooks.h. While the leak checker tracks every allocation,
-// profiles are exact (period 1).
+// profiles are exact (period 1). realloc: a block that moves is a new
+// allocation at the realloc's stack; a sampled block that grows in place
+// keeps its allocation stack and is counted in use at its new size (its
+// alloc_* values stay those of the original allocation).
 //
 // Output: a gzipped pprof profile.proto with sample types alloc_objects,
 // alloc_space, inuse_objects, inuse_space, values unsampled as pprof
