@@ -31,7 +31,7 @@ BlockInfo LookupBlock(std::uintptr_t addr) {
       std::size_t size = ClassSize(c);
       std::uintptr_t offset = addr - span->start();
       std::uintptr_t index = BlockIndex(offset, c);
-      if (index >= ClassInfo(c).objects) return info;  // the span's tail
+      if (index >= SpanObjects(c, span->tracked)) return info;  // the span's tail
       info.kind = span->tracked ? BlockKind::kTrackedSmall : BlockKind::kSmall;
       info.size_class = c;
       info.start = span->start() + index * size;

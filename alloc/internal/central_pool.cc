@@ -128,6 +128,7 @@ int CentralPool::ObjectsPerLineRun(int size_class) {
 
 int CentralPool::CarveFreshLines(int size_class, int n, FreeObject** head) {
   const SizeClassInfo& info = ClassInfo(size_class);
+  const std::uint32_t objects = SpanObjects(size_class, tracked());
   const auto run = static_cast<std::uint32_t>(ObjectsPerLineRun(size_class));
   std::uint32_t first = 0;
   std::uint32_t count = 0;
@@ -136,27 +137,27 @@ int CentralPool::CarveFreshLines(int size_class, int n, FreeObject** head) {
   {
     EngineLockHolder h(&lock_);
     span = partial_;
-    if (span == nullptr || span->carved >= info.objects) return 0;
+    if (span == nullptr || span->carved >= objects) return 0;
     first = span->carved;
     // The objects up to the next line boundary share their line with the
     // previous carve: they go to the end of the chain, so the head (the
     // object the thread uses first and most) starts a fresh line. (The
     // span's start, where the carving wraps to, is a line boundary.)
-    const std::uint32_t at_index = CarvedObject(span, first, info.objects);
+    const std::uint32_t at_index = CarvedObject(span, first, objects);
     lead = (run - at_index % run) % run;
-    if (lead > info.objects - at_index) lead = info.objects - at_index;
+    if (lead > objects - at_index) lead = objects - at_index;
     std::uint32_t want = static_cast<std::uint32_t>(n);
     if (want % run != 0) want += run - want % run;
     count = lead + want;
-    if (count > info.objects - first) count = info.objects - first;
+    if (count > objects - first) count = objects - first;
     span->carved += count;
     span->allocated += count;
-    if (span->free_list == nullptr && span->carved == info.objects) UnlinkExhaustedLocked(span);
+    if (span->free_list == nullptr && span->carved == objects) UnlinkExhaustedLocked(span);
   }
   // The carved objects are this thread's alone now: link them unlocked.
   const std::uintptr_t base = span->start();
   auto at = [&](std::uint32_t i) {
-    const std::uint32_t index = CarvedObject(span, first + i, info.objects);
+    const std::uint32_t index = CarvedObject(span, first + i, objects);
     return reinterpret_cast<FreeObject*>(base + static_cast<std::uintptr_t>(index) * info.size);
   };
   const std::uint32_t fresh = lead < count ? lead : 0;  // index of the head
@@ -173,6 +174,7 @@ int CentralPool::CarveFreshLines(int size_class, int n, FreeObject** head) {
 
 int CentralPool::RemoveFromSpans(int size_class, int n, bool align_carve, FreeObject** head) {
   const SizeClassInfo& info = ClassInfo(size_class);
+  const std::uint32_t objects = SpanObjects(size_class, tracked());
   const bool hardened = Hardened();
   FreeObject* out = nullptr;
   FreeObject* last = nullptr;
@@ -234,8 +236,8 @@ int CentralPool::RemoveFromSpans(int size_class, int n, bool align_carve, FreeOb
       // hot objects never share a line through carving (active false
       // sharing). At most run-1 objects more than asked.
       const std::uint32_t run = align_carve ? static_cast<std::uint32_t>(ObjectsPerLineRun(size_class)) : 1u;
-      while (span->carved < info.objects) {
-        const std::uint32_t index = CarvedObject(span, span->carved, info.objects);
+      while (span->carved < objects) {
+        const std::uint32_t index = CarvedObject(span, span->carved, objects);
         const bool line_unfinished = got < info.batch && index % run != 0;
         if (got >= n && !line_unfinished) break;
         auto* o = reinterpret_cast<FreeObject*>(base + static_cast<std::uintptr_t>(index) * info.size);
@@ -243,7 +245,7 @@ int CentralPool::RemoveFromSpans(int size_class, int n, bool align_carve, FreeOb
         append(o);
         ++span->allocated;
       }
-      if (span->free_list == nullptr && span->carved == info.objects) UnlinkExhaustedLocked(span);
+      if (span->free_list == nullptr && span->carved == objects) UnlinkExhaustedLocked(span);
     }
     if (last != nullptr) SetNext(last, nullptr);
   }
@@ -266,7 +268,8 @@ void CentralPool::UnlinkExhaustedLocked(Span* span) {
 
 std::uint32_t CentralPool::Colour(int size_class, const Span* span) {
   const SizeClassInfo& info = ClassInfo(size_class);
-  if (info.objects < 2) return 0;
+  const std::uint32_t objects = SpanObjects(size_class, span->tracked);
+  if (objects < 2) return 0;
   // Offsets in units of 1/1024 of the span, from the span's address (its
   // slice number): the golden-ratio sequence over slice numbers spreads
   // neighbouring spans evenly over the offsets (low discrepancy), and a
@@ -280,11 +283,12 @@ std::uint32_t CentralPool::Colour(int size_class, const Span* span) {
   // The first object that starts at or after the offset, on a line run.
   std::uint32_t index = static_cast<std::uint32_t>((offset + info.size - 1) / info.size);
   index += (run - index % run) % run;
-  return index < info.objects ? index : 0;
+  return index < objects ? index : 0;
 }
 
 void CentralPool::InsertToSpans(int size_class, FreeObject* head, int n) {
   const SizeClassInfo& info = ClassInfo(size_class);
+  const std::uint32_t objects = SpanObjects(size_class, tracked());
   const bool hardened = Hardened();
   PendingErrors errors;
   Span* empty = nullptr;  // spans whose objects all came back
@@ -310,8 +314,8 @@ void CentralPool::InsertToSpans(int size_class, FreeObject* head, int n) {
       auto offset = static_cast<std::uint32_t>(addr - span->start());
       std::uint64_t index = BlockIndex(offset, size_class);
       // Within the span's objects (not its tail), and carved already.
-      if ((addr & 15) != 0 || index * info.size != offset || index >= info.objects ||
-          CarveOrder(span, static_cast<std::uint32_t>(index), info.objects) >= span->carved) {
+      if ((addr & 15) != 0 || index * info.size != offset || index >= objects ||
+          CarveOrder(span, static_cast<std::uint32_t>(index), objects) >= span->carved) {
         errors.Add((addr & 15) != 0 ? ErrorKind::kMisalignedFree : ErrorKind::kInteriorFree, o);
         continue;
       }

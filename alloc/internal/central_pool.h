@@ -32,7 +32,9 @@
 // The tracked pools (sampled or leak-checked blocks, one object at a time,
 // on the slow path) have no first tier: their objects go straight back to
 // their spans, so that a freed sampled block is not parked per class (up
-// to kMaxTransferBytes each) beside the normal pool's own.
+// to kMaxTransferBytes each) beside the normal pool's own. Their spans are
+// the fewest slices that hold one object (SpanSlices/SpanObjects in
+// size_classes.h), not the class's packing span.
 //
 // Thread-safety: all methods are thread-safe. The pool is cache-line
 // padded so that pools of neighbouring classes do not share lines. The

@@ -532,7 +532,7 @@ bool HardenedValidLink(const FreeObject* next, int size_class) {
   if (span->state != SpanState::kSmall || span->size_class != size_class) return false;
   std::size_t offset = addr - span->start();
   std::uint64_t index = BlockIndex(offset, size_class);
-  return index * info.size == offset && index < info.objects;
+  return index * info.size == offset && index < SpanObjects(size_class, span->tracked);
 }
 
 void* HardenedAllocate(std::size_t size, std::size_t alignment, AllocKind kind, bool zero) {

@@ -403,9 +403,8 @@ void PageHeap::Decommit(Span* span) {
 }
 
 Span* PageHeap::AllocSmallSpan(int size_class, bool tracked) {
-  const SizeClassInfo& info = ClassInfo(size_class);
   Locked h(this);
-  Span* span = AllocSpanLocked(info.span_slices, 1);
+  Span* span = AllocSpanLocked(static_cast<int>(SpanSlices(size_class, tracked)), 1);
   if (span == nullptr) return nullptr;
   span->state = SpanState::kSmall;
   span->size_class = static_cast<std::uint8_t>(size_class);

@@ -57,9 +57,10 @@ class PageHeap {
  public:
   constexpr PageHeap() = default;
 
-  // A span for objects of class `size_class`. Sets the class map to the
-  // class, or to 0 for a tracked span (so that every free of its objects
-  // takes the slow path). nullptr when the OS refuses memory.
+  // A span for objects of class `size_class` (SpanSlices long). Sets the
+  // class map to the class, or to 0 for a tracked span (so that every free
+  // of its objects takes the slow path). nullptr when the OS refuses
+  // memory.
   Span* AllocSmallSpan(int size_class, bool tracked);
   // Returns an empty small span (all objects back).
   void FreeSmallSpan(Span* span);

@@ -266,6 +266,49 @@ constexpr bool CheckClasses() {
 
 static_assert(size_class_detail::CheckClasses(), "size class table is inconsistent");
 
+// Spans of the tracked pools (sampled or leak-checked blocks, handed out one
+// at a time): the fewest slices that hold one object, not the class's
+// packing-efficient span. A sampled block's span is pinned while the block
+// lives, among the normal spans of the page heap; a class's 5-slice span
+// there (to hold six 53 KiB objects with little tail) breaks up free runs
+// that normal spans need, and a one-slice span fits the holes they leave.
+struct TrackedSpanInfo {
+  std::uint8_t slices;
+  std::uint32_t objects;
+};
+
+namespace size_class_detail {
+struct TrackedTable {
+  TrackedSpanInfo info[kNumClasses];
+};
+constexpr TrackedTable ComputeTrackedTable() {
+  TrackedTable t{};
+  for (int c = 1; c < kNumClasses; ++c) {
+    const std::size_t size = kSizeClassTable.info[c].size;
+    const std::size_t slices = (size + kSliceSize - 1) / kSliceSize;
+    t.info[c] = {static_cast<std::uint8_t>(slices), static_cast<std::uint32_t>(slices * kSliceSize / size)};
+  }
+  return t;
+}
+constexpr bool CheckTrackedTable(const TrackedTable& t) {
+  for (int c = 1; c < kNumClasses; ++c) {
+    if (t.info[c].objects < 1 || t.info[c].slices > kSizeClassTable.info[c].span_slices) return false;
+  }
+  return true;
+}
+}  // namespace size_class_detail
+inline constexpr size_class_detail::TrackedTable kTrackedSpanTable = size_class_detail::ComputeTrackedTable();
+static_assert(size_class_detail::CheckTrackedTable(kTrackedSpanTable), "tracked span table is inconsistent");
+
+// Slices and objects of a span of class `size_class` (tracked: of a
+// tracked pool).
+STRATA_ALWAYS_INLINE constexpr std::uint32_t SpanSlices(int size_class, bool tracked) {
+  return tracked ? kTrackedSpanTable.info[size_class].slices : kSizeClassTable.info[size_class].span_slices;
+}
+STRATA_ALWAYS_INLINE constexpr std::uint32_t SpanObjects(int size_class, bool tracked) {
+  return tracked ? kTrackedSpanTable.info[size_class].objects : kSizeClassTable.info[size_class].objects;
+}
+
 }  // namespace strata::internal
 
 #endif  // STRATA_ALLOC_INTERNAL_SIZE_CLASSES_H_

@@ -9,7 +9,10 @@
 
 #include <gtest/gtest.h>
 
+#include "alloc/internal/block_lookup.h"
 #include "alloc/internal/hardening.h"
+#include "alloc/internal/size_classes.h"
+#include "alloc/internal/span.h"
 #include "alloc/strata.h"
 #include "alloc/tracking/live_table.h"
 #include "alloc/tracking/symbolize.h"
@@ -162,6 +165,39 @@ TEST(Tracking, SampledBlockGrownInPlaceStaysSampled) {
   EXPECT_EQ(RecordOf(huge2).flags & kSampled, static_cast<std::uint32_t>(kSampled));
   strata::Free(huge2);
   SetSampleRate(kDefaultSampleRate);
+}
+
+// A tracked block's span is the fewest slices that hold it, not its
+// class's packing span (a 52 KiB class packs six objects in five slices):
+// a sampled block pins its span among the page heap's normal spans. The
+// span's tail past its objects is no block.
+TEST(Tracking, TrackedBlocksTakeTheFewestSlices) {
+  EnsureTrackingInstalled();
+  TrackAllScope scope;
+  strata::Free(strata::Allocate(16 << 20));
+  for (std::size_t size : {std::size_t{2000}, std::size_t{24000}, std::size_t{53000}, std::size_t{100000},
+                           std::size_t{250000}}) {
+    const int c = internal::SizeToClass(size);
+    const std::size_t class_size = internal::ClassSize(c);
+    const std::size_t slices = (class_size + internal::kSliceSize - 1) / internal::kSliceSize;
+    void* p = AllocateFromKnownSite(size);
+    ASSERT_NE(p, nullptr);
+    const auto addr = reinterpret_cast<std::uintptr_t>(p);
+    const internal::BlockInfo info = internal::LookupBlock(addr);
+    ASSERT_EQ(info.kind, internal::BlockKind::kTrackedSmall) << size;
+    ASSERT_NE(info.span, nullptr);
+    EXPECT_EQ(info.span->num_slices, slices) << size << " (class span: "
+                                             << int{internal::ClassInfo(c).span_slices} << " slices)";
+    EXPECT_EQ(info.start, addr);
+    // The tail: past the last whole object of the span.
+    const std::size_t objects = info.span->bytes() / class_size;
+    const std::uintptr_t tail = info.span->start() + objects * class_size;
+    if (tail < info.span->start() + info.span->bytes()) {
+      EXPECT_EQ(internal::LookupBlock(tail).kind, internal::BlockKind::kNone) << size;
+    }
+    std::memset(p, 0x5a, size);
+    strata::Free(p);
+  }
 }
 
 TEST(Tracking, SamplingRecordsAboutOneSamplePerStride) {
