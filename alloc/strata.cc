@@ -48,20 +48,10 @@ std::size_t SlowUsableSize(const void* ptr, ErrorKind error, ErrorKind freed_err
 // it is: its scan range is right, and updating it on every call would put
 // a table lookup on every append of a string built by realloc.)
 void NoteGrownInPlace(const BlockInfo& info, void* ptr, std::size_t new_size) {
-  bool tracked = false;
-  switch (info.kind) {
-    case BlockKind::kLarge:
-      tracked = info.span->tracked;
-      break;
-    case BlockKind::kHuge:
-      tracked = info.segment->tracked;
-      break;
-    default:
-      break;
-  }
+  const bool tracked = info.kind == BlockKind::kHuge ? info.segment->tracked : info.span->tracked;
   if (!tracked) return;
   const TrackingHooks* hooks = InstalledTrackingHooks();
-  if (hooks == nullptr || hooks->on_resize == nullptr) return;
+  if (hooks == nullptr) return;
   hooks->on_resize(ptr, new_size, LookupBlock(reinterpret_cast<std::uintptr_t>(ptr)).usable);
 }
 

@@ -13,6 +13,12 @@ constexpr std::uintptr_t kMark = 1;
 inline LiveRecord* Ptr(std::uintptr_t link) { return reinterpret_cast<LiveRecord*>(link & ~kMark); }
 inline bool Marked(std::uintptr_t link) { return (link & kMark) != 0; }
 
+// A copy of a linked record's fields (its sizes may be changing: Resize).
+LiveInfo Snapshot(const LiveRecord& r) {
+  return LiveInfo{r.ptr, r.size.load(std::memory_order_relaxed), r.usable.load(std::memory_order_relaxed),
+                  r.stack, r.time_ns, r.flags};
+}
+
 // Where tier t's buckets start in the bucket array.
 constexpr std::size_t TierOffset(int t) {
   std::size_t offset = 0;
@@ -154,8 +160,7 @@ bool LiveTable::Remove(std::uintptr_t ptr, LiveInfo* out) {
                                            std::memory_order_acquire)) {
       continue;
     }
-    *out = LiveInfo{cur->ptr, cur->size.load(std::memory_order_relaxed), cur->usable.load(std::memory_order_relaxed),
-                    cur->stack, cur->time_ns, cur->flags};
+    *out = Snapshot(*cur);
     std::uintptr_t expected = reinterpret_cast<std::uintptr_t>(cur);
     if (prev->compare_exchange_strong(expected, next, std::memory_order_acq_rel, std::memory_order_acquire)) {
       tiers_[t].size.fetch_sub(1, std::memory_order_relaxed);
@@ -173,8 +178,7 @@ bool LiveTable::Find(std::uintptr_t ptr, LiveInfo* out) {
   int t = 0;
   LiveRecord* cur = SearchAll(ptr, &t, &prev);
   if (cur == nullptr) return false;
-  *out = LiveInfo{cur->ptr, cur->size.load(std::memory_order_relaxed), cur->usable.load(std::memory_order_relaxed),
-                  cur->stack, cur->time_ns, cur->flags};
+  *out = Snapshot(*cur);
   return true;
 }
 
