@@ -6,6 +6,9 @@
     bazel run -c opt //bench:compare -- --only larson,xmalloc --reps 9
     bazel run -c opt //bench:compare -- --peers glibc,mimalloc,jemalloc
     bazel run -c opt //bench:compare -- --instructions    # Ir per malloc/free
+    bazel run -c opt //bench:compare -- --only mstress --threads 1 \
+        --peers strata,tcmalloc --variant off=strata,STRATA_SAMPLE_RATE=0 \
+        --variant before=/tmp/old/libstrata.so            # A/B of builds
 
 Every workload in bench/workloads/ is run at every thread count under every
 allocator, each time the same binary with LD_PRELOAD set to the allocator's
@@ -32,6 +35,13 @@ exit status 1.
 
 Wall time and peak RSS come from bench/compare/launch.cc (wait4 rusage of
 the forked child): see there why Python's own wait4 would overstate RSS.
+
+--variant NAME=SO[,VAR=VALUE...] adds a column for another strata build (SO
+a libstrata.so path, or `strata` for the build under test) and/or
+environment settings, interleaved with the rest: the way to measure a
+change to strata before and after, with the command that reproduces it.
+Variants are not peers (the bar ignores them) and a run with variants never
+writes RESULTS.md.
 
 A full run writes the "## Peers" section of bench/RESULTS.md in the source
 tree (found through BUILD_WORKSPACE_DIRECTORY, which `bazel run` sets); only
@@ -180,11 +190,14 @@ class Locator:
 
 
 class Allocator:
-    def __init__(self, name, path, package, description):
+    def __init__(self, name, path, package, description, env=None,
+                 variant=False):
         self.name = name
         self.path = path  # None: glibc, nothing preloaded
         self.package = package
         self.description = description
+        self.env = env or {}  # set in the workload's environment
+        self.variant = variant  # a --variant of strata, not a peer
 
     def interposed(self, malloc_obj, free_obj):
         """True when both symbols come from the object this allocator is."""
@@ -220,6 +233,39 @@ def make_allocators(names, locator, strata_so):
                 % (name, path, package))
         allocs.append(Allocator(name, path, package, description))
     return allocs
+
+
+def make_variants(specs, locator, strata_so, taken):
+    """Allocators for --variant NAME=SO[,VAR=VALUE...] (SO: a libstrata.so
+    path, or `strata` for the build under test)."""
+    variants = []
+    for spec in specs or []:
+        name, sep, rest = spec.partition("=")
+        parts = rest.split(",") if sep else []
+        if not re.match(r"^[A-Za-z0-9_.+-]+$", name) or not parts or \
+                not parts[0]:
+            raise UsageError("--variant %r: expected NAME=SO[,VAR=VALUE...]"
+                             % spec)
+        if name in taken or name in PEERS:
+            raise UsageError("--variant %s: the name is taken" % name)
+        taken.add(name)
+        so = parts[0]
+        if so == "strata":
+            so = strata_so or locator.find("alloc/libstrata.so")
+        if so is None or not os.path.isfile(so):
+            raise UsageError("--variant %s: %s is not a file" % (name, so))
+        env = {}
+        for kv in parts[1:]:
+            var, eq, value = kv.partition("=")
+            if not eq or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", var):
+                raise UsageError("--variant %s: %r is not VAR=VALUE"
+                                 % (name, kv))
+            env[var] = value
+        so = os.path.abspath(so)
+        desc = "strata variant: %s%s" % (so, "".join(
+            " %s=%s" % kv for kv in sorted(env.items())))
+        variants.append(Allocator(name, so, None, desc, env, variant=True))
+    return variants
 
 
 # --------------------------------------------------------------------------
@@ -278,9 +324,11 @@ def run_once(launcher, binary, args, alloc, timeout):
         cmd += ["--preload", alloc.path]
     cmd += ["--", binary] + args
     s = Sample()
+    env = child_env()
+    env.update(alloc.env)
     busy0 = cpu_busy_seconds()
     try:
-        p = subprocess.run(cmd, env=child_env(), stdout=subprocess.PIPE,
+        p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True,
                            errors="replace", timeout=timeout + 60)
     except subprocess.TimeoutExpired:
@@ -441,7 +489,7 @@ def evaluate(rows, allocs, base_name):
     if "strata" not in names:
         summary["criteria"].append(("all", "strata not in this run", "n/a"))
         return summary
-    peers = [n for n in names if n != "strata"]
+    peers = [a.name for a in allocs if a.name != "strata" and not a.variant]
 
     def vs(peer, metric):
         ratio, count = pair_ratio(rows, "strata", peer, metric)
@@ -622,6 +670,8 @@ def machine_lines(allocs):
             rev = git_revision()
             versions.append("strata %s" % (("@ " + rev) if rev else
                                            "(this tree)"))
+        elif a.variant:
+            versions.append("%s (%s)" % (a.name, a.description))
         else:
             v = package_version(a.package)
             versions.append("%s %s" % (a.name, v or "(version unknown)"))
@@ -905,6 +955,9 @@ def run_timing(args, argv, locator, allocs):
 
 def maybe_write(args, block, report):
     partial = args.quick or args.only
+    if args.variant:
+        log("compare: not writing RESULTS.md (a run with --variant)")
+        return
     if args.no_write_results or (partial and not args.write_results):
         log("compare: not writing RESULTS.md (%s)" % (
             "--no-write-results" if args.no_write_results else
@@ -927,6 +980,7 @@ def callgrind_ir(binary, args, alloc, timeout):
     env = child_env()
     if alloc is not None and alloc.path:
         env["LD_PRELOAD"] = alloc.path
+        env.update(alloc.env)
     try:
         p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True,
@@ -1083,6 +1137,12 @@ def parse_args(argv):
     p.add_argument("--bin-dir", metavar="DIR",
                    help="directory holding bench/workloads/* and "
                         "bench/compare/launch (default: runfiles, bazel-bin)")
+    p.add_argument("--variant", action="append",
+                   metavar="NAME=SO[,VAR=VALUE...]",
+                   help="also run another strata build (SO: a libstrata.so, "
+                        "or `strata` for the one under test) with these "
+                        "environment settings, as column NAME; not a peer, "
+                        "and RESULTS.md is not written")
     p.add_argument("--list", action="store_true",
                    help="list workloads and allocators, then exit")
     args = p.parse_args(argv)
@@ -1131,6 +1191,8 @@ def main(argv):
         names = split_list(args.peers, PEERS, "allocator") or list(PEERS)
         locator = Locator(args.bin_dir)
         allocs = make_allocators(names, locator, args.strata_so)
+        allocs += make_variants(args.variant, locator, args.strata_so,
+                                set(names))
         if args.instructions:
             return run_instructions(args, argv, locator, allocs)
         return run_timing(args, argv, locator, allocs)

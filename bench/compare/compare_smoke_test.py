@@ -75,6 +75,40 @@ class CompareSmokeTest(unittest.TestCase):
         self.assertIsNotNone(m, out)
         self.assertEqual(int(m.group(2)), 3 * len(peers))
 
+    @unittest.skipUnless("strata" in PEERS, "needs strata")
+    def test_variant_runs_beside_strata_and_is_no_peer(self):
+        # A variant of the build under test with an environment setting: its
+        # own column, interposed, left out of the bar (with strata alone
+        # there is no peer), and RESULTS.md is never written.
+        cmd = [sys.executable, os.path.join(HERE, "compare.py"), "--quick",
+               "--reps", "1", "--only", WORKLOADS[0], "--peers", "strata",
+               "--threads", "1", "--timeout", "40",
+               "--variant", "off=strata,STRATA_SAMPLE_RATE=0"]
+        p = subprocess.run(cmd, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, timeout=120)
+        self.assertEqual(p.returncode, 0, "compare.py failed:\n" + p.stderr)
+        out = p.stdout
+        self.assertRegex(out, r"(?m)^\| workload\s+\| threads \|\s+strata \|"
+                              r"\s+off \|")
+        self.assertIn("off (strata variant: ", out)
+        self.assertIn("STRATA_SAMPLE_RATE=0)", out)
+        self.assertRegex(out, r"Interposition verified: 2/2 runs")
+        self.assertRegex(out, r"no workload slower than 1\.25x the best "
+                              r"peer\s*\|\s*no peer in this run\s*\|")
+        self.assertIn("not writing RESULTS.md (a run with --variant)",
+                      p.stderr)
+
+    def test_variant_spec_errors(self):
+        for spec in ("novalue", "x=", "strata=strata", "y=/nonexistent.so",
+                     "z=strata,NOT_AN_ASSIGNMENT"):
+            cmd = [sys.executable, os.path.join(HERE, "compare.py"), "--quick",
+                   "--only", WORKLOADS[0], "--peers", "glibc", "--threads",
+                   "1", "--variant", spec]
+            p = subprocess.run(cmd, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, timeout=60)
+            self.assertEqual(p.returncode, 2, spec + ": " + p.stderr)
+            self.assertIn("--variant", p.stderr, spec)
+
     def test_results_block_replacement(self):
         original = ("# Results\n\nintro\n\n## Micro\n\nkeep me\n\n"
                     "## Peers\n\nold text\n\n## Later\n\n```\n## Peers\n```\n"
