@@ -256,9 +256,6 @@ void ListTooLong(ThreadCache& tc, int size_class) {
   }
 }
 
-// Brings the thread's capacity within its share when threads started
-// since it grew: every list longer than one object gives up the same
-// fraction of its max_length, and the objects beyond it.
 // Lowers list c's max_length to `target` (at least 1, below max_length)
 // and hands the objects beyond it to the central pool.
 void ShrinkList(ThreadCache& tc, int c, std::uint32_t target) {
@@ -270,6 +267,9 @@ void ShrinkList(ThreadCache& tc, int c, std::uint32_t target) {
   if (list.length > target) ReleaseFromList(list, c, list.length - target);
 }
 
+// Brings the thread's capacity within its share when threads started
+// since it grew: every list longer than one object gives up the same
+// fraction of its max_length, and the objects beyond it.
 void TrimToBound(ThreadCache& tc, std::size_t bound) {
   const std::size_t capacity = tc.capacity_bytes;
   for (int c = 1; c < kNumClasses; ++c) {

@@ -211,12 +211,18 @@ class Allocator:
         return True
 
 
+def strata_library(locator, strata_so):
+    """The libstrata.so under test: --strata-so, else the runfiles' or
+    bazel-bin's (None when there is none)."""
+    return strata_so or locator.find("alloc/libstrata.so")
+
+
 def make_allocators(names, locator, strata_so):
     allocs = []
     for name in names:
         path, package, description = PEERS[name]
         if name == "strata":
-            path = strata_so or locator.find("alloc/libstrata.so")
+            path = strata_library(locator, strata_so)
             if path is None or not os.path.isfile(path):
                 raise UsageError(
                     "strata: libstrata.so not found (%s). It comes from "
@@ -251,7 +257,7 @@ def make_variants(specs, locator, strata_so, taken):
         taken.add(name)
         so = parts[0]
         if so == "strata":
-            so = strata_so or locator.find("alloc/libstrata.so")
+            so = strata_library(locator, strata_so)
         if so is None or not os.path.isfile(so):
             raise UsageError("--variant %s: %s is not a file" % (name, so))
         env = {}
