@@ -286,6 +286,47 @@ std::uint32_t CentralPool::Colour(int size_class, const Span* span) {
   return index < objects ? index : 0;
 }
 
+namespace {
+
+// Clears the bitmap words over bytes [from, to) of `span`'s segment
+// (offsets from the span's start), reading each word first: a word that is
+// clear already is not written (its page may never have been touched).
+void ClearBitWords(Span* span, std::size_t from, std::size_t to) {
+  Segment* seg = span->segment;
+  const std::size_t base = (span->start() - seg->base()) >> kGranuleShift;  // a multiple of 64
+  const std::size_t first = (base + (from >> kGranuleShift)) / 64;
+  const std::size_t end = (base + ((to + (std::size_t{1} << kGranuleShift) - 1) >> kGranuleShift) + 63) / 64;
+  for (std::size_t w = first; w < end; ++w) {
+    if (seg->block_bits[w].load(std::memory_order_relaxed) != 0) {
+      seg->block_bits[w].store(0, std::memory_order_relaxed);
+    }
+  }
+}
+
+// A span goes back to the page heap with its block bits clear (span.h).
+// Normal mode: every carved object is on the free list, its bit set;
+// hardened mode: the bits are clear already (each free cleared its own),
+// and clearing is only a check that costs a load per word. Only the words
+// over the carved objects can hold a bit: carving took objects carve_start,
+// carve_start+1, ... wrapping at `objects` (central_pool.h), so a tracked
+// span that served one block clears one word, not the 64 of its slice.
+// Called under the pool's lock, the lock normal mode writes the bits under.
+void ClearBlockBits(Span* span, std::size_t size, std::uint32_t objects) {
+  const std::uint32_t begin = span->carve_start;
+  const std::uint32_t carved = span->carved;
+  if (carved == 0) return;
+  if (carved >= objects) {
+    ClearBitWords(span, 0, static_cast<std::size_t>(objects) * size);
+  } else if (begin + carved <= objects) {
+    ClearBitWords(span, begin * size, (static_cast<std::size_t>(begin) + carved) * size);
+  } else {
+    ClearBitWords(span, begin * size, static_cast<std::size_t>(objects) * size);
+    ClearBitWords(span, 0, (static_cast<std::size_t>(begin) + carved - objects) * size);
+  }
+}
+
+}  // namespace
+
 void CentralPool::InsertToSpans(int size_class, FreeObject* head, int n) {
   const SizeClassInfo& info = ClassInfo(size_class);
   const std::uint32_t objects = SpanObjects(size_class, tracked());
@@ -353,6 +394,7 @@ void CentralPool::InsertToSpans(int size_class, FreeObject* head, int n) {
         std::size_t objs = span->carved;  // every carved object is on its free list
         span_free_objects_.fetch_sub(objs, std::memory_order_relaxed);
         span->free_list = nullptr;
+        ClearBlockBits(span, info.size, objects);
         span->next = empty;
         empty = span;
       }

@@ -409,16 +409,8 @@ Span* PageHeap::AllocSmallSpan(int size_class, bool tracked) {
   span->state = SpanState::kSmall;
   span->size_class = static_cast<std::uint8_t>(size_class);
   span->tracked = tracked;
-  // Bits left over from an earlier life of these slices (see span.h). The
-  // bitmap words of different spans never overlap (a word covers 1 KiB).
-  Segment* seg = span->segment;
-  std::size_t first = (span->start() - seg->base()) >> kGranuleShift;
-  std::size_t words = span->bytes() >> kGranuleShift >> 6;
-  for (std::size_t w = first / 64; w < first / 64 + words; ++w) {
-    if (seg->block_bits[w].load(std::memory_order_relaxed) != 0) {
-      seg->block_bits[w].store(0, std::memory_order_relaxed);
-    }
-  }
+  // The block bits are clear: a small span's pool cleared them when its
+  // objects all came back (span.h); large spans and fresh segments set none.
   if (!tracked) g_class_map.Set(span->start(), span->bytes(), static_cast<std::uint8_t>(size_class));
   return span;
 }

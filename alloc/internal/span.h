@@ -30,7 +30,10 @@
 //                  with atomic RMWs on every allocation and free; a free of
 //                  a block whose bit is clear is a double free (detected at
 //                  once, from any thread).
-// A span's bits are cleared when the page heap hands the span out.
+// A span's bits are cleared by its central pool when its objects all come
+// back, before it returns to the page heap (only the words over its
+// objects: a tracked span of one block clears one word); the page heap
+// hands spans out with clear bits.
 //
 // Thread-safety: a free span belongs to the page heap (its lock); a small
 // span's object bookkeeping belongs to its class's central pool (its lock);

@@ -79,12 +79,15 @@ STRATA_ALWAYS_INLINE T RelaxedLoad(T& field) {
   return std::atomic_ref<T>(field).load(std::memory_order_relaxed);
 }
 
-struct FreeList {
+// 32 bytes: a list never straddles two cache lines, and the fast paths
+// index the array with a shift.
+struct alignas(32) FreeList {
   FreeObject* head;
   std::uint32_t length;
   std::uint32_t max_length;
   std::uint64_t allocs;  // cumulative allocations served to this thread
 };
+static_assert(sizeof(FreeList) == 32);
 
 enum class CacheState : std::uint8_t { kUninitialized = 0, kActive, kDead };
 
@@ -174,7 +177,9 @@ void* AllocateZeroedLarge(std::size_t size);
 // request) always misses: nothing is ever pushed on lists[0].
 STRATA_ALWAYS_INLINE void* TryPopSmall(std::size_t size, int size_class) {
   ThreadCache& tc = tls_cache;
-  FreeList& list = tc.lists[size_class];
+  // Unsigned: the class is never negative, and an int index costs a sign
+  // extension.
+  FreeList& list = tc.lists[static_cast<std::uint32_t>(size_class)];
   FreeObject* object = list.head;
   if (STRATA_PREDICT_TRUE(object != nullptr)) {
     std::int64_t left = tc.bytes_until_sample - static_cast<std::int64_t>(size);
@@ -211,7 +216,7 @@ STRATA_ALWAYS_INLINE void* AllocateFast(std::size_t size, AllocKind kind = Alloc
 // when the class's list has room.
 STRATA_ALWAYS_INLINE bool TryCacheFree(void* ptr, int size_class) {
   if (STRATA_PREDICT_TRUE(size_class != 0)) {
-    FreeList& list = tls_cache.lists[size_class];
+    FreeList& list = tls_cache.lists[static_cast<std::uint32_t>(size_class)];
     if (STRATA_PREDICT_TRUE(list.length < list.max_length)) {
       StoreLink(ptr, list.head);
       list.head = static_cast<FreeObject*>(ptr);
