@@ -191,9 +191,14 @@ int CentralPool::RemoveFromSpans(int size_class, int n, bool align_carve, FreeOb
   };
   {
     EngineLockHolder h(&lock_);
+    // Objects taken off span free lists, subtracted from span_free_objects_
+    // once (before the lock is let go), not per object.
+    std::size_t taken = 0;
     while (got < n) {
       Span* span = partial_;
       if (span == nullptr) {
+        span_free_objects_.fetch_sub(taken, std::memory_order_relaxed);
+        taken = 0;
         // A new span, without holding this pool's lock while the page heap
         // works: engine locks never nest (engine_lock.h says why fork needs
         // that). Another thread may add a span meanwhile; both are kept.
@@ -228,7 +233,7 @@ int CentralPool::RemoveFromSpans(int size_class, int n, bool align_carve, FreeOb
         }
         append(o);
         ++span->allocated;
-        span_free_objects_.fetch_sub(1, std::memory_order_relaxed);
+        ++taken;
       }
       std::uintptr_t base = span->start();
       // A thread cache's chain ends on a line boundary, so that the next
@@ -247,6 +252,7 @@ int CentralPool::RemoveFromSpans(int size_class, int n, bool align_carve, FreeOb
       }
       if (span->free_list == nullptr && span->carved == objects) UnlinkExhaustedLocked(span);
     }
+    span_free_objects_.fetch_sub(taken, std::memory_order_relaxed);
     if (last != nullptr) SetNext(last, nullptr);
   }
   errors.Report();
@@ -329,30 +335,45 @@ void ClearBlockBits(Span* span, std::size_t size, std::uint32_t objects) {
 
 void CentralPool::InsertToSpans(int size_class, FreeObject* head, int n) {
   const SizeClassInfo& info = ClassInfo(size_class);
-  const std::uint32_t objects = SpanObjects(size_class, tracked());
+  const bool is_tracked = tracked();
+  const std::uint32_t objects = SpanObjects(size_class, is_tracked);
   const bool hardened = Hardened();
   PendingErrors errors;
   Span* empty = nullptr;  // spans whose objects all came back
   {
     EngineLockHolder h(&lock_);
+    // The span of the previous object: the objects of a batch mostly share
+    // spans, and the span record (its segment and slice) is then checked
+    // once, not looked up again per object.
+    Segment* seg = nullptr;
+    Span* span = nullptr;
+    std::uintptr_t span_start = 0;
+    std::size_t span_bytes = 0;
+    std::int64_t came_back = 0;  // objects now on span free lists (net)
     for (int i = 0; i < n && head != nullptr; ++i) {
       FreeObject* o = head;
       head = GetNext(o);
       auto addr = reinterpret_cast<std::uintptr_t>(o);
-      // The object must be a block of this pool's class in a span strata
-      // owns (a wrong pointer reached a thread cache list: freed by a path
-      // that could not check it, or a corrupted list).
-      Segment* seg = g_segment_map.Get(addr);
-      if (seg == nullptr || seg->kind != SegmentKind::kNormal || addr - seg->base() < kSliceSize) {
-        errors.Add(ErrorKind::kInvalidFree, o);
-        continue;
+      if (addr - span_start >= span_bytes) {
+        // The object must be a block of this pool's class in a span strata
+        // owns (a wrong pointer reached a thread cache list: freed by a
+        // path that could not check it, or a corrupted list).
+        seg = g_segment_map.Get(addr);
+        if (seg == nullptr || seg->kind != SegmentKind::kNormal || addr - seg->base() < kSliceSize) {
+          errors.Add(ErrorKind::kInvalidFree, o);
+          span_bytes = 0;
+          continue;
+        }
+        span = seg->SpanOf(addr);
+        if (span->state != SpanState::kSmall || span->size_class != size_class || span->tracked != is_tracked) {
+          errors.Add(span->state == SpanState::kFree ? ErrorKind::kDoubleFree : ErrorKind::kInvalidFree, o);
+          span_bytes = 0;
+          continue;
+        }
+        span_start = span->start();
+        span_bytes = span->bytes();
       }
-      Span* span = seg->SpanOf(addr);
-      if (span->state != SpanState::kSmall || span->size_class != size_class || span->tracked != tracked()) {
-        errors.Add(span->state == SpanState::kFree ? ErrorKind::kDoubleFree : ErrorKind::kInvalidFree, o);
-        continue;
-      }
-      auto offset = static_cast<std::uint32_t>(addr - span->start());
+      auto offset = static_cast<std::uint32_t>(addr - span_start);
       std::uint64_t index = BlockIndex(offset, size_class);
       // Within the span's objects (not its tail), and carved already.
       if ((addr & 15) != 0 || index * info.size != offset || index >= objects ||
@@ -374,7 +395,7 @@ void CentralPool::InsertToSpans(int size_class, FreeObject* head, int n) {
       SetNext(o, span->free_list);
       span->free_list = o;
       --span->allocated;
-      span_free_objects_.fetch_add(1, std::memory_order_relaxed);
+      ++came_back;
       if (!span->in_partial) {
         span->in_partial = true;
         span->prev = nullptr;
@@ -391,14 +412,15 @@ void CentralPool::InsertToSpans(int size_class, FreeObject* head, int n) {
         }
         if (span->next != nullptr) span->next->prev = span->prev;
         span->in_partial = false;
-        std::size_t objs = span->carved;  // every carved object is on its free list
-        span_free_objects_.fetch_sub(objs, std::memory_order_relaxed);
+        came_back -= span->carved;  // every carved object is on its free list
         span->free_list = nullptr;
         ClearBlockBits(span, info.size, objects);
         span->next = empty;
         empty = span;
+        span_bytes = 0;  // the span is leaving: look the next object up
       }
     }
+    span_free_objects_.fetch_add(static_cast<std::size_t>(came_back), std::memory_order_relaxed);
   }
   while (empty != nullptr) {
     Span* next = empty->next;
