@@ -59,12 +59,13 @@ int CentralPool::RemoveForCache(int size_class, int n, bool first_refill, FreeOb
 
 int CentralPool::RemoveChain(int size_class, int n, bool whole_batch_ok, bool for_cache, FreeObject** head) {
   if (whole_batch_ok && !tracked()) {
-    if (FreeObject* whole = transfer_.Pop(transfer_slots(size_class))) {
-      const int batch = ClassInfo(size_class).batch;
+    std::uint32_t count = 0;
+    if (FreeObject* whole = transfer_.Pop(transfer_slots(size_class), &count)) {
       transfer_batches_.fetch_sub(1, std::memory_order_relaxed);
-      objects_out_.fetch_add(batch, std::memory_order_relaxed);
+      transfer_objects_.fetch_sub(count, std::memory_order_relaxed);
+      objects_out_.fetch_add(count, std::memory_order_relaxed);
       *head = whole;
-      return batch;
+      return static_cast<int>(count);
     }
   }
   int got = RemoveFromSpans(size_class, n, for_cache, head);
@@ -72,12 +73,14 @@ int CentralPool::RemoveChain(int size_class, int n, bool whole_batch_ok, bool fo
   return got;
 }
 
-void CentralPool::Insert(int size_class, FreeObject* head, int n) {
+void CentralPool::Insert(int size_class, FreeObject* head, int n, bool reuse_soon) {
   objects_out_.fetch_sub(n, std::memory_order_relaxed);
-  if (n == ClassInfo(size_class).batch && !tracked() &&
+  const int batch = ClassInfo(size_class).batch;
+  if ((n == batch || (reuse_soon && n >= 2 && n < batch)) && !tracked() &&
       transfer_batches_.load(std::memory_order_relaxed) < MaxBatches(size_class)) {
-    if (transfer_.Push(transfer_slots(size_class), head)) {
+    if (transfer_.Push(transfer_slots(size_class), head, static_cast<std::uint32_t>(n))) {
       transfer_batches_.fetch_add(1, std::memory_order_relaxed);
+      transfer_objects_.fetch_add(n, std::memory_order_relaxed);
       return;
     }
   }
@@ -86,10 +89,11 @@ void CentralPool::Insert(int size_class, FreeObject* head, int n) {
 
 void CentralPool::Drain(int size_class) {
   if (tracked()) return;  // no first tier
-  int batch = ClassInfo(size_class).batch;
-  while (FreeObject* head = transfer_.Pop(transfer_slots(size_class))) {
+  std::uint32_t count = 0;
+  while (FreeObject* head = transfer_.Pop(transfer_slots(size_class), &count)) {
     transfer_batches_.fetch_sub(1, std::memory_order_relaxed);
-    InsertToSpans(size_class, head, batch);
+    transfer_objects_.fetch_sub(count, std::memory_order_relaxed);
+    InsertToSpans(size_class, head, static_cast<int>(count));
   }
 }
 

@@ -1,15 +1,24 @@
 // alloc/internal/central_pool.h: one central pool per size class.
 //
 // Two tiers:
-//   1. A lock-free LIFO transfer stack of full batches (exactly
-//      ClassInfo.batch objects, linked through FreeObject::next; see
-//      transfer_stack.h): a thread cache that overflows pushes a batch, one
-//      that runs dry pops the most recently pushed (still cache-warm) one.
-//      In steady state (including producer/consumer programs, where the
-//      consumer's frees flow back to the producer as batches) objects move
-//      between threads through this tier alone, two CASes per batch. The
-//      tier is bounded
-//      (kMaxTransferBytes per class); past it batches go to tier 2.
+//   1. A lock-free LIFO transfer stack of batches (chains of 2 up to
+//      ClassInfo.batch objects linked through FreeObject::next, each with
+//      its count; see transfer_stack.h): a thread cache that overflows
+//      pushes a batch, one that runs dry pops the most recently pushed
+//      (still cache-warm) one. In steady state (including producer/consumer
+//      programs, where the consumer's frees flow back to the producer as
+//      batches) objects move between threads through this tier alone, two
+//      CASes per batch. A partial batch takes this tier too when it is to
+//      be reused soon: a list in slow start that overflows hands over
+//      everything it holds, and its next refill takes it back; through the
+//      spans every object would be checked and relinked under the lock and
+//      unlinked again. What a thread gives back to return memory (a flush
+//      at exit, an idle list shrinking) goes to the spans unless it is a
+//      whole batch, so that spans can empty and go back to the page heap,
+//      and so do single objects (where they are checked, and where a block
+//      freed by a thread that never allocates its class belongs). The tier
+//      is bounded (kMaxTransferBatches batches and kMaxTransferBytes of
+//      full batches per class); past it batches go to tier 2.
 //   2. Spans: partly used spans of the class on a list guarded by the
 //      pool's lock (taken once per batch, only when tier 1 is empty or
 //      full; never held while the page heap's lock is taken, see
@@ -66,8 +75,8 @@ class alignas(kCacheLineSize) CentralPool {
   // Removes up to `n` objects (n <= batch) as a chain linked through
   // FreeObject::next; returns how many (0 when out of memory).
   int Remove(int size_class, int n, FreeObject** head);
-  // For a thread cache's refill: a whole batch from the first tier when one
-  // is there (more than `n` then: the objects are free and warm already,
+  // For a thread cache's refill: the batch on top of the first tier when
+  // there is one (it may hold more than `n`: the objects are free and warm already,
   // and a cache in slow start would otherwise take them from the spans a
   // few at a time, under the lock), else as Remove, with the chain carved
   // to end on a line boundary (up to a line's worth more than `n`).
@@ -76,8 +85,10 @@ class alignas(kCacheLineSize) CentralPool {
   // a new thread's hot objects share no line with other threads' objects,
   // however they were freed (passive false sharing).
   int RemoveForCache(int size_class, int n, bool first_refill, FreeObject** head);
-  // Inserts a chain of `n` objects (any n >= 1) linked through next.
-  void Insert(int size_class, FreeObject* head, int n);
+  // Inserts a chain of `n` objects (any n >= 1) linked through next. A
+  // whole batch goes to the first tier when it has room; a partial one
+  // (2 <= n < batch) only when `reuse_soon` (see the header comment).
+  void Insert(int size_class, FreeObject* head, int n, bool reuse_soon = false);
   // Moves every batch of tier 1 to the spans (so empty spans can go back).
   void Drain(int size_class);
 
@@ -85,8 +96,8 @@ class alignas(kCacheLineSize) CentralPool {
   std::int64_t objects_out() const { return objects_out_.load(std::memory_order_relaxed); }
   // Free objects held by the pool (both tiers; uncarved space excluded).
   std::size_t free_objects(int size_class) const {
-    return static_cast<std::size_t>(transfer_batches_.load(std::memory_order_relaxed)) *
-               ClassInfo(size_class).batch +
+    (void)size_class;
+    return static_cast<std::size_t>(transfer_objects_.load(std::memory_order_relaxed)) +
            span_free_objects_.load(std::memory_order_relaxed);
   }
   std::uint64_t spans_allocated() const { return spans_allocated_.load(std::memory_order_relaxed); }
@@ -107,8 +118,9 @@ class alignas(kCacheLineSize) CentralPool {
   // The first tier's slots for this (normal, not tracked) pool, on a page
   // of their own (see transfer_stack.h).
   Transfer::Slots& transfer_slots(int size_class) const;
-  // A whole batch from the first tier when `whole_batch_ok` and one is
-  // there, else up to `n` objects from the spans.
+  // The batch on top of the first tier (2 up to batch objects) when
+  // `whole_batch_ok` and one is there, else up to `n` objects from the
+  // spans.
   // The coherence unit two threads' objects must not share.
   static constexpr std::size_t kCoherenceLine = 64;
   // Objects per run that starts and ends on a line boundary.
@@ -144,6 +156,7 @@ class alignas(kCacheLineSize) CentralPool {
 
   Transfer transfer_;
   std::atomic<int> transfer_batches_{0};
+  std::atomic<std::int64_t> transfer_objects_{0};
   std::atomic<std::int64_t> objects_out_{0};
   std::atomic<std::size_t> span_free_objects_{0};
   std::atomic<std::uint64_t> spans_allocated_{0};

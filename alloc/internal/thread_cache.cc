@@ -92,7 +92,7 @@ void RegistryRemove(ThreadCache* tc) {
 }  // namespace
 
 // Hands `n` objects from the head of `list` to the central pool.
-void ReleaseFromList(FreeList& list, int size_class, std::uint32_t n) {
+void ReleaseFromList(FreeList& list, int size_class, std::uint32_t n, bool reuse_soon) {
   if (n == 0 || list.head == nullptr) return;
   if (n > list.length) n = list.length;
   const int batch = ClassInfo(size_class).batch;
@@ -119,7 +119,7 @@ void ReleaseFromList(FreeList& list, int size_class, std::uint32_t n) {
     }
     list.head = rest;
     RelaxedStore(list.length, list.length - take);
-    g_central[size_class].Insert(size_class, head, static_cast<int>(take));
+    g_central[size_class].Insert(size_class, head, static_cast<int>(take), reuse_soon);
     n -= take;
   }
 }
@@ -228,7 +228,7 @@ bool Refill(ThreadCache& tc, int size_class) {
 void ListTooLong(ThreadCache& tc, int size_class) {
   const SizeClassInfo& info = ClassInfo(size_class);
   FreeList& list = tc.lists[size_class];
-  ReleaseFromList(list, size_class, info.batch);
+  ReleaseFromList(list, size_class, info.batch, /*reuse_soon=*/true);
   tc.activity[size_class] = 1;
   if (list.max_length == 0 && RelaxedLoad(list.allocs) == 0 &&
       ++tc.overages[size_class] <= kForeignFreesUncached) {

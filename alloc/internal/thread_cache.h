@@ -272,8 +272,11 @@ std::int64_t NextSampleCountdown();
 // the thread exits).
 ThreadCache& CurrentThreadCache();
 // Hands `n` objects from the head of `list` to the central pool (checking
-// that the chain is not cyclic, see hardening.h).
-void ReleaseFromList(FreeList& list, int size_class, std::uint32_t n);
+// that the chain is not cyclic, see hardening.h). `reuse_soon`: an
+// overflow, whose objects a refill is likely to take back (a partial batch
+// may then wait in the pool's first tier, see central_pool.h), not memory
+// given back.
+void ReleaseFromList(FreeList& list, int size_class, std::uint32_t n, bool reuse_soon = false);
 // Counts an allocation served to a thread with no cache (exiting).
 void CountCachelessAllocation(int size_class);
 

@@ -14,7 +14,7 @@
 // harmless (the ABA tag makes the CAS fail) but a data race on user memory
 // by the letter, which ThreadSanitizer rightly reports. Here the stack's
 // nodes are its own slots (type-stable, never freed): a slot holds one
-// batch head and the index of the slot below it. Two Treiber stacks of slot
+// batch head, its object count and the index of the slot below it. Two Treiber stacks of slot
 // indices share the slots: `full_` (slots holding a batch) and `free_`
 // (slots to reuse); slots never used yet are handed out by a counter, so
 // the all-zero object is a valid empty stack (constinit). A head word packs
@@ -53,6 +53,7 @@ class TransferStack {
   struct Slot {
     std::atomic<T*> value{nullptr};
     std::atomic<std::uint32_t> below{0};  // index + 1 of the slot below; 0: bottom
+    std::atomic<std::uint32_t> count{0};  // the caller's count for `value`
   };
 
  public:
@@ -64,22 +65,29 @@ class TransferStack {
 
   constexpr TransferStack() = default;
 
-  bool Push(Slots& slots, T* value) {
+  // Pushes `value` with a count the stack keeps beside it (the central
+  // pools store how many objects a batch holds).
+  bool Push(Slots& slots, T* value, std::uint32_t count = 0) {
     std::uint32_t slot = PopSlot(slots, free_);
     if (slot == kNoSlot) {
       slot = FreshSlot();
       if (slot == kNoSlot) return false;  // full
     }
     slots.slot[slot].value.store(value, std::memory_order_relaxed);
-    // PushSlot's release CAS publishes `value` to the popper's acquire.
+    slots.slot[slot].count.store(count, std::memory_order_relaxed);
+    // PushSlot's release CAS publishes `value` and `count` to the popper's
+    // acquire.
     PushSlot(slots, full_, slot);
     return true;
   }
 
-  T* Pop(Slots& slots) {
+  // Pops the value pushed last (nullptr when none) and, when `count` is
+  // given, the count pushed with it.
+  T* Pop(Slots& slots, std::uint32_t* count = nullptr) {
     std::uint32_t slot = PopSlot(slots, full_);
     if (slot == kNoSlot) return nullptr;
     T* value = slots.slot[slot].value.load(std::memory_order_relaxed);
+    if (count != nullptr) *count = slots.slot[slot].count.load(std::memory_order_relaxed);
     PushSlot(slots, free_, slot);
     return value;
   }

@@ -1,7 +1,7 @@
 // Tests of alloc/internal/transfer_stack.h, the central pools' first tier:
 // LIFO order, the capacity bound, reuse of slots, and a many-thread stress
 // in which every pushed value must be popped exactly once (no loss, no
-// duplicate), with preemption landing between a slot's claim and its
+// duplicate) and with the count pushed beside it, with preemption landing between a slot's claim and its
 // publication (8 threads on 2 cores).
 #include "alloc/internal/transfer_stack.h"
 
@@ -20,6 +20,10 @@ namespace {
 struct Item {
   std::uint64_t id;
 };
+
+// The count pushed with an item (the central pools push a batch's object
+// count): a function of its id, so a pop can check it came with its item.
+std::uint32_t CountOf(const Item* it) { return static_cast<std::uint32_t>((it->id * 2654435761u) % 1000u + 1); }
 
 TEST(TransferStackTest, EmptyPopReturnsNull) {
   static TransferStack<Item, 4> stack;
@@ -85,11 +89,13 @@ TEST(TransferStackTest, EveryValueIsPoppedExactlyOnceUnderContention) {
   // or twice, shows up as a count other than 1.
   std::vector<std::atomic<int>> seen(items.size());
   std::atomic<std::uint64_t> refused{0};
+  std::atomic<std::uint64_t> wrong_count{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       std::uint64_t next = 0;
       std::vector<Item*> held;  // popped, to be pushed again later
+      std::uint32_t count = 0;
       std::uint64_t rng = 0x9E3779B97F4A7C15ull * (t + 1);
       while (next < kPerThread || !held.empty()) {
         rng ^= rng << 13;
@@ -98,32 +104,38 @@ TEST(TransferStackTest, EveryValueIsPoppedExactlyOnceUnderContention) {
         if ((rng & 1) != 0 || next == kPerThread) {
           if (!held.empty() && (rng & 2) != 0) {
             Item* it = held.back();
-            if (stack.Push(slots, it)) {
+            if (stack.Push(slots, it, CountOf(it))) {
               held.pop_back();
             } else {
               refused.fetch_add(1, std::memory_order_relaxed);
             }
-          } else if (Item* it = stack.Pop(slots)) {
+          } else if (Item* it = stack.Pop(slots, &count)) {
             // Consumed for good: must never come out again.
             seen[it->id].fetch_add(1, std::memory_order_relaxed);
+            if (count != CountOf(it)) wrong_count.fetch_add(1, std::memory_order_relaxed);
           } else if (!held.empty()) {
             seen[held.back()->id].fetch_add(1, std::memory_order_relaxed);
             held.pop_back();
           }
         } else {
           Item* it = &items[t * kPerThread + next++];
-          if (!stack.Push(slots, it)) held.push_back(it);
+          if (!stack.Push(slots, it, CountOf(it))) held.push_back(it);
         }
       }
     });
   }
   for (std::thread& th : threads) th.join();
-  while (Item* it = stack.Pop(slots)) seen[it->id].fetch_add(1, std::memory_order_relaxed);
+  std::uint32_t count = 0;
+  while (Item* it = stack.Pop(slots, &count)) {
+    seen[it->id].fetch_add(1, std::memory_order_relaxed);
+    if (count != CountOf(it)) wrong_count.fetch_add(1, std::memory_order_relaxed);
+  }
   std::size_t bad = 0;
   for (std::size_t i = 0; i < items.size(); ++i) {
     if (seen[i].load() != 1) ++bad;
   }
   EXPECT_EQ(bad, 0u) << "items lost or popped twice";
+  EXPECT_EQ(wrong_count.load(), 0u) << "an item popped with another push's count";
   EXPECT_LE(stack.slots_used(), kCapacity);
   EXPECT_GT(refused.load(), 0u) << "the stress never filled the stack";
 }
