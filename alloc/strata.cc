@@ -257,50 +257,17 @@ std::size_t UsableSize(const void* ptr) noexcept {
                                   internal::ErrorKind::kInvalidUsableSize);
 }
 
-void* Reallocate(void* ptr, std::size_t new_size) noexcept {
-  if (ptr == nullptr) return Allocate(new_size);
-  if (new_size == 0) {
-    Free(ptr);
-    return nullptr;
-  }
-  if (new_size > internal::kMaxRequest) return nullptr;
-  internal::EnsureProcessInit();
-  if (internal::Hardened()) return internal::HardenedReallocate(ptr, new_size);
-  std::size_t old;
-  int c = g_class_map.Get(reinterpret_cast<std::uintptr_t>(ptr));
-  if (c != 0) {
-    old = ClassSize(c);
-    // Same class, or shrinking by less than half: keep the block.
-    if (new_size <= old && (new_size > kMaxSmallSize || internal::SizeToClass(new_size) == c ||
-                            new_size >= old / 2)) {
-      return ptr;
-    }
-  } else {
-    // One lookup serves the check and the growth.
-    const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
-    const internal::BlockInfo info = internal::LookupBlock(addr);
-    old = internal::UsableSizeOf(info, ptr, internal::ErrorKind::kInvalidRealloc,
-                                 internal::ErrorKind::kReallocFreed);
-    if (old == 0) return nullptr;
-    if (new_size <= old && new_size >= old / 2) return ptr;
-    // A large or huge block grows into free space right after it when it
-    // can: no copy, and no second block alive during the copy (realloc
-    // growth loops would otherwise move and fault in a new block each time).
-    if (new_size > old && new_size > kMaxSmallSize &&
-        (info.kind == internal::BlockKind::kLarge || info.kind == internal::BlockKind::kHuge) &&
-        internal::g_page_heap.GrowInPlace(info.segment, info.span, addr, new_size)) {
-      internal::NoteGrownInPlace(info, ptr, new_size);
-      return ptr;
-    }
-  }
-  // A block that must move to grow moves to at least 1.25x its usable
-  // size (as tcmalloc does): a buffer grown a few bytes at a time (naive
-  // string building) then moves a logarithmic number of times with
-  // amortised linear copying, instead of once per size class (or, for a
-  // large block whose neighbour is taken, once per 64 KiB slice) it
-  // crosses. The quarter asked in advance is address space until it is
-  // written (fresh pages are not faulted in). When that much is not
-  // available, the exact size is tried.
+namespace {
+
+// A block that must move to grow moves to at least 1.25x its usable
+// size (as tcmalloc does): a buffer grown a few bytes at a time (naive
+// string building) then moves a logarithmic number of times with
+// amortised linear copying, instead of once per size class (or, for a
+// large block whose neighbour is taken, once per 64 KiB slice) it
+// crosses. The quarter asked in advance is address space until it is
+// written (fresh pages are not faulted in). When that much is not
+// available, the exact size is tried. `old`: the block's usable size.
+void* MoveBlock(void* ptr, std::size_t old, std::size_t new_size) {
   void* fresh = nullptr;
   if (new_size > old) {
     const std::size_t grown = old + old / 4;
@@ -311,6 +278,45 @@ void* Reallocate(void* ptr, std::size_t new_size) noexcept {
   std::memcpy(fresh, ptr, old < new_size ? old : new_size);
   Free(ptr);
   return fresh;
+}
+
+}  // namespace
+
+void* internal::ReallocateSmallMoving(void* ptr, std::size_t new_size, int size_class) noexcept {
+  return MoveBlock(ptr, ClassSize(size_class), new_size);
+}
+
+void* Reallocate(void* ptr, std::size_t new_size) noexcept {
+  if (ptr == nullptr) return Allocate(new_size);
+  if (new_size == 0) {
+    Free(ptr);
+    return nullptr;
+  }
+  if (new_size > internal::kMaxRequest) return nullptr;
+  internal::EnsureProcessInit();
+  if (internal::Hardened()) return internal::HardenedReallocate(ptr, new_size);
+  const int c = g_class_map.Get(reinterpret_cast<std::uintptr_t>(ptr));
+  if (c != 0) {
+    if (internal::SmallBlockKeepsPlace(c, new_size)) return ptr;
+    return MoveBlock(ptr, ClassSize(c), new_size);
+  }
+  // One lookup serves the check and the growth.
+  const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
+  const internal::BlockInfo info = internal::LookupBlock(addr);
+  const std::size_t old = internal::UsableSizeOf(info, ptr, internal::ErrorKind::kInvalidRealloc,
+                                                 internal::ErrorKind::kReallocFreed);
+  if (old == 0) return nullptr;
+  if (new_size <= old && new_size >= old / 2) return ptr;
+  // A large or huge block grows into free space right after it when it
+  // can: no copy, and no second block alive during the copy (realloc
+  // growth loops would otherwise move and fault in a new block each time).
+  if (new_size > old && new_size > kMaxSmallSize &&
+      (info.kind == internal::BlockKind::kLarge || info.kind == internal::BlockKind::kHuge) &&
+      internal::g_page_heap.GrowInPlace(info.segment, info.span, addr, new_size)) {
+    internal::NoteGrownInPlace(info, ptr, new_size);
+    return ptr;
+  }
+  return MoveBlock(ptr, old, new_size);
 }
 
 std::size_t GoodSize(std::size_t size) noexcept {

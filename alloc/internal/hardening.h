@@ -190,6 +190,10 @@ void FreeAs(AllocKind kind, void* ptr) noexcept;
 void FreeSizedAs(AllocKind kind, void* ptr, std::size_t size) noexcept;
 void FreeAlignedAs(AllocKind kind, void* ptr, std::size_t alignment) noexcept;
 void FreeAlignedSizedAs(AllocKind kind, void* ptr, std::size_t size, std::size_t alignment) noexcept;
+// realloc's rest, normal mode, after its inline page-map lookup found a
+// small block of class `size_class` that does not keep its place
+// (SmallBlockKeepsPlace): Reallocate without a second lookup.
+void* ReallocateSmallMoving(void* ptr, std::size_t new_size, int size_class) noexcept;
 
 // --- Stacks ------------------------------------------------------------------
 

@@ -225,6 +225,16 @@ STRATA_ALWAYS_INLINE constexpr bool SizedFreeMatches(int size_class, std::size_t
   return size - r.low <= r.width;
 }
 
+// Reallocate keeps a small block of class `size_class` in place for a new
+// size of `new_size` (<= kMaxSmallSize or not) when the size still maps to
+// the class, or the block shrinks by less than half (copying to a smaller
+// class would save little). The realloc fast path and strata::Reallocate
+// share this rule.
+STRATA_ALWAYS_INLINE constexpr bool SmallBlockKeepsPlace(int size_class, std::size_t new_size) {
+  const std::size_t size = ClassSize(size_class);
+  return new_size <= size && (new_size >= size / 2 || SizeToClass(new_size) == size_class);
+}
+
 // Normal mode's acceptance of an over-aligned free of a small block: the
 // block at `addr` has class `size_class`, `alignment` (a power of two above
 // 16) divides both the address and the class size (so the class is one an

@@ -191,7 +191,18 @@ STRATA_ALWAYS_INLINE void* ReallocImpl(void* ptr, std::size_t size) noexcept {
   if (STRATA_PREDICT_FALSE(ptr == nullptr || size == 0 || size > kMaxRequest)) {
     return ReallocSlow(ptr, size);
   }
-  void* p = strata::Reallocate(ptr, size);
+  // A small block that keeps its place (the commonest realloc: a buffer
+  // grown within its class) returns here: one page-map lookup, no call.
+  // Normal mode only: hardened mode checks the block's kind and size
+  // first. A class-map hit means the process is initialised.
+  const int size_class = strata::internal::g_class_map.Get(reinterpret_cast<std::uintptr_t>(ptr));
+  void* p;
+  if (size_class != 0 && STRATA_PREDICT_TRUE(!strata::internal::Hardened())) {
+    if (strata::internal::SmallBlockKeepsPlace(size_class, size)) return ptr;
+    p = strata::internal::ReallocateSmallMoving(ptr, size, size_class);
+  } else {
+    p = strata::Reallocate(ptr, size);
+  }
   if (STRATA_PREDICT_TRUE(p != nullptr)) return p;
   return MallocPolicy::OnFailure(size, kMinAlignment);
 }

@@ -286,6 +286,20 @@ void CheckRealloc() {
   }
   Report(kept, "realloc grows and shrinks, keeping the contents");
 
+  // strata's rule for a small block (realloc's inline path): a size of the
+  // same class keeps the block in place; shrinking to less than half
+  // moves it to its smaller class, contents kept.
+  char* s = static_cast<char*>(malloc(Opaque(size_t{100})));
+  for (int i = 0; i < 100; ++i) s[i] = static_cast<char>(3 * i);
+  const size_t usable = malloc_usable_size(s);
+  char* same = static_cast<char*>(realloc(s, Opaque(usable)));
+  char* smaller = static_cast<char*>(realloc(same, Opaque(size_t{40})));
+  bool smaller_kept = smaller != nullptr;
+  for (int i = 0; smaller_kept && i < 40; ++i) smaller_kept = smaller[i] == static_cast<char>(3 * i);
+  Report(same == s && smaller != same && smaller_kept && malloc_usable_size(smaller) < usable,
+         "realloc keeps a small block within its class and moves it when it shrinks below half");
+  free(smaller);
+
   const uint64_t frees_before = Frees();
   errno = 0;
   void* r = realloc(p, Opaque(size_t{0}));
