@@ -54,7 +54,7 @@ Stats GetStats() noexcept {
     sc.live_bytes = live * static_cast<std::int64_t>(size);
     sc.thread_cache_bytes = t.cached[c] * size;
     sc.central_bytes =
-        (internal::g_central[c].free_objects(c) + internal::g_tracked_central[c].free_objects(c)) * size;
+        (internal::g_central[c].free_objects() + internal::g_tracked_central[c].free_objects()) * size;
     s.allocations += sc.allocations;
     s.frees += sc.frees;
     s.live_objects += sc.live_objects;

@@ -95,9 +95,11 @@ class alignas(kCacheLineSize) CentralPool {
   // Objects handed out to caches and users (removed minus inserted).
   std::int64_t objects_out() const { return objects_out_.load(std::memory_order_relaxed); }
   // Free objects held by the pool (both tiers; uncarved space excluded).
-  std::size_t free_objects(int size_class) const {
-    (void)size_class;
-    return static_cast<std::size_t>(transfer_objects_.load(std::memory_order_relaxed)) +
+  std::size_t free_objects() const {
+    // The first tier's count trails its pushes and pops: a pop may come
+    // before the push's count is added (briefly negative).
+    const std::int64_t in_transfer = transfer_objects_.load(std::memory_order_relaxed);
+    return static_cast<std::size_t>(in_transfer > 0 ? in_transfer : 0) +
            span_free_objects_.load(std::memory_order_relaxed);
   }
   std::uint64_t spans_allocated() const { return spans_allocated_.load(std::memory_order_relaxed); }
