@@ -19,8 +19,11 @@
 //     checked against the span's layout and the block bitmap ("already on
 //     the span's free list" = freed twice). Detection is eventual and
 //     best-effort: a duplicate that is handed out again from a thread
-//     cache before any flush is not seen. That is the price of a free fast
-//     path of a few instructions with no per-block state.
+//     cache before any flush, or from a batch waiting in the central
+//     pool's first tier (whole batches, and the partial batches of a
+//     cache's overflow, see central_pool.h) before it reaches its span, is
+//     not seen. That is the price of a free fast path of a few
+//     instructions with no per-block state.
 //
 // Hardened mode (STRATA_HARDENED=1 in the environment, read once at process
 // init; or built with --config=hardened, which defines
