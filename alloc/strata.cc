@@ -298,7 +298,7 @@ void* Reallocate(void* ptr, std::size_t new_size) noexcept {
   const int c = g_class_map.Get(reinterpret_cast<std::uintptr_t>(ptr));
   if (c != 0) {
     if (internal::SmallBlockKeepsPlace(c, new_size)) return ptr;
-    return MoveBlock(ptr, ClassSize(c), new_size);
+    return internal::ReallocateSmallMoving(ptr, new_size, c);  // as realloc's inline path
   }
   // One lookup serves the check and the growth.
   const auto addr = reinterpret_cast<std::uintptr_t>(ptr);

@@ -192,8 +192,8 @@ constexpr bool CheckBlockIndex() {
 static_assert(size_class_detail::CheckBlockIndex(), "BlockIndex must be exact");
 
 // Sized free (normal mode): FreeSized(p, n) on a block of class c accepts
-// n in [low, low + width] = [kSizedFreeLow[c], ClassSize(c)]: every size
-// that maps to c, plus the sizes an in-place Reallocate may leave in the
+// n in [low, low + width] = [range[c].low, ClassSize(c)]: every size that
+// maps to c, plus the sizes an in-place Reallocate may leave in the
 // block (it keeps a block when shrinking by less than half). One entry of
 // 8 bytes per class, one subtraction and one compare.
 namespace size_class_detail {
