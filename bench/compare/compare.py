@@ -9,9 +9,12 @@
     bazel run -c opt //bench:compare -- --only mstress --threads 1 \
         --peers strata,tcmalloc --variant off=strata,STRATA_SAMPLE_RATE=0 \
         --variant before=/tmp/old/libstrata.so            # A/B of builds
+    bazel run -c opt //bench:compare -- \
+        --peer mimalloc-3.4.3=/path/to/libmimalloc.so \
+        --peer-desc mimalloc-3.4.3="tag v3.4.3, CMake Release"  # + upstream
 
-Every workload in bench/workloads/ is run at every thread count under every
-allocator, each time the same binary with LD_PRELOAD set to the allocator's
+Every workload in bench/workloads/ is run at each of its thread counts
+(its own defaults, see --list, or --threads) under every allocator, each time the same binary with LD_PRELOAD set to the allocator's
 shared object (glibc: nothing preloaded). Runs are interleaved (A B C A B C
 ...) so that drifting machine load hits all allocators alike; the table shows
 the median wall time and the median peak RSS of --reps runs (plus
@@ -19,11 +22,31 @@ the median wall time and the median peak RSS of --reps runs (plus
 more than --noisy-spread: a slow phase of a shared machine, seconds long, can
 otherwise decide one cell's median), ratios to strata
 (allocator / strata: above 1.00x means strata is faster or smaller), and the
-geometric means over all workloads, then checks the bar set for strata:
+geometric means over all workloads, then checks the bar set for strata
+(issue 18's "done when"):
 
-  1. geomean time <= 0.95x mimalloc's, and below every other peer's;
-  2. geomean peak RSS <= mimalloc's;
-  3. no workload slower than 1.25x the best peer on it.
+  1. geomean time <= 0.90x the best upstream peer's (--peer; n/a without);
+  2. geomean time below every Debian peer's;
+  3. no workload slower than 1.25x the best peer on it;
+  4. the producer/consumer rows (threads >= 2) at or below the best peer;
+  5. geomean peak RSS <= mimalloc 2.4.1's (the --peer named mimalloc-2.4.1;
+     else Debian's mimalloc; --rss-reference picks another);
+  and with --instructions: strata's pair <= 50 instructions, loop included,
+  at 16 B..1 KiB.
+Each criterion is PASS, FAIL, or n/a when the run cannot tell.
+
+Fixed-duration throughput workloads (Workload.per_ops) report the operations
+they did and the seconds they took; their rows show seconds per a fixed
+operation count (inverted throughput), so they compose with the time ratios.
+
+The Debian peers (PEERS) are the default set. --peer NAME=PATH.so (repeatable)
+adds any preloadable allocator, e.g. an upstream release built on this
+machine; --peer-desc NAME=TEXT says what it is (tag and build type) for
+RESULTS.md, else the CMake build type is read from a CMakeCache.txt beside
+the object. Before any timing, each --peer must interpose malloc and free in
+a short run, or the run stops with the reason (exit 2): a peer is never
+silently measured as glibc. Report text elides directories (no machine paths
+go into RESULTS.md): a peer shows as NAME=.../libfoo.so.
 
 Each run is checked: it must exit 0, print the same checksum as the other
 allocators (the workloads' checksums do not depend on the allocator or on
@@ -46,8 +69,9 @@ writes RESULTS.md.
 A full run writes the "## Peers" section of bench/RESULTS.md in the source
 tree (found through BUILD_WORKSPACE_DIRECTORY, which `bazel run` sets); only
 that section is replaced, and within it only the block of the mode that ran
-(timing or instructions). --quick and --only runs do not write unless
---write-results is given.
+(timing or instructions; --label TEXT titles the run and writes it to a
+block of its own, kept beside the unlabelled one). --quick and --only
+(--workloads) runs do not write unless --write-results is given.
 
 --instructions runs bench/workloads/malloc_free_pair under
 `valgrind --tool=callgrind --callgrind-out-file=/dev/null` at two iteration
@@ -63,7 +87,7 @@ script directly after building its inputs:
 It then takes the binaries from bazel-bin/ (or --bin-dir).
 
 CI runs //bench/compare:compare_smoke_test (--quick, one rep, two workloads,
-glibc and strata).
+glibc and strata, plus Debian's tcmalloc as a --peer under another name).
 """
 
 import argparse
@@ -97,24 +121,52 @@ PEERS = collections.OrderedDict([
                    "oneTBB scalable allocator (malloc proxy)")),
 ])
 
+class Workload:
+    """How the runner treats one program of bench/workloads/."""
+
+    def __init__(self, description, threads=(1, 4), min_threads=1,
+                 per_ops=None, producer_consumer=False):
+        self.description = description
+        self.threads = list(threads)  # default thread counts
+        self.min_threads = min_threads  # lower --threads are skipped
+        # Fixed-duration throughput workload: it reports
+        # `bench-throughput: ops=N seconds=S` on stderr, and its "time" is
+        # S / N * per_ops (seconds per per_ops operations, i.e. inverted
+        # throughput), so it composes with the other rows' time ratios.
+        self.per_ops = per_ops
+        # Objects allocated by some threads and freed by others (the
+        # producer/consumer criterion of the bar, at threads >= 2).
+        self.producer_consumer = producer_consumer
+
+
 # Timed workloads, in report order (targets in bench/workloads/BUILD.bazel).
 WORKLOADS = collections.OrderedDict([
-    ("larson", "server simulation: rolling windows, thread churn, remote frees"),
-    ("xmalloc", "producer/consumer ring, every free remote"),
-    ("cache_thrash", "active false sharing of small objects"),
-    ("cache_scratch", "passive false sharing after freeing foreign objects"),
-    ("mstress", "mixed lifetimes, global hand-off, thread churn"),
-    ("churn", "build/tear down trees, lists, maps of small nodes"),
-    ("realloc_growth", "string builders and vectors growing by realloc"),
-    ("aligned", "posix_memalign/aligned_alloc/aligned new, 16 B-64 KiB"),
-    ("large_blocks", "256 KiB-32 MiB blocks, every page touched"),
-    ("pmr_containers", "std::pmr containers on new_delete_resource"),
+    ("larson", Workload(
+        "server simulation: rolling windows, thread churn, remote frees")),
+    ("xmalloc", Workload("producer/consumer ring, every free remote",
+                         producer_consumer=True)),
+    ("cache_thrash", Workload("active false sharing of small objects")),
+    ("cache_scratch", Workload(
+        "passive false sharing after freeing foreign objects")),
+    ("mstress", Workload("mixed lifetimes, global hand-off, thread churn")),
+    ("churn", Workload("build/tear down trees, lists, maps of small nodes")),
+    ("realloc_growth", Workload(
+        "string builders and vectors growing by realloc")),
+    ("aligned", Workload(
+        "posix_memalign/aligned_alloc/aligned new, 16 B-64 KiB")),
+    ("large_blocks", Workload("256 KiB-32 MiB blocks, every page touched")),
+    ("pmr_containers", Workload(
+        "std::pmr containers on new_delete_resource")),
 ])
 
 INSTRUCTION_SIZES = [16, 64, 256, 1024]
 
-BAR_TIME_VS_MIMALLOC = 0.95
+# The bar of issue 18 ("done when").
+BAR_TIME_VS_BEST_UPSTREAM = 0.90
 BAR_WORST_WORKLOAD = 1.25
+BAR_INSTRUCTIONS_PER_PAIR = 50.0  # loop included, 16 B..1 KiB
+# The RSS bar's reference: this --peer when given, else Debian's mimalloc.
+DEFAULT_RSS_REFERENCE = "mimalloc-2.4.1"
 
 PEERS_HEADING = "## Peers"
 BLOCK_MARKERS = {
@@ -191,13 +243,14 @@ class Locator:
 
 class Allocator:
     def __init__(self, name, path, package, description, env=None,
-                 variant=False):
+                 variant=False, upstream=False):
         self.name = name
         self.path = path  # None: glibc, nothing preloaded
         self.package = package
         self.description = description
         self.env = env or {}  # set in the workload's environment
         self.variant = variant  # a --variant of strata, not a peer
+        self.upstream = upstream  # a --peer NAME=SO, not a Debian package
 
     def interposed(self, malloc_obj, free_obj):
         """True when both symbols come from the object this allocator is."""
@@ -274,6 +327,90 @@ def make_variants(specs, locator, strata_so, taken):
     return variants
 
 
+NAME_RE = re.compile(r"^[A-Za-z0-9_.+-]+$")
+
+
+def cmake_build_type(so):
+    """CMAKE_BUILD_TYPE from a CMakeCache.txt beside the shared object (or
+    beside the file a symlink chain ends at), or None."""
+    for d in dict.fromkeys([os.path.dirname(os.path.abspath(so)),
+                            os.path.dirname(os.path.realpath(so))]):
+        try:
+            with open(os.path.join(d, "CMakeCache.txt")) as f:
+                for line in f:
+                    m = re.match(r"^CMAKE_BUILD_TYPE:\w+=(.*)$", line.strip())
+                    if m:
+                        return m.group(1) or "(empty: no optimisation flags)"
+        except OSError:
+            continue
+    return None
+
+
+def make_peers(specs, desc_specs, taken):
+    """Allocators for --peer NAME=SO (any preloadable allocator built
+    elsewhere: e.g. an upstream release), described by --peer-desc
+    NAME=TEXT (its tag and build type) or, failing that, by the
+    CMakeCache.txt found beside SO."""
+    descs = {}
+    for spec in desc_specs or []:
+        name, sep, text = spec.partition("=")
+        if not sep or not NAME_RE.match(name) or not text.strip():
+            raise UsageError("--peer-desc %r: expected NAME=TEXT, e.g. "
+                             "mimalloc-3.4.3=\"tag v3.4.3, CMake Release\""
+                             % spec)
+        if name in descs:
+            raise UsageError("--peer-desc %s given twice" % name)
+        descs[name] = text.strip()
+    peers = []
+    for spec in specs or []:
+        name, sep, so = spec.partition("=")
+        if not sep or not NAME_RE.match(name) or not so:
+            raise UsageError("--peer %r: expected NAME=PATH.so (NAME of "
+                             "letters, digits and _.+-)" % spec)
+        if name in taken or name in PEERS:
+            raise UsageError("--peer %s: the name is taken (the Debian "
+                             "peers' names, strata's, and every other "
+                             "--peer/--variant name are)" % name)
+        if not os.path.isfile(so):
+            raise UsageError("--peer %s: %s is not a file" % (name, so))
+        taken.add(name)
+        so = os.path.abspath(so)
+        desc = descs.pop(name, None)
+        if desc is None:
+            build = cmake_build_type(so)
+            desc = ("CMake build type %s, from the CMakeCache.txt beside "
+                    "it; version not given (--peer-desc %s=...)" % (build,
+                                                                   name)
+                    if build else "version and build type not given "
+                    "(--peer-desc %s=...)" % name)
+            log("compare: --peer %s: %s" % (name, desc))
+        desc += "; %s" % os.path.basename(so)
+        peers.append(Allocator(name, so, None, desc, upstream=True))
+    if descs:
+        raise UsageError("--peer-desc for %s, which no --peer names"
+                         % ", ".join(sorted(descs)))
+    return peers
+
+
+def check_interposes(launcher, probe, alloc, timeout):
+    """Raises UsageError unless a short run of `probe` under LD_PRELOAD of
+    alloc's object binds malloc and free to that object: a --peer that does
+    not interpose (not a malloc replacement, built without its override, or
+    refused by ld.so) is stopped here with the reason, before any timing,
+    and never measured as glibc."""
+    s = run_once(launcher, probe, ["--size", "16", "--iters", "1000"], alloc,
+                 min(timeout, 60))
+    if s.ok:
+        return
+    if s.preload is not None and not alloc.interposed(*s.preload):
+        why = ("malloc resolves to %s and free to %s, not to %s: it does not "
+               "replace malloc (no exported malloc/free, or built without "
+               "its override)" % (s.preload[0], s.preload[1], alloc.path))
+    else:
+        why = s.error
+    raise UsageError("--peer %s does not interpose: %s" % (alloc.name, why))
+
+
 # --------------------------------------------------------------------------
 # Running one workload.
 
@@ -289,6 +426,8 @@ class Sample:
         self.other_cpus = None
         self.checksum = None
         self.preload = None  # (malloc object, free object)
+        self.run_wall = None  # throughput workloads: the run's wall time
+        self.ops = None  # throughput workloads: operations done
 
     def to_json(self):
         return dict(self.__dict__)
@@ -324,7 +463,13 @@ def first_error_line(text):
     return ""
 
 
-def run_once(launcher, binary, args, alloc, timeout):
+THROUGHPUT_RE = re.compile(
+    r"^bench-throughput: ops=(\d+) seconds=([0-9.eE+-]+)\s*$", re.M)
+
+
+def run_once(launcher, binary, args, alloc, timeout, per_ops=None):
+    """One run. s.wall is the run's wall time, or for a throughput workload
+    (per_ops set) its reported seconds per per_ops operations."""
     cmd = [launcher, "--timeout", str(int(timeout))]
     if alloc.path:
         cmd += ["--preload", alloc.path]
@@ -375,10 +520,65 @@ def run_once(launcher, binary, args, alloc, timeout):
         s.error = "not interposed: malloc from %s, free from %s" % s.preload
     elif len(out_lines) != 1 or not CHECKSUM_RE.match(out_lines[0]):
         s.error = "unexpected stdout: %r" % (out_lines[:3],)
+    elif per_ops and not tput_ok(s, p.stderr, per_ops):
+        pass  # tput_ok set s.error
     else:
         s.checksum = out_lines[0]
         s.ok = True
     return s
+
+
+def tput_ok(s, stderr, per_ops):
+    """Turns a throughput workload's report into s.wall (seconds per per_ops
+    operations); False with s.error set when the report is missing."""
+    m = THROUGHPUT_RE.search(stderr)
+    if m is None:
+        s.error = "no bench-throughput line on stderr"
+        return False
+    ops, seconds = int(m.group(1)), float(m.group(2))
+    if ops <= 0 or not seconds > 0:
+        s.error = "bench-throughput: ops=%d seconds=%g" % (ops, seconds)
+        return False
+    s.run_wall = s.wall
+    s.ops = ops
+    s.wall = seconds / ops * per_ops
+    return True
+
+
+def count_text(n):
+    """10000000 -> "10M"."""
+    for div, suffix in ((10**9, "G"), (10**6, "M"), (10**3, "k")):
+        if n >= div and n % div == 0:
+            return "%d%s" % (n // div, suffix)
+    return str(n)
+
+
+def threads_setting(args, plan):
+    """The thread counts of the run, as the Settings line states them."""
+    if args.threads:
+        return ",".join(str(t) for t in sorted(set(t for _, t in plan)))
+    groups = collections.OrderedDict()
+    for w, t in plan:
+        groups.setdefault(w, []).append(t)
+    by_counts = collections.OrderedDict()
+    for w, ts in groups.items():
+        by_counts.setdefault(",".join(map(str, ts)), []).append(w)
+    if len(by_counts) == 1:
+        return next(iter(by_counts))
+    return "; ".join("%s for %s" % (ts, ", ".join(ws))
+                     for ts, ws in by_counts.items())
+
+
+def preflight(args, locator, launcher, allocs):
+    """Every --peer must interpose before anything is timed."""
+    peers = [a for a in allocs if a.upstream]
+    if not peers:
+        return
+    probe = locator.need("bench/workloads/malloc_free_pair",
+                         "//bench/workloads:malloc_free_pair")
+    for a in peers:
+        check_interposes(launcher, probe, a, args.timeout)
+        log("compare: --peer %s interposes malloc and free" % a.name)
 
 
 # --------------------------------------------------------------------------
@@ -471,7 +671,22 @@ def rss_of(cell):
     return cell.median_rss_mib()
 
 
-def evaluate(rows, allocs, base_name):
+def rss_reference_of(allocs, requested=None):
+    """The peer the RSS bar compares with: --rss-reference, else the --peer
+    named mimalloc-2.4.1, else Debian's mimalloc; None when none ran."""
+    names = [a.name for a in allocs if not a.variant and a.name != "strata"]
+    if requested:
+        if requested not in names:
+            raise UsageError("--rss-reference %s is not a peer of this run"
+                             % requested)
+        return requested
+    for n in (DEFAULT_RSS_REFERENCE, "mimalloc"):
+        if n in names:
+            return n
+    return None
+
+
+def evaluate(rows, allocs, base_name, rss_reference=None):
     """Geomeans and the bar.
 
     Absolute geomeans are over the rows every allocator completed (the same
@@ -495,7 +710,18 @@ def evaluate(rows, allocs, base_name):
     if "strata" not in names:
         summary["criteria"].append(("all", "strata not in this run", "n/a"))
         return summary
-    peers = [a.name for a in allocs if a.name != "strata" and not a.variant]
+    peers = [a for a in allocs if a.name != "strata" and not a.variant]
+    upstream = [a.name for a in peers if a.upstream]
+    debian = [a.name for a in peers if not a.upstream]
+    summary["criteria"] = bar_criteria(rows, [a.name for a in peers],
+                                       upstream, debian, rss_reference)
+    return summary
+
+
+def bar_criteria(rows, peers, upstream, debian, rss_reference):
+    """The bar of issue 18's "done when", as (criterion, measured, result)
+    rows; result is PASS, FAIL, or n/a when this run cannot tell."""
+    out = []
 
     def vs(peer, metric):
         ratio, count = pair_ratio(rows, "strata", peer, metric)
@@ -503,54 +729,52 @@ def evaluate(rows, allocs, base_name):
             "completed)" % (count, len(rows))
         return ratio, note
 
-    # 1. time
-    name1 = ("geomean time <= %.2fx mimalloc and below every other peer"
-             % BAR_TIME_VS_MIMALLOC)
-    if "mimalloc" not in names:
-        summary["criteria"].append((name1, "mimalloc not in this run", "n/a"))
+    # 1. Geomean time against the best upstream peer.
+    name = ("geomean time <= %.2fx the best upstream peer (--peer)"
+            % BAR_TIME_VS_BEST_UPSTREAM)
+    if not upstream:
+        out.append((name, "no upstream peer in this run (pass --peer "
+                    "NAME=PATH.so)", "n/a"))
     else:
-        vs_mi, note = vs("mimalloc", time_of)
-        others = [(vs(n, time_of), n) for n in peers if n != "mimalloc"]
-        others = [(r, note_n, n) for (r, note_n), n in others if r is not None]
-        if vs_mi is None:
-            summary["criteria"].append((name1, "no row completed by both "
-                                        "strata and mimalloc", "FAIL"))
+        got = [(vs(n, time_of), n) for n in upstream]
+        missing = [n for (r, _), n in got if r is None]
+        if missing:
+            out.append((name, "no row completed by both strata and %s"
+                        % ", ".join(missing), "FAIL"))
         else:
-            ok = vs_mi <= BAR_TIME_VS_MIMALLOC and all(r < 1.0 for r, _, _
-                                                       in others)
-            detail = "strata/mimalloc = %.3f%s" % (vs_mi, note)
-            if others:
-                worst = max(others)
-                detail += "; closest other peer: strata/%s = %.3f%s" % (
-                    worst[2], worst[0], worst[1])
-            summary["criteria"].append((name1, detail,
-                                        "PASS" if ok else "FAIL"))
-    # 2. RSS
-    name2 = "geomean peak RSS <= mimalloc"
-    if "mimalloc" not in names:
-        summary["criteria"].append((name2, "mimalloc not in this run", "n/a"))
+            # The best peer is the one strata is slowest against.
+            (ratio, note), best = max(got)
+            out.append((name, "best: %s; strata/%s = %.3f%s" % (
+                best, best, ratio, note),
+                "PASS" if ratio <= BAR_TIME_VS_BEST_UPSTREAM else "FAIL"))
+    # 2. Geomean time below every Debian peer.
+    name = "geomean time below every Debian peer"
+    if not debian:
+        out.append((name, "no Debian peer in this run", "n/a"))
     else:
-        vs_mi, note = vs("mimalloc", rss_of)
-        if vs_mi is None:
-            summary["criteria"].append((name2, "no row completed by both "
-                                        "strata and mimalloc", "FAIL"))
+        got = [(vs(n, time_of), n) for n in debian]
+        missing = [n for (r, _), n in got if r is None]
+        if missing:
+            out.append((name, "no row completed by both strata and %s"
+                        % ", ".join(missing), "FAIL"))
         else:
-            summary["criteria"].append((
-                name2, "strata/mimalloc = %.3f%s" % (vs_mi, note),
-                "PASS" if vs_mi <= 1.0 else "FAIL"))
-    # 3. worst workload
-    if not peers:
-        summary["criteria"].append((
-            "no workload slower than %.2fx the best peer" % BAR_WORST_WORKLOAD,
-            "no peer in this run", "n/a"))
-    else:
+            (ratio, note), closest = max(got)
+            out.append((name, "closest: strata/%s = %.3f%s" % (
+                closest, ratio, note), "PASS" if ratio < 1.0 else "FAIL"))
+
+    # 3 and 4: per row, against the best peer on that row.
+    def per_row(selected, limit, what):
         worst = None
         offenders = []
+        considered = 0
         for r in rows:
+            if not selected(r):
+                continue
             c = r["cells"]
             ok_peers = [n for n in peers if c[n].ok]
             if not ok_peers:
                 continue
+            considered += 1
             best = min(ok_peers, key=lambda n: c[n].median_time())
             if not c["strata"].ok:
                 offenders.append("%s t=%d (strata failed)" % (r["workload"],
@@ -559,17 +783,43 @@ def evaluate(rows, allocs, base_name):
             ratio = c["strata"].median_time() / c[best].median_time()
             if worst is None or ratio > worst[0]:
                 worst = (ratio, r["workload"], r["threads"], best)
-            if ratio > BAR_WORST_WORKLOAD:
+            if ratio > limit:
                 offenders.append("%s t=%d %.2fx %s" % (
                     r["workload"], r["threads"], ratio, best))
+        if not peers:
+            return (what, "no peer in this run", "n/a")
+        if not considered:
+            return (what, "no such row in this run", "n/a")
         detail = ("worst: %s t=%d at %.2fx the best peer (%s)" % (
             worst[1], worst[2], worst[0], worst[3]) if worst else "no rows")
         if offenders:
             detail += "; over the bar: " + ", ".join(offenders)
-        summary["criteria"].append((
-            "no workload slower than %.2fx the best peer" % BAR_WORST_WORKLOAD,
-            detail, "FAIL" if offenders else "PASS"))
-    return summary
+        return (what, detail, "FAIL" if offenders else "PASS")
+
+    out.append(per_row(lambda r: True, BAR_WORST_WORKLOAD,
+                       "no workload slower than %.2fx the best peer"
+                       % BAR_WORST_WORKLOAD))
+    pc_names = ", ".join(w for w, d in WORKLOADS.items()
+                         if d.producer_consumer)
+    out.append(per_row(lambda r: WORKLOADS[r["workload"]].producer_consumer
+                       and r["threads"] >= 2, 1.0,
+                       "producer/consumer rows (%s; threads >= 2) at or "
+                       "below the best peer" % pc_names))
+    # 5. Peak RSS.
+    name = "geomean peak RSS <= %s" % (rss_reference or "mimalloc 2.4.1 "
+                                       "(--peer mimalloc-2.4.1=...)")
+    if rss_reference is None:
+        out.append((name, "not in this run", "n/a"))
+    else:
+        ratio, note = vs(rss_reference, rss_of)
+        if ratio is None:
+            out.append((name, "no row completed by both strata and %s"
+                        % rss_reference, "FAIL"))
+        else:
+            out.append((name, "strata/%s = %.3f%s" % (rss_reference, ratio,
+                                                      note),
+                        "PASS" if ratio <= 1.0 else "FAIL"))
+    return out
 
 
 def render_tables(rows, allocs, base_name, summary):
@@ -676,7 +926,7 @@ def machine_lines(allocs):
             rev = git_revision()
             versions.append("strata %s" % (("@ " + rev) if rev else
                                            "(this tree)"))
-        elif a.variant:
+        elif a.variant or a.upstream:
             versions.append("%s (%s)" % (a.name, a.description))
         else:
             v = package_version(a.package)
@@ -685,8 +935,24 @@ def machine_lines(allocs):
     return lines
 
 
+# A path's directories, as RESULTS.md must not show them (no machine paths
+# in the repository): "/a/b/libx.so" -> ".../libx.so".
+# Two directories at least, so that e.g. /proc/stat in prose stays.
+DIRS_RE = re.compile(r"(?<![\w.~-])/(?:[^/\s,=`'\"()]+/){2,}")
+
+
+def public_text(text, allocs):
+    """`text` with the directories of every --peer and --variant object, and
+    of any other absolute path, elided (the object's file name stays)."""
+    for a in allocs:
+        if a.path and (a.upstream or a.variant):
+            for p in {a.path, os.path.realpath(a.path)}:
+                text = text.replace(p, ".../" + os.path.basename(p))
+    return DIRS_RE.sub(".../", text)
+
+
 def command_line(argv):
-    args = " ".join(shlex.quote(a) for a in argv)
+    args = " ".join(shlex.quote(DIRS_RE.sub(".../", a)) for a in argv)
     if os.environ.get("BUILD_WORKSPACE_DIRECTORY"):
         return "bazel run -c opt //bench:compare" + (" -- " + args if args
                                                       else "")
@@ -714,10 +980,22 @@ def skeleton():
     ])
 
 
+def block_markers(block):
+    """The markers of a block: "timing", "instructions", or a labelled
+    timing block ("timing:<slug>", from --label) kept beside the others."""
+    if block in BLOCK_MARKERS:
+        return BLOCK_MARKERS[block]
+    return ("<!-- peers:%s:begin -->" % block, "<!-- peers:%s:end -->" % block)
+
+
+def label_slug(label):
+    return re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
+
+
 def replace_peers_block(text, block, content):
     """Returns `text` with the `block` part of the Peers section replaced;
     everything outside the Peers section is kept byte for byte."""
-    begin, end = BLOCK_MARKERS[block]
+    begin, end = block_markers(block)
     lines = text.splitlines(keepends=True)
     start = None
     fence = False
@@ -808,68 +1086,92 @@ def split_list(values, allowed, what):
     return out
 
 
+def plan_rows(args, workloads):
+    """(workload, threads) pairs to run, and the skipped ones explained:
+    --threads applies to every workload; without it each workload runs at
+    its own default counts. Counts below a workload's minimum are skipped."""
+    given = [int(t) for t in split_list(args.threads, None, "thread count")] \
+        if args.threads else None
+    if given is not None and (not given or any(t < 1 for t in given)):
+        raise UsageError("--threads needs positive counts, e.g. 1,4")
+    plan, skipped = [], []
+    for w in workloads:
+        for t in (given if given is not None else WORKLOADS[w].threads):
+            if t < WORKLOADS[w].min_threads:
+                skipped.append("%s t=%d (needs >= %d threads)" % (
+                    w, t, WORKLOADS[w].min_threads))
+            else:
+                plan.append((w, t))
+    if not plan:
+        raise UsageError("no row to run: " + "; ".join(skipped))
+    return plan, skipped
+
+
 def run_timing(args, argv, locator, allocs):
     launcher = locator.need("bench/compare/launch", "//bench/compare:launch")
     workloads = split_list(args.only, WORKLOADS, "workload") or list(WORKLOADS)
     binaries = {w: locator.need("bench/workloads/" + w,
                                 "//bench/workloads:" + w) for w in workloads}
-    threads = [int(t) for t in split_list(args.threads, None, "thread count")]
-    if not threads or any(t < 1 for t in threads):
-        raise UsageError("--threads needs positive counts, e.g. 1,4")
+    plan, skipped = plan_rows(args, workloads)
     names = [a.name for a in allocs]
     base = args.baseline or ("strata" if "strata" in names else names[0])
     if base not in names:
         raise UsageError("--baseline %s is not in --peers" % base)
+    rss_reference = rss_reference_of(allocs, args.rss_reference)
+    preflight(args, locator, launcher, allocs)
 
-    total = len(workloads) * len(threads) * args.reps * len(allocs)
-    log("compare: %d runs: %d workloads x threads %s x %d reps x %s "
-        "(scale %g)" % (total, len(workloads),
+    total = len(plan) * args.reps * len(allocs)
+    threads = sorted(set(t for _, t in plan))
+    log("compare: %d runs: %d rows (%d workloads, threads %s) x %d reps x %s "
+        "(scale %g)" % (total, len(plan), len(workloads),
                         ",".join(map(str, threads)), args.reps,
                         ",".join(names), args.scale))
+    for note in skipped:
+        log("compare: skipped %s" % note)
+    started = datetime.datetime.now(datetime.timezone.utc)
     start_load = os.getloadavg()[0]
     machine = machine_lines(allocs)
     rows = []
     extended = []  # rows that got extra reps
     done = 0
-    for w in workloads:
-        for t in threads:
-            row = {"workload": w, "threads": t,
-                   "cells": collections.OrderedDict(
-                       (a.name, Cell()) for a in allocs)}
-            wargs = ["--threads", str(t), "--scale", repr(args.scale)]
+    for w, t in plan:
+        row = {"workload": w, "threads": t,
+               "cells": collections.OrderedDict(
+                   (a.name, Cell()) for a in allocs)}
+        wargs = ["--threads", str(t), "--scale", repr(args.scale)]
 
-            def run_reps(first, count):
-                nonlocal done
-                for rep in range(first, first + count):
-                    for a in allocs:  # interleaved: A B C A B C ...
-                        s = run_once(launcher, binaries[w], wargs, a,
-                                     args.timeout)
-                        row["cells"][a.name].samples.append(s)
-                        done += 1
-                        log("[%d/%d] %-14s t=%d %-9s rep %d: %s" % (
-                            done, total, w, t, a.name, rep + 1,
-                            ("%.3f s %.1f MiB" % (s.wall,
-                                                  s.maxrss_kib / 1024.0))
-                            if s.ok else "FAILED: %s" % s.error))
+        def run_reps(first, count):
+            nonlocal done
+            for rep in range(first, first + count):
+                for a in allocs:  # interleaved: A B C A B C ...
+                    s = run_once(launcher, binaries[w], wargs, a,
+                                 args.timeout, WORKLOADS[w].per_ops)
+                    row["cells"][a.name].samples.append(s)
+                    done += 1
+                    log("[%d/%d] %-14s t=%d %-9s rep %d: %s" % (
+                        done, total, w, t, a.name, rep + 1,
+                        ("%.3f s %.1f MiB" % (s.wall,
+                                              s.maxrss_kib / 1024.0))
+                        if s.ok else "FAILED: %s" % s.error))
 
-            run_reps(0, args.reps)
-            # A slow phase of the machine (seconds long) can cover most of
-            # one cell's runs and decide its median. Where any cell of the
-            # row spread more than --noisy-spread, every allocator of the
-            # row runs --extra-reps more, still interleaved.
-            noisy = max((c.spread() for c in row["cells"].values() if c.ok),
-                        default=0.0)
-            if args.extra_reps > 0 and noisy > args.noisy_spread:
-                total += args.extra_reps * len(allocs)
-                log("compare: %s t=%d spread %.0f%%: %d more reps" % (
-                    w, t, 100 * noisy, args.extra_reps))
-                run_reps(args.reps, args.extra_reps)
-                extended.append("%s t=%d" % (w, t))
-            check_checksums(row["cells"], allocs)
-            rows.append(row)
+        run_reps(0, args.reps)
+        # A slow phase of the machine (seconds long) can cover most of
+        # one cell's runs and decide its median. Where any cell of the
+        # row spread more than --noisy-spread, every allocator of the
+        # row runs --extra-reps more, still interleaved.
+        noisy = max((c.spread() for c in row["cells"].values() if c.ok),
+                    default=0.0)
+        if args.extra_reps > 0 and noisy > args.noisy_spread:
+            total += args.extra_reps * len(allocs)
+            log("compare: %s t=%d spread %.0f%%: %d more reps" % (
+                w, t, 100 * noisy, args.extra_reps))
+            run_reps(args.reps, args.extra_reps)
+            extended.append("%s t=%d" % (w, t))
+        check_checksums(row["cells"], allocs)
+        rows.append(row)
 
     end_load = os.getloadavg()[0]
-    summary = evaluate(rows, allocs, base)
+    summary = evaluate(rows, allocs, base, rss_reference)
     time_table, rss_table = render_tables(rows, allocs, base, summary)
     failures = render_failures(rows, allocs)
     runs = sum(len(c.samples) for r in rows for c in r["cells"].values())
@@ -880,19 +1182,24 @@ def run_timing(args, argv, locator, allocs):
     max_spread = max((c.spread() for r in rows for c in r["cells"].values()
                       if c.ok), default=0.0)
 
+    finished = datetime.datetime.now(datetime.timezone.utc)
     out = []
-    out.append("### Wall time and peak RSS")
+    out.append("### Wall time and peak RSS" + (": " + args.label
+                                               if args.label else ""))
     out.append("")
     out.append("- Command: `%s`" % command_line(argv))
-    out.append("- Date: %s" % datetime.datetime.now(datetime.timezone.utc)
-               .strftime("%Y-%m-%d %H:%M UTC"))
+    out.append("- Date: %s (the run took %d min)" % (
+        started.strftime("%Y-%m-%d %H:%M UTC"),
+        round((finished - started).total_seconds() / 60)))
     out += machine
     out.append("- Settings: %d reps per cell, interleaved across allocators; "
                "threads %s; --scale %g; medians shown; load average %.2f at "
                "start, %.2f at end; largest spread (max-min)/median in a "
-               "cell: %.0f%%" % (args.reps, ",".join(map(str, threads)),
+               "cell: %.0f%%" % (args.reps, threads_setting(args, plan),
                                  args.scale, start_load, end_load,
                                  100 * max_spread))
+    if skipped:
+        out.append("- Skipped rows: %s" % ", ".join(skipped))
     if args.extra_reps > 0:
         out.append("- Noisy rows: a row where some cell's spread exceeded "
                    "%.0f%% after %d reps ran %d more for every allocator "
@@ -918,6 +1225,18 @@ def run_timing(args, argv, locator, allocs):
     out.append("")
     out.append("Median wall time, seconds (ratio = allocator / %s):" % base)
     out.append("")
+    tput = sorted(set((w, WORKLOADS[w].per_ops) for w, _ in plan
+                      if WORKLOADS[w].per_ops))
+    if tput:
+        out.append("Rows of fixed-duration throughput workloads (%s) show "
+                   "inverted throughput instead of wall time: seconds per "
+                   "%s operations (the run's measured seconds / operations "
+                   "done x that count), so lower is better and the ratios "
+                   "and geomeans compose with the other rows." % (
+                       ", ".join(w for w, _ in tput),
+                       " / ".join(sorted(set(count_text(n)
+                                             for _, n in tput)))))
+        out.append("")
     out.append(time_table)
     out.append("")
     out.append("Median peak RSS, MiB (ratio = allocator / %s):" % base)
@@ -941,7 +1260,7 @@ def run_timing(args, argv, locator, allocs):
         out.append("")
         out += failures
         out.append("")
-    report = "\n".join(out)
+    report = public_text("\n".join(out), allocs)
     print(report)
 
     if args.json:
@@ -974,6 +1293,8 @@ def maybe_write(args, block, report):
         log("compare: not writing RESULTS.md: source tree unknown (not under "
             "`bazel run`); pass --results PATH")
         return
+    if args.label:
+        block = "%s:%s" % (block, label_slug(args.label))
     write_results(path, block, report)
     log("compare: wrote the %s block of the Peers section of %s" % (block,
                                                                      path))
@@ -1018,9 +1339,31 @@ def callgrind_ir(binary, args, alloc, timeout):
     return int(m.group(1)), None
 
 
+def instruction_criterion(strata_pairs):
+    """(criterion, measured, result) for strata's malloc/free pair, loop
+    included, at every size of INSTRUCTION_SIZES; strata_pairs is the list
+    of per_pair() results, or None when strata did not run."""
+    name = "instructions per malloc/free pair <= %g at %d B..%d B (loop " \
+        "included)" % (BAR_INSTRUCTIONS_PER_PAIR, INSTRUCTION_SIZES[0],
+                       INSTRUCTION_SIZES[-1])
+    if strata_pairs is None:
+        return (name, "strata not in this run", "n/a")
+    errors = [e for v, e in strata_pairs if v is None]
+    if errors:
+        return (name, "strata n/a: %s" % errors[0], "FAIL")
+    values = [v for v, _ in strata_pairs]
+    worst = max(range(len(values)), key=lambda i: values[i])
+    return (name, "worst: %.1f at %d B (%s)" % (
+        values[worst], INSTRUCTION_SIZES[worst],
+        ", ".join("%.1f" % v for v in values)),
+        "PASS" if values[worst] <= BAR_INSTRUCTIONS_PER_PAIR else "FAIL")
+
+
 def run_instructions(args, argv, locator, allocs):
     binary = locator.need("bench/workloads/malloc_free_pair",
                           "//bench/workloads:malloc_free_pair")
+    preflight(args, locator, locator.need("bench/compare/launch",
+                                          "//bench/compare:launch"), allocs)
     n1, n2 = args.iters
     jobs = {}
     workers = max(1, min(os.cpu_count() or 1, 4))
@@ -1063,6 +1406,9 @@ def run_instructions(args, argv, locator, allocs):
                 line.append("%.1f" % v)
         rows.append(line)
     table = md_table(header, rows, left=1)
+    crit = instruction_criterion(
+        [per_pair("strata", n) for n in INSTRUCTION_SIZES]
+        if "strata" in [a.name for a in allocs] else None)
     out = ["### Instructions per malloc/free pair", "",
            "- Command: `%s`" % command_line(argv),
            "- Date: %s" % datetime.datetime.now(datetime.timezone.utc)
@@ -1084,7 +1430,12 @@ def run_instructions(args, argv, locator, allocs):
     if notes:
         out += notes
         out.append("")
-    report = "\n".join(out)
+    out.append("The bar for strata:")
+    out.append("")
+    out.append(md_table(["criterion", "measured", "result"], [list(crit)],
+                        left=3))
+    out.append("")
+    report = public_text("\n".join(out), allocs)
     print(report)
     maybe_write(args, "instructions", report)
     return 0
@@ -1107,13 +1458,17 @@ def parse_args(argv):
     p.add_argument("--quick", action="store_true",
                    help="smoke-sized: --scale 0.1, 3 reps, fewer "
                         "callgrind iterations; does not write RESULTS.md")
-    p.add_argument("--only", action="append", metavar="WORKLOAD[,...]",
-                   help="run only these workloads (%s)" % ", ".join(WORKLOADS))
+    p.add_argument("--only", "--workloads", dest="only", action="append",
+                   metavar="WORKLOAD[,...]",
+                   help="run only these workloads (%s); a partial run"
+                   % ", ".join(WORKLOADS))
     p.add_argument("--peers", action="append", metavar="ALLOC[,...]",
                    help="allocators to run, strata included (default: %s)"
                    % ",".join(PEERS))
     p.add_argument("--threads", action="append", metavar="N[,...]",
-                   help="thread counts (default 1,4)")
+                   help="thread counts for every workload (default: each "
+                        "workload's own, 1,4 or 2,4,8: see --list); counts "
+                        "below a workload's minimum are skipped")
     p.add_argument("--scale", type=float, default=None,
                    help="work multiplier passed to every workload (default "
                         "1.0, sized for ~0.3-1.5 s with glibc; 0.1 with "
@@ -1149,6 +1504,25 @@ def parse_args(argv):
                         "or `strata` for the one under test) with these "
                         "environment settings, as column NAME; not a peer, "
                         "and RESULTS.md is not written")
+    p.add_argument("--peer", action="append", metavar="NAME=PATH.so",
+                   help="also run this preloadable allocator (e.g. an "
+                        "upstream release built elsewhere) as peer NAME; "
+                        "repeatable. It must interpose malloc and free "
+                        "(checked first). Counts as an upstream peer in the "
+                        "bar")
+    p.add_argument("--peer-desc", action="append", metavar="NAME=TEXT",
+                   help="what --peer NAME is, for RESULTS.md, e.g. "
+                        "mimalloc-3.4.3=\"tag v3.4.3, CMake Release\" "
+                        "(default: the CMake build type from a CMakeCache.txt "
+                        "beside the object, if any)")
+    p.add_argument("--rss-reference", metavar="NAME",
+                   help="peer the RSS criterion compares with (default: "
+                        "the --peer named %s, else Debian's mimalloc)"
+                   % DEFAULT_RSS_REFERENCE)
+    p.add_argument("--label", metavar="TEXT",
+                   help="title this run (e.g. \"baseline before X\") and "
+                        "write it to its own block of the Peers section, "
+                        "kept beside the unlabelled one")
     p.add_argument("--list", action="store_true",
                    help="list workloads and allocators, then exit")
     args = p.parse_args(argv)
@@ -1171,8 +1545,6 @@ def parse_args(argv):
         args.scale = 0.1 if args.quick else 1.0
     if not args.scale > 0:
         p.error("--scale must be > 0")
-    if not args.threads:
-        args.threads = ["1,4"]
     if args.iters is None:
         args.iters = "20000,60000" if args.quick else "100000,300000"
     try:
@@ -1189,7 +1561,10 @@ def main(argv):
     args = parse_args(argv)
     if args.list:
         for w, d in WORKLOADS.items():
-            print("workload  %-15s %s" % (w, d))
+            print("workload  %-15s %s (threads %s%s)" % (
+                w, d.description, ",".join(map(str, d.threads)),
+                "; throughput: seconds per %s ops" % count_text(d.per_ops)
+                if d.per_ops else ""))
         for n, (_, _, d) in PEERS.items():
             print("allocator %-15s %s" % (n, d))
         return 0
@@ -1197,8 +1572,9 @@ def main(argv):
         names = split_list(args.peers, PEERS, "allocator") or list(PEERS)
         locator = Locator(args.bin_dir)
         allocs = make_allocators(names, locator, args.strata_so)
-        allocs += make_variants(args.variant, locator, args.strata_so,
-                                set(names))
+        taken = set(names)
+        allocs += make_peers(args.peer, args.peer_desc, taken)
+        allocs += make_variants(args.variant, locator, args.strata_so, taken)
         if args.instructions:
             return run_instructions(args, argv, locator, allocs)
         return run_timing(args, argv, locator, allocs)

@@ -3,8 +3,11 @@
 
 Runs compare.py --quick with one rep on two workloads against glibc and
 strata, and checks that it finished cleanly, printed both tables with a
-geomean row, and verified interposition on every run. Also checks that
-updating RESULTS.md replaces only the Peers section's own block.
+geomean row, and verified interposition on every run; that a --peer
+NAME=PATH.so joins the tables (Debian's tcmalloc under another name) and
+one that does not interpose is refused; that the bar's criteria come out
+right on made-up medians; and that updating RESULTS.md replaces only the
+Peers section's own block.
 Takes a few seconds; the workloads are scaled down 10x by --quick.
 """
 
@@ -23,6 +26,7 @@ WORKLOADS = ["larson", "mstress"]
 # COMPARE_SMOKE_PEERS (e.g. glibc,mimalloc) checks the harness alone.
 PEERS = os.environ.get("COMPARE_SMOKE_PEERS", "glibc,strata").split(",")
 THREADS = [1, 4]
+TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
 
 
 class CompareSmokeTest(unittest.TestCase):
@@ -108,6 +112,118 @@ class CompareSmokeTest(unittest.TestCase):
                                stderr=subprocess.PIPE, text=True, timeout=60)
             self.assertEqual(p.returncode, 2, spec + ": " + p.stderr)
             self.assertIn("--variant", p.stderr, spec)
+
+    @unittest.skipUnless(os.path.isfile(TCMALLOC), "needs Debian's tcmalloc")
+    def test_peer_joins_tables_and_bar(self):
+        # A preloadable allocator given by path (Debian's tcmalloc under
+        # another name stands in for an upstream build): its own column in
+        # both tables, interposition verified on its runs too, its
+        # description in the Allocators line, its directory kept out of the
+        # report, and it counts as the upstream peer of the bar.
+        peers = [a for a in PEERS if a in ("strata", "glibc")] or PEERS[:1]
+        cmd = [sys.executable, os.path.join(HERE, "compare.py"), "--quick",
+               "--reps", "1", "--only", WORKLOADS[0], "--peers",
+               ",".join(peers), "--threads", "1", "--no-write-results",
+               "--timeout", "40", "--peer", "tc-again=" + TCMALLOC,
+               "--peer-desc", "tc-again=Debian's tcmalloc, renamed"]
+        p = subprocess.run(cmd, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, timeout=120)
+        self.assertEqual(p.returncode, 0, "compare.py failed:\n" + p.stderr)
+        out = p.stdout
+        header = re.compile(r"^\| workload\s+\| threads \|" + "".join(
+            r"\s+%s \|" % re.escape(a) for a in peers + ["tc-again"]), re.M)
+        self.assertEqual(len(header.findall(out)), 2, out)
+        self.assertNotIn("FAILED", out)
+        self.assertIn("tc-again (Debian's tcmalloc, renamed; %s)"
+                      % os.path.basename(TCMALLOC), out)
+        self.assertNotIn(os.path.dirname(TCMALLOC) + "/", out)
+        self.assertIn("--peer tc-again=.../%s" % os.path.basename(TCMALLOC),
+                      out)
+        n = len(peers) + 1
+        self.assertRegex(out, r"Interposition verified: %d/%d runs" % (n, n))
+        if "strata" in peers:
+            self.assertRegex(out, r"geomean time <= 0\.90x the best upstream "
+                                  r"peer \(--peer\)\s*\|\s*best: tc-again; "
+                                  r"strata/tc-again = [0-9.]+\s*\|\s*"
+                                  r"(PASS|FAIL)\s*\|")
+
+    def test_peer_that_does_not_interpose_is_refused(self):
+        # libm exports no malloc: the run stops before timing anything and
+        # says why, instead of measuring glibc under the peer's name.
+        libm = "/lib/x86_64-linux-gnu/libm.so.6"
+        cmd = [sys.executable, os.path.join(HERE, "compare.py"), "--quick",
+               "--reps", "1", "--only", WORKLOADS[0], "--peers", "glibc",
+               "--threads", "1", "--no-write-results", "--peer",
+               "notalloc=" + libm]
+        p = subprocess.run(cmd, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, timeout=60)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertRegex(p.stderr, r"--peer notalloc does not interpose: "
+                                   r"malloc resolves to \S*libc\.so\.6")
+        self.assertEqual(p.stdout, "")
+
+    def test_peer_spec_errors(self):
+        for args, message in (
+                (["--peer", "novalue"], "expected NAME=PATH.so"),
+                (["--peer", "x=/nonexistent.so"], "is not a file"),
+                (["--peer", "glibc=" + sys.executable], "the name is taken"),
+                (["--peer", "a=" + sys.executable, "--peer",
+                  "a=" + sys.executable], "the name is taken"),
+                (["--peer-desc", "nobody=text"], "which no --peer names"),
+                (["--peer-desc", "broken"], "expected NAME=TEXT")):
+            cmd = [sys.executable, os.path.join(HERE, "compare.py"), "--quick",
+                   "--only", WORKLOADS[0], "--peers", "glibc", "--threads",
+                   "1"] + args
+            p = subprocess.run(cmd, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, timeout=60)
+            self.assertEqual(p.returncode, 2, " ".join(args) + p.stderr)
+            self.assertIn(message, p.stderr, args)
+
+    def test_bar_criteria(self):
+        # The bar of issue 18 on made-up medians: strata 1.0 s per row; an
+        # upstream peer u, Debian peers d1 and d2.
+        def row(workload, threads, **times):
+            cells = {}
+            for name, t in times.items():
+                c = compare.Cell()
+                s = compare.Sample()
+                s.ok, s.wall, s.maxrss_kib = True, t, 1024 * t
+                c.samples.append(s)
+                cells[name] = c
+            return {"workload": workload, "threads": threads, "cells": cells}
+
+        rows = [row("larson", 1, strata=1.0, u=1.2, d1=1.1, d2=1.5),
+                row("xmalloc", 4, strata=1.0, u=1.3, d1=0.9, d2=2.0)]
+        crit = compare.bar_criteria(rows, ["u", "d1", "d2"], ["u"],
+                                    ["d1", "d2"], "u")
+        self.assertEqual(len(crit), 5)
+        best = [c for c in crit if "best upstream" in c[0]][0]
+        # strata/u = geomean(1/1.2, 1/1.3) = 0.801 <= 0.90
+        self.assertEqual(best[2], "PASS", best)
+        debian = [c for c in crit if "every Debian peer" in c[0]][0]
+        # strata/d1 = geomean(1/1.1, 1/0.9) = 1.005: not below
+        self.assertEqual(debian[2], "FAIL", debian)
+        self.assertIn("strata/d1 = 1.005", debian[1])
+        worst = [c for c in crit if "1.25x" in c[0]][0]
+        self.assertEqual(worst[2], "PASS", worst)  # 1.11x d1 on xmalloc
+        pc = [c for c in crit if c[0].startswith("producer/consumer")][0]
+        self.assertEqual(pc[2], "FAIL", pc)  # xmalloc t=4: 1.11x d1
+        self.assertIn("xmalloc t=4 1.11x d1", pc[1])
+        rss = [c for c in crit if "RSS" in c[0]][0]
+        self.assertEqual(rss[2], "PASS", rss)
+        # Without an upstream peer or an RSS reference: n/a, not PASS.
+        crit = compare.bar_criteria(rows, ["d1", "d2"], [], ["d1", "d2"],
+                                    None)
+        self.assertEqual(crit[0][2], "n/a")
+        self.assertEqual(crit[-1][2], "n/a")
+        # Instructions: 50 or less at every size.
+        ok = compare.instruction_criterion([(49.5, None), (50.0, None),
+                                            (48.0, None), (45.0, None)])
+        self.assertEqual(ok[2], "PASS", ok)
+        bad = compare.instruction_criterion([(49.5, None), (50.1, None),
+                                             (48.0, None), (45.0, None)])
+        self.assertEqual(bad[2], "FAIL", bad)
+        self.assertIn("worst: 50.1 at 64 B", bad[1])
 
     def test_results_block_replacement(self):
         original = ("# Results\n\nintro\n\n## Micro\n\nkeep me\n\n"
