@@ -145,9 +145,23 @@ WORKLOADS = collections.OrderedDict([
         "server simulation: rolling windows, thread churn, remote frees")),
     ("xmalloc", Workload("producer/consumer ring, every free remote",
                          producer_consumer=True)),
+    ("xmalloc_test", Workload(
+        "xmalloc-test: producers -> consumers through one lock-free queue, "
+        "64 B, fixed time", threads=(2, 4, 8), min_threads=2,
+        per_ops=10**7, producer_consumer=True)),
+    ("xmalloc_pairs", Workload(
+        "producer -> consumer pairs, a queue each, 8 B-2 KiB, fixed time",
+        threads=(2, 4, 8), min_threads=2, per_ops=10**7,
+        producer_consumer=True)),
     ("cache_thrash", Workload("active false sharing of small objects")),
+    ("cache_thrash_single", Workload(
+        "Hoard's cache-thrash: one 1-byte object per thread at a time",
+        threads=(2, 4, 8))),
     ("cache_scratch", Workload(
         "passive false sharing after freeing foreign objects")),
+    ("cache_scratch_single", Workload(
+        "Hoard's cache-scratch: free a neighbour's object, then as "
+        "cache-thrash", threads=(2, 4, 8))),
     ("mstress", Workload("mixed lifetimes, global hand-off, thread churn")),
     ("churn", Workload("build/tear down trees, lists, maps of small nodes")),
     ("realloc_growth", Workload(

@@ -11,6 +11,7 @@ Peers section's own block.
 Takes a few seconds; the workloads are scaled down 10x by --quick.
 """
 
+import json
 import os
 import re
 import subprocess
@@ -146,6 +147,39 @@ class CompareSmokeTest(unittest.TestCase):
                                   r"peer \(--peer\)\s*\|\s*best: tc-again; "
                                   r"strata/tc-again = [0-9.]+\s*\|\s*"
                                   r"(PASS|FAIL)\s*\|")
+
+    def test_throughput_rows(self):
+        # A fixed-duration workload's row shows seconds per 10M objects, not
+        # the run's wall time (0.1 s under --quick); a thread count below
+        # its minimum is skipped and said so.
+        peers = [a for a in PEERS if a in ("strata", "glibc")] or PEERS[:1]
+        cmd = [sys.executable, os.path.join(HERE, "compare.py"), "--quick",
+               "--reps", "1", "--workloads", "xmalloc_test", "--peers",
+               ",".join(peers), "--threads", "1,2", "--no-write-results",
+               "--timeout", "40", "--json", os.path.join(
+                   os.environ.get("TEST_TMPDIR", "/tmp"), "tput.json")]
+        p = subprocess.run(cmd, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, timeout=120)
+        self.assertEqual(p.returncode, 0, "compare.py failed:\n" + p.stderr)
+        out = p.stdout
+        self.assertIn("Skipped rows: xmalloc_test t=1 (needs >= 2 threads)",
+                      out)
+        self.assertIn("Rows of fixed-duration throughput workloads "
+                      "(xmalloc_test) show inverted throughput", out)
+        self.assertRegex(out, r"\| xmalloc_test\s+\| 2\s+\|")
+        self.assertNotRegex(out, r"\| xmalloc_test\s+\| 1\s+\|")
+        self.assertNotIn("FAILED", out)
+        with open(cmd[cmd.index("--json") + 1]) as f:
+            samples = json.load(f)["rows"][0]["samples"]
+        for name in peers:
+            s = samples[name][0]
+            self.assertGreater(s["ops"], 0)
+            # Shown: seconds per 10M objects. The timed window behind it
+            # lasts the 0.1 s of --quick at least, within the process's
+            # own wall time.
+            seconds = s["wall"] / 1e7 * s["ops"]
+            self.assertGreaterEqual(seconds, 0.099)
+            self.assertLessEqual(seconds, s["run_wall"])
 
     def test_peer_that_does_not_interpose_is_refused(self):
         # libm exports no malloc: the run stops before timing anything and

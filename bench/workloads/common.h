@@ -17,6 +17,12 @@
 //     the allocator under test was really interposed.
 //   * exit status 0; a failed content check prints "workload error: ..." on
 //     stderr and exits with status 3.
+//   * fixed-duration throughput workloads (xmalloc_test, xmalloc_pairs) run
+//     for --scale seconds and also print `bench-throughput: ops=N
+//     seconds=S` on stderr (ReportThroughput); their checksum depends on
+//     the flags only (how many operations fit in the time does not), and
+//     their own checks (every object's contents, every object freed) are
+//     what catch corruption.
 //
 // Thread-safety: the helpers are pure or thread-local; Options is read-only
 // once parsed.
@@ -148,6 +154,15 @@ inline long Scaled(long base, const Options& o, long floor = 1) {
 // Share of `total` units of work done by thread `t` of `threads`.
 inline long ShareOf(long total, int threads, int t) {
   return total / threads + (t < total % threads ? 1 : 0);
+}
+
+// Fixed-duration throughput workloads: after the run, one stderr line
+//   bench-throughput: ops=<N> seconds=<S>
+// (N operations done in S seconds). The runner shows S / N times a fixed
+// count: seconds per that many operations, lower is better like a time.
+inline void ReportThroughput(uint64_t ops, double seconds) {
+  std::fprintf(stderr, "bench-throughput: ops=%llu seconds=%.6f\n",
+               static_cast<unsigned long long>(ops), seconds);
 }
 
 inline void PrintChecksum(uint64_t sum) {
