@@ -167,6 +167,13 @@ STRATA_ALWAYS_INLINE void FreeAlignedWithKind(AllocKind kind, void* ptr, std::si
     return;
   }
   if (alignment <= 16) {
+    // Hardened mode checks the alignment named against the block's (an
+    // operator new may have named this one or another). Rare: aligned
+    // deletes of such alignments come from explicit calls and pmr.
+    if (STRATA_PREDICT_FALSE(Hardened())) {
+      FreeClaimedSlow(ptr, 0, claim);
+      return;
+    }
     if (size != kNoSize) {
       FreeSizedWithKind(kind, ptr, size);
     } else {
@@ -194,7 +201,12 @@ STRATA_ALWAYS_INLINE void* AllocateAlignedWithKind(AllocKind kind, std::size_t s
 // --- Entry points for the override layer (hardening.h) ---------------------
 
 void* AllocateAs(AllocKind kind, std::size_t size, std::size_t alignment) noexcept {
-  if (alignment <= 16) return AllocateFast(size, kind);
+  if (alignment == 0) return AllocateFast(size, kind);
+  // An alignment every block has, named: the slow path, where hardened mode
+  // records it (normal mode serves it as a plain request).
+  if (alignment <= 16) {
+    return AllocateSlow(size, alignment, size <= kMaxSmallSize ? SizeToClass(size) : 0, kind);
+  }
   return AllocateAlignedWithKind(kind, size, alignment);
 }
 

@@ -93,10 +93,8 @@ bool CheckFill(std::uintptr_t p, std::size_t n, unsigned char byte) {
   return true;
 }
 
-std::size_t AlignmentOf(std::uint8_t log2) { return log2 == 0 ? 0 : std::size_t{1} << log2; }
-std::uint8_t Log2Alignment(std::size_t alignment) {
-  return alignment > 16 ? static_cast<std::uint8_t>(__builtin_ctzll(alignment)) : 0;
-}
+// The alignment an allocation named, kept in a byte (AlignCode, hardening.h).
+std::size_t AlignmentOf(std::uint8_t code) { return code == 0 ? 0 : std::size_t{1} << (code - 1); }
 
 // --- free records ---
 
@@ -167,14 +165,20 @@ void ReportMismatch(const void* ptr, std::size_t size, AllocKind allocated, Allo
   ReportError(r);
 }
 
-void ReportClaim(ErrorKind kind, const void* ptr, const FreeClaim& claim, std::size_t actual_alignment) {
+// `named` is the alignment the allocation named (0: none).
+void ReportClaim(ErrorKind kind, const void* ptr, const FreeClaim& claim, std::size_t named) {
   ErrorReport r{kind, ptr};
   r.size = claim.size == kNoSize ? 0 : claim.size;
   r.alignment = claim.alignment;
   char text[96];
   raw::Buffer detail;
   if (kind == ErrorKind::kAlignmentMismatch) {
-    detail.Str("block aligned to ").Udec(actual_alignment == 0 ? 16 : actual_alignment);
+    if (named == 0) {
+      detail.Str("allocated without an alignment");
+    } else {
+      detail.Str("allocated with alignment ").Udec(named);
+      if (claim.alignment == 0) detail.Str(", freed without one");
+    }
     std::size_t n = detail.size() < sizeof(text) - 1 ? detail.size() : sizeof(text) - 1;
     std::memcpy(text, detail.data(), n);
     text[n] = '\0';
@@ -183,23 +187,33 @@ void ReportClaim(ErrorKind kind, const void* ptr, const FreeClaim& claim, std::s
   ReportError(r);
 }
 
-// Checks the size and alignment a free claims against a block that was
-// allocated for `requested` bytes with `alignment` (0: default). Reports and
-// returns false on a mismatch. Sizes are checked by class: a small block's
-// claimed size must map to its class (with its alignment), a large block's
-// to the same number of slices.
-bool ClaimMatches(const void* ptr, const FreeClaim& claim, int size_class, std::size_t requested,
-                  std::size_t alignment) {
-  std::size_t want = alignment > 16 ? alignment : 0;
-  if (claim.alignment > 16 && claim.alignment != want) {
-    ReportClaim(ErrorKind::kAlignmentMismatch, ptr, claim, want);
+// Checks the alignment and size a free claims against a block of `kind`
+// that was allocated for `requested` bytes naming `named` (0: no
+// alignment). Reports and returns false on a mismatch.
+//
+// Alignment: operator new and delete pair exactly ([new.delete]: an aligned
+// delete names the alignment its new named, a plain delete frees a plain
+// new's block), so for those kinds any difference is reported, smaller,
+// larger, named on one side only, 16 or less included. The malloc family
+// and the strata API (free_aligned_sized, FreeAlignedSized) only record
+// alignments above 16, the one every block has, so there a claim of 16 or
+// less names "no alignment" and an unaligned free (free) is always right.
+//
+// Size: by class. A small block's claimed size must map to its class (with
+// its alignment), a large block's to the same number of slices.
+bool ClaimMatches(const void* ptr, const FreeClaim& claim, AllocKind kind, int size_class,
+                  std::size_t requested, std::size_t named) {
+  const bool exact = kind != AllocKind::kMalloc;
+  auto over = [](std::size_t a) { return a > 16 ? a : std::size_t{0}; };
+  if (exact ? claim.alignment != named : claim.alignment != 0 && over(claim.alignment) != over(named)) {
+    ReportClaim(ErrorKind::kAlignmentMismatch, ptr, claim, named);
     return false;
   }
   if (claim.size == kNoSize) return true;
   auto slices = [](std::size_t n) { return (n + kLargeCanaryBytes + kSliceSize - 1) >> kSliceShift; };
-  bool ok = size_class != 0 ? HardenedClass(claim.size, want) == size_class
+  bool ok = size_class != 0 ? HardenedClass(claim.size, named) == size_class
                             : claim.size <= kMaxRequest && slices(claim.size) == slices(requested);
-  if (!ok) ReportClaim(ErrorKind::kSizeMismatch, ptr, claim, want);
+  if (!ok) ReportClaim(ErrorKind::kSizeMismatch, ptr, claim, named);
   return ok;
 }
 
@@ -267,9 +281,11 @@ void* AllocateLargeChecked(ThreadCache& tc, std::size_t size, std::size_t alignm
   if (info.kind == BlockKind::kHuge) {
     info.segment->huge_size = size;
     info.segment->alloc_kind = static_cast<std::uint8_t>(kind);
+    info.segment->align_code = AlignCode(alignment);
   } else {
     info.span->large_size = size;
     info.span->alloc_kind = static_cast<std::uint8_t>(kind);
+    info.span->align_code = AlignCode(alignment);
   }
   std::size_t slack = info.usable - size;
   std::memset(reinterpret_cast<void*>(addr + size), g_canary,
@@ -322,7 +338,7 @@ void FreeSmallChecked(void* ptr, const BlockInfo& info, const FreeClaim& claim) 
     ReportMismatch(ptr, t.size, t.kind, claim.kind);
     return;
   }
-  if (!ClaimMatches(ptr, claim, c, t.size, AlignmentOf(t.align_log2))) {
+  if (!ClaimMatches(ptr, claim, t.kind, c, t.size, AlignmentOf(t.align_code))) {
     undo();
     return;
   }
@@ -358,7 +374,7 @@ void FreeLargeChecked(void* ptr, const BlockInfo& info, const FreeClaim& claim) 
   const bool huge = info.kind == BlockKind::kHuge;
   const std::size_t requested = huge ? info.segment->huge_size : info.span->large_size;
   const auto kind = static_cast<AllocKind>(huge ? info.segment->alloc_kind : info.span->alloc_kind);
-  const std::uint8_t align_log2 = huge ? info.segment->align_log2 : info.span->align_log2;
+  const std::uint8_t align_code = huge ? info.segment->align_code : info.span->align_code;
   std::size_t slack = info.usable - requested;
   if (requested > info.usable ||
       !CheckFill(addr + requested, slack < kLargeCanaryChecked ? slack : kLargeCanaryChecked, g_canary)) {
@@ -369,7 +385,7 @@ void FreeLargeChecked(void* ptr, const BlockInfo& info, const FreeClaim& claim) 
     ReportMismatch(ptr, requested, kind, claim.kind);
     return;
   }
-  if (!ClaimMatches(ptr, claim, 0, requested, AlignmentOf(align_log2))) return;
+  if (!ClaimMatches(ptr, claim, kind, 0, requested, AlignmentOf(align_code))) return;
   bool tracked = huge ? info.segment->tracked : info.span->tracked;
   // Record before handing the block back: afterwards it may be reused.
   WriteFreeRecord(addr, requested < kLargeJunkBytes ? requested : kLargeJunkBytes);
@@ -483,9 +499,9 @@ Trailer ReadTrailer(std::uintptr_t block, int size_class) {
   Trailer t;
   t.size = static_cast<std::size_t>(w & 0xffffffffu);
   t.kind = static_cast<AllocKind>((w >> 32) & 0xff);
-  t.align_log2 = static_cast<std::uint8_t>((w >> 40) & 0xff);
+  t.align_code = static_cast<std::uint8_t>((w >> 40) & 0xff);
   t.valid = (w >> 48) == kTrailerCheck && t.size + kTrailerBytes <= cs && t.kind >= AllocKind::kMalloc &&
-            t.kind <= AllocKind::kNewArray && t.align_log2 <= kSliceShift;
+            t.kind <= AllocKind::kNewArray && t.align_code <= kSliceShift + 1;
   return t;
 }
 
@@ -506,7 +522,7 @@ bool HardenedPrepareSmall(FreeObject* block, int size_class, std::size_t size, s
   const std::size_t cs = ClassSize(size_class);
   std::memset(reinterpret_cast<void*>(addr + size), g_canary, cs - kTrailerBytes - size);
   std::uint64_t w = static_cast<std::uint64_t>(size) | (static_cast<std::uint64_t>(kind) << 32) |
-                    (static_cast<std::uint64_t>(Log2Alignment(alignment)) << 40) | (kTrailerCheck << 48);
+                    (static_cast<std::uint64_t>(AlignCode(alignment)) << 40) | (kTrailerCheck << 48);
   StoreWord(addr + cs - kTrailerBytes, w ^ TrailerMask(addr));
   return true;
 }
@@ -616,10 +632,10 @@ void* HardenedReallocate(void* ptr, std::size_t new_size) {
       ReportError(ErrorKind::kHeapOverflow, ptr, t.size);
       return nullptr;
     }
-    if (HardenedClass(new_size, AlignmentOf(t.align_log2)) == c) {
+    if (HardenedClass(new_size, AlignmentOf(t.align_code)) == c) {
       std::memset(reinterpret_cast<void*>(addr + new_size), g_canary, cs - kTrailerBytes - new_size);
       std::uint64_t w = static_cast<std::uint64_t>(new_size) | (static_cast<std::uint64_t>(t.kind) << 32) |
-                        (static_cast<std::uint64_t>(t.align_log2) << 40) | (kTrailerCheck << 48);
+                        (static_cast<std::uint64_t>(t.align_code) << 40) | (kTrailerCheck << 48);
       StoreWord(addr + cs - kTrailerBytes, w ^ TrailerMask(addr));
       return ptr;
     }

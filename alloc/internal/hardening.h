@@ -63,6 +63,13 @@
 //     malloc/strata::Allocate, operator new or operator new[]; a free of
 //     another kind is reported (the override calls the *As entry points
 //     below).
+//   - aligned frees are checked against the alignment the allocation
+//     named: for operator new/delete exactly (an aligned delete of a
+//     block from an aligned new of another alignment, smaller or larger,
+//     16 or less included; an aligned delete of a plain new's block; a
+//     plain delete of an aligned new's block), small, large and huge
+//     blocks alike; for the malloc family and the strata API, alignments
+//     above 16 (the one every block has).
 //   - sized frees are checked against the exact class of the requested
 //     size (normal mode also accepts what an in-place Reallocate may leave:
 //     sizes down to half the block).
@@ -131,6 +138,14 @@ inline constexpr unsigned char kFreeJunk = 0xdf;
 // Freed large blocks are junk-filled up to this many bytes.
 inline constexpr std::size_t kLargeJunkBytes = 4096;
 
+// The alignment an allocation named, in a byte (trailers, spans, huge
+// segments): 0 when it named none, else 1 + log2(alignment) (so the
+// alignments 1 to 16 an aligned operator new may name are told apart from
+// a plain new's block).
+constexpr std::uint8_t AlignCode(std::size_t alignment) {
+  return alignment == 0 ? 0 : static_cast<std::uint8_t>(__builtin_ctzll(alignment) + 1);
+}
+
 // The size class a hardened request of `size` bytes aligned to `alignment`
 // (0 or <= 16: none) is served from, 0 when it is a large block.
 int HardenedClass(std::size_t size, std::size_t alignment);
@@ -139,7 +154,7 @@ int HardenedClass(std::size_t size, std::size_t alignment);
 struct Trailer {
   std::size_t size;       // requested bytes
   AllocKind kind;
-  std::uint8_t align_log2;
+  std::uint8_t align_code;  // AlignCode of the alignment the allocation named
   bool valid;             // check value intact and fields plausible
 };
 Trailer ReadTrailer(std::uintptr_t block, int size_class);
@@ -162,9 +177,12 @@ inline constexpr std::size_t kNoSize = ~std::size_t{0};
 struct FreeClaim {
   AllocKind kind = AllocKind::kMalloc;
   std::size_t size = kNoSize;  // kNoSize: unsized free
-  std::size_t alignment = 0;   // 0: not an aligned free
+  std::size_t alignment = 0;   // 0: not an aligned free; else the alignment named (16 or less too)
 };
 
+// `alignment`: what the allocation named, 0 for none (an aligned operator
+// new of 16 or less names its alignment too; the block records it, see
+// AlignCode, and an operator delete must name the same).
 void* HardenedAllocate(std::size_t size, std::size_t alignment, AllocKind kind, bool zero);
 void HardenedFree(void* ptr, const FreeClaim& claim);
 // Requested size of a live block (reports and returns kNoSize otherwise;
@@ -186,8 +204,12 @@ void* HardenedReallocate(void* ptr, std::size_t new_size);
 //   operator delete(p, align_val_t a)     FreeAlignedAs(kNew, p, a)
 //   operator delete(p, n, align_val_t a)  FreeAlignedSizedAs(kNew, p, n, a)
 //   malloc family                    the plain API (kind kMalloc)
-// `alignment` <= 16 means the default alignment. Nothrow forms are the
-// same calls (the policy layer decides what failure means).
+// `alignment` 0 means none was named; 1 to 16 is served as the default
+// alignment, but hardened mode records it (aligned new) and checks it
+// (aligned delete): the override's inline paths for those alignments send
+// their misses here (or to AllocateSlow with the alignment) for that.
+// Nothrow forms are the same calls (the policy layer decides what failure
+// means).
 void* AllocateAs(AllocKind kind, std::size_t size, std::size_t alignment) noexcept;
 void FreeAs(AllocKind kind, void* ptr) noexcept;
 void FreeSizedAs(AllocKind kind, void* ptr, std::size_t size) noexcept;

@@ -444,6 +444,7 @@ void* PageHeap::AllocLarge(std::size_t size, std::size_t alignment, bool* zeroed
     span->large_ptr = span->start();
     span->tracked = false;
     span->alloc_kind = 0;
+    span->align_code = 0;
     span->align_log2 = alignment > 16 ? static_cast<std::uint8_t>(__builtin_ctzll(alignment)) : 0;
     large_live_bytes_ += span->bytes();
     ++large_allocations_;
@@ -542,6 +543,7 @@ void* PageHeap::AllocHugeLocked(std::size_t size, std::size_t alignment, bool* z
   seg->next_cached = nullptr;
   seg->tracked = false;
   seg->alloc_kind = 0;
+  seg->align_code = 0;
   seg->align_log2 = alignment > 16 ? static_cast<std::uint8_t>(__builtin_ctzll(alignment)) : 0;
   // Relaxed: LookupBlock's readers race only with misuse (a free of a block
   // being reallocated); the pointer's hand-off orders everything else.
@@ -584,6 +586,7 @@ void PageHeap::SplitHugeLocked(Segment* seg, std::size_t head_bytes) {
   tail->huge_live = false;
   tail->borrowed = false;
   tail->alloc_kind = 0;
+  tail->align_code = 0;
   tail->align_log2 = 0;
   tail->free_since_ns = seg->free_since_ns;
   // Committed bytes are assumed to be at the front (they were used from

@@ -110,6 +110,9 @@ struct Span {
   // requested alignment (log2, 0 for <= 16).
   std::uint8_t alloc_kind;
   std::uint8_t align_log2;
+  // Large spans, hardened mode: the alignment the allocation named
+  // (hardening.h AlignCode: 0 for none; 16 or less is recorded too).
+  std::uint8_t align_code;
   // Small spans (central pool lock):
   std::uint32_t allocated;  // objects outside the span (caches and users)
   std::uint32_t carved;     // objects ever carved from the bump region
@@ -154,6 +157,7 @@ struct Segment {
   bool borrowed;
   std::uint8_t alloc_kind;      // hardened mode: AllocKind of the block
   std::uint8_t align_log2;      // requested alignment (log2, 0 for <= 16)
+  std::uint8_t align_code;      // hardened mode: AlignCode of the alignment named
   std::uint64_t free_since_ns;  // while cached for reuse
   // Huge segments: bytes of the mapping counted as committed (what blocks
   // used of it; the chunk-rounded rest is address space only).

@@ -19,6 +19,7 @@ using strata::override_internal::DeleteAlignedImpl;
 using strata::override_internal::DeleteImpl;
 using strata::override_internal::DeleteSizedAlignedImpl;
 using strata::override_internal::DeleteSizedImpl;
+using strata::override_internal::NewAlignedImpl;
 using strata::override_internal::NewImpl;
 
 namespace {
@@ -40,18 +41,18 @@ STRATA_EXPORT void* operator new[](std::size_t n, const std::nothrow_t&) noexcep
 
 // Aligned new (C++17).
 STRATA_EXPORT void* operator new(std::size_t n, std::align_val_t a) {
-  return NewImpl<CppThrowPolicy, kNew>(n, Align(a));
+  return NewAlignedImpl<CppThrowPolicy, kNew>(n, Align(a));
 }
 STRATA_EXPORT void* operator new[](std::size_t n, std::align_val_t a) {
-  return NewImpl<CppThrowPolicy, kArr>(n, Align(a));
+  return NewAlignedImpl<CppThrowPolicy, kArr>(n, Align(a));
 }
 STRATA_EXPORT void* operator new(std::size_t n, std::align_val_t a,
                                  const std::nothrow_t&) noexcept {
-  return NewImpl<CppNothrowPolicy, kNew>(n, Align(a));
+  return NewAlignedImpl<CppNothrowPolicy, kNew>(n, Align(a));
 }
 STRATA_EXPORT void* operator new[](std::size_t n, std::align_val_t a,
                                    const std::nothrow_t&) noexcept {
-  return NewImpl<CppNothrowPolicy, kArr>(n, Align(a));
+  return NewAlignedImpl<CppNothrowPolicy, kArr>(n, Align(a));
 }
 
 // Plain and array delete.

@@ -168,6 +168,27 @@ STRATA_ALWAYS_INLINE void* NewImpl(std::size_t size, std::size_t alignment = kMi
   return OomPolicy::template OnFailure<kKind>(size, alignment);
 }
 
+// Aligned operator new. An alignment every block has (16 or less) pops
+// inline as plain new does, but its misses tell the engine the alignment
+// named: hardened mode records it, so that the delete must name the same
+// (its fast path always misses, so no mode test is needed here).
+template <typename OomPolicy, AllocKind kKind>
+STRATA_NOINLINE void* NewAlignedSlow(std::size_t size, std::size_t alignment, int size_class) {
+  void* p = strata::internal::AllocateSlow(size, alignment, size_class, kKind);
+  if (STRATA_PREDICT_TRUE(p != nullptr)) return p;
+  return OomPolicy::template OnFailure<kKind>(size, alignment);
+}
+
+template <typename OomPolicy, AllocKind kKind>
+STRATA_ALWAYS_INLINE void* NewAlignedImpl(std::size_t size, std::size_t alignment) {
+  if (STRATA_PREDICT_TRUE(alignment <= kMinAlignment)) {
+    const int size_class = size <= strata::internal::kMaxSmallSize ? strata::internal::SizeToClass(size) : 0;
+    if (void* p = strata::internal::TryPopSmall(size, size_class)) return p;
+    return NewAlignedSlow<OomPolicy, kKind>(size, alignment, size_class);
+  }
+  return NewImpl<OomPolicy, kKind>(size, alignment);
+}
+
 STRATA_ALWAYS_INLINE void* MallocImpl(std::size_t size) noexcept {
   return NewImpl<MallocPolicy>(size);
 }
@@ -275,7 +296,7 @@ STRATA_ALWAYS_INLINE void FreeAlignedSizedImpl(void* ptr, std::size_t alignment,
                                                std::size_t size) noexcept {
   if (ptr == nullptr) return;
   const int saved = errno;
-  if (alignment <= kMinAlignment) {
+  if (alignment <= kMinAlignment && !strata::internal::Hardened()) {
     strata::FreeSized(ptr, size);
   } else {
     strata::FreeAlignedSized(ptr, size, alignment);
@@ -313,8 +334,14 @@ STRATA_ALWAYS_INLINE void DeleteSizedImpl(void* ptr, std::size_t size) noexcept 
 template <AllocKind kKind>
 STRATA_ALWAYS_INLINE void DeleteAlignedImpl(void* ptr, std::size_t alignment) noexcept {
   // An alignment every block has (std::pmr::new_delete_resource passes
-  // alignof(max_align_t) on every call) is a plain delete.
-  if (alignment <= kMinAlignment) return DeleteImpl<kKind>(ptr);
+  // alignof(max_align_t) on every call) is a plain delete's push; a miss
+  // names the alignment (hardened mode checks it against the block's).
+  if (alignment <= kMinAlignment) {
+    const int size_class = strata::internal::g_class_map.Get(reinterpret_cast<std::uintptr_t>(ptr));
+    if (STRATA_PREDICT_TRUE(strata::internal::TryCacheFree(ptr, size_class))) return;
+    if (STRATA_PREDICT_TRUE(ptr != nullptr)) strata::internal::FreeAlignedAs(kKind, ptr, alignment);
+    return;
+  }
   // A small block whose class serves the alignment: the push (the test
   // strata.cc's FreeAlignedWithKind makes before its slow path).
   if (STRATA_PREDICT_TRUE(strata::internal::TryAlignedCacheFree(ptr, strata::internal::kNoSize, alignment))) {
@@ -330,7 +357,16 @@ STRATA_ALWAYS_INLINE void DeleteSizedAlignedImpl(void* ptr, std::size_t size,
                                                  std::size_t alignment) noexcept {
   // Such a block came from the plain path (EngineAllocate): the sized
   // delete's inline fast path applies.
-  if (alignment <= kMinAlignment) return DeleteSizedImpl<kKind>(ptr, size);
+  if (alignment <= kMinAlignment) {
+    // DeleteSizedImpl's push; a miss names the alignment (as above).
+    const int size_class = strata::internal::g_class_map.Get(reinterpret_cast<std::uintptr_t>(ptr));
+    if (STRATA_PREDICT_TRUE(size_class != 0 && strata::internal::SizedFreeMatches(size_class, size)) &&
+        strata::internal::TryCacheFree(ptr, size_class)) {
+      return;
+    }
+    if (STRATA_PREDICT_TRUE(ptr != nullptr)) strata::internal::FreeAlignedSizedAs(kKind, ptr, size, alignment);
+    return;
+  }
   if (STRATA_PREDICT_TRUE(strata::internal::TryAlignedCacheFree(ptr, size, alignment))) return;
   if (STRATA_PREDICT_FALSE(ptr == nullptr)) return;
   strata::internal::FreeAlignedSizedAs(kKind, ptr, size, alignment);

@@ -401,6 +401,42 @@ TEST(HardenedOnly, NewReallocated) {
   ExpectReport(r, internal::ErrorKind::kAllocDeallocMismatch);
 }
 
+// Aligned frees naming another alignment than the allocation did, where the
+// pointer satisfies both (only the record can tell): the kind entry points
+// the override calls, and the API's FreeAlignedSized.
+TEST(HardenedOnly, AlignedDeleteWithASmallerAlignment) {
+  ChildResult r = RunInChild(
+      [] {
+        void* p = internal::AllocateAs(AllocKind::kNew, 64, 4096);
+        internal::FreeAlignedAs(AllocKind::kNew, p, 16);
+      },
+      Mode::kHardened);
+  ExpectReport(r, internal::ErrorKind::kAlignmentMismatch);
+  EXPECT_NE(r.err.find("alignment 16, allocated with alignment 4096"), std::string::npos) << r.err;
+}
+
+TEST(HardenedOnly, AlignedDeleteWithALargerFundamentalAlignment) {
+  ChildResult r = RunInChild(
+      [] {
+        void* p = internal::AllocateAs(AllocKind::kNewArray, 24, 4);
+        internal::FreeAlignedSizedAs(AllocKind::kNewArray, p, 24, 8);
+      },
+      Mode::kHardened);
+  ExpectReport(r, internal::ErrorKind::kAlignmentMismatch);
+  EXPECT_NE(r.err.find("alignment 8, allocated with alignment 4"), std::string::npos) << r.err;
+}
+
+TEST(HardenedOnly, AlignedFreeOfALargeBlockWithASmallerAlignment) {
+  ChildResult r = RunInChild(
+      [] {
+        void* p = AllocateAligned(1 << 20, 8192);
+        FreeAlignedSized(p, 1 << 20, 16);
+      },
+      Mode::kHardened);
+  ExpectReport(r, internal::ErrorKind::kAlignmentMismatch);
+  EXPECT_NE(r.err.find("alignment 16, allocated with alignment 8192"), std::string::npos) << r.err;
+}
+
 TEST(HardenedOnly, OneByteOverflowOfASmallBlock) {
   ChildResult r = RunInChild(
       [] {
