@@ -35,6 +35,7 @@ namespace {
 constexpr std::size_t kMaxRequestBytes = 8192;
 constexpr int kListenBacklog = 8;
 constexpr char kHeapPath[] = "/debug/pprof/heap";
+constexpr char kPeakPath[] = "/debug/pprof/peak";
 
 constinit SpinLock g_server_lock;
 constinit bool g_running STRATA_GUARDED_BY(g_server_lock) = false;
@@ -104,8 +105,10 @@ void ServeConnection(int fd) {
   std::size_t path_len = strcspn(target, "? \r\n");  // the query string is ignored
   const bool is_get = sp1 - request == 3 && memcmp(request, "GET", 3) == 0;
   const bool is_heap = path_len == sizeof(kHeapPath) - 1 && memcmp(target, kHeapPath, path_len) == 0;
-  if (!is_get || !is_heap) {
-    SendStatus(fd, "404 Not Found", "404 page not found: strata serves GET /debug/pprof/heap\n");
+  const bool is_peak = path_len == sizeof(kPeakPath) - 1 && memcmp(target, kPeakPath, path_len) == 0;
+  if (!is_get || !(is_heap || is_peak)) {
+    SendStatus(fd, "404 Not Found",
+               "404 page not found: strata serves GET /debug/pprof/heap and /debug/pprof/peak\n");
     return;
   }
   static constexpr char kHeader[] =
@@ -117,10 +120,11 @@ void ServeConnection(int fd) {
       "\r\n";
   if (!SendAll(fd, kHeader, sizeof(kHeader) - 1)) return;
   // The body ends with the connection (HTTP/1.0): no length needed.
-  int rc = WriteHeapProfileToFd(fd);
+  int rc = is_peak ? WritePeakHeapProfileToFd(fd) : WriteHeapProfileToFd(fd);
   if (rc != 0) {
     raw::Buffer b;
-    b.Str("strata: pprof: writing the heap profile failed: error ").Dec(rc).Char('\n');
+    b.Str("strata: pprof: writing the ").Str(is_peak ? "peak " : "").Str("heap profile failed: error ").Dec(rc);
+    b.Char('\n');
     b.WriteTo(2);
   }
 }

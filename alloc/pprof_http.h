@@ -12,7 +12,9 @@
 //   - GET /debug/pprof/heap (any query string ignored) answers
 //     200 with Content-Type: application/octet-stream and the gzipped
 //     profile.proto written by strata::WriteHeapProfileToFd straight into
-//     the socket; every other request answers 404 (400 when the request
+//     the socket; GET /debug/pprof/peak the same for the peak heap
+//     profile (strata::WritePeakHeapProfileToFd); every other request
+//     answers 404 (400 when the request
 //     line cannot be parsed). Reads and writes time out after
 //     kPprofIoTimeoutMs, so a stuck client cannot block the server.
 //   - The serving loop never allocates through malloc (stack buffers; the

@@ -50,14 +50,15 @@ int EnvInt(const char* name, int fallback) {
   return neg ? -v : v;
 }
 
-void WriteProfileTo(const char* path) {
+void WriteProfileTo(const char* path, bool peak = false) {
   const int fd = g_report_fd;
-  int err = WriteHeapProfile(path);
+  int err = peak ? WritePeakHeapProfile(path) : WriteHeapProfile(path);
+  const char* what = peak ? "peak heap profile" : "heap profile";
   raw::Buffer b;
   if (err == 0) {
-    b.Str("strata: heap profile written to ").Str(path).Char('\n');
+    b.Str("strata: ").Str(what).Str(" written to ").Str(path).Char('\n');
   } else {
-    b.Str("strata: cannot write heap profile ").Str(path).Str(": ").Str(strerror(err)).Char('\n');
+    b.Str("strata: cannot write ").Str(what).Char(' ').Str(path).Str(": ").Str(strerror(err)).Char('\n');
   }
   b.WriteTo(fd);
 }
@@ -114,7 +115,8 @@ void AtExit() { RunExitActions(); }
 
 void Init() {
   if (g_init_done.exchange(true, std::memory_order_acq_rel)) return;
-  if (EnvOn("STRATA_SHOW_STATS") || EnvOn("STRATA_LEAKCHECK") || EnvOn("STRATA_HEAPPROFILE")) {
+  if (EnvOn("STRATA_SHOW_STATS") || EnvOn("STRATA_LEAKCHECK") || EnvOn("STRATA_HEAPPROFILE") ||
+      EnvOn("STRATA_PEAK_HEAPPROFILE")) {
     int fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
     if (fd >= 0) g_report_fd = fd;
   }
@@ -122,7 +124,9 @@ void Init() {
   // tracking hooks (and applies STRATA_SAMPLE_RATE / STRATA_LEAKCHECK).
   Free(Allocate(1));
   tracking::EnsureTrackingInstalled();
-  if (getenv("STRATA_HEAPPROFILE") != nullptr) tracking::InitSymbolizer();
+  if (getenv("STRATA_HEAPPROFILE") != nullptr || getenv("STRATA_PEAK_HEAPPROFILE") != nullptr) {
+    tracking::InitSymbolizer();
+  }
   if (EnvOn("STRATA_LEAKCHECK")) EnableLeakChecking();
   ArmProfileSignal();
   InitMonitorFromEnvironment();
@@ -138,6 +142,8 @@ void RunExitActions() {
   }
   const char* profile = getenv("STRATA_HEAPPROFILE");
   if (profile != nullptr && *profile != '\0') WriteProfileTo(profile);
+  const char* peak = getenv("STRATA_PEAK_HEAPPROFILE");
+  if (peak != nullptr && *peak != '\0') WriteProfileTo(peak, true);
   if (EnvOn("STRATA_LEAKCHECK")) {
     LeakCheckOptions options;
     options.report_fd = g_report_fd;

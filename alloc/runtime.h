@@ -5,6 +5,7 @@
 //   STRATA_SHOW_STATS=1|text|json   print the stats report to stderr at exit
 //   STRATA_HEAPPROFILE=path         write a heap profile at exit
 //   STRATA_HEAPPROFILE_SIGNAL=N     also write path.<k>.heap on signal N
+//   STRATA_PEAK_HEAPPROFILE=path    write the peak heap profile at exit
 //   STRATA_SAMPLE_RATE=bytes        sampling stride (alloc/heap_profiler.h)
 //   STRATA_LEAKCHECK=1              track every allocation; leak report at
 //                                   exit, exit code 23 when leaks are found

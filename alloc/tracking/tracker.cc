@@ -10,6 +10,7 @@
 #include "alloc/internal/hardening.h"
 #include "alloc/internal/hooks.h"
 #include "alloc/profile/system_libraries.h"
+#include "alloc/tracking/peak_tracker.h"
 #include "alloc/tracking/symbolize.h"
 #include "concurrency/base/raw_log.h"
 
@@ -46,7 +47,11 @@ void OnAllocate(void* ptr, std::size_t requested, std::size_t usable, bool sampl
   }
   LiveInfo info{reinterpret_cast<std::uintptr_t>(ptr), requested, usable, stack, NowNs(),
                 sampled ? static_cast<std::uint32_t>(kSampled) : static_cast<std::uint32_t>(kTracked)};
-  if (!GlobalLiveTable().Insert(info)) g_record_failures.fetch_add(1, std::memory_order_relaxed);
+  if (GlobalLiveTable().Insert(info)) {
+    PeakOnAllocate(requested, info.flags);
+  } else {
+    g_record_failures.fetch_add(1, std::memory_order_relaxed);
+  }
   g_tracked_allocs.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -95,7 +100,10 @@ bool FindFreed(std::uintptr_t ptr, LiveInfo* out) {
 
 void OnFree(void* ptr) {
   LiveInfo info;
-  if (GlobalLiveTable().Remove(reinterpret_cast<std::uintptr_t>(ptr), &info)) RememberFreed(info);
+  if (GlobalLiveTable().Remove(reinterpret_cast<std::uintptr_t>(ptr), &info)) {
+    PeakOnFree(info.size, info.flags);
+    RememberFreed(info);
+  }
   g_tracked_frees.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -190,6 +198,7 @@ void EnsureTrackingInstalled() {
   // reverse order) this lock is taken before the engine's: the order in
   // which tracked allocation takes them.
   pthread_atfork(&LiveTableForkPrepare, &LiveTableForkParent, &LiveTableForkChild);
+  pthread_atfork(nullptr, nullptr, &PeakForkChild);
   // Nothing here may allocate through the engine: on a thread whose cache
   // is already initialised, the SetSampleRate/SetTrackAll below would reset
   // its sample countdown (hooks.cc RefreshCallingThread), which in hardened

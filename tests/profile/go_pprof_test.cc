@@ -21,6 +21,7 @@
 #include "absl/debugging/stacktrace.h"
 #include "absl/debugging/symbolize.h"
 #include "alloc/profile/pprof_writer.h"
+#include "tests/profile/go_pprof.h"
 #include "gtest/gtest.h"
 
 namespace strata::profile {
@@ -77,48 +78,9 @@ std::string Symbol(const void* pc) {
   return buf;
 }
 
-std::string FindGo() {
-  for (const char* p : {"/usr/bin/go", "/usr/lib/go/bin/go",
-                        "/usr/local/go/bin/go"}) {
-    if (access(p, X_OK) == 0) return p;
-  }
-  return "";
-}
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-struct TopLine {
-  double flat_pct;
-  std::string name;
-};
-
-// Data lines of `pprof -top`: "flat flat% sum% cum cum% name...".
-std::vector<TopLine> ParseTop(const std::string& text) {
-  std::vector<TopLine> out;
-  std::istringstream in(text);
-  std::string line;
-  bool in_table = false;
-  while (std::getline(in, line)) {
-    if (line.find("flat%") != std::string::npos) {
-      in_table = true;
-      continue;
-    }
-    if (!in_table) continue;
-    std::istringstream f(line);
-    std::string flat, flat_pct, sum_pct, cum, cum_pct;
-    if (!(f >> flat >> flat_pct >> sum_pct >> cum >> cum_pct)) continue;
-    std::string name;
-    std::getline(f, name);
-    name.erase(0, name.find_first_not_of(' '));
-    out.push_back(TopLine{std::atof(flat_pct.c_str()), name});
-  }
-  return out;
-}
+using testing::FindGo;
+using testing::ParseTop;
+using testing::TopLine;
 
 TEST(GoPprofTest, TopListsAllocAThenAllocBWithTheirShares) {
   const std::string go = FindGo();
@@ -165,18 +127,9 @@ TEST(GoPprofTest, TopListsAllocAThenAllocBWithTheirShares) {
   ASSERT_GT(n, 0);
   exe[n] = '\0';
 
-  // go writes to $HOME/.cache and $GOCACHE: keep both inside the sandbox.
-  const std::string out = dir + "/top.txt";
-  const std::string err = dir + "/top.err";
-  const std::string cmd =
-      "HOME='" + dir + "' GOCACHE='" + dir + "/gocache' XDG_CACHE_HOME='" +
-      dir + "/cache' PPROF_TMPDIR='" + dir + "/pprof' GOFLAGS= '" + go +
-      "' tool pprof -top -sample_index=inuse_space '" + exe + "' '" + profile +
-      "' >'" + out + "' 2>'" + err + "'";
-  const int rc = std::system(cmd.c_str());
-  const std::string text = Slurp(out);
-  ASSERT_EQ(rc, 0) << cmd << "\nstdout:\n" << text << "\nstderr:\n"
-                   << Slurp(err);
+  std::string text, err;
+  const int rc = testing::RunGoPprofTop(go, dir, "inuse_space", exe, profile, &text, &err);
+  ASSERT_EQ(rc, 0) << "stdout:\n" << text << "\nstderr:\n" << err;
 
   const std::vector<TopLine> lines = ParseTop(text);
   ASSERT_GE(lines.size(), 2u) << text;
