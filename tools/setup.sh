@@ -11,6 +11,8 @@ PACKAGES=(
   # libFuzzer (clang)
   golang-go valgrind python3 python3.11 libpython3.11-testsuite sqlite3 git
   clang procps
+  # tests/install: strata used from CMake and pkg-config projects
+  cmake pkg-config
   # benchmark peers
   libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0 libtbbmalloc2
 )
