@@ -407,7 +407,11 @@ void CentralPool::InsertToSpans(int size_class, FreeObject* head, int n) {
         if (partial_ != nullptr) partial_->prev = span;
         partial_ = span;
       }
-      if (span->allocated == 0) {
+      // A tracked pool keeps its last span when it empties: sampled blocks
+      // are few and short-lived, and handing the span back on each free
+      // made every sample take a span from the page heap (its lock, the
+      // bitmap words, fresh pages) and give it back.
+      if (span->allocated == 0 && !(is_tracked && partial_ == span && span->next == nullptr)) {
         // Unlink from partial and queue for the page heap.
         if (span->prev != nullptr) {
           span->prev->next = span->next;

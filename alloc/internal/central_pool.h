@@ -43,7 +43,8 @@
 // their spans, so that a freed sampled block is not parked per class (up
 // to kMaxTransferBytes each) beside the normal pool's own. Their spans are
 // the fewest slices that hold one object (SpanSlices/SpanObjects in
-// size_classes.h), not the class's packing span.
+// size_classes.h), not the class's packing span. A tracked pool keeps its
+// last span when it empties (at most one idle span per class).
 //
 // Thread-safety: all methods are thread-safe. The pool is cache-line
 // padded so that pools of neighbouring classes do not share lines. The

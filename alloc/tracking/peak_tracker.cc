@@ -54,9 +54,8 @@ std::int64_t CurrentRate() {
 }
 
 std::int64_t WeightBytes(std::size_t size, std::uint32_t flags) {
-  double objects, bytes;
-  RecordWeight(size, flags, CurrentRate(), &objects, &bytes);
-  return static_cast<std::int64_t>(bytes + 0.5);
+  if ((flags & kSampled) == 0 || TrackAll()) return static_cast<std::int64_t>(size);
+  return static_cast<std::int64_t>(ApproxSampledBytes(size, SampleRate()));
 }
 
 bool MapSnapshot() STRATA_REQUIRES(g_lock) {
@@ -186,6 +185,18 @@ void RecordWeight(std::size_t size, std::uint32_t flags, std::int64_t rate, doub
   }
   *objects = 1;
   *bytes = s;
+}
+
+// size / (1 - e^-x) with x = size/rate is size + rate * x / (e^x - 1), and
+// x / (e^x - 1) = 1 / (1 + x/2 + x^2/6 + x^3/24 + x^4/120 + ...): truncated
+// there (the terms dropped only matter where that fraction is small beside
+// x), a handful of instructions and within 1% of RecordWeight.
+double ApproxSampledBytes(std::size_t size, std::int64_t rate) {
+  const double s = static_cast<double>(size);
+  if (rate <= 1) return s;
+  const double r = static_cast<double>(rate);
+  const double x = s / r;
+  return s + r / (1.0 + x * (1.0 / 2 + x * (1.0 / 6 + x * (1.0 / 24 + x * (1.0 / 120)))));
 }
 
 void PeakOnAllocate(std::size_t size, std::uint32_t flags) { Add(WeightBytes(size, flags)); }

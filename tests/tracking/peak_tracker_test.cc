@@ -95,6 +95,19 @@ TEST(PeakTracker, SampledWeightsUnsampleAsTheProfileDoes) {
   EXPECT_EQ(bytes, 1000.0);
 }
 
+// The running estimate's cheap weight stays within 1% of the exact one,
+// from tiny blocks to blocks far above the stride.
+TEST(PeakTracker, ApproximateWeightIsWithinOnePercent) {
+  for (std::int64_t rate : {std::int64_t{4096}, std::int64_t{512 * 1024}}) {
+    for (double size = 1; size < 1e10; size *= 1.37) {
+      double objects, exact;
+      RecordWeight(static_cast<std::size_t>(size), kSampled, rate, &objects, &exact);
+      const double approx = ApproxSampledBytes(static_cast<std::size_t>(size), rate);
+      EXPECT_NEAR(approx / exact, 1.0, 0.01) << "size " << size << " rate " << rate;
+    }
+  }
+}
+
 // Many threads allocate and free tracked blocks (each a ramp up and down,
 // so thresholds are crossed again and again) while a reader copies the
 // snapshot out: no crash, no lost lock, a sane snapshot at the end.
