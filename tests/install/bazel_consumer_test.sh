@@ -10,7 +10,9 @@
 #   - bazel test //...   (GoogleTest with strata's leak listener)
 #   - the leaking test, run on purpose, fails with the listener's message
 #   - bazel-bin/server runs on strata: its self-check, and the stats report
-#     that STRATA_SHOW_STATS=1 makes strata print at exit.
+#     that STRATA_SHOW_STATS=1 makes strata print at exit;
+#   - the README's cc_binary lines, in a package of their own with a
+#     minimal server.cc, build and run on strata too.
 # Run by .ci/run after `bazel test //...` (Bazel inside a Bazel test sandbox
 # is fragile); fails loudly (exit 1, FAIL line).
 set -euo pipefail
@@ -49,6 +51,7 @@ sys.exit("README.md's section has no code block with " + sys.argv[2])
 PY
 }
 workspace="$(readme_block 'strata_dependencies()')" || fail "no WORKSPACE lines in the README"
+build_file="$(readme_block 'malloc = "@strata//alloc:malloc"')" || fail "no cc_binary with malloc = in the README"
 bazelrc="$(readme_block 'build --cxxopt=-std=c++20')" || fail "no .bazelrc lines in the README"
 grep -q 'path = "/path/to/strata"' <<<"$workspace" || fail "the README's WORKSPACE does not use path = \"/path/to/strata\""
 [ "$(sed 's|path = "\.\./\.\."|path = "/path/to/strata"|' "$EXAMPLE/WORKSPACE")" = "$workspace" ] ||
@@ -61,6 +64,26 @@ cp -R "$EXAMPLE/." "$ws/"
 rm -f "$ws/WORKSPACE" "$ws/.bazelrc" "$ws"/bazel-*
 printf '%s\n' "${workspace//\/path\/to\/strata/$ROOT}" >"$ws/WORKSPACE"
 printf '%s\n' "$bazelrc" >"$ws/.bazelrc"
+# The README's BUILD lines, in a package of their own, around a minimal
+# server.cc that uses what they name.
+mkdir "$ws/readme"
+printf '%s\n' "$build_file" >"$ws/readme/BUILD.bazel"
+cat >"$ws/readme/server.cc" <<'CC'
+#include <cstdio>
+#include <memory_resource>
+#include <string>
+#include <vector>
+
+#include "alloc/pmr.h"
+
+int main() {
+  strata::pmr::PoolResource pool;
+  std::pmr::vector<std::pmr::string> names(&pool);
+  for (int i = 0; i < 100; ++i) names.emplace_back("a name long enough to allocate " + std::to_string(i));
+  std::printf("readme server: %ld bytes live in the pool\n", static_cast<long>(pool.stats().live_bytes));
+  return pool.stats().live_bytes > 0 ? 0 : 1;
+}
+CC
 cd "$ws"
 b() { bazel --output_base="$output_base" "$@"; }
 
@@ -68,7 +91,7 @@ b() { bazel --output_base="$output_base" "$@"; }
 step "bazel test //... in a workspace outside strata's tree"
 t0=$(date +%s)
 b test --noshow_progress //... || fail "bazel test //... failed in the consumer workspace"
-b build --noshow_progress //:server || fail "bazel build //:server failed"
+b build --noshow_progress //:server //readme:server || fail "bazel build //:server //readme:server failed"
 step "built and tested in $(( $(date +%s) - t0 )) s"
 
 step "the leak listener fails a leaking test"
@@ -90,4 +113,11 @@ grep -q "^strata allocations: [1-9]" server.out || fail "server did not count st
 grep -q "strata memory statistics" server.err || fail "no strata stats report from the server (STRATA_SHOW_STATS=1)"
 grep -q "on a strata PoolResource" server.out || fail "server printed no PoolResource stats"
 
-echo "bazel_consumer_test: all checks passed (README's WORKSPACE and .bazelrc, bazel test //..., leak listener, server on strata)"
+step "the README's cc_binary runs on strata"
+STRATA_SHOW_STATS=1 bazel-bin/readme/server >readme.out 2>readme.err || {
+  cat readme.out readme.err >&2
+  fail "the README's cc_binary failed"
+}
+grep -q "strata memory statistics" readme.err || fail "the README's cc_binary does not run on strata (no stats report)"
+
+echo "bazel_consumer_test: all checks passed (README's WORKSPACE, .bazelrc and BUILD lines, bazel test //..., leak listener, server on strata)"
