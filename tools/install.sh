@@ -64,15 +64,20 @@ PUBLIC_HEADERS=(
 uninstall() {
   local prefix="$1" manifest="$1/$MANIFEST_REL" line
   [ -f "$manifest" ] || die "no strata install in $prefix (missing $MANIFEST_REL)"
-  local dirs=()
+  # Every line is checked before anything is removed.
+  local files=() dirs=()
   while IFS= read -r line; do
     case "$line" in
-      "f "*|"l "*) rm -f -- "$prefix/${line:2}" ;;
+      ?" /"*|?" ../"*|*"/../"*|*"/..") die "manifest line leaves the prefix: $line" ;;
+      "f "*|"l "*) files+=("${line:2}") ;;
       "d "*) dirs+=("${line:2}") ;;
       "") ;;
       *) die "unreadable manifest line in $manifest: $line" ;;
     esac
   done <"$manifest"
+  for line in "${files[@]}"; do
+    rm -f -- "$prefix/$line"
+  done
   rm -f -- "$manifest"
   # Directories the install created, deepest first, and only when empty: a
   # directory that holds something else now is left alone.
