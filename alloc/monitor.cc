@@ -155,6 +155,7 @@ struct Counters {
   std::atomic<std::uint64_t> profile_failures{0};
   std::atomic<std::uint64_t> pressure_events{0};
   std::atomic<std::uint64_t> pressure_released_bytes{0};
+  std::atomic<std::uint64_t> by_kind_level[kAlertKindCount][kAlertLevelCount] = {};
 };
 constinit Counters g_counters;
 
@@ -179,9 +180,23 @@ void QueuePush(const Alert& alert) {
   ++g_queue_count;
 }
 
+// The newest alerts, for GetRecentAlerts (never consumed). Under
+// g_queue_lock too: both rings change together.
+constinit Alert g_recent[kRecentAlerts] = {};
+constinit std::uint32_t g_recent_next STRATA_GUARDED_BY(g_queue_lock) = 0;
+constinit std::uint32_t g_recent_count STRATA_GUARDED_BY(g_queue_lock) = 0;
+
 void QueueClear() {
   SpinLockHolder h(&g_queue_lock);
   g_queue_head = g_queue_count = 0;
+  g_recent_next = g_recent_count = 0;
+}
+
+void RecentPush(const Alert& alert) {
+  SpinLockHolder h(&g_queue_lock);
+  g_recent[g_recent_next] = alert;
+  g_recent_next = (g_recent_next + 1) % kRecentAlerts;
+  if (g_recent_count < kRecentAlerts) ++g_recent_count;
 }
 
 // ---- the history: a ring of the newest `capacity` snapshots ----
@@ -248,7 +263,11 @@ void StampAndQueue(Alert& alert, void* arg) {
   // Under the alert table's lock: sequence numbers follow delivery order.
   alert.sequence = g_alert_sequence.fetch_add(1, std::memory_order_relaxed) + 1;
   QueuePush(alert);
+  RecentPush(alert);
   Bump(g_counters.alerts_raised);
+  const auto kind = static_cast<unsigned>(alert.kind);
+  const auto level = static_cast<unsigned>(alert.level);
+  if (kind < kAlertKindCount && level < kAlertLevelCount) Bump(g_counters.by_kind_level[kind][level]);
   if (g_log_alerts.load(std::memory_order_relaxed)) LogAlert(alert, static_cast<DeliveryNote*>(arg)->text);
 }
 
@@ -327,9 +346,26 @@ constinit std::atomic<std::uint32_t> g_interval_ms{1000};
 constinit std::atomic<bool> g_monitor_enabled{false};
 constinit std::atomic<std::uint64_t> g_config_generation{0};
 
-std::uint32_t ReadProcessThreads() {
+// The number after `field` ("\nThreads:") in /proc/self/status, or 0.
+std::uint64_t StatusField(const char* status, const char* field) {
+  const char* p = strstr(status, field);
+  if (p == nullptr) return 0;
+  p += strlen(field);
+  while (*p == ' ' || *p == '\t') ++p;
+  std::uint64_t v = 0;
+  while (*p >= '0' && *p <= '9') v = v * 10 + static_cast<std::uint64_t>(*p++ - '0');
+  return v;
+}
+
+struct ProcessStatus {
+  std::uint32_t threads = 0;
+  std::uint64_t resident_bytes = 0;
+};
+
+ProcessStatus ReadProcessStatus() {
+  ProcessStatus out;
   int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
+  if (fd < 0) return out;
   char buf[kProcReadBytes];
   std::size_t used = 0;
   while (used < sizeof(buf) - 1) {
@@ -340,13 +376,9 @@ std::uint32_t ReadProcessThreads() {
   }
   close(fd);
   buf[used] = '\0';
-  const char* p = strstr(buf, "\nThreads:");
-  if (p == nullptr) return 0;
-  p += 9;
-  while (*p == ' ' || *p == '\t') ++p;
-  std::uint32_t v = 0;
-  while (*p >= '0' && *p <= '9') v = v * 10 + static_cast<std::uint32_t>(*p++ - '0');
-  return v;
+  out.threads = static_cast<std::uint32_t>(StatusField(buf, "\nThreads:"));
+  out.resident_bytes = StatusField(buf, "\nVmRSS:") * 1024;  // "VmRSS:   1234 kB"
+  return out;
 }
 
 MemorySnapshot TakeSnapshot(std::uint64_t sequence) {
@@ -362,7 +394,9 @@ MemorySnapshot TakeSnapshot(std::uint64_t sequence) {
   snap.cached_bytes = s.thread_cache_bytes + s.central_cache_bytes + s.arena_free_bytes + s.large_cache_bytes;
   snap.allocations = s.allocations;
   snap.frees = s.frees;
-  snap.threads = ReadProcessThreads();
+  const ProcessStatus process = ReadProcessStatus();
+  snap.threads = process.threads;
+  snap.resident_bytes = process.resident_bytes;
   snap.threads_with_cache = static_cast<std::uint32_t>(s.threads_with_cache);
   return snap;
 }
@@ -845,7 +879,43 @@ MonitorCounters GetMonitorCounters() noexcept {
   c.profile_failures = g_counters.profile_failures.load(std::memory_order_relaxed);
   c.pressure_events = g_counters.pressure_events.load(std::memory_order_relaxed);
   c.pressure_released_bytes = g_counters.pressure_released_bytes.load(std::memory_order_relaxed);
+  for (int k = 0; k < kAlertKindCount; ++k) {
+    for (int l = 0; l < kAlertLevelCount; ++l) {
+      c.alerts_by_kind_level[k][l] = g_counters.by_kind_level[k][l].load(std::memory_order_relaxed);
+    }
+  }
   return c;
+}
+
+MonitorStatus GetMonitorStatus() noexcept {
+  MonitorStatus s{};
+  s.running = g_monitor_enabled.load(std::memory_order_acquire);
+  SpinLockHolder h(&g_tick_lock);
+  if (!g_state.configured) return s;
+  const MonitorConfig& c = g_state.config;
+  s.configured = true;
+  s.interval_ms = c.interval_ms;
+  s.history_size = c.history_size;
+  s.live_bytes = c.live_bytes;
+  s.committed_bytes = c.committed_bytes;
+  s.threads = c.threads;
+  s.growth_bytes = c.growth_bytes;
+  s.growth_percent = c.growth_percent;
+  s.growth_window_ms = c.growth_window_ms;
+  s.live_bytes_level = g_state.levels[0];
+  s.committed_bytes_level = g_state.levels[1];
+  s.threads_level = g_state.levels[2];
+  return s;
+}
+
+std::size_t GetRecentAlerts(Alert* out, std::size_t max) noexcept {
+  SpinLockHolder h(&g_queue_lock);
+  std::size_t n = g_recent_count < max ? g_recent_count : max;
+  // The newest n, oldest first.
+  for (std::size_t i = 0; i < n; ++i) {
+    out[i] = g_recent[(g_recent_next + kRecentAlerts - n + i) % kRecentAlerts];
+  }
+  return n;
 }
 
 bool RegisterAlertCallback(AlertCallback fn, void* arg) noexcept {

@@ -137,6 +137,8 @@ enum class AlertLevel : std::uint8_t {
   kWarning,
   kCritical,
 };
+inline constexpr int kAlertKindCount = 5;   // AlertKind values are 0 .. 4
+inline constexpr int kAlertLevelCount = 3;  // AlertLevel values are 0 .. 2
 
 struct Alert {
   std::uint64_t sequence;      // 1, 2, ... in the order raised
@@ -171,6 +173,9 @@ struct MemorySnapshot {
   std::uint64_t frees;        // cumulative
   std::uint32_t threads;      // threads in the process (0: unknown)
   std::uint32_t threads_with_cache;
+  // Resident set of the process (VmRSS of /proc/self/status; 0: unknown):
+  // strata's committed memory plus everything else the process maps.
+  std::uint64_t resident_bytes;
 };
 
 // Warning and critical levels of one metric; 0 turns a level off. A level
@@ -208,9 +213,9 @@ struct MonitorConfig {
   void* on_alert_arg = nullptr;
 };
 
-// Replaces the configuration and clears the history, the alert queue and
-// the threshold states, without starting the thread (MemoryMonitorTick()
-// then samples on demand). False for an invalid configuration or inside a
+// Replaces the configuration and clears the history, the alert queue, the
+// recent alerts and the threshold states, without starting the thread
+// (MemoryMonitorTick() then samples on demand). False for an invalid configuration or inside a
 // callback.
 bool ConfigureMemoryMonitor(const MonitorConfig& config) noexcept;
 // Configures the monitor (as ConfigureMemoryMonitor) and starts sampling
@@ -245,8 +250,37 @@ struct MonitorCounters {
   std::uint64_t profile_failures;
   std::uint64_t pressure_events;
   std::uint64_t pressure_released_bytes;
+  // alerts_raised split by [kind][level] (indices: the enums' values).
+  std::uint64_t alerts_by_kind_level[kAlertKindCount][kAlertLevelCount];
 };
 MonitorCounters GetMonitorCounters() noexcept;
+
+// What the monitor watches and where each threshold stands now, for
+// dashboards. All zero (configured = false) before any configuration.
+struct MonitorStatus {
+  bool configured;
+  bool running;  // sampling on the monitor thread
+  std::uint32_t interval_ms;
+  std::uint32_t history_size;
+  MonitorThresholds live_bytes;
+  MonitorThresholds committed_bytes;
+  MonitorThresholds threads;
+  std::uint64_t growth_bytes;
+  std::uint32_t growth_percent;
+  std::uint32_t growth_window_ms;
+  // The current level of the live bytes, committed bytes and threads
+  // thresholds (kResolved: below warning, or not watched).
+  AlertLevel live_bytes_level;
+  AlertLevel committed_bytes_level;
+  AlertLevel threads_level;
+};
+MonitorStatus GetMonitorStatus() noexcept;
+
+// The newest alerts raised (at most kRecentAlerts), oldest first, copied
+// into `out` (up to `max`); returns the count. Unlike PollAlerts this
+// consumes nothing: the program's own polling is unaffected.
+inline constexpr std::uint32_t kRecentAlerts = 32;
+std::size_t GetRecentAlerts(Alert* out, std::size_t max) noexcept;
 
 // Registers an alert callback (in addition to MonitorConfig::on_alert).
 // Same rules as the pressure callbacks.

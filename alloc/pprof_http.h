@@ -1,25 +1,31 @@
-// alloc/pprof_http.h: an optional HTTP endpoint serving strata's heap
-// profile, as Go's net/http/pprof does, so that
+// alloc/pprof_http.h: strata's optional observability endpoint over HTTP
+// (loopback only): Prometheus metrics, the live dashboard and the heap
+// profile, as Go's net/http/pprof serves a live process:
+//   curl http://127.0.0.1:PORT/metrics
 //   go tool pprof http://127.0.0.1:PORT/debug/pprof/heap
-// reads a live process.
+//
+// Routes (the table is in pprof_http.cc; adding one is one line there):
+//   GET /metrics            Prometheus text format (alloc/observe/prometheus.h)
+//   GET /debug/pprof/heap   the gzipped profile.proto of
+//                           strata::WriteHeapProfileToFd, as an attachment
+//   GET /debug/pprof/peak   the same for the peak heap profile
+//                           (strata::WritePeakHeapProfileToFd)
+// Any query string is ignored; HEAD is answered too; other paths get 404
+// listing these. See docs/MONITOR.md.
 //
 // Contract:
 //   - Off unless started (StartPprofServer, or STRATA_PPROF_PORT=N through
 //     InitPprofFromEnvironment, which the runtime layer calls at startup).
-//   - Binds 127.0.0.1 only (loopback: no remote access); one background
-//     thread ("strata-pprof") serves one connection at a time with
-//     HTTP/1.0 semantics (the response ends when the connection closes).
-//   - GET /debug/pprof/heap (any query string ignored) answers
-//     200 with Content-Type: application/octet-stream and the gzipped
-//     profile.proto written by strata::WriteHeapProfileToFd straight into
-//     the socket; GET /debug/pprof/peak the same for the peak heap
-//     profile (strata::WritePeakHeapProfileToFd); every other request
-//     answers 404 (400 when the request
-//     line cannot be parsed). Reads and writes time out after
-//     kPprofIoTimeoutMs, so a stuck client cannot block the server.
-//   - The serving loop never allocates through malloc (stack buffers; the
-//     profile writer is malloc-free) and never raises SIGPIPE (the thread
-//     runs with every signal blocked).
+//   - Binds 127.0.0.1 only. One background thread ("strata-http") serves
+//     every connection with non-blocking I/O, bounded request heads, at
+//     most http::kMaxConnections connections and per-connection deadlines,
+//     so a slow or stuck client never stalls other clients or the program
+//     (alloc/http/server.h has the bounds and why strata keeps its own
+//     server rather than cpp-httplib).
+//   - Nothing here allocates through malloc: the server's buffers are on
+//     its stack, responses are written into a memfd, and every page writer
+//     formats into stack buffers. The allocation path pays nothing for the
+//     endpoint: it reads counters the engine keeps anyway.
 //
 // Thread-safety: Start/Stop are thread-safe and serialised; at most one
 // server runs per process. A fork child starts without a server (its
@@ -29,8 +35,8 @@
 
 namespace strata {
 
-// Socket read/write timeout: long enough for a profile of a large heap on
-// a loaded machine, short enough that a silent client frees the server.
+// How long a response may make no progress before the connection is
+// dropped (long enough for a profile of a large heap on a loaded machine).
 inline constexpr int kPprofIoTimeoutMs = 10'000;
 
 // Starts the server on 127.0.0.1:`port` (0: an ephemeral port). On success
@@ -39,7 +45,7 @@ inline constexpr int kPprofIoTimeoutMs = 10'000;
 // thread cannot be created.
 bool StartPprofServer(int port, int* bound_port = nullptr) noexcept;
 
-// Stops the server (closes the socket, joins the thread). No-op when none
+// Stops the server (closes the sockets, joins the thread). No-op when none
 // runs.
 void StopPprofServer() noexcept;
 

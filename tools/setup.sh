@@ -13,6 +13,9 @@ PACKAGES=(
   clang procps
   # tests/install: strata used from CMake and pkg-config projects
   cmake pkg-config
+  # the observability endpoint's real clients (tests/observe): promtool and
+  # a Prometheus server, headless Chromium for the dashboard
+  prometheus chromium
   # benchmark peers
   libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0 libtbbmalloc2
 )

@@ -360,5 +360,41 @@ TEST(Monitor, StartStopRepeatedly) {
   EXPECT_FALSE(MemoryMonitorRunning());
 }
 
+// For dashboards: the current levels, the recent alerts (not consumed by
+// PollAlerts, nor consuming), counts by kind and level, resident bytes.
+TEST(Monitor, StatusRecentAlertsCountsAndResidentBytes) {
+  const std::int64_t base = LiveBytes();
+  const MonitorCounters before = GetMonitorCounters();
+  ASSERT_TRUE(ConfigureMemoryMonitor(LiveConfig(base + 4 * kMiB, base + 8 * kMiB)));
+  MonitorStatus status = GetMonitorStatus();
+  EXPECT_TRUE(status.configured);
+  EXPECT_EQ(status.live_bytes.warning, static_cast<std::uint64_t>(base) + 4 * kMiB);
+  EXPECT_EQ(status.history_size, 16u);
+  EXPECT_EQ(status.live_bytes_level, AlertLevel::kResolved);
+  Blocks a(6 * kMiB);
+  ASSERT_TRUE(MemoryMonitorTick());
+  EXPECT_EQ(GetMonitorStatus().live_bytes_level, AlertLevel::kWarning);
+  Blocks b(4 * kMiB);
+  ASSERT_TRUE(MemoryMonitorTick());
+  EXPECT_EQ(GetMonitorStatus().live_bytes_level, AlertLevel::kCritical);
+  EXPECT_EQ(DrainAlerts().size(), 2u);  // the program's own polling
+  Alert recent[kRecentAlerts];
+  ASSERT_EQ(GetRecentAlerts(recent, kRecentAlerts), 2u) << "recent alerts survive PollAlerts";
+  EXPECT_EQ(recent[0].level, AlertLevel::kWarning);
+  EXPECT_EQ(recent[1].level, AlertLevel::kCritical);
+  EXPECT_LT(recent[0].sequence, recent[1].sequence);
+  ASSERT_EQ(GetRecentAlerts(recent, 1), 1u);
+  EXPECT_EQ(recent[0].level, AlertLevel::kCritical) << "the newest first when fewer fit";
+  const MonitorCounters after = GetMonitorCounters();
+  const int kind = static_cast<int>(AlertKind::kLiveBytes);
+  EXPECT_EQ(after.alerts_by_kind_level[kind][1] - before.alerts_by_kind_level[kind][1], 1u);
+  EXPECT_EQ(after.alerts_by_kind_level[kind][2] - before.alerts_by_kind_level[kind][2], 1u);
+  MemorySnapshot snap;
+  ASSERT_EQ(GetMemoryHistory(&snap, 1), 1u);
+  EXPECT_GT(snap.resident_bytes, kMiB) << "VmRSS of this process";
+  ASSERT_TRUE(ConfigureMemoryMonitor(LiveConfig(0, 0)));
+  EXPECT_EQ(GetRecentAlerts(recent, kRecentAlerts), 0u) << "a new configuration starts over";
+}
+
 }  // namespace
 }  // namespace strata

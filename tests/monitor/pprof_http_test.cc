@@ -22,6 +22,7 @@
 #include "alloc/strata.h"
 #include "gtest/gtest.h"
 #include "tests/monitor/test_util.h"
+#include "tests/observe/http_client.h"
 #include "tools/heapdump/profile_reader.h"
 
 namespace strata {
@@ -29,60 +30,9 @@ namespace {
 
 using monitor_test::TempDir;
 
-constexpr std::size_t kMaxResponseBytes = 64 << 20;
-
-struct Response {
-  bool ok = false;  // connected and read to EOF
-  std::string status_line;
-  std::string headers;
-  std::string body;
-};
-
-// Sends `request` to 127.0.0.1:port and reads until the server closes.
-Response Fetch(int port, const std::string& request) {
-  Response r;
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return r;
-  timeval tv{10, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      send(fd, request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size())) {
-    close(fd);
-    return r;
-  }
-  shutdown(fd, SHUT_WR);  // the whole request is sent
-  std::string data;
-  char buf[65536];
-  for (;;) {
-    ssize_t n = recv(fd, buf, sizeof(buf), 0);
-    if (n == 0) {
-      r.ok = true;
-      break;
-    }
-    if (n < 0 || data.size() > kMaxResponseBytes) break;
-    data.append(buf, static_cast<std::size_t>(n));
-  }
-  close(fd);
-  std::size_t head_end = data.find("\r\n\r\n");
-  if (head_end == std::string::npos) {
-    r.ok = false;
-    return r;
-  }
-  std::size_t line_end = data.find("\r\n");
-  r.status_line = data.substr(0, line_end);
-  r.headers = data.substr(line_end + 2, head_end - line_end - 2);
-  r.body = data.substr(head_end + 4);
-  return r;
-}
-
-Response Get(int port, const std::string& path) {
-  return Fetch(port, "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
-}
+using observe_test::Fetch;
+using observe_test::Get;
+using observe_test::Response;
 
 // The allocation site the served profile should show.
 __attribute__((noinline)) std::vector<void*> PprofHttpSite() {
@@ -153,7 +103,7 @@ TEST_F(PprofHttpTest, ServesTheGzippedHeapProfile) {
   EXPECT_TRUE(heapdump::IsGzip(again.body));
 }
 
-TEST_F(PprofHttpTest, EverythingElseIs404Or400) {
+TEST_F(PprofHttpTest, EverythingElseIs404Or405Or400) {
   for (const char* path : {"/", "/debug/pprof/", "/debug/pprof/heapx", "/debug/pprof/profile", "/heap"}) {
     Response r = Get(port_, path);
     ASSERT_TRUE(r.ok) << path;
@@ -161,7 +111,8 @@ TEST_F(PprofHttpTest, EverythingElseIs404Or400) {
   }
   Response post = Fetch(port_, "POST /debug/pprof/heap HTTP/1.0\r\nContent-Length: 0\r\n\r\n");
   ASSERT_TRUE(post.ok);
-  EXPECT_EQ(post.status_line, "HTTP/1.0 404 Not Found");
+  EXPECT_EQ(post.status_line, "HTTP/1.0 405 Method Not Allowed");
+  EXPECT_NE(post.headers.find("Allow: GET, HEAD"), std::string::npos) << post.headers;
   Response junk = Fetch(port_, "garbage\r\n\r\n");
   ASSERT_TRUE(junk.ok);
   EXPECT_EQ(junk.status_line, "HTTP/1.0 400 Bad Request");

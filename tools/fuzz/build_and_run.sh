@@ -12,7 +12,7 @@
 #     --build-only    compile and stop
 #     --src DIR       source tree (default: this script's repository)
 #   fuzzers: ops ops_hardened size_class central_pool page_heap epoch
-#            profile_reader (default: all); ops_hardened is ops_fuzz run
+#            profile_reader http_request (default: all); ops_hardened is ops_fuzz run
 #            with STRATA_HARDENED=1 (same corpus)
 #
 # Each target is tests/fuzz/<name>_fuzz.cc, compiled with
@@ -46,7 +46,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 if [ ${#FUZZERS[@]} -eq 0 ]; then
-  FUZZERS=(ops ops_hardened size_class central_pool page_heap epoch profile_reader)
+  FUZZERS=(ops ops_hardened size_class central_pool page_heap epoch profile_reader http_request)
 fi
 
 CXX=${CXX:-clang++}
@@ -76,12 +76,14 @@ ENGINE=(alloc/strata.cc alloc/stats.cc alloc/internal/block_lookup.cc alloc/inte
 EPOCH=(concurrency/epoch/collector.cc concurrency/thread_registry.cc
        concurrency/base/raw_log.cc concurrency/base/raw_memory.cc concurrency/base/thread_exit.cc)
 READER=(tools/heapdump/profile_reader.cc)
+HTTP_REQUEST=(alloc/http/request.cc)
 
 sources_for() {
   case "$1" in
     ops|ops_hardened|size_class|central_pool|page_heap) echo "${ENGINE[@]}" ;;
     epoch) echo "${EPOCH[@]}" ;;
     profile_reader) echo "${READER[@]}" ;;
+    http_request) echo "${HTTP_REQUEST[@]}" ;;
     *) echo "build_and_run: unknown fuzzer $1" >&2; exit 2 ;;
   esac
 }
