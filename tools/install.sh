@@ -18,7 +18,9 @@
 #   include/strata/alloc/..., include/strata/concurrency/...
 #                                          public headers, paths unchanged:
 #                                          -I PREFIX/include/strata, #include "alloc/strata.h"
-#   lib/pkgconfig/strata.pc                pkg-config module "strata" (-lstrata)
+#   lib/pkgconfig/strata.pc                pkg-config modules: strata (-lstrata, shared),
+#   lib/pkgconfig/strata-malloc.pc         strata-malloc (the static override and engine),
+#   lib/pkgconfig/strata-engine.pc         strata-engine (the C++ APIs only, static)
 #   lib/cmake/strata/strataConfig.cmake    find_package(strata CONFIG): targets
 #   lib/cmake/strata/strataConfigVersion.cmake   strata::strata, strata::malloc,
 #                                          strata::shared
@@ -161,6 +163,33 @@ Version: $VERSION
 Cflags: -I\${includedir}
 Libs: -L\${libdir} -lstrata
 Libs.private: -lpthread -ldl
+EOF
+  put_text lib/pkgconfig/strata-malloc.pc <<EOF
+# strata linked into the program as its allocator (static; installed by
+# tools/install.sh): the override and runtime object, then the engine.
+# C programs need the C++ runtime strata is written against (-lstdc++).
+prefix=\${pcfiledir}/../..
+libdir=\${prefix}/lib
+includedir=\${prefix}/include/strata
+
+Name: strata-malloc
+Description: strata as the program's allocator, linked statically (operator new/delete, malloc family, STRATA_* runtime)
+Version: $VERSION
+Cflags: -I\${includedir}
+Libs: -Wl,--undefined=malloc \${libdir}/libstrata_malloc.a \${libdir}/libstrata_engine.a -lstdc++ -lm -lpthread -ldl
+EOF
+  put_text lib/pkgconfig/strata-engine.pc <<EOF
+# strata's C++ APIs without the malloc override (static; installed by
+# tools/install.sh). The headers need C++20.
+prefix=\${pcfiledir}/../..
+libdir=\${prefix}/lib
+includedir=\${prefix}/include/strata
+
+Name: strata-engine
+Description: strata's engine and C++ APIs (strata.h, pmr, pools, stats, heap profiler, leak checker, monitor), malloc left alone
+Version: $VERSION
+Cflags: -I\${includedir}
+Libs: \${libdir}/libstrata_engine.a -lpthread -ldl
 EOF
 }
 

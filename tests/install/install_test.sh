@@ -3,8 +3,10 @@
 # then, from a moved copy of that prefix (nothing may depend on where it was
 # installed):
 #   (a) a C program built with `cc $(pkg-config --cflags --libs strata)` runs
-#       on strata (strata's own counter and its STRATA_SHOW_STATS report);
-#       every public header compiles on its own with the installed -I;
+#       on strata (strata's own counter and its STRATA_SHOW_STATS report),
+#       and so does the same program linked statically through the
+#       strata-malloc module; a C++ program on strata-engine runs; every
+#       public header compiles on its own with the installed -I;
 #   (b) a CMake project with find_package(strata CONFIG REQUIRED) links
 #       strata::malloc (its malloc and operator new are strata's) and
 #       strata::strata (the engine API and pmr, malloc left to glibc);
@@ -69,6 +71,23 @@ LD_LIBRARY_PATH="$p/lib" STRATA_SHOW_STATS=1 ./c_program >c.out 2>c.err || {
 }
 grep -q "^c_program: strata served [1-9]" c.out || fail "c_program did not run on strata: $(cat c.out)"
 grep -q "strata memory statistics" c.err || fail "no strata stats report from c_program (STRATA_SHOW_STATS=1)"
+# The same program linked statically through strata-malloc: no libstrata.so
+# at run time, strata still the allocator, runtime included.
+# shellcheck disable=SC2046
+cc -std=c11 -Wall -Werror -o c_static "$HERE/c_program.c" $(pkg-config --cflags --libs strata-malloc) ||
+  fail "cc \$(pkg-config --cflags --libs strata-malloc) failed"
+if readelf -d c_static | grep -q 'NEEDED.*libstrata'; then fail "c_static needs libstrata.so"; fi
+STRATA_SHOW_STATS=1 ./c_static >cs.out 2>cs.err || {
+  cat cs.out cs.err >&2
+  fail "c_static failed"
+}
+grep -q "^c_program: strata served [1-9]" cs.out || fail "c_static did not run on strata: $(cat cs.out)"
+grep -q "strata memory statistics" cs.err || fail "no strata stats report from c_static (STRATA_SHOW_STATS=1)"
+# The engine alone through strata-engine (the CMake project's app_engine.cc).
+# shellcheck disable=SC2046
+c++ -std=c++20 -o engine_pc "$HERE/cmake_project/app_engine.cc" $(pkg-config --cflags --libs strata-engine) ||
+  fail "c++ \$(pkg-config --cflags --libs strata-engine) failed"
+./engine_pc | grep -q "^app_engine: ok" || fail "the strata-engine program failed"
 # Every public header (alloc/*.h and strata_c.h) compiles alone.
 while IFS= read -r h; do
   rel="${h#"$p/include/strata/"}"
