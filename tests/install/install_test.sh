@@ -41,6 +41,13 @@ for f in lib/libstrata.so lib/libstrata.so.0 lib/libstrata_malloc.a lib/libstrat
 done
 readelf -d "$prefix/lib/libstrata.so.0" | grep -q 'SONAME.*\[libstrata.so.0\]' || fail "libstrata.so.0 has no SONAME libstrata.so.0"
 nm -D --defined-only "$prefix/lib/libstrata.so.0" | grep -qw malloc || fail "libstrata.so does not export malloc"
+# Every header at the top of alloc/ is public (alloc/runtime.h only serves
+# the override); one added later must be added to tools/install.sh.
+for h in "$ROOT"/alloc/*.h; do
+  rel="alloc/$(basename "$h")"
+  [ "$rel" = alloc/runtime.h ] && continue
+  [ -f "$prefix/include/strata/$rel" ] || fail "$rel is not installed: add it to PUBLIC_HEADERS in tools/install.sh"
+done
 if grep -rlF "$tmp" "$prefix" >/dev/null; then
   fail "installed files record the install path: $(grep -rlF "$tmp" "$prefix" | tr '\n' ' ')"
 fi
