@@ -12,7 +12,8 @@
 #   - bazel-bin/server runs on strata: its self-check, and the stats report
 #     that STRATA_SHOW_STATS=1 makes strata print at exit;
 #   - the README's cc_binary lines, in a package of their own with a
-#     minimal server.cc, build and run on strata too.
+#     minimal server.cc, build and run on strata too;
+#   - a googletest the workspace declares before the macro is kept.
 # Run by .ci/run after `bazel test //...` (Bazel inside a Bazel test sandbox
 # is fragile); fails loudly (exit 1, FAIL line).
 set -euo pipefail
@@ -119,5 +120,23 @@ STRATA_SHOW_STATS=1 bazel-bin/readme/server >readme.out 2>readme.err || {
   fail "the README's cc_binary failed"
 }
 grep -q "strata memory statistics" readme.err || fail "the README's cc_binary does not run on strata (no stats report)"
+
+step "a repository the workspace declares itself is left alone by strata_dependencies()"
+cat >"$ws/own_gtest.BUILD" <<'BUILD'
+cc_library(
+    name = "gtest",
+    linkopts = ["-lgtest", "-lpthread"],
+    visibility = ["//visibility:public"],
+)
+BUILD
+{
+  echo 'new_local_repository(name = "com_google_googletest", path = "/usr", build_file = "@//:own_gtest.BUILD")'
+  cat "$ws/WORKSPACE"
+} >"$ws/WORKSPACE.own"
+mv "$ws/WORKSPACE.own" "$ws/WORKSPACE"
+b query --output=build //external:com_google_googletest >own.out 2>own.err || fail "bazel query failed: $(tail -5 own.err)"
+grep -q 'own_gtest.BUILD' own.out || fail "strata_dependencies() replaced the workspace's own googletest: $(cat own.out)"
+b query --output=build //external:zlib >zlib.out 2>/dev/null || fail "bazel query //external:zlib failed"
+grep -q 'third_party/system:zlib.BUILD' zlib.out || fail "strata_dependencies() did not declare zlib: $(cat zlib.out)"
 
 echo "bazel_consumer_test: all checks passed (README's WORKSPACE, .bazelrc and BUILD lines, bazel test //..., leak listener, server on strata)"
