@@ -1,7 +1,7 @@
 #include "alloc/internal/hooks.h"
 
 #include "alloc/internal/thread_cache.h"
-#include "concurrency/base/fast_math.h"
+#include <bit>
 
 namespace strata::internal {
 namespace {
@@ -59,10 +59,27 @@ std::int64_t NextSampleCountdown() {
   x ^= x << 25;
   x ^= x >> 27;
   tc.sample_rng = x;
-  double u = static_cast<double>((x * 0x2545F4914F6CDD1Dull) >> 11) * (1.0 / 9007199254740992.0);
-  double stride = base::NegLogOneMinus(u) * static_cast<double>(rate);
+  double stride = StrideFromBits((x * 0x2545F4914F6CDD1Dull) >> 11) * static_cast<double>(rate);
   if (stride > 9e15) stride = 9e15;
   return static_cast<std::int64_t>(stride);
+}
+
+double StrideFromBits(std::uint64_t bits53) {
+  // v = (bits53 + 1) / 2^53 in (0, 1]: uniform like 1 - u, and never 0.
+  const double v = static_cast<double>(bits53 + 1) * (1.0 / 9007199254740992.0);
+  const std::uint64_t b = std::bit_cast<std::uint64_t>(v);
+  int e = static_cast<int>(b >> 52) - 1023;
+  double m = std::bit_cast<double>((b & 0x000fffffffffffffull) | 0x3ff0000000000000ull);  // [1, 2)
+  if (m > 1.4142135623730951) {
+    m *= 0.5;
+    ++e;
+  }
+  // ln(m) = 2 atanh(s), |s| < 0.172: the odd series to s^9 (next term
+  // below 1e-9 of ln 2).
+  const double s = (m - 1.0) / (m + 1.0);
+  const double s2 = s * s;
+  const double ln_m = 2.0 * s * (1.0 + s2 * (1.0 / 3 + s2 * (1.0 / 5 + s2 * (1.0 / 7 + s2 * (1.0 / 9)))));
+  return -(static_cast<double>(e) * 0.6931471805599453 + ln_m);
 }
 
 }  // namespace strata::internal

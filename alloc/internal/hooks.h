@@ -60,6 +60,13 @@ std::int64_t SampleRate();
 void SetTrackAll(bool on);
 bool TrackAll();
 
+// -ln(v) for v = (bits53 + 1) / 2^53 (bits53 < 2^53, uniform: v is
+// uniform in (0, 1], so the result is exponential with mean 1): the
+// sampling stride in units of the rate. To about 1e-9 absolute, in some 25
+// instructions (one division); base::NegLogOneMinus's 1e-13 costs five
+// times that on every sample, for nothing a stride can use.
+double StrideFromBits(std::uint64_t bits53);
+
 // With sampling off, threads still reach the slow path this often so that
 // they notice a mode change.
 inline constexpr std::int64_t kIdleCountdown = std::int64_t{8} << 20;
