@@ -9,6 +9,8 @@
 
 #include "alloc/heap_profiler.h"
 #include "alloc/http/server.h"
+#include "alloc/observe/dashboard.h"
+#include "alloc/observe/dashboard_json.h"
 #include "alloc/observe/prometheus.h"
 #include "concurrency/base/raw_log.h"
 
@@ -22,6 +24,8 @@ constexpr http::Route kRoutes[] = {
     {"/metrics", "text/plain; version=0.0.4; charset=utf-8", &observe::WritePrometheusMetrics},
     {"/debug/pprof/heap", "application/octet-stream", &WriteHeapProfileToFd, "heap.pb.gz"},
     {"/debug/pprof/peak", "application/octet-stream", &WritePeakHeapProfileToFd, "peak.pb.gz"},
+    {"/debug/strata", "text/html; charset=utf-8", &observe::WriteDashboardHtml},
+    {"/debug/strata/stats.json", "application/json", &observe::WriteDashboardJson},
 };
 
 constinit http::Server g_server;
@@ -65,7 +69,8 @@ void InitPprofFromEnvironment() noexcept {
     return;
   }
   raw::Buffer b;
-  b.Str("strata: http: serving http://127.0.0.1:").Dec(bound).Str("/metrics, /debug/pprof/heap and /debug/pprof/peak\n");
+  b.Str("strata: http: serving http://127.0.0.1:").Dec(bound).Str("/debug/strata (dashboard), /metrics, ");
+  b.Str("/debug/pprof/heap and /debug/pprof/peak\n");
   b.WriteTo(2);
 }
 

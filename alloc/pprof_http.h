@@ -10,6 +10,9 @@
 //                           strata::WriteHeapProfileToFd, as an attachment
 //   GET /debug/pprof/peak   the same for the peak heap profile
 //                           (strata::WritePeakHeapProfileToFd)
+//   GET /debug/strata       the live dashboard (alloc/observe/dashboard.h)
+//   GET /debug/strata/stats.json  what it polls
+//                           (alloc/observe/dashboard_json.h)
 // Any query string is ignored; HEAD is answered too; other paths get 404
 // listing these. See docs/MONITOR.md.
 //

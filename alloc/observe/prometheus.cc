@@ -5,6 +5,7 @@
 #include "alloc/heap_profiler.h"
 #include "alloc/monitor.h"
 #include "alloc/observe/fd_writer.h"
+#include "alloc/observe/limit_state.h"
 #include "alloc/observe/process.h"
 #include "alloc/stats.h"
 
@@ -28,19 +29,13 @@ void Counter(FdWriter& w, const char* name, std::uint64_t value, const char* hel
 
 std::int64_t Signed(std::size_t v) { return static_cast<std::int64_t>(v); }
 
-// Above this share of a limit, the limit is "under pressure" (the soft
-// limit's own trigger, alloc/monitor.h; the same for the hard limit).
-std::uint64_t PressureThreshold(std::uint64_t limit) {
-  return limit / 100 * kPressurePercent + limit % 100 * kPressurePercent / 100;
-}
-
 // A state set: one series per state, 1 for the current one.
-void LimitState(FdWriter& w, const char* limit_label, std::uint64_t limit, std::uint64_t committed) {
-  static const char* const kStates[] = {"unset", "ok", "pressure"};
-  const int state = limit == 0 ? 0 : committed > PressureThreshold(limit) ? 2 : 1;
-  for (int i = 0; i < 3; ++i) {
-    w.Str("strata_memory_limit_state{limit=\"").Str(limit_label).Str("\",state=\"").Str(kStates[i]).Str("\"} ");
-    w.Char(i == state ? '1' : '0').Char('\n');
+void WriteLimitState(FdWriter& w, const char* limit_label, std::uint64_t limit, std::uint64_t committed) {
+  const LimitState state = GetLimitState(limit, committed);
+  for (int i = 0; i < kLimitStateCount; ++i) {
+    const auto s = static_cast<LimitState>(i);
+    w.Str("strata_memory_limit_state{limit=\"").Str(limit_label).Str("\",state=\"").Str(LimitStateName(s));
+    w.Str("\"} ").Char(s == state ? '1' : '0').Char('\n');
   }
 }
 
@@ -109,8 +104,8 @@ int WritePrometheusMetrics(int fd) noexcept {
         "Hard memory limit on committed bytes (0: none); allocations beyond it fail.");
   Family(w, "strata_memory_limit_state", "gauge",
          "1 for the limit's current state: unset, ok, or pressure (committed bytes above 90% of the limit).");
-  LimitState(w, "soft", soft, s.committed_bytes);
-  LimitState(w, "hard", hard, s.committed_bytes);
+  WriteLimitState(w, "soft", soft, s.committed_bytes);
+  WriteLimitState(w, "hard", hard, s.committed_bytes);
   Counter(w, "strata_memory_limit_pressure_events_total", mc.pressure_events,
           "Times committed bytes passed 90% of the soft limit and strata released memory.");
   Counter(w, "strata_memory_limit_released_bytes_total", mc.pressure_released_bytes,

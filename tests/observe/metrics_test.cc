@@ -200,5 +200,30 @@ TEST_F(MetricsTest, ValuesFollowTheProgram) {
   EXPECT_GE(after.samples["strata_frees_total"], e.samples["strata_frees_total"] + 3512);
 }
 
+// The other pages of the endpoint answer too (their content is checked by
+// dashboard_json_test and dashboard_browser_test); here they also run
+// under the sanitizer configurations.
+TEST_F(MetricsTest, DashboardAndItsJsonAreServed) {
+  void* block = Allocate(1 << 20);  // live bytes above the warning
+  MonitorConfig config;
+  config.live_bytes.warning = 1;
+  ASSERT_TRUE(ConfigureMemoryMonitor(config));
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(MemoryMonitorTick());
+  observe_test::Response json = observe_test::Get(port_, "/debug/strata/stats.json");
+  EXPECT_EQ(json.status_line, "HTTP/1.0 200 OK");
+  EXPECT_NE(json.headers.find("Content-Type: application/json"), std::string::npos);
+  EXPECT_EQ(json.body.rfind("{\"unix_ms\":", 0), 0u) << json.body.substr(0, 200);
+  EXPECT_NE(json.body.find("\"generic.current_allocated_bytes\":"), std::string::npos);
+  EXPECT_NE(json.body.find("\"history\":[{\"unix_ms\":"), std::string::npos);
+  EXPECT_NE(json.body.find("\"kind\":\"live_bytes\",\"level\":\"WARNING\""), std::string::npos) << json.body.substr(json.body.size() - 600);
+  EXPECT_EQ(json.body.substr(json.body.size() - 4), "]}}\n") << "ends with the alerts and the object";
+  observe_test::Response page = observe_test::Get(port_, "/debug/strata");
+  EXPECT_EQ(page.status_line, "HTTP/1.0 200 OK");
+  EXPECT_NE(page.headers.find("Content-Type: text/html; charset=utf-8"), std::string::npos);
+  EXPECT_EQ(page.body.rfind("<!DOCTYPE html>", 0), 0u);
+  EXPECT_NE(page.body.find("/debug/strata/stats.json"), std::string::npos);
+  Free(block);
+}
+
 }  // namespace
 }  // namespace strata

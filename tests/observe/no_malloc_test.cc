@@ -1,8 +1,11 @@
 // tests/observe/no_malloc_test.cc: the endpoint never calls malloc. This
 // binary interposes the malloc family and counts calls:
-//   - on the test thread around WritePrometheusMetrics();
+//   - on the test thread around WritePrometheusMetrics(),
+//     WriteDashboardJson() (with monitor history and alerts) and
+//     WriteDashboardHtml();
 //   - on every thread while the server accepts, parses, renders and sends
-//     /metrics and a 404 to a client that uses only stack buffers.
+//     /metrics, a 404 and stats.json to a client that uses only stack
+//     buffers.
 // Both counts must be zero. Not run under sanitizers (they own malloc).
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -10,6 +13,9 @@
 
 #include <cstring>
 
+#include "alloc/monitor.h"
+#include "alloc/observe/dashboard.h"
+#include "alloc/observe/dashboard_json.h"
 #include "alloc/observe/prometheus.h"
 #include "alloc/pprof_http.h"
 #include "alloc/strata.h"
@@ -60,6 +66,26 @@ TEST(ObserveNoMalloc, WritingMetricsNeverCallsMalloc) {
   Free(keep);
 }
 
+TEST(ObserveNoMalloc, WritingTheDashboardAndItsJsonNeverCallsMalloc) {
+  MonitorConfig config;
+  config.live_bytes.warning = 1;  // one alert in the JSON
+  ASSERT_TRUE(ConfigureMemoryMonitor(config));
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(MemoryMonitorTick());
+  int fd = memfd_create("dashboard", MFD_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(observe::WriteDashboardJson(fd), 0);  // warm-up
+  strata::testing::t_malloc_armed = true;
+  strata::testing::t_malloc_calls = 0;
+  const int json = observe::WriteDashboardJson(fd);
+  const int html = observe::WriteDashboardHtml(fd);
+  strata::testing::t_malloc_armed = false;
+  EXPECT_EQ(json, 0);
+  EXPECT_EQ(html, 0);
+  EXPECT_EQ(strata::testing::t_malloc_calls, 0);
+  EXPECT_GT(lseek(fd, 0, SEEK_END), 10000);
+  close(fd);
+}
+
 TEST(ObserveNoMalloc, ServingNeverCallsMalloc) {
   int port = 0;
   ASSERT_TRUE(StartPprofServer(0, &port));
@@ -71,11 +97,15 @@ TEST(ObserveNoMalloc, ServingNeverCallsMalloc) {
   const bool metrics_ok = strstr(buf, "HTTP/1.0 200 OK") == buf && strstr(buf, "strata_live_bytes ") != nullptr;
   const std::size_t missing = RawGet(port, "/nothing-here", buf, sizeof(buf));
   const bool missing_ok = strstr(buf, "HTTP/1.0 404 Not Found") == buf;
+  const std::size_t json = RawGet(port, "/debug/strata/stats.json", buf, sizeof(buf));
+  const bool json_ok = strstr(buf, "HTTP/1.0 200 OK") == buf && strstr(buf, "\"history\":[") != nullptr;
   strata::testing::g_malloc_armed = false;
   EXPECT_GT(metrics, 4000u);
   EXPECT_TRUE(metrics_ok);
   EXPECT_GT(missing, 0u);
   EXPECT_TRUE(missing_ok);
+  EXPECT_GT(json, 1000u);
+  EXPECT_TRUE(json_ok);
   EXPECT_EQ(strata::testing::g_malloc_calls.load(), 0);
   StopPprofServer();
 }

@@ -3,6 +3,7 @@
 // (promtool, a Prometheus server, headless Chromium).
 //
 //   observed_program --port-file=PATH [--seconds=N] [--live-mib=M] [--monitor]
+//                    [--wave]
 //
 // Serves the endpoint on an ephemeral loopback port and writes the port
 // to PATH (atomically) once it listens. Holds M MiB (default 64) live from
@@ -10,7 +11,9 @@
 // freeing small blocks of several size classes, so the numbers move.
 // --monitor starts the memory monitor (every 200 ms, a live-bytes warning
 // below what is held, so the dashboard has an active alert). Exits after
-// N seconds (default 120) or on SIGTERM/SIGINT.
+// N seconds (default 120) or on SIGTERM/SIGINT. --wave adds a sawtooth:
+// another M MiB taken 2 MiB every 100 ms from ObservedSiteWave(), then
+// freed at once (for a chart that moves, as in docs/dashboard.png).
 #include <signal.h>
 #include <unistd.h>
 
@@ -55,6 +58,25 @@ __attribute__((noinline)) void ObservedSiteChurn(unsigned seed) {
   for (void* p : ring) std::free(p);
 }
 
+__attribute__((noinline)) char* ObservedSiteWave() {
+  char* p = new char[2 << 20];
+  std::memset(p, 2, 2 << 20);
+  return p;
+}
+
+void Wave(std::size_t mib) {
+  std::vector<char*> wave;
+  while (!g_stop.load(std::memory_order_relaxed)) {
+    if (wave.size() * 2 >= mib) {
+      for (char* p : wave) delete[] p;
+      wave.clear();
+    }
+    wave.push_back(ObservedSiteWave());
+    usleep(100'000);
+  }
+  for (char* p : wave) delete[] p;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -62,6 +84,7 @@ int main(int argc, char** argv) {
   long seconds = 120;
   long live_mib = 64;
   bool monitor = false;
+  bool wave = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a.rfind("--port-file=", 0) == 0) {
@@ -72,13 +95,16 @@ int main(int argc, char** argv) {
       live_mib = std::atol(a.c_str() + 11);
     } else if (a == "--monitor") {
       monitor = true;
+    } else if (a == "--wave") {
+      wave = true;
     } else {
       std::fprintf(stderr, "observed_program: unknown argument %s\n", argv[i]);
       return 2;
     }
   }
   if (port_file.empty() || seconds <= 0 || live_mib < 0) {
-    std::fprintf(stderr, "usage: observed_program --port-file=PATH [--seconds=N] [--live-mib=M] [--monitor]\n");
+    std::fprintf(stderr,
+                 "usage: observed_program --port-file=PATH [--seconds=N] [--live-mib=M] [--monitor] [--wave]\n");
     return 2;
   }
   signal(SIGTERM, OnSignal);
@@ -97,6 +123,8 @@ int main(int argc, char** argv) {
   }
   std::thread a(ObservedSiteChurn, 1u);
   std::thread b(ObservedSiteChurn, 2u);
+  std::thread c;
+  if (wave) c = std::thread(Wave, static_cast<std::size_t>(live_mib));
   int port = 0;
   if (!strata::StartPprofServer(0, &port)) {
     std::fprintf(stderr, "observed_program: cannot start the endpoint\n");
@@ -114,6 +142,7 @@ int main(int argc, char** argv) {
   g_stop.store(true);
   a.join();
   b.join();
+  if (c.joinable()) c.join();
   strata::StopPprofServer();
   for (char* p : held) delete[] p;
   return 0;
