@@ -55,6 +55,15 @@ if grep -rlF "$ROOT" "$prefix/lib/pkgconfig" "$prefix/lib/cmake" "$prefix/bin/st
   fail "installed text files record the checkout's path"
 fi
 
+# The loader cannot preload from a path with a space: strata-run says so
+# rather than running the program without strata.
+set +e
+"$prefix/bin/strata-run" -- true 2>"$tmp/space.err"
+rc=$?
+set -e
+[ "$rc" = 2 ] && grep -q "LD_PRELOAD splits paths" "$tmp/space.err" ||
+  fail "strata-run from a prefix with a space: exit $rc, $(cat "$tmp/space.err")"
+
 # Everything below runs from a moved copy of the prefix.
 p="$tmp/moved"
 mv "$prefix" "$p"
