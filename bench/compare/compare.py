@@ -1423,7 +1423,8 @@ def run_instructions(args, argv, locator, allocs):
     crit = instruction_criterion(
         [per_pair("strata", n) for n in INSTRUCTION_SIZES]
         if "strata" in [a.name for a in allocs] else None)
-    out = ["### Instructions per malloc/free pair", "",
+    out = ["### Instructions per malloc/free pair" + (
+        ": " + args.label if args.label else ""), "",
            "- Command: `%s`" % command_line(argv),
            "- Date: %s" % datetime.datetime.now(datetime.timezone.utc)
            .strftime("%Y-%m-%d %H:%M UTC")]
