@@ -25,10 +25,13 @@
 //     so a slow or stuck client never stalls other clients or the program
 //     (alloc/http/server.h has the bounds and why strata keeps its own
 //     server rather than cpp-httplib).
-//   - Nothing here allocates through malloc: the server's buffers are on
-//     its stack, responses are written into a memfd, and every page writer
-//     formats into stack buffers. The allocation path pays nothing for the
-//     endpoint: it reads counters the engine keeps anyway.
+//   - Serving allocates nothing through malloc: the server's buffers are
+//     on its stack, responses are written into a memfd, and every page
+//     writer formats into stack buffers, so a scrape does not move the
+//     numbers it reports. (Starting the server's thread makes glibc
+//     allocate once: the new thread's TLS vector.) The allocation path
+//     pays nothing for the endpoint: it reads counters the engine keeps
+//     anyway (bench/RESULTS.md, "HTTP endpoint overhead").
 //
 // Thread-safety: Start/Stop are thread-safe and serialised; at most one
 // server runs per process. A fork child starts without a server (its

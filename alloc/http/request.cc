@@ -32,6 +32,7 @@ struct Line {
 // allowed right before the LF (checked by the callers' character classes,
 // which all refuse CR).
 bool NextLine(const char* data, std::size_t n, std::size_t pos, Line* line) {
+  if (pos >= n) return false;  // (also keeps a null `data` of size 0 away from memchr)
   const void* lf = std::memchr(data + pos, '\n', n - pos);
   if (lf == nullptr) return false;
   std::size_t end = static_cast<std::size_t>(static_cast<const char*>(lf) - data);

@@ -49,6 +49,7 @@ TEST(RequestParser, QueryBareLfHeadAndTrailingBytes) {
 TEST(RequestParser, IncompleteUntilTheEmptyLine) {
   const std::string full = "GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n";
   Request r;
+  EXPECT_EQ(ParseRequestHead(nullptr, 0, kMaxRequestHeadBytes, &r), ParseStatus::kIncomplete) << "nothing yet";
   for (std::size_t n = 0; n < full.size(); ++n) {
     EXPECT_EQ(ParseRequestHead(full.data(), n, kMaxRequestHeadBytes, &r), ParseStatus::kIncomplete) << n;
   }
