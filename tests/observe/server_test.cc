@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <string>
@@ -178,6 +179,38 @@ TEST_F(ServerTest, AHeadThatNeverEndsIsDroppedAtItsDeadline) {
   EXPECT_LT(waited, kRequestTimeoutMs / 1000.0 + 5);
   EXPECT_EQ(server_.counters().timed_out, 1u);
   close(fd);
+}
+
+// Many clients at once: every answer is complete, either the page or a 503
+// when all slots are taken at that moment; most are served.
+TEST_F(ServerTest, ManyConcurrentClientsGetWholeAnswers) {
+  constexpr int kThreads = 8;
+  constexpr int kRequests = 40;
+  std::atomic<int> served{0};
+  std::atomic<int> busy{0};
+  std::atomic<int> broken{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kRequests; ++i) {
+        Response r = Get(port_, "/hello");
+        if (r.ok && r.status_line == "HTTP/1.0 200 OK" && r.body == "hello\n") {
+          served.fetch_add(1);
+        } else if (r.ok && r.status_line == "HTTP/1.0 503 Service Unavailable") {
+          busy.fetch_add(1);
+        } else {
+          broken.fetch_add(1);
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(broken.load(), 0);
+  EXPECT_EQ(served.load() + busy.load(), kThreads * kRequests);
+  EXPECT_GT(served.load(), kThreads * kRequests / 2);
+  const ServerCounters c = server_.counters();
+  EXPECT_EQ(c.accepted, static_cast<std::uint64_t>(kThreads * kRequests));
+  EXPECT_EQ(c.refused_busy, static_cast<std::uint64_t>(busy.load()));
 }
 
 }  // namespace
