@@ -236,6 +236,8 @@ int CentralPool::RemoveFromSpans(int size_class, int n, bool align_carve, FreeOb
           word.store(word.load(std::memory_order_relaxed) & ~Segment::BitMask(addr), std::memory_order_relaxed);
         }
         append(o);
+        // Only a tracked pool keeps a span with every object back (idle).
+        if (span->allocated == 0) --idle_spans_;
         ++span->allocated;
         ++taken;
       }
@@ -407,11 +409,12 @@ void CentralPool::InsertToSpans(int size_class, FreeObject* head, int n) {
         if (partial_ != nullptr) partial_->prev = span;
         partial_ = span;
       }
-      // A tracked pool keeps its last span when it empties: sampled blocks
-      // are few and short-lived, and handing the span back on each free
-      // made every sample take a span from the page heap (its lock, the
-      // bitmap words, fresh pages) and give it back.
-      if (span->allocated == 0 && !(is_tracked && partial_ == span && span->next == nullptr)) {
+      // A tracked pool keeps spans that empty, within its idle budget
+      // (kTrackedIdleBytes); RemoveFromSpans counts them out again.
+      if (span->allocated == 0 && is_tracked &&
+          (idle_spans_ == 0 || (idle_spans_ + 1) * span->bytes() <= kTrackedIdleBytes)) {
+        ++idle_spans_;
+      } else if (span->allocated == 0) {
         // Unlink from partial and queue for the page heap.
         if (span->prev != nullptr) {
           span->prev->next = span->next;

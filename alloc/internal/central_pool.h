@@ -43,8 +43,9 @@
 // their spans, so that a freed sampled block is not parked per class (up
 // to kMaxTransferBytes each) beside the normal pool's own. Their spans are
 // the fewest slices that hold one object (SpanSlices/SpanObjects in
-// size_classes.h), not the class's packing span. A tracked pool keeps its
-// last span when it empties (at most one idle span per class).
+// size_classes.h), not the class's packing span. A tracked pool keeps
+// spans that empty, up to kTrackedIdleBytes of them per class (at least
+// one span), instead of handing each back to the page heap.
 //
 // Thread-safety: all methods are thread-safe. The pool is cache-line
 // padded so that pools of neighbouring classes do not share lines. The
@@ -110,6 +111,11 @@ class alignas(kCacheLineSize) CentralPool {
 
  private:
   static constexpr std::size_t kMaxTransferBytes = 256 * 1024;
+  // Idle spans a tracked pool keeps per class (at least one span): sampled
+  // blocks are few and short-lived, and a span handed back on each free
+  // made samples take spans from the page heap (its lock, the bitmap
+  // words, fresh pages the program then faults in).
+  static constexpr std::size_t kTrackedIdleBytes = 256 * 1024;
 
   // A tracked pool (one of g_tracked_central) hands out spans that are
   // invisible to the class map: every free of their objects reaches the
@@ -165,6 +171,9 @@ class alignas(kCacheLineSize) CentralPool {
   std::atomic<std::uint64_t> spans_allocated_{0};
   EngineLock lock_;
   Span* partial_ STRATA_GUARDED_BY(lock_) = nullptr;
+  // Tracked pools: spans kept on the partial list with every object back
+  // (at most kTrackedIdleBytes of them; see InsertToSpans).
+  std::uint32_t idle_spans_ STRATA_GUARDED_BY(lock_) = 0;
 };
 
 // The pools behind tracked allocations (sampled or leak-checked blocks).
