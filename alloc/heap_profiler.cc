@@ -106,9 +106,10 @@ class SiteSource final : public profile::SampleSource {
       sample.inuse_objects = static_cast<std::uint64_t>(s.inuse_objects + 0.5);
       sample.inuse_bytes = static_cast<std::uint64_t>(s.inuse_bytes + 0.5);
       if (sample.alloc_objects == 0 && sample.inuse_objects == 0) continue;
-      int first = tracking::FirstUserFrame(s.stack->frames, s.stack->depth);
+      const int end = tracking::ModuleFrames(s.stack->frames, s.stack->depth);
+      int first = tracking::FirstUserFrame(s.stack->frames, end);
       sample.stack = s.stack->frames + first;
-      sample.depth = s.stack->depth - first;
+      sample.depth = end - first;
       fn(sample, arg);
     }
   }

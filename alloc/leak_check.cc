@@ -353,12 +353,13 @@ void PrintStack(int fd, const StackEntry* stack) {
     b.WriteTo(fd);
     return;
   }
-  int first = tracking::FirstUserFrame(stack->frames, stack->depth);
-  char name[512];
-  for (int f = first; f < stack->depth; ++f) {
-    tracking::Symbolize(stack->frames[f], name, sizeof(name));
+  const int end = tracking::ModuleFrames(stack->frames, stack->depth);
+  int first = tracking::FirstUserFrame(stack->frames, end);
+  for (int f = first; f < end; ++f) {
     raw::Buffer b;
-    b.Str("    #").Dec(f - first).Char(' ').Ptr(stack->frames[f]).Str(" in ").Str(name).Char('\n');
+    b.Str("    ");
+    tracking::AppendFrame(&b, f - first, stack->frames[f]);
+    b.Char('\n');
     b.WriteTo(fd);
   }
 }

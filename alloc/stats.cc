@@ -5,8 +5,10 @@
 
 #include <atomic>
 
+#include "alloc/internal/failure_injection.h"
 #include "alloc/internal/globals.h"
 #include "alloc/internal/thread_cache.h"
+#include "alloc/internal/tracked_cache.h"
 #include "alloc/os/os.h"
 
 namespace strata {
@@ -46,7 +48,8 @@ Stats GetStats() noexcept {
     sc.size = size;
     sc.allocations = internal::ExitedAllocations(c) + t.allocs[c];
     std::int64_t live = internal::g_central[c].objects_out() - static_cast<std::int64_t>(t.cached[c]) +
-                        internal::g_tracked_central[c].objects_out();
+                        internal::g_tracked_central[c].objects_out() -
+                        static_cast<std::int64_t>(tracked_cache::TrackedCachedObjects(c));
     if (live < 0) live = 0;  // counters read at slightly different instants
     if (static_cast<std::uint64_t>(live) > sc.allocations) live = static_cast<std::int64_t>(sc.allocations);
     sc.live_objects = live;
@@ -54,7 +57,8 @@ Stats GetStats() noexcept {
     sc.live_bytes = live * static_cast<std::int64_t>(size);
     sc.thread_cache_bytes = t.cached[c] * size;
     sc.central_bytes =
-        (internal::g_central[c].free_objects() + internal::g_tracked_central[c].free_objects()) * size;
+        (internal::g_central[c].free_objects() + internal::g_tracked_central[c].free_objects() +
+         tracked_cache::TrackedCachedObjects(c)) * size;
     s.allocations += sc.allocations;
     s.frees += sc.frees;
     s.live_objects += sc.live_objects;
@@ -77,6 +81,7 @@ Stats GetStats() noexcept {
   s.metadata_bytes = ph.metadata_bytes;
   s.fragmentation_bytes = static_cast<std::int64_t>(s.committed_bytes) - s.live_bytes;
   for (int k = 0; k < os::kNumFaultKinds; ++k) s.os_failures += os::FailureCount(static_cast<os::FaultKind>(k));
+  s.injected_allocation_failures = failure_injection::InjectedFailures();
   std::int64_t peak = g_peak_live.load(std::memory_order_relaxed);
   while (s.live_bytes > peak &&
          !g_peak_live.compare_exchange_weak(peak, s.live_bytes, std::memory_order_relaxed)) {

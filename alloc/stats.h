@@ -51,6 +51,8 @@ struct Stats {
   // OS calls (mmap, madvise, munmap) that failed so far, real or injected
   // (alloc/os/os.h): the engine survives them, this makes them visible.
   std::uint64_t os_failures = 0;
+  // Allocations made to fail on purpose (alloc/failure_injection.h).
+  std::uint64_t injected_allocation_failures = 0;
   int num_size_classes = 0;
   SizeClassStats size_classes[kMaxReportedSizeClasses];
 };

@@ -138,6 +138,8 @@ const Property kProperties[] = {
     {"strata.large_live_bytes", [](const Stats& s) { return s.large_live_bytes; }},
     {"strata.threads", [](const Stats& s) { return static_cast<std::int64_t>(s.threads_with_cache); }},
     {"strata.os_failures", [](const Stats& s) { return static_cast<std::int64_t>(s.os_failures); }},
+    {"strata.injected_allocation_failures",
+     [](const Stats& s) { return static_cast<std::int64_t>(s.injected_allocation_failures); }},
 };
 
 const char* const kPropertyNames[] = {
@@ -146,7 +148,8 @@ const char* const kPropertyNames[] = {
     "strata.thread_cache_bytes", "strata.central_cache_bytes", "strata.pageheap_free_bytes",
     "strata.large_cache_bytes", "strata.metadata_bytes", "strata.fragmentation_bytes",
     "strata.allocations", "strata.frees", "strata.live_objects", "strata.large_allocations",
-    "strata.large_live_bytes", "strata.threads", "strata.os_failures", nullptr,
+    "strata.large_live_bytes", "strata.threads", "strata.os_failures", "strata.injected_allocation_failures",
+    nullptr,
 };
 static_assert(sizeof(kPropertyNames) / sizeof(kPropertyNames[0]) == sizeof(kProperties) / sizeof(kProperties[0]) + 1);
 
@@ -176,6 +179,7 @@ void WriteText(Sink& o, const Stats& s) {
   count("large allocations", static_cast<std::int64_t>(s.large_allocations));
   count("threads with a cache", static_cast<std::int64_t>(s.threads_with_cache));
   count("failed OS calls", static_cast<std::int64_t>(s.os_failures));
+  count("injected allocation failures", static_cast<std::int64_t>(s.injected_allocation_failures));
   o.Str("------------------------------------------------------------------------\n");
   o.Str("class      size      allocations            frees     live objects       live bytes  cached bytes\n");
   for (int i = 0; i < s.num_size_classes && i < kMaxReportedSizeClasses; ++i) {

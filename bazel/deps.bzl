@@ -17,8 +17,8 @@ Nothing is downloaded (these machines reach only Debian's package archive):
     tools/test load (see third_party/).
   - platforms: Debian's copy (package bazel-platforms).
   - com_google_absl, com_google_googletest, com_github_google_benchmark,
-    oneTBB, zlib: the Debian system libraries (/usr), under the names
-    upstream uses, with BUILD files from third_party/system.
+    oneTBB, zlib, libdw: the Debian system libraries (/usr), under the
+    names upstream uses, with BUILD files from third_party/system.
 Every label here is absolute (Label(...) resolves it in strata's repository
 whatever its name or location), so the macro works from any workspace.
 """
@@ -54,6 +54,8 @@ _SYSTEM_LIBRARIES = {
     "com_github_google_benchmark": "benchmark.BUILD",
     "oneTBB": "onetbb.BUILD",
     "zlib": "zlib.BUILD",
+    # elfutils' libdw: tools/heapdump's file:line (never the allocator).
+    "libdw": "libdw.BUILD",
 }
 
 def strata_dependencies():

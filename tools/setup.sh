@@ -4,9 +4,9 @@
 set -euo pipefail
 
 PACKAGES=(
-  # build
+  # build (libdw-dev: DWARF line tables for tools/heapdump's file:line)
   bazel-bootstrap bazel-platforms g++ libabsl-dev libtbb-dev libgtest-dev
-  libbenchmark-dev zlib1g-dev
+  libbenchmark-dev zlib1g-dev libdw-dev
   # tools and tests: pprof reader, leak truth, real programs under LD_PRELOAD,
   # libFuzzer (clang)
   golang-go valgrind python3 python3.11 libpython3.11-testsuite sqlite3 git

@@ -13,6 +13,21 @@ namespace strata::internal {
 namespace {
 constinit std::atomic<ErrorHook> g_error_hook{nullptr};
 constinit std::atomic<ErrorDescriber> g_error_describer{nullptr};
+constinit std::atomic<ErrorStackPrinter> g_stack_printer{nullptr};
+
+void PrintStack(const char* title, void* const* frames, int depth, raw::Buffer* b) {
+  b->Clear();
+  if (ErrorStackPrinter printer = g_stack_printer.load(std::memory_order_acquire)) {
+    printer(title, frames, depth, b);
+    b->Clear();
+    return;
+  }
+  b->Str("strata:   ").Str(title);
+  AppendFrames(b, frames, depth);
+  b->Char('\n');
+  b->WriteTo(2);
+  b->Clear();
+}
 }  // namespace
 
 const char* ErrorKindName(ErrorKind kind) {
@@ -69,22 +84,10 @@ void ReportError(const ErrorReport& r) {
   b.Char('\n');
   b.WriteTo(2);
 
-  b.Clear();
   void* frames[kMaxReportFrames];
   int depth = CaptureStack(frames, kMaxReportFrames, 1);
-  if (depth > 0) {
-    b.Str("strata:   at");
-    AppendFrames(&b, frames, depth);
-    b.Char('\n');
-    b.WriteTo(2);
-  }
-  if (r.free_frames > 0) {
-    b.Clear();
-    b.Str("strata:   previously freed at");
-    AppendFrames(&b, r.free_stack, r.free_frames);
-    b.Char('\n');
-    b.WriteTo(2);
-  }
+  if (depth > 0) PrintStack("at", frames, depth, &b);
+  if (r.free_frames > 0) PrintStack("previously freed at", r.free_stack, r.free_frames, &b);
   ErrorDescriber describer = g_error_describer.load(std::memory_order_acquire);
   if (describer != nullptr) {
     b.Clear();
@@ -101,6 +104,10 @@ void ReportError(const ErrorReport& r) {
 
 ErrorHook SetErrorHook(ErrorHook hook) {
   return g_error_hook.exchange(hook, std::memory_order_acq_rel);
+}
+
+ErrorStackPrinter SetErrorStackPrinter(ErrorStackPrinter printer) {
+  return g_stack_printer.exchange(printer, std::memory_order_acq_rel);
 }
 
 ErrorDescriber SetErrorDescriber(ErrorDescriber describer) {

@@ -3,7 +3,9 @@
 // Contract: ReportError formats without allocating, into a stack buffer,
 //   strata: <kind>: pointer 0x..., size N[, alignment A][, <detail>]
 // then, on following lines that also start with "strata:", the current
-// stack (return addresses, innermost first; module+offset for addr2line),
+// stack (return addresses, innermost first; module+offset for addr2line;
+// named frame by frame, from the first frame outside the allocator, when
+// the tracking layer installed its printer),
 // the stack that freed the block when known (hardened mode records it), and
 // whatever the installed describer adds (the tracking layer can print the
 // allocation stack of a block it tracks). All of it goes to stderr with
@@ -75,6 +77,15 @@ ErrorDescriber SetErrorDescriber(ErrorDescriber describer);
 
 // Appends " 0x... (module+0x...)" for each frame.
 void AppendFrames(raw::Buffer* b, void* const* frames, int n);
+
+// Writes the report's stacks (the current one, "at", and the freeing one,
+// "previously freed at"): complete lines starting with "strata:   " +
+// title, written out with out->WriteTo(2) as they are made. The tracking
+// layer installs one that drops the allocator's own frames from the top
+// and names every frame; without one, a stack is one line of addresses
+// with module+offset (what addr2line takes). Returns the previous printer.
+using ErrorStackPrinter = void (*)(const char* title, void* const* frames, int depth, raw::Buffer* out);
+ErrorStackPrinter SetErrorStackPrinter(ErrorStackPrinter printer);
 
 }  // namespace strata::internal
 

@@ -1,5 +1,6 @@
 #include "alloc/internal/hooks.h"
 
+#include "alloc/internal/failure_injection.h"
 #include "alloc/internal/thread_cache.h"
 #include <bit>
 
@@ -45,7 +46,11 @@ void SetTrackAll(bool on) {
 bool TrackAll() { return g_track_all.load(std::memory_order_relaxed); }
 
 std::int64_t NextSampleCountdown() {
-  if (TrackAll()) return -1;
+  if (TrackAll() || failure_injection::FailureInjectionForcesSlowPath()) return -1;
+  return SampleStride();
+}
+
+std::int64_t SampleStride() {
   std::int64_t rate = SampleRate();
   if (rate <= 0 || InstalledTrackingHooks() == nullptr) return kIdleCountdown;
   if (rate == 1) return -1;

@@ -12,13 +12,18 @@
 //     hooks->on_allocate records it.
 //   - Free: tracked small blocks live in spans the class map does not know
 //     (class 0), so their frees always reach the slow path, which calls
-//     hooks->on_free. Untracked blocks are never looked up.
+//     hooks->on_free. Untracked blocks are never looked up. When every
+//     allocation is tracked, small blocks go through a per-thread cache
+//     (tracked_cache.h: on_park and on_unpark instead of on_free and
+//     on_allocate while a block stays in it).
 //   - Realloc: a tracked large or huge block grown into the free space
 //     after it stays tracked, and hooks->on_resize gives its record the new
 //     sizes. A realloc within the usable size changes nothing (the record
 //     keeps the size last recorded, which is at most the usable size). A
 //     block that moves is a free of the old block and an allocation of the
 //     new.
+//   - Failure injection (failure_injection.h) forces the slow path the same
+//     way (a countdown of -1) and keeps the real countdown itself.
 //   - Mode changes reach every thread at its next countdown crossing; with
 //     sampling off the countdown is at most kIdleCountdown bytes, so a
 //     thread notices within that much allocation.
@@ -46,6 +51,15 @@ struct TrackingHooks {
   // into the free space after it): it keeps its record (stack, time,
   // sampled or not) with the new sizes.
   void (*on_resize)(void* ptr, std::size_t requested, std::size_t usable);
+  // Full tracking's per-thread cache (tracked_cache.h), optional (null:
+  // no cache). A tracked small block is being freed into a cache: its
+  // record stays, marked free. Returns 1 when done, 0 when the block has
+  // no record, -1 when its record is marked free already (a double free).
+  int (*on_park)(void* ptr);
+  // A block from a cache is handed out (as on_allocate with sampled =
+  // false): its parked record takes the new allocation, or, when it has
+  // none (fresh from the pool), it gets one.
+  void (*on_unpark)(void* ptr, std::size_t requested, std::size_t usable);
 };
 
 // Installs the hooks (once, from the tracking layer's init).
@@ -66,6 +80,10 @@ bool TrackAll();
 // instructions (one division); base::NegLogOneMinus's 1e-13 costs five
 // times that on every sample, for nothing a stride can use.
 double StrideFromBits(std::uint64_t bits53);
+
+// The next sampling stride in bytes (exponential with mean SampleRate();
+// kIdleCountdown with sampling off), whatever forces the slow path.
+std::int64_t SampleStride();
 
 // With sampling off, threads still reach the slow path this often so that
 // they notice a mode change.

@@ -12,7 +12,9 @@
 #include "alloc/internal/errors.h"
 #include "alloc/internal/globals.h"
 #include "alloc/internal/hardening.h"
+#include "alloc/internal/failure_injection.h"
 #include "alloc/internal/hooks.h"
+#include "alloc/internal/tracked_cache.h"
 
 namespace strata::internal {
 
@@ -333,6 +335,7 @@ void* AllocateLarge(std::size_t size, std::size_t alignment, bool zero) {
 
 // A small block from the tracked pool of its class, recorded by the hooks.
 void* AllocateTracked(std::size_t size, int size_class, bool sampled) {
+  if (!sampled) return tracked_cache::TrackedCacheAllocate(size, size_class);
   FreeObject* object = nullptr;
   if (g_tracked_central[size_class].Remove(size_class, 1, &object) == 0) return nullptr;
   InstalledTrackingHooks()->on_allocate(object, size, ClassSize(size_class), sampled);
@@ -341,7 +344,10 @@ void* AllocateTracked(std::size_t size, int size_class, bool sampled) {
 
 }  // namespace
 
-void* AllocateZeroedLarge(std::size_t size) { return AllocateLarge(size, 0, true); }
+void* AllocateZeroedLarge(std::size_t size) {
+  if (failure_injection::MaybeInjectFailure(tls_cache, size)) return nullptr;
+  return AllocateLarge(size, 0, true);
+}
 
 namespace {
 
@@ -470,6 +476,7 @@ void* AllocateSlow(std::size_t size, std::size_t alignment, int size_class, Allo
   ThreadCache& tc = tls_cache;
   // The mode is decided by the first thread's init: know it before using it.
   if (STRATA_PREDICT_FALSE(tc.state == CacheState::kUninitialized)) InitThread(tc);
+  if (failure_injection::MaybeInjectFailure(tc, size)) return nullptr;
   if (Hardened()) return HardenedAllocate(size, alignment, kind, false);
   if (size_class == 0) return AllocateLarge(size, alignment, false);
   if (STRATA_PREDICT_FALSE(tc.state != CacheState::kActive)) {
@@ -543,10 +550,7 @@ void FreeSlow(void* ptr, int size_class, AllocKind kind) {
         ReportError((addr & 15) != 0 ? ErrorKind::kMisalignedFree : ErrorKind::kInteriorFree, ptr, 0);
         return;
       }
-      InstalledTrackingHooks()->on_free(ptr);
-      auto* object = static_cast<FreeObject*>(ptr);
-      SetNext(object, nullptr);
-      g_tracked_central[info.size_class].Insert(info.size_class, object, 1);
+      tracked_cache::TrackedCacheFree(ptr, info.size_class);
       return;
     }
     case BlockKind::kLarge:

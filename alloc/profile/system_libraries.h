@@ -12,11 +12,15 @@
 //     malloc is allowed and no allocator lock is held, before a section
 //     that must not allocate (the profile writer, a leak report). A library
 //     that cannot be opened is simply absent (see below).
-//   - SymbolizeAddress() and Zlib() never load anything and never allocate:
-//     they use what LoadProfilerLibraries() opened. Without Abseil's
-//     symbolizer, SymbolizeAddress falls back to the nearest dynamic symbol
-//     (dladdr; mangled, and unknown for functions the program does not
-//     export). Without zlib, Zlib() is nullptr and gzip output fails.
+//   - SymbolizeAddress(), ModuleOfAddress() and Zlib() never load anything
+//     and never allocate: they use what LoadProfilerLibraries() opened.
+//     Where Abseil's symbolizer finds no name (or is absent),
+//     SymbolizeAddress falls back to the dynamic symbol that contains the
+//     address (dladdr1; its size is checked, so a local function is not
+//     named after its exported neighbour; demangled by Abseil's demangler
+//     when open), then to module+offset ("libstdc++.so.6+0xd44a3"), so
+//     that no frame of a mapped module is a bare address. Without zlib,
+//     Zlib() is nullptr and gzip output fails.
 //   - The library names are Debian bookworm's (libz.so.1,
 //     libabsl_symbolize.so.20220623, with the unversioned names as a
 //     fallback), as are Abseil's mangled names (inline namespace debian3,
@@ -29,14 +33,23 @@
 
 #include <zlib.h>
 
+#include <cstdint>
+
 namespace strata::profile {
 
 void LoadProfilerLibraries() noexcept;
 
 // Writes the (demangled) name of the function containing the exact code
-// address `pc` into `out` (NUL-terminated, truncated to `out_size`).
-// False, with `out` unspecified, when the address is not known.
+// address `pc` into `out` (NUL-terminated, truncated to `out_size`), or
+// "module+0xoffset" when no symbol covers it. False, with `out`
+// unspecified, when the address is in no mapped module.
 bool SymbolizeAddress(const void* pc, char* out, int out_size) noexcept;
+
+// The module (shared object or program) that contains `pc`: its path
+// (`full_path`) or file name into `out`, and pc's offset from the
+// module's load address into *offset (what addr2line takes). False when
+// `pc` is in no module.
+bool ModuleOfAddress(const void* pc, char* out, int out_size, std::uintptr_t* offset, bool full_path) noexcept;
 
 // The zlib entry points the profile writer uses (deflateInit2 is a macro
 // over deflateInit2_).

@@ -2,6 +2,7 @@
 
 #include <new>
 
+#include "concurrency/base/macros.h"
 #include "concurrency/base/raw_memory.h"
 #include "concurrency/epoch/collector.h"
 
@@ -15,9 +16,15 @@ inline bool Marked(std::uintptr_t link) { return (link & kMark) != 0; }
 
 // A copy of a linked record's fields (its sizes may be changing: Resize).
 LiveInfo Snapshot(const LiveRecord& r) {
-  return LiveInfo{r.ptr, r.size.load(std::memory_order_relaxed), r.usable.load(std::memory_order_relaxed),
-                  r.stack, r.time_ns, r.flags};
+  return LiveInfo{r.ptr,
+                  r.size.load(std::memory_order_relaxed),
+                  r.usable.load(std::memory_order_relaxed),
+                  r.stack.load(std::memory_order_relaxed),
+                  r.time_ns.load(std::memory_order_relaxed),
+                  r.flags.load(std::memory_order_acquire)};
 }
+
+bool IsParked(const LiveRecord& r) { return (r.flags.load(std::memory_order_acquire) & kParked) != 0; }
 
 // Where tier t's buckets start in the bucket array.
 constexpr std::size_t TierOffset(int t) {
@@ -119,9 +126,9 @@ bool LiveTable::Insert(const LiveInfo& info) {
   r->ptr = info.ptr;
   r->size.store(info.size, std::memory_order_relaxed);
   r->usable.store(info.usable, std::memory_order_relaxed);
-  r->stack = info.stack;
-  r->time_ns = info.time_ns;
-  r->flags = info.flags;
+  r->stack.store(info.stack, std::memory_order_relaxed);
+  r->time_ns.store(info.time_ns, std::memory_order_relaxed);
+  r->flags.store(info.flags & ~static_cast<std::uint32_t>(kParked), std::memory_order_relaxed);
   r->scan_mark = 0;
   // The first tier with room (the last takes every record past that).
   int t = 0;
@@ -161,6 +168,7 @@ bool LiveTable::Remove(std::uintptr_t ptr, LiveInfo* out) {
       continue;
     }
     *out = Snapshot(*cur);
+    if ((out->flags & kParked) != 0) parked_.fetch_sub(1, std::memory_order_relaxed);
     std::uintptr_t expected = reinterpret_cast<std::uintptr_t>(cur);
     if (prev->compare_exchange_strong(expected, next, std::memory_order_acq_rel, std::memory_order_acquire)) {
       tiers_[t].size.fetch_sub(1, std::memory_order_relaxed);
@@ -179,6 +187,61 @@ bool LiveTable::Find(std::uintptr_t ptr, LiveInfo* out) {
   LiveRecord* cur = SearchAll(ptr, &t, &prev);
   if (cur == nullptr) return false;
   *out = Snapshot(*cur);
+  return (out->flags & kParked) == 0;
+}
+
+bool LiveTable::FindAny(std::uintptr_t ptr, LiveInfo* out) {
+  auto guard = Ebr().Pin();
+  std::atomic<std::uintptr_t>* prev;
+  int t = 0;
+  LiveRecord* cur = SearchAll(ptr, &t, &prev);
+  if (cur == nullptr) return false;
+  *out = Snapshot(*cur);
+  return true;
+}
+
+// Park and Unpark are every free and allocation of full tracking: the
+// lookup is inlined into them (flatten), not into the rest (the code the
+// sampler runs stays small: alloc/libstrata_order.txt).
+__attribute__((flatten)) LiveTable::ParkResult LiveTable::Park(std::uintptr_t ptr, LiveInfo* out) {
+  auto guard = Ebr().Pin();
+  std::atomic<std::uintptr_t>* prev;
+  int t = 0;
+  LiveRecord* cur = SearchAll(ptr, &t, &prev);
+  if (cur == nullptr) return ParkResult::kNotFound;
+  std::uint32_t flags = cur->flags.load(std::memory_order_relaxed);
+  do {
+    if ((flags & kParked) != 0) return ParkResult::kAlreadyParked;
+    // A CAS: two threads freeing the same block at once (a double free)
+    // must not both park it. Acquire/release: pairs with the readers'
+    // acquire loads of `flags` (and Unpark's release store).
+  } while (!cur->flags.compare_exchange_weak(flags, flags | kParked, std::memory_order_acq_rel,
+                                             std::memory_order_relaxed));
+  parked_.fetch_add(1, std::memory_order_relaxed);
+  if (out != nullptr) {
+    *out = Snapshot(*cur);
+    out->flags = flags;
+  }
+  return ParkResult::kParked;
+}
+
+__attribute__((flatten)) bool LiveTable::Unpark(const LiveInfo& info) {
+  // Only the thread whose cache holds the block unparks it, so the fields
+  // have one writer; the guard keeps the record from being recycled by a
+  // racing Remove (a program error: a free of a block that is not live).
+  auto guard = Ebr().Pin();
+  std::atomic<std::uintptr_t>* prev;
+  int t = 0;
+  LiveRecord* cur = SearchAll(info.ptr, &t, &prev);
+  if (cur == nullptr || !IsParked(*cur)) return false;
+  cur->size.store(info.size, std::memory_order_relaxed);
+  cur->usable.store(info.usable, std::memory_order_relaxed);
+  cur->stack.store(info.stack, std::memory_order_relaxed);
+  cur->time_ns.store(info.time_ns, std::memory_order_relaxed);
+  cur->scan_mark = 0;
+  // Release: a walker that sees the record live (acquire) sees its fields.
+  cur->flags.store(info.flags & ~static_cast<std::uint32_t>(kParked), std::memory_order_release);
+  parked_.fetch_sub(1, std::memory_order_relaxed);
   return true;
 }
 
@@ -213,7 +276,7 @@ void LiveTable::ForEach(void (*fn)(LiveRecord& record, void* arg), void* arg) {
       while (Ptr(link) != nullptr) {
         LiveRecord* r = Ptr(link);
         std::uintptr_t next = r->next.load(std::memory_order_acquire);
-        if (!Marked(next)) fn(*r, arg);
+        if (!Marked(next) && !IsParked(*r)) fn(*r, arg);
         link = next & ~kMark;
       }
     }

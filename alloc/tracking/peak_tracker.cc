@@ -84,10 +84,12 @@ void AddRecord(LiveRecord& r, void* arg) STRATA_NO_THREAD_SAFETY_ANALYSIS {
   const auto* walk = static_cast<const Walk*>(arg);
   Snapshot& s = g_snap;
   double objects, bytes;
-  RecordWeight(r.size.load(std::memory_order_relaxed), r.flags, walk->rate, &objects, &bytes);
+  RecordWeight(r.size.load(std::memory_order_relaxed), r.flags.load(std::memory_order_relaxed), walk->rate,
+               &objects, &bytes);
   s.total_bytes += bytes;
+  StackEntry* const stack = r.stack.load(std::memory_order_relaxed);
   const std::size_t mask = s.index_size - 1;
-  std::size_t i = static_cast<std::size_t>((reinterpret_cast<std::uintptr_t>(r.stack) >> 4) *
+  std::size_t i = static_cast<std::size_t>((reinterpret_cast<std::uintptr_t>(stack) >> 4) *
                                            0x9E3779B97F4A7C15ull >> 20) & mask;
   for (std::size_t probes = 0; probes <= mask; ++probes, i = (i + 1) & mask) {
     std::uint32_t slot = s.index[i];
@@ -95,8 +97,8 @@ void AddRecord(LiveRecord& r, void* arg) STRATA_NO_THREAD_SAFETY_ANALYSIS {
       if (s.count == kMaxSites) break;
       slot = static_cast<std::uint32_t>(s.count++);
       s.index[i] = slot;
-      s.sites[slot] = PeakSite{r.stack, 0, 0, {}};
-    } else if (s.sites[slot].stack != r.stack) {
+      s.sites[slot] = PeakSite{stack, 0, 0, {}};
+    } else if (s.sites[slot].stack != stack) {
       continue;
     }
     s.sites[slot].inuse_objects += objects;

@@ -25,8 +25,10 @@ constinit std::atomic<bool> g_installed{false};
 void OnAllocate(void* ptr, std::size_t requested, std::size_t usable, bool sampled);
 void OnFree(void* ptr);
 void OnResize(void* ptr, std::size_t requested, std::size_t usable);
+int OnPark(void* ptr);
+void OnUnpark(void* ptr, std::size_t requested, std::size_t usable);
 
-constinit internal::TrackingHooks g_hooks = {&OnAllocate, &OnFree, &OnResize};
+constinit internal::TrackingHooks g_hooks = {&OnAllocate, &OnFree, &OnResize, &OnPark, &OnUnpark};
 
 // Captures the whole stack, strata's own frames included: skipping a fixed
 // number of frames is fragile across inlining, so the readers (profile
@@ -35,7 +37,9 @@ constinit internal::TrackingHooks g_hooks = {&OnAllocate, &OnFree, &OnResize};
 // (internal::CaptureStack, bounded by readable memory, never allocating).
 int CaptureStack(void** frames) { return internal::CaptureStack(frames, kMaxStackDepth, 0); }
 
-void OnAllocate(void* ptr, std::size_t requested, std::size_t usable, bool sampled) {
+// The record of an allocation made now from the calling stack (counted in
+// its stack entry's totals).
+STRATA_ALWAYS_INLINE LiveInfo RecordNow(void* ptr, std::size_t requested, std::size_t usable, bool sampled) {
   void* frames[kMaxStackDepth];
   int depth = CaptureStack(frames);
   StackEntry* stack = GlobalStackTable().Intern(frames, depth);
@@ -45,14 +49,47 @@ void OnAllocate(void* ptr, std::size_t requested, std::size_t usable, bool sampl
     stack->sampled_alloc_count.fetch_add(1, std::memory_order_relaxed);
     stack->sampled_alloc_bytes.fetch_add(requested, std::memory_order_relaxed);
   }
-  LiveInfo info{reinterpret_cast<std::uintptr_t>(ptr), requested, usable, stack, NowNs(),
-                sampled ? static_cast<std::uint32_t>(kSampled) : static_cast<std::uint32_t>(kTracked)};
+  g_tracked_allocs.fetch_add(1, std::memory_order_relaxed);
+  return LiveInfo{reinterpret_cast<std::uintptr_t>(ptr), requested, usable, stack, NowNs(),
+                  sampled ? static_cast<std::uint32_t>(kSampled) : static_cast<std::uint32_t>(kTracked)};
+}
+
+// A new live record (the peak tracker counts it in).
+void Insert(const LiveInfo& info) {
   if (GlobalLiveTable().Insert(info)) {
-    PeakOnAllocate(requested, info.flags);
+    PeakOnAllocate(info.size, info.flags);
   } else {
     g_record_failures.fetch_add(1, std::memory_order_relaxed);
   }
-  g_tracked_allocs.fetch_add(1, std::memory_order_relaxed);
+}
+
+void OnAllocate(void* ptr, std::size_t requested, std::size_t usable, bool sampled) {
+  Insert(RecordNow(ptr, requested, usable, sampled));
+}
+
+// Parking is the block's free (for the counters and the peak tracker).
+int OnPark(void* ptr) {
+  LiveInfo info;
+  switch (GlobalLiveTable().Park(reinterpret_cast<std::uintptr_t>(ptr), &info)) {
+    case LiveTable::ParkResult::kParked:
+      PeakOnFree(info.size, info.flags);
+      g_tracked_frees.fetch_add(1, std::memory_order_relaxed);
+      return 1;
+    case LiveTable::ParkResult::kNotFound:
+      return 0;
+    case LiveTable::ParkResult::kAlreadyParked:
+      break;
+  }
+  return -1;
+}
+
+void OnUnpark(void* ptr, std::size_t requested, std::size_t usable) {
+  const LiveInfo info = RecordNow(ptr, requested, usable, false);
+  if (GlobalLiveTable().Unpark(info)) {
+    PeakOnAllocate(info.size, info.flags);
+  } else {
+    Insert(info);  // a block fresh from the pool has no record yet
+  }
 }
 
 // --- Recently freed tracked blocks ------------------------------------------
@@ -98,11 +135,14 @@ bool FindFreed(std::uintptr_t ptr, LiveInfo* out) {
   return found;
 }
 
+// Also called for a parked block leaving a tracked cache (its free was
+// counted when it was parked).
 void OnFree(void* ptr) {
   LiveInfo info;
   if (GlobalLiveTable().Remove(reinterpret_cast<std::uintptr_t>(ptr), &info)) {
-    PeakOnFree(info.size, info.flags);
     RememberFreed(info);
+    if ((info.flags & kParked) != 0) return;  // its free was counted when parked
+    PeakOnFree(info.size, info.flags);
   }
   g_tracked_frees.fetch_add(1, std::memory_order_relaxed);
 }
@@ -118,48 +158,58 @@ void OnResize(void* ptr, std::size_t requested, std::size_t usable) {
 // Frames of the allocation stack printed in an error report.
 constexpr int kDescribedFrames = 16;
 
-// The symbol of a return address, or "?". DescribeBlock opens the
-// symbolizer first; the lookup itself never calls malloc
-// (tests/profile:no_malloc_test).
-bool SymbolOf(const void* pc, char* out, std::size_t size) {
-  if (profile::SymbolizeAddress(static_cast<const char*>(pc) - 1, out, static_cast<int>(size))) return true;
-  out[0] = '?';
-  out[1] = '\0';
-  return false;
-}
-
 // Adds the allocation stack of a tracked block (live, or freed recently) to
 // an error report: one line with the addresses (module+offset, as the rest
-// of the report), then one line per frame from the first user frame on (the
-// allocator's own frames skipped by name, as symbolize.h does), with its
-// symbol. Every line is formatted in `out` and written out before the
+// of the report), then one line per frame (LeakSanitizer's format,
+// symbolize.h), both from the first user frame on (the allocator's own
+// frames skipped, as symbolize.h does). Every line is formatted in `out` and written out before the
 // next; the only allocation is the process's first opening of the
 // symbolizer (dlopen), once a tracked block is to be described (errors are
 // reported with no allocator lock held).
 void DescribeBlock(const void* ptr, raw::Buffer* out) {
   const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
   LiveInfo info;
-  bool live = GlobalLiveTable().Find(addr, &info);
-  if (!live && !FindFreed(addr, &info)) return;
+  const bool found = GlobalLiveTable().FindAny(addr, &info);
+  // A parked record: the block was freed into a tracked cache.
+  const bool live = found && (info.flags & kParked) == 0;
+  if (!found && !FindFreed(addr, &info)) return;
   const StackEntry* stack = info.stack;
   if (stack == nullptr || stack->depth <= 0) return;
   profile::LoadProfilerLibraries();
+  const int depth = ModuleFrames(stack->frames, stack->depth);
+  const int first = FirstUserFrame(stack->frames, depth);
+  const int end = depth < first + kDescribedFrames ? depth : first + kDescribedFrames;
   out->Str("strata:   allocated (tracked block of ").Udec(info.size).Str(" bytes")
       .Str(live ? "" : ", since freed").Str(") at");
-  internal::AppendFrames(out, stack->frames, stack->depth < kDescribedFrames ? stack->depth : kDescribedFrames);
+  internal::AppendFrames(out, stack->frames + first, end - first);
   out->Char('\n');
   out->WriteTo(2);
   out->Clear();
-  char name[256];
-  int first = 0;
-  while (first < stack->depth && SymbolOf(stack->frames[first], name, sizeof(name)) && IsAllocatorFrame(name)) {
-    ++first;
+  for (int i = first; i < end; ++i) {
+    out->Str("strata:     ");
+    AppendFrame(out, i - first, stack->frames[i]);
+    out->Char('\n');
+    out->WriteTo(2);
+    out->Clear();
   }
-  if (first == stack->depth) first = 0;
-  for (int i = first; i < stack->depth && i < first + kDescribedFrames; ++i) {
-    SymbolOf(stack->frames[i], name, sizeof(name));
-    out->Str("strata:     #").Udec(static_cast<std::uint64_t>(i - first)).Char(' ').Ptr(stack->frames[i]);
-    out->Char(' ').Str(name).Char('\n');
+}
+
+// Writes a stack of an error report (alloc/internal/errors.h): the raw line
+// of addresses, then one symbolized line per frame, both from the first
+// frame outside the allocator on.
+void PrintErrorStack(const char* title, void* const* frames, int depth, raw::Buffer* out) {
+  profile::LoadProfilerLibraries();
+  depth = ModuleFrames(frames, depth);
+  const int first = FirstUserFrame(frames, depth);
+  out->Str("strata:   ").Str(title);
+  internal::AppendFrames(out, frames + first, depth - first);
+  out->Char('\n');
+  out->WriteTo(2);
+  out->Clear();
+  for (int i = first; i < depth; ++i) {
+    out->Str("strata:     ");
+    AppendFrame(out, i - first, frames[i]);
+    out->Char('\n');
     out->WriteTo(2);
     out->Clear();
   }
@@ -204,6 +254,7 @@ void EnsureTrackingInstalled() {
   // its sample countdown (hooks.cc RefreshCallingThread), which in hardened
   // mode must stay pinned.
   internal::SetErrorDescriber(&DescribeBlock);
+  internal::SetErrorStackPrinter(&PrintErrorStack);
   internal::InstallTrackingHooks(&g_hooks);
   internal::SetSampleRate(ParseBytes(getenv("STRATA_SAMPLE_RATE"), kDefaultSampleRate));
   if (EnvFlag("STRATA_LEAKCHECK")) internal::SetTrackAll(true);

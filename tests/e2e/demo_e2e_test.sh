@@ -45,6 +45,29 @@ if [ -x "$GO" ]; then
 else
   fail "go is not installed (tools/setup.sh installs golang-go)"
 fi
+# Every frame is named (issue 19): no report, profile or flame graph line
+# is a bare address. A frame without a symbol names its module
+# ("(/lib/x86_64-linux-gnu/libstdc++.so.6+0xd44a3)").
+bare=$(grep -E '^ +#[0-9]+ 0x[0-9a-f]+ *$' <<<"$out")
+[ -z "$bare" ] || fail "bare frames in the leak report: $bare"
+grep -qE '^ +#0 0x[0-9a-f]+ in demo::BuildList\(\) \(/.*strata_demo\+0x[0-9a-f]+\)$' <<<"$out" ||
+  fail "leak report frames lack the module+offset: $(grep -m1 'BuildList' <<<"$out")"
+folded=$("$HEAPDUMP" folded --alloc_space "$TMP/demo.heap" 2>&1) || fail "heapdump folded failed: $folded"
+bare=$(tr ';' '\n' <<<"$folded" | sed -E 's/ [0-9]+$//' | grep -E '^0x[0-9a-f]+$' | head -3)
+[ -z "$bare" ] || fail "bare frames in the profile: $bare"
+"$HEAPDUMP" svg --alloc_space -o "$TMP/demo.svg" "$TMP/demo.heap" || fail "heapdump svg failed"
+bare=$(grep -oE '<title>0x[0-9a-f]+ ' "$TMP/demo.svg" | head -3)
+[ -z "$bare" ] || fail "bare frames in the flame graph: $bare"
+# file:line from the demo's debug info, in heapdump's views and through its
+# report filter (what tools/strata-run pipes the reports through); off
+# with --no-lines.
+grep -q "demo::HandleRequest(int, strata::BufferPool&) tools/demo/strata_demo.cc:[0-9]" <<<"$top" ||
+  grep -qE "demo::HandleRequest.* tools/demo/strata_demo.cc:[0-9]+" <<<"$top" || fail "heapdump top lacks file:line: $top"
+plain=$("$HEAPDUMP" top --no-lines --alloc_space "$TMP/demo.heap" 2>&1)
+grep -q "strata_demo.cc:" <<<"$plain" && fail "heapdump --no-lines shows lines"
+symbolized=$("$HEAPDUMP" symbolize <<<"$out")
+grep -qE '#0 0x[0-9a-f]+ in demo::BuildList\(\) tools/demo/strata_demo.cc:[0-9]+ \(/' <<<"$symbolized" ||
+  fail "heapdump symbolize added no file:line: $(grep -m1 BuildList <<<"$symbolized")"
 [ "$failures" = 0 ] || { echo "$out" | tail -60; }
-echo "$((11 - failures)) passed, $failures failed"
+echo "$((19 - failures)) passed, $failures failed"
 [ "$failures" = 0 ]

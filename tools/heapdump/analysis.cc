@@ -63,6 +63,10 @@ std::vector<std::string> SampleFrames(const Profile& profile,
         frames.push_back(fn->system_name);
       } else {
         frames.push_back(HexAddress(loc->address));
+        continue;
+      }
+      if (line.line > 0 && !fn->filename.empty()) {
+        frames.back() += " " + fn->filename + ":" + std::to_string(line.line);
       }
     }
   }

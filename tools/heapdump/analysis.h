@@ -2,7 +2,10 @@
 // folded stacks) computed from a decoded Profile.
 //
 // Contract:
-//   - Frames are named by function name; a location with inlined frames
+//   - Frames are named by function name, followed by " FILE:LINE" when the
+//     profile has the location's line and the function's file (heapdump
+//     fills them in from the binaries' debug info, source_lines.h, unless
+//     --no-lines); a location with inlined frames
 //     expands to several frames (innermost first); a location without
 //     Line entries is named by its hex address ("0x4005d0"); a sample with
 //     no locations gets the single frame "[no stack]".

@@ -4,6 +4,7 @@
 //   heapdump diff   [--alloc] [--by_function] [-n N] [--fail_on_growth=B] A B
 //   heapdump folded [TYPE] FILE
 //   heapdump svg    [TYPE] [--title=T] [--width=PX] [-o OUT.svg] FILE
+//   heapdump symbolize [--no-lines]        (a filter: stdin to stdout)
 //
 // Exit status: 0 success, 1 growth above --fail_on_growth (diff), 2 usage
 // or input errors (the message names the file and the problem).
@@ -20,6 +21,7 @@
 #include "tools/heapdump/analysis.h"
 #include "tools/heapdump/flame_svg.h"
 #include "tools/heapdump/profile_reader.h"
+#include "tools/heapdump/source_lines.h"
 
 namespace strata::heapdump {
 namespace {
@@ -44,6 +46,11 @@ Usage:
       Folded stacks, one 'root;caller;leaf value' line per stack.
   heapdump svg    [TYPE] [--title=TEXT] [--width=PX] [-o OUT.svg] FILE
       A self-contained flame-graph SVG (stdout without -o).
+  heapdump symbolize [--no-lines]
+      A filter: copies standard input to standard output, adding FILE:LINE
+      to each report frame ending in (/path/module+0xOFFSET) (strata's
+      leak and misuse reports, LeakSanitizer's) whose binary has line
+      tables.
   heapdump --help
 
 TYPE selects the value (default --inuse_space):
@@ -53,6 +60,9 @@ Options:
   --cum                   top: sort by cumulative value
   --fail_on_growth=SIZE   diff: exit 1 when total bytes grew by more than
                           SIZE (bytes; k, M, G suffixes are 1024-based)
+  --no-lines              name frames by function only; by default a frame
+                          whose binary has debug info (DWARF line tables)
+                          also shows FILE:LINE
 FILE may be '-' for standard input.
 Exit status: 0 ok, 1 growth above --fail_on_growth, 2 usage or input error.
 )";
@@ -70,6 +80,7 @@ struct Args {
   std::string output;
   std::string title;
   int width = 1200;
+  bool lines = true;
 };
 
 int UsageError(const std::string& message) {
@@ -118,7 +129,7 @@ int ParseArgs(int argc, char** argv, Args* args) {
   }
   args->command = first;
   if (first != "top" && first != "diff" && first != "folded" &&
-      first != "svg") {
+      first != "svg" && first != "symbolize") {
     return UsageError("unknown command '" + first + "'");
   }
   bool flags_done = false;
@@ -159,6 +170,8 @@ int ParseArgs(int argc, char** argv, Args* args) {
         return UsageError(name + " needs a count >= 0");
       }
       args->node_count = static_cast<int>(n);
+    } else if (name == "--no-lines") {
+      args->lines = false;
     } else if (name == "--cum") {
       args->cum = true;
     } else if (name == "--alloc") {
@@ -188,6 +201,10 @@ int ParseArgs(int argc, char** argv, Args* args) {
       return UsageError("unknown option '" + a + "' for " + args->command);
     }
   }
+  if (args->command == "symbolize") {
+    if (!args->files.empty()) return UsageError("symbolize reads standard input; it takes no file");
+    return -1;
+  }
   const std::size_t want = args->command == "diff" ? 2 : 1;
   if (args->files.size() != want) {
     return UsageError(args->command + " takes " +
@@ -198,7 +215,7 @@ int ParseArgs(int argc, char** argv, Args* args) {
   return -1;
 }
 
-bool Load(const std::string& path, Profile* profile) {
+bool Load(const std::string& path, Profile* profile, bool lines) {
   std::string error;
   bool ok;
   if (path == "-") {
@@ -212,6 +229,10 @@ bool Load(const std::string& path, Profile* profile) {
     std::cerr << "heapdump: " << (path == "-" ? "<stdin>" : path) << ": "
               << error << '\n';
   }
+  if (ok && lines) {
+    SourceLines source_lines;
+    ResolveProfileLines(profile, &source_lines);
+  }
   return ok;
 }
 
@@ -223,7 +244,7 @@ int FileError(const std::string& path, const std::string& message) {
 // Loads a single-profile command's input and resolves its sample type.
 int LoadOne(const Args& args, Profile* profile, int* index) {
   const std::string& path = args.files[0];
-  if (!Load(path, profile)) return kExitError;
+  if (!Load(path, profile, args.lines)) return kExitError;
   if (profile->samples.empty()) {
     return FileError(path, "profile has no samples (nothing to report)");
   }
@@ -291,7 +312,7 @@ int RunSvg(const Args& args) {
 int RunDiff(const Args& args) {
   Profile a;
   Profile b;
-  if (!Load(args.files[0], &a) || !Load(args.files[1], &b)) return kExitError;
+  if (!Load(args.files[0], &a, args.lines) || !Load(args.files[1], &b, args.lines)) return kExitError;
   if (a.samples.empty() && b.samples.empty()) {
     return FileError(args.files[0] + " and " + args.files[1],
                      "neither profile has samples (nothing to compare)");
@@ -326,6 +347,19 @@ int RunDiff(const Args& args) {
   return kExitOk;
 }
 
+// Copies stdin to stdout line by line (flushed, so that a report piped
+// through interleaves with the program's other output as it comes).
+int RunSymbolize(const Args& args) {
+  SourceLines source_lines;
+  std::string line;
+  while (std::getline(std::cin, line)) {
+    std::cout << (args.lines ? SymbolizeReportLine(line, &source_lines) : line);
+    if (!std::cin.eof()) std::cout << '\n';
+    std::cout.flush();
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 int Main(int argc, char** argv) {
@@ -338,6 +372,8 @@ int Main(int argc, char** argv) {
     rc = RunDiff(args);
   } else if (args.command == "folded") {
     rc = RunFolded(args);
+  } else if (args.command == "symbolize") {
+    rc = RunSymbolize(args);
   } else {
     rc = RunSvg(args);
   }

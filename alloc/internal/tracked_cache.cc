@@ -1,0 +1,195 @@
+#include "alloc/internal/tracked_cache.h"
+
+#include <atomic>
+
+#include "alloc/internal/errors.h"
+#include "alloc/internal/globals.h"
+#include "alloc/internal/hooks.h"
+#include "alloc/internal/size_classes.h"
+#include "alloc/internal/span.h"
+#include "concurrency/base/macros.h"
+#include "concurrency/base/thread_exit.h"
+
+
+namespace strata::tracked_cache {
+
+using internal::ClassInfo;
+using internal::ClassSize;
+using internal::ErrorKind;
+using internal::FreeObject;
+using internal::g_tracked_central;
+using internal::GetNext;
+using internal::InstalledTrackingHooks;
+using internal::kNumClasses;
+using internal::ReportError;
+using internal::SetNext;
+using internal::TrackAll;
+using internal::TrackingHooks;
+
+namespace {
+
+// One thread's lists. The slot is claimed by the thread at its first
+// cached free or allocation and given back at its exit; statistics read
+// `length` of every claimed slot.
+struct Slot {
+  std::atomic<bool> claimed{false};
+  FreeObject* head[kNumClasses] = {};
+  std::atomic<std::uint32_t> length[kNumClasses] = {};
+  ThreadExitHook exit_hook{};
+};
+
+constinit Slot g_slots[kTrackedCacheSlots];
+// Slots [0, g_slots_used) may be claimed (statistics walk no further).
+constinit std::atomic<int> g_slots_used{0};
+
+enum class SlotState : std::uint8_t { kNone = 0, kActive, kExited, kNoSlot };
+struct ThreadState {
+  Slot* slot;
+  SlotState state;
+};
+constinit thread_local ThreadState tls_tracked STRATA_INITIAL_EXEC = {nullptr, SlotState::kNone};
+
+// Objects a list of the class holds at most.
+constexpr std::uint32_t MaxObjects(int size_class) {
+  const std::size_t by_bytes = kTrackedCacheBytes / ClassSize(size_class);
+  const std::size_t n = by_bytes < kTrackedCacheObjects ? by_bytes : kTrackedCacheObjects;
+  return n < 1 ? 1 : static_cast<std::uint32_t>(n);
+}
+
+// Objects moved per refill or overflow.
+constexpr int MoveObjects(int size_class) {
+  std::uint32_t n = (MaxObjects(size_class) + 1) / 2;
+  const std::uint32_t batch = ClassInfo(size_class).batch;
+  if (n > batch) n = batch;
+  return n < 1 ? 1 : static_cast<int>(n);
+}
+
+// Hands `n` objects from the head of the list of `c` back to the tracked
+// pool, each losing its (parked) record first.
+void ReturnToPool(Slot& slot, int c, std::uint32_t n) {
+  const TrackingHooks* hooks = InstalledTrackingHooks();
+  FreeObject* head = slot.head[c];
+  FreeObject* last = head;
+  for (std::uint32_t i = 0; i < n; ++i) {
+    if (hooks != nullptr) hooks->on_free(last);
+    if (i + 1 < n) last = GetNext(last);
+  }
+  slot.head[c] = GetNext(last);
+  SetNext(last, nullptr);
+  slot.length[c].store(slot.length[c].load(std::memory_order_relaxed) - n, std::memory_order_relaxed);
+  g_tracked_central[c].Insert(c, head, static_cast<int>(n));
+}
+
+void ReturnListsAtExit(void* arg) {
+  auto* slot = static_cast<Slot*>(arg);
+  tls_tracked.state = SlotState::kExited;
+  for (int c = 1; c < kNumClasses; ++c) {
+    std::uint32_t n = slot->length[c].load(std::memory_order_relaxed);
+    if (n > 0) ReturnToPool(*slot, c, n);
+  }
+  tls_tracked.slot = nullptr;
+  // Release: the next owner's writes come after ours.
+  slot->claimed.store(false, std::memory_order_release);
+}
+
+// Claims a slot for the calling thread; null when the thread is exiting or
+// every slot is taken.
+STRATA_NOINLINE Slot* ClaimSlot() {
+  ThreadState& ts = tls_tracked;
+  if (ts.state != SlotState::kNone) return nullptr;
+  for (int i = 0; i < kTrackedCacheSlots; ++i) {
+    Slot& s = g_slots[i];
+    bool expected = false;
+    if (s.claimed.load(std::memory_order_relaxed) ||
+        !s.claimed.compare_exchange_strong(expected, true, std::memory_order_acquire, std::memory_order_relaxed)) {
+      continue;
+    }
+    int used = g_slots_used.load(std::memory_order_relaxed);
+    while (used < i + 1 &&
+           !g_slots_used.compare_exchange_weak(used, i + 1, std::memory_order_relaxed, std::memory_order_relaxed)) {
+    }
+    s.exit_hook.fn = &ReturnListsAtExit;
+    s.exit_hook.arg = &s;
+    RegisterThreadExitHook(&s.exit_hook);
+    ts.slot = &s;
+    ts.state = SlotState::kActive;
+    return &s;
+  }
+  ts.state = SlotState::kNoSlot;
+  return nullptr;
+}
+
+// The calling thread's slot, claimed at first use; null when the thread is
+// exiting or every slot is taken.
+STRATA_ALWAYS_INLINE Slot* CurrentSlot() {
+  ThreadState& ts = tls_tracked;
+  if (STRATA_PREDICT_TRUE(ts.state == SlotState::kActive)) return ts.slot;
+  return ClaimSlot();
+}
+
+}  // namespace
+
+void* TrackedCacheAllocate(std::size_t size, int size_class) {
+  const TrackingHooks* hooks = InstalledTrackingHooks();
+  Slot* slot = CurrentSlot();
+  if (STRATA_PREDICT_FALSE(slot == nullptr || hooks->on_park == nullptr)) {
+    FreeObject* object = nullptr;
+    if (g_tracked_central[size_class].Remove(size_class, 1, &object) == 0) return nullptr;
+    hooks->on_allocate(object, size, ClassSize(size_class), false);
+    return object;
+  }
+  FreeObject* object = slot->head[size_class];
+  std::uint32_t length = slot->length[size_class].load(std::memory_order_relaxed);
+  if (object == nullptr) {
+    length = static_cast<std::uint32_t>(
+        g_tracked_central[size_class].Remove(size_class, MoveObjects(size_class), &object));
+    if (length == 0) return nullptr;
+  }
+  slot->head[size_class] = GetNext(object);
+  // The list's link would otherwise stay in the block's first word: the
+  // leak checker would read it as a pointer to the next cached (or, once
+  // handed out, live) block, and a block leaked with it would look
+  // indirectly lost instead of definitely.
+  SetNext(object, nullptr);
+  slot->length[size_class].store(length - 1, std::memory_order_relaxed);
+  hooks->on_unpark(object, size, ClassSize(size_class));
+  return object;
+}
+
+void TrackedCacheFree(void* ptr, int size_class) {
+  const TrackingHooks* hooks = InstalledTrackingHooks();
+  auto* object = static_cast<FreeObject*>(ptr);
+  const int parked = hooks->on_park != nullptr ? hooks->on_park(ptr) : 0;
+  if (parked < 0) {
+    // Its record is parked already: the block is in a tracked cache.
+    ReportError(ErrorKind::kDoubleFree, ptr, 0);
+    return;
+  }
+  Slot* slot = parked > 0 && TrackAll() ? CurrentSlot() : nullptr;
+  if (slot == nullptr) {
+    // No record (the pool's span checks catch a second free), sampling
+    // only, or no cache: straight back to the pool.
+    hooks->on_free(ptr);
+    SetNext(object, nullptr);
+    g_tracked_central[size_class].Insert(size_class, object, 1);
+    return;
+  }
+  const std::uint32_t length = slot->length[size_class].load(std::memory_order_relaxed);
+  SetNext(object, slot->head[size_class]);
+  slot->head[size_class] = object;
+  slot->length[size_class].store(length + 1, std::memory_order_relaxed);
+  if (length + 1 > MaxObjects(size_class)) ReturnToPool(*slot, size_class, static_cast<std::uint32_t>(MoveObjects(size_class)));
+}
+
+std::uint64_t TrackedCachedObjects(int size_class) {
+  std::uint64_t n = 0;
+  const int used = g_slots_used.load(std::memory_order_relaxed);
+  for (int i = 0; i < used; ++i) {
+    if (g_slots[i].claimed.load(std::memory_order_relaxed)) {
+      n += g_slots[i].length[size_class].load(std::memory_order_relaxed);
+    }
+  }
+  return n;
+}
+
+}  // namespace strata::tracked_cache

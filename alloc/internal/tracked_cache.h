@@ -1,0 +1,63 @@
+// alloc/internal/tracked_cache.h: full tracking's per-thread cache of
+// tracked small blocks.
+//
+// When every allocation is tracked (leak checking), every small allocation
+// and free reaches the slow path (hooks.h). Without this cache each one
+// moved a single object to or from its class's tracked central pool, under
+// the pool's lock, and inserted or removed a live record. With it:
+//   - a free parks the block's record (TrackingHooks::on_park: one lookup;
+//     the record stays, marked free) and pushes the block on the calling
+//     thread's tracked list of its class;
+//   - an allocation pops that list and unparks the record with the new
+//     allocation's stack and size (on_unpark), or, for a block fresh from
+//     the central pool (no record), records it (on_allocate);
+//   - lists refill from, and overflow to, the tracked central pool a batch
+//     at a time; blocks that leave a list for the pool lose their record
+//     (on_free) first.
+// A double free of a cached block is caught: its record is already parked
+// (reported as kDoubleFree, and the block is left alone). A block without
+// a record (its record could not be mapped) goes back to the pool, whose
+// span checks catch a second free.
+//
+// Only allocations tracked because every allocation is (not sampled ones)
+// take a cached block, so sampling keeps its one-object-at-a-time pools
+// (see central_pool.h). Each list holds at most kTrackedCacheBytes (and
+// kTrackedCacheObjects); a thread's lists go back to the pool when it exits.
+// Up to kTrackedCacheSlots threads at a time have a cache; others take the
+// uncached path.
+//
+// Code layout: namespace strata::tracked_cache is not one of the engine's
+// (alloc/libstrata_order.txt): a program that never tracks every
+// allocation never maps this code.
+//
+// Thread-safety: the lists are the calling thread's own. TrackedCachedObjects
+// reads every thread's list lengths (relaxed) for statistics. Never
+// allocates through malloc.
+#ifndef STRATA_ALLOC_INTERNAL_TRACKED_CACHE_H_
+#define STRATA_ALLOC_INTERNAL_TRACKED_CACHE_H_
+
+#include <cstddef>
+#include <cstdint>
+
+namespace strata::tracked_cache {
+
+inline constexpr std::size_t kTrackedCacheBytes = 64 << 10;
+inline constexpr std::uint32_t kTrackedCacheObjects = 64;
+inline constexpr int kTrackedCacheSlots = 1024;
+
+// A tracked small block of class `size_class` for a request of `size`
+// bytes, recorded by the tracking hooks (the caller has decided that every
+// allocation is tracked). Null when out of memory.
+void* TrackedCacheAllocate(std::size_t size, int size_class);
+
+// Frees `ptr`, the start of a tracked small block of class `size_class`
+// (BlockKind::kTrackedSmall).
+void TrackedCacheFree(void* ptr, int size_class);
+
+// Objects of class `size_class` sitting in all threads' tracked caches
+// (free, though the tracked pool counts them as handed out).
+std::uint64_t TrackedCachedObjects(int size_class);
+
+}  // namespace strata::tracked_cache
+
+#endif  // STRATA_ALLOC_INTERNAL_TRACKED_CACHE_H_
