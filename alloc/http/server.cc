@@ -44,6 +44,17 @@ void CloseIfOpen(int* fd) {
   *fd = -1;
 }
 
+// Closes a connection after its response: first reads (without waiting,
+// at most 32 KiB) what the client sent beyond the head, because closing a
+// socket with unread data makes the kernel send a reset, which can make
+// the client drop the response it has not read yet.
+void DrainAndClose(int fd) {
+  char sink[512];
+  for (int i = 0; i < 64 && recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; ++i) {
+  }
+  close(fd);
+}
+
 }  // namespace
 
 struct Server::Connection {
@@ -63,14 +74,7 @@ struct Server::Connection {
 
   void Reset() {
     CloseIfOpen(&body_fd);
-    if (fd >= 0) {
-      // Drain what the client sent beyond the head, so that closing does
-      // not turn into a reset that could discard the response in flight.
-      char sink[512];
-      while (recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0) {
-      }
-      close(fd);
-    }
+    if (fd >= 0) DrainAndClose(fd);
     fd = -1;
     state = State::kFree;
     used = head_len = head_sent = 0;
@@ -397,7 +401,8 @@ void Server::Serve() {
               "strata: too many open connections\n";
           send(fd, kBusy, sizeof(kBusy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
           refused_busy_.fetch_add(1, std::memory_order_relaxed);
-          close(fd);
+          shutdown(fd, SHUT_WR);
+          DrainAndClose(fd);
           continue;
         }
         slot->fd = fd;

@@ -27,8 +27,10 @@
 //   - A route's BodyWriter writes the whole body into a memfd (anonymous
 //     tmpfs memory, not the heap), so the response is complete and its
 //     Content-Length known before a byte is sent; the socket then gets it
-//     with non-blocking sendfile(2) as fast as the client reads. A writer
-//     that fails yields `500`. Unknown paths `404` (listing the routes),
+//     with non-blocking sendfile(2) as fast as the client reads. Writers
+//     run one at a time on the server thread: a slow writer (a large heap
+//     profile) delays the other connections by its own run time, never by
+//     a client's. A writer that fails yields `500`. Unknown paths `404` (listing the routes),
 //     other methods than GET and HEAD `405`.
 //   - The loop never allocates through malloc (fixed arrays, stack
 //     buffers) and never raises SIGPIPE (the thread blocks every signal).
