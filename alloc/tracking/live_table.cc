@@ -66,19 +66,20 @@ LiveRecord* LiveTable::NewRecord() {
   return mem == nullptr ? nullptr : new (mem) LiveRecord();
 }
 
-std::atomic<std::uintptr_t>& LiveTable::BucketFor(int t, std::uintptr_t key) {
+STRATA_ALWAYS_INLINE std::atomic<std::uintptr_t>& LiveTable::BucketFor(int t, std::uintptr_t key) {
   const std::uint64_t h = (key >> 4) * 0x9E3779B97F4A7C15ull;
   return buckets_[TierOffset(t) + static_cast<std::size_t>(h >> (64 - kTierLog2[t]))];
 }
 
-LiveRecord* LiveTable::SearchAll(std::uintptr_t key, int* tier, std::atomic<std::uintptr_t>** prev_link) {
+STRATA_ALWAYS_INLINE LiveRecord* LiveTable::SearchAllInline(std::uintptr_t key, int* tier,
+                                                            std::atomic<std::uintptr_t>** prev_link) {
   for (int t = 0; t < kTiers; ++t) {
     // Acquire pairs with the release store of `used` before the tier's
     // first insert; an insert the caller knows of (its block was handed
     // out) happened before, so its tier is seen as used. Tiers are taken
     // in order: past an unused tier, none was used.
     if (!tiers_[t].used.load(std::memory_order_acquire)) break;
-    if (LiveRecord* r = Search(t, key, prev_link)) {
+    if (LiveRecord* r = SearchInline(t, key, prev_link)) {
       *tier = t;
       return r;
     }
@@ -86,7 +87,8 @@ LiveRecord* LiveTable::SearchAll(std::uintptr_t key, int* tier, std::atomic<std:
   return nullptr;
 }
 
-LiveRecord* LiveTable::Search(int t, std::uintptr_t key, std::atomic<std::uintptr_t>** prev_link) {
+STRATA_ALWAYS_INLINE LiveRecord* LiveTable::SearchInline(int t, std::uintptr_t key,
+                                                         std::atomic<std::uintptr_t>** prev_link) {
 retry:
   std::atomic<std::uintptr_t>* prev = &BucketFor(t, key);
   // Acquire pairs with the release CAS that linked each record.
@@ -118,6 +120,14 @@ retry:
     prev = &cur->next;
     cur_link = next;
   }
+}
+
+LiveRecord* LiveTable::SearchAll(std::uintptr_t key, int* tier, std::atomic<std::uintptr_t>** prev_link) {
+  return SearchAllInline(key, tier, prev_link);
+}
+
+LiveRecord* LiveTable::Search(int t, std::uintptr_t key, std::atomic<std::uintptr_t>** prev_link) {
+  return SearchInline(t, key, prev_link);
 }
 
 bool LiveTable::Insert(const LiveInfo& info) {
@@ -201,13 +211,13 @@ bool LiveTable::FindAny(std::uintptr_t ptr, LiveInfo* out) {
 }
 
 // Park and Unpark are every free and allocation of full tracking: the
-// lookup is inlined into them (flatten), not into the rest (the code the
-// sampler runs stays small: alloc/libstrata_order.txt).
-__attribute__((flatten)) LiveTable::ParkResult LiveTable::Park(std::uintptr_t ptr, LiveInfo* out) {
+// lookup is inlined into them, not into the rest (the code the sampler
+// runs stays small: alloc/libstrata_order.txt).
+LiveTable::ParkResult LiveTable::Park(std::uintptr_t ptr, LiveInfo* out) {
   auto guard = Ebr().Pin();
   std::atomic<std::uintptr_t>* prev;
   int t = 0;
-  LiveRecord* cur = SearchAll(ptr, &t, &prev);
+  LiveRecord* cur = SearchAllInline(ptr, &t, &prev);
   if (cur == nullptr) return ParkResult::kNotFound;
   std::uint32_t flags = cur->flags.load(std::memory_order_relaxed);
   do {
@@ -225,14 +235,14 @@ __attribute__((flatten)) LiveTable::ParkResult LiveTable::Park(std::uintptr_t pt
   return ParkResult::kParked;
 }
 
-__attribute__((flatten)) bool LiveTable::Unpark(const LiveInfo& info) {
+bool LiveTable::Unpark(const LiveInfo& info) {
   // Only the thread whose cache holds the block unparks it, so the fields
   // have one writer; the guard keeps the record from being recycled by a
   // racing Remove (a program error: a free of a block that is not live).
   auto guard = Ebr().Pin();
   std::atomic<std::uintptr_t>* prev;
   int t = 0;
-  LiveRecord* cur = SearchAll(info.ptr, &t, &prev);
+  LiveRecord* cur = SearchAllInline(info.ptr, &t, &prev);
   if (cur == nullptr || !IsParked(*cur)) return false;
   cur->size.store(info.size, std::memory_order_relaxed);
   cur->usable.store(info.usable, std::memory_order_relaxed);

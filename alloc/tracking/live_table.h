@@ -161,6 +161,10 @@ class LiveTable {
   LiveRecord* Search(int t, std::uintptr_t key, std::atomic<std::uintptr_t>** prev_link);
   // Finds `key` in any tier; *tier is where.
   LiveRecord* SearchAll(std::uintptr_t key, int* tier, std::atomic<std::uintptr_t>** prev_link);
+  // The same, inlined (Park and Unpark: every free and allocation of full
+  // tracking).
+  LiveRecord* SearchInline(int t, std::uintptr_t key, std::atomic<std::uintptr_t>** prev_link);
+  LiveRecord* SearchAllInline(std::uintptr_t key, int* tier, std::atomic<std::uintptr_t>** prev_link);
   LiveRecord* NewRecord();
 
   Tier tiers_[kTiers];

@@ -8,16 +8,6 @@
 namespace strata::tracking {
 namespace {
 
-// Every allocation of full tracking hashes its stack: one multiply-add per
-// frame (the chain's latency, 4 cycles a frame), one mix at the end.
-std::uint64_t HashFrames(void* const* frames, int depth) {
-  std::uint64_t h = 0xcbf29ce484222325ull ^ static_cast<std::uint64_t>(depth);
-  for (int i = 0; i < depth; ++i) h = (h + reinterpret_cast<std::uintptr_t>(frames[i])) * 0x9E3779B97F4A7C15ull;
-  h ^= h >> 32;
-  h *= 0xD6E8FEB86659FD93ull;
-  return h ^ (h >> 29);
-}
-
 bool SameStack(const StackEntry* e, std::uint64_t hash, void* const* frames, int depth) {
   if (e->hash != hash || e->depth != depth) return false;
   // A few words: a loop beats a call to memcmp.
@@ -33,10 +23,21 @@ constinit StackTable g_stack_table;
 
 StackTable& GlobalStackTable() { return g_stack_table; }
 
+// Every allocation of full tracking hashes its stack: one multiply-add per
+// frame (the chain's latency, 4 cycles a frame), one mix at the end.
+std::uint64_t HashStack(void* const* frames, int depth) {
+  std::uint64_t h = kStackHashSeed;
+  for (int i = 0; i < depth; ++i) h = HashStackStep(h, frames[i]);
+  return HashStackEnd(h, depth);
+}
+
 StackEntry* StackTable::Intern(void* const* frames, int depth) {
   if (depth > kMaxStackDepth) depth = kMaxStackDepth;
   if (depth < 0) depth = 0;
-  std::uint64_t hash = HashFrames(frames, depth);
+  return Intern(frames, depth, HashStack(frames, depth));
+}
+
+StackEntry* StackTable::Intern(void* const* frames, int depth, std::uint64_t hash) {
   StackEntry* fresh = nullptr;
   // Probe at most a quarter of the table: beyond that the table is
   // effectively full and stacks share the overflow entry.

@@ -36,12 +36,28 @@ struct StackEntry {
   std::atomic<std::uint64_t> sampled_alloc_bytes{0};
 };
 
+// The hash Intern uses: HashStackStep over the frames from
+// kStackHashSeed, then HashStackEnd with the depth.
+inline constexpr std::uint64_t kStackHashSeed = 0xcbf29ce484222325ull;
+inline std::uint64_t HashStackStep(std::uint64_t h, const void* frame) {
+  return (h + reinterpret_cast<std::uintptr_t>(frame)) * 0x9E3779B97F4A7C15ull;
+}
+inline std::uint64_t HashStackEnd(std::uint64_t h, int depth) {
+  h ^= static_cast<std::uint64_t>(depth) + (h >> 32);
+  h *= 0xD6E8FEB86659FD93ull;
+  return h ^ (h >> 29);
+}
+std::uint64_t HashStack(void* const* frames, int depth);
+
 class StackTable {
  public:
   static constexpr std::size_t kSlots = std::size_t{1} << 16;
   constexpr StackTable() = default;
 
   StackEntry* Intern(void* const* frames, int depth);
+  // The same, with `hash` == HashStack(frames, depth) computed by the caller
+  // (the stack walk folds it in as it goes).
+  StackEntry* Intern(void* const* frames, int depth, std::uint64_t hash);
   // Calls fn for every entry (including the overflow entry when used).
   void ForEach(void (*fn)(StackEntry* entry, void* arg), void* arg);
   std::size_t size() const { return size_.load(std::memory_order_relaxed); }

@@ -9,6 +9,7 @@
 #include "alloc/internal/errors.h"
 #include "alloc/internal/hardening.h"
 #include "alloc/internal/hooks.h"
+#include "alloc/internal/thread_cache.h"
 #include "alloc/profile/system_libraries.h"
 #include "alloc/tracking/peak_tracker.h"
 #include "alloc/tracking/symbolize.h"
@@ -33,16 +34,54 @@ constinit internal::TrackingHooks g_hooks = {&OnAllocate, &OnFree, &OnResize, &O
 // Captures the whole stack, strata's own frames included: skipping a fixed
 // number of frames is fragile across inlining, so the readers (profile
 // writer, leak report) drop the leading allocator frames by symbol name
-// (see alloc/tracking/symbolize.h). The engine's frame-pointer walker
-// (internal::CaptureStack, bounded by readable memory, never allocating).
-int CaptureStack(void** frames) { return internal::CaptureStack(frames, kMaxStackDepth, 0); }
+// (see alloc/tracking/symbolize.h). Folds the stack's hash in as it goes
+// (*hash, for StackTable::Intern).
+//
+// Full tracking walks a stack on every allocation, so the walk takes the
+// fast road where it can: frames that lie in the range of this thread's
+// stack that the engine's careful walker (internal::CaptureStack: bounded
+// by memory it verified readable, never allocating) has verified already
+// are read directly, with the same stopping rules; a frame outside that
+// range sends the whole walk to the careful walker, which extends the
+// range (so the next walk is fast again) or stops where it must. Both give
+// the same frames (the careful walk skips its own return address).
+STRATA_NOINLINE int CaptureStack(void** frames, std::uint64_t* hash) {
+  const internal::ThreadCache& tc = internal::tls_cache;
+  const std::uintptr_t lo = tc.stack_lo;
+  const std::uintptr_t hi = tc.stack_hi;
+  auto fp = reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0));
+  std::uint64_t h = kStackHashSeed;
+  int n = 0;
+  if (hi != 0 && fp >= lo) {
+    for (;;) {
+      // Frames go up the stack: fp >= lo holds for every later one.
+      if ((fp & 7) != 0) break;      // the careful walk stops here too
+      if (fp + 16 > hi) goto careful;  // not verified yet
+      const auto* frame = reinterpret_cast<const std::uintptr_t*>(fp);
+      const std::uintptr_t next = frame[0];
+      const std::uintptr_t ret = frame[1];
+      if (ret < 4096) break;
+      frames[n++] = reinterpret_cast<void*>(ret);
+      h = HashStackStep(h, frames[n - 1]);
+      if (n == kMaxStackDepth || next <= fp || next - fp > (std::uintptr_t{1} << 20)) break;
+      fp = next;
+    }
+    *hash = HashStackEnd(h, n);
+    return n;
+  }
+careful:
+  n = internal::CaptureStack(frames, kMaxStackDepth, 1);
+  *hash = HashStack(frames, n);
+  return n;
+}
 
 // The record of an allocation made now from the calling stack (counted in
 // its stack entry's totals).
 STRATA_ALWAYS_INLINE LiveInfo RecordNow(void* ptr, std::size_t requested, std::size_t usable, bool sampled) {
   void* frames[kMaxStackDepth];
-  int depth = CaptureStack(frames);
-  StackEntry* stack = GlobalStackTable().Intern(frames, depth);
+  std::uint64_t hash = 0;
+  const int depth = CaptureStack(frames, &hash);
+  StackEntry* stack = GlobalStackTable().Intern(frames, depth, hash);
   stack->alloc_count.fetch_add(1, std::memory_order_relaxed);
   stack->alloc_bytes.fetch_add(requested, std::memory_order_relaxed);
   if (sampled) {
