@@ -19,6 +19,8 @@ using internal::kNumClasses;
 struct ThreadTotals {
   std::uint64_t allocs[kNumClasses];
   std::uint64_t cached[kNumClasses];
+  // Remote frees sent minus received (alloc/internal/remote_free.h).
+  std::int64_t in_flight[kNumClasses];
   std::size_t threads;
 };
 
@@ -28,6 +30,8 @@ void AddThread(const internal::ThreadCache& tc, void* arg) {
   for (int c = 1; c < kNumClasses; ++c) {
     t->allocs[c] += internal::RelaxedLoad(cache.lists[c].allocs);
     t->cached[c] += internal::RelaxedLoad(cache.lists[c].length);
+    t->in_flight[c] += static_cast<std::int64_t>(internal::RelaxedLoad(cache.remote[c].sent)) -
+                       static_cast<std::int64_t>(internal::RelaxedLoad(cache.remote[c].received));
   }
   ++t->threads;
 }
@@ -47,7 +51,12 @@ Stats GetStats() noexcept {
     std::size_t size = internal::ClassSize(c);
     sc.size = size;
     sc.allocations = internal::ExitedAllocations(c) + t.allocs[c];
-    std::int64_t live = internal::g_central[c].objects_out() - static_cast<std::int64_t>(t.cached[c]) +
+    // Blocks freed to another thread and not yet back in a list or pool are
+    // neither live nor in a list: counted with the thread caches.
+    std::int64_t in_flight = internal::kOwnerFreesBuilt ? internal::RemoteInFlight(c, t.in_flight[c]) : 0;
+    if (in_flight < 0) in_flight = 0;
+    const std::uint64_t held = t.cached[c] + static_cast<std::uint64_t>(in_flight);
+    std::int64_t live = internal::g_central[c].objects_out() - static_cast<std::int64_t>(held) +
                         internal::g_tracked_central[c].objects_out() -
                         static_cast<std::int64_t>(tracked_cache::TrackedCachedObjects(c));
     if (live < 0) live = 0;  // counters read at slightly different instants
@@ -55,7 +64,7 @@ Stats GetStats() noexcept {
     sc.live_objects = live;
     sc.frees = sc.allocations - static_cast<std::uint64_t>(live);
     sc.live_bytes = live * static_cast<std::int64_t>(size);
-    sc.thread_cache_bytes = t.cached[c] * size;
+    sc.thread_cache_bytes = held * size;
     sc.central_bytes =
         (internal::g_central[c].free_objects() + internal::g_tracked_central[c].free_objects() +
          tracked_cache::TrackedCachedObjects(c)) * size;

@@ -146,14 +146,18 @@ STRATA_NOINLINE void FreeClaimedSlow(void* ptr, int size_class, const FreeClaim&
 }
 
 STRATA_ALWAYS_INLINE void FreeSizedWithKind(AllocKind kind, void* ptr, std::size_t size) {
-  int c = g_class_map.Get(reinterpret_cast<std::uintptr_t>(ptr));
+  const SliceEntry entry = g_class_map.GetEntry(reinterpret_cast<std::uintptr_t>(ptr));
   // The class map's answer doubles as the size check: a size that maps to
-  // the block's class (a range compare) lets the free take the fast path.
-  if (STRATA_PREDICT_TRUE(c != 0 && SizedFreeMatches(c, size)) && TryCacheFree(ptr, c)) return;
+  // the block's class (a range compare) lets the thread's own block take
+  // the fast path.
+  const std::uint32_t c = LocalClass(entry);
+  if (STRATA_PREDICT_TRUE(IsLocalClass(c) && SizedFreeMatches(static_cast<int>(c), size)) && TryCachePush(ptr, c)) {
+    return;
+  }
   FreeClaim claim;
   claim.kind = kind;
   claim.size = size;
-  FreeClaimedSlow(ptr, c, claim);
+  FreeClaimedSlow(ptr, EntryClass(entry), claim);
 }
 
 STRATA_ALWAYS_INLINE void FreeAlignedWithKind(AllocKind kind, void* ptr, std::size_t size,

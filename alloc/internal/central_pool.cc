@@ -43,21 +43,29 @@ int CentralPool::MaxBatches(int size_class) const {
 }
 
 int CentralPool::Remove(int size_class, int n, FreeObject** head) {
-  return RemoveChain(size_class, n, n == ClassInfo(size_class).batch, /*for_cache=*/false, head);
+  return RemoveChain(size_class, n, n == ClassInfo(size_class).batch, /*for_cache=*/false, 0, head);
 }
 
-int CentralPool::RemoveForCache(int size_class, int n, bool first_refill, FreeObject** head) {
+int CentralPool::RemoveForCache(int size_class, int n, bool first_refill, std::uint32_t owner, FreeObject** head) {
+  if (tracked()) owner = 0;  // tracked spans are not in the class map
   if (first_refill) {
-    int got = CarveFreshLines(size_class, n, head);
+    int got = CarveFreshLines(size_class, n, owner, head);
     if (got > 0) {
       objects_out_.fetch_add(got, std::memory_order_relaxed);
       return got;
     }
   }
-  return RemoveChain(size_class, n, true, /*for_cache=*/true, head);
+  return RemoveChain(size_class, n, true, /*for_cache=*/true, owner, head);
 }
 
-int CentralPool::RemoveChain(int size_class, int n, bool whole_batch_ok, bool for_cache, FreeObject** head) {
+void CentralPool::ClaimLocked(int size_class, Span* span, std::uint32_t owner) {
+  if (span->owner == owner) return;
+  span->owner = owner;
+  g_class_map.SetOwner(span->start(), span->bytes(), size_class, owner);
+}
+
+int CentralPool::RemoveChain(int size_class, int n, bool whole_batch_ok, bool for_cache, std::uint32_t owner,
+                             FreeObject** head) {
   if (whole_batch_ok && !tracked()) {
     std::uint32_t count = 0;
     if (FreeObject* whole = transfer_.Pop(transfer_slots(size_class), &count)) {
@@ -68,7 +76,7 @@ int CentralPool::RemoveChain(int size_class, int n, bool whole_batch_ok, bool fo
       return static_cast<int>(count);
     }
   }
-  int got = RemoveFromSpans(size_class, n, for_cache, head);
+  int got = RemoveFromSpans(size_class, n, for_cache, owner, head);
   if (got > 0) objects_out_.fetch_add(got, std::memory_order_relaxed);
   return got;
 }
@@ -130,7 +138,7 @@ int CentralPool::ObjectsPerLineRun(int size_class) {
   return static_cast<int>(k);
 }
 
-int CentralPool::CarveFreshLines(int size_class, int n, FreeObject** head) {
+int CentralPool::CarveFreshLines(int size_class, int n, std::uint32_t owner, FreeObject** head) {
   const SizeClassInfo& info = ClassInfo(size_class);
   const std::uint32_t objects = SpanObjects(size_class, tracked());
   const auto run = static_cast<std::uint32_t>(ObjectsPerLineRun(size_class));
@@ -156,6 +164,7 @@ int CentralPool::CarveFreshLines(int size_class, int n, FreeObject** head) {
     if (count > objects - first) count = objects - first;
     span->carved += count;
     span->allocated += count;
+    if (owner != 0) ClaimLocked(size_class, span, owner);
     if (span->free_list == nullptr && span->carved == objects) UnlinkExhaustedLocked(span);
   }
   // The carved objects are this thread's alone now: link them unlocked.
@@ -176,7 +185,7 @@ int CentralPool::CarveFreshLines(int size_class, int n, FreeObject** head) {
   return static_cast<int>(count);
 }
 
-int CentralPool::RemoveFromSpans(int size_class, int n, bool align_carve, FreeObject** head) {
+int CentralPool::RemoveFromSpans(int size_class, int n, bool align_carve, std::uint32_t owner, FreeObject** head) {
   const SizeClassInfo& info = ClassInfo(size_class);
   const std::uint32_t objects = SpanObjects(size_class, tracked());
   const bool hardened = Hardened();
@@ -256,6 +265,7 @@ int CentralPool::RemoveFromSpans(int size_class, int n, bool align_carve, FreeOb
         append(o);
         ++span->allocated;
       }
+      if (owner != 0) ClaimLocked(size_class, span, owner);
       if (span->free_list == nullptr && span->carved == objects) UnlinkExhaustedLocked(span);
     }
     span_free_objects_.fetch_sub(taken, std::memory_order_relaxed);

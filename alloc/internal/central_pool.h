@@ -85,8 +85,11 @@ class alignas(kCacheLineSize) CentralPool {
   // `first_refill` (the thread has never allocated this class): fresh
   // lines from the current span's uncarved tail when it has one, so that
   // a new thread's hot objects share no line with other threads' objects,
-  // however they were freed (passive false sharing).
-  int RemoveForCache(int size_class, int n, bool first_refill, FreeObject** head);
+  // however they were freed (passive false sharing). `owner` (the cache's
+  // owner slot, remote_free.h; 0 for none) becomes the owner of every span
+  // objects are taken from (not of a first-tier batch's, which may mix
+  // spans): the blocks' frees by other threads then come back to it.
+  int RemoveForCache(int size_class, int n, bool first_refill, std::uint32_t owner, FreeObject** head);
   // Inserts a chain of `n` objects (any n >= 1) linked through next. A
   // whole batch goes to the first tier when it has room; a partial one
   // (2 <= n < batch) only when `reuse_soon` (see the header comment).
@@ -134,12 +137,15 @@ class alignas(kCacheLineSize) CentralPool {
   static constexpr std::size_t kCoherenceLine = 64;
   // Objects per run that starts and ends on a line boundary.
   static int ObjectsPerLineRun(int size_class);
-  int RemoveChain(int size_class, int n, bool whole_batch_ok, bool for_cache, FreeObject** head);
+  int RemoveChain(int size_class, int n, bool whole_batch_ok, bool for_cache, std::uint32_t owner,
+                  FreeObject** head);
   // `align_carve`: carving ends on a line boundary (see RemoveForCache).
-  int RemoveFromSpans(int size_class, int n, bool align_carve, FreeObject** head);
+  int RemoveFromSpans(int size_class, int n, bool align_carve, std::uint32_t owner, FreeObject** head);
   // At least `n` objects from fresh lines of the current span's uncarved
   // tail, 0 when it has none.
-  int CarveFreshLines(int size_class, int n, FreeObject** head);
+  int CarveFreshLines(int size_class, int n, std::uint32_t owner, FreeObject** head);
+  // Makes `owner` (non-zero) the owner of `span`, a span of this normal pool.
+  void ClaimLocked(int size_class, Span* span, std::uint32_t owner) STRATA_REQUIRES(lock_);
   void UnlinkExhaustedLocked(Span* span) STRATA_REQUIRES(lock_);
   // The carve start of a new span of the class (see Span::carve_start).
   // A program's hot objects of a class are the first ones carved from its

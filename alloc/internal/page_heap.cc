@@ -409,6 +409,7 @@ Span* PageHeap::AllocSmallSpan(int size_class, bool tracked) {
   span->state = SpanState::kSmall;
   span->size_class = static_cast<std::uint8_t>(size_class);
   span->tracked = tracked;
+  span->owner = 0;
   // The block bits are clear: a small span's pool cleared them when its
   // objects all came back (span.h); large spans and fresh segments set none.
   if (!tracked) g_class_map.Set(span->start(), span->bytes(), static_cast<std::uint8_t>(size_class));

@@ -3,11 +3,17 @@
 // Two radix maps, both two levels deep over the 47-bit user address space,
 // with leaves mapped on demand from the OS (zero pages cost nothing until
 // written):
-//   - ClassMap: one byte per 64 KiB slice: the size class of the small span
-//     covering it, 0 for anything else (large span, free, not ours). The
-//     free fast path reads it with two dependent loads, and it doubles as
-//     the "is this pointer ours" check: a pointer strata never returned has
-//     class 0 and leaves through the slow path.
+//   - ClassMap: one 32-bit entry per 64 KiB slice: the size class of the
+//     small span covering it in the low 8 bits (0 for anything else: large
+//     span, free, not ours) and, above them, the slice's owner: the owner
+//     slot (remote_free.h) of the thread its objects were last handed to,
+//     0 for none. The free fast path reads the entry with two dependent
+//     loads and learns both the class and whether the block is the calling
+//     thread's (one XOR with the thread's tag, thread_cache.h); the entry
+//     doubles as the "is this pointer ours" check: a pointer strata never
+//     returned has class 0 and leaves through the slow path. The owner is a
+//     routing hint, never a correctness condition: any thread may hold any
+//     free object of a class.
 //   - SegmentMap: one pointer per 4 MiB chunk: the Segment that covers it,
 //     nullptr when strata does not own the chunk. Used on slow paths.
 // Why radix maps rather than masking the pointer to find a segment header:
@@ -16,10 +22,13 @@
 // clean error, and interior pointers of huge blocks still resolve.
 //
 // Thread-safety: lookups are lock-free (relaxed/acquire loads). Leaves are
-// installed with a CAS and never freed. Entries are written only by the
+// installed with a CAS and never freed. Classes are written only by the
 // page heap under its lock, for memory no other thread can be using: a
 // slice's class is set before its objects are published and cleared after
-// the last one came back.
+// the last one came back. Owners are rewritten while the span is in use (by
+// its central pool under the pool's lock, or by a CAS that adopts a slice
+// whose owner exited); a reader sees the old owner or the new one, both
+// valid hints, never a torn class.
 #ifndef STRATA_ALLOC_INTERNAL_PAGE_MAP_H_
 #define STRATA_ALLOC_INTERNAL_PAGE_MAP_H_
 
@@ -98,6 +107,14 @@ class RadixMap {
     }
   }
 
+  // Replaces the entry of `addr` (its leaf must exist) when it is `expected`.
+  bool Cas(std::uintptr_t addr, T expected, T desired) {
+    std::uintptr_t k = addr >> kShift;
+    Leaf* leaf = root_[k >> kLeafBits].load(std::memory_order_acquire);
+    if (leaf == nullptr) return false;
+    return leaf->entries[k & (kLeafSize - 1)].compare_exchange_strong(expected, desired, std::memory_order_acq_rel);
+  }
+
   std::size_t metadata_bytes() const { return metadata_bytes_.load(std::memory_order_relaxed); }
 
  private:
@@ -105,8 +122,36 @@ class RadixMap {
   std::atomic<std::size_t> metadata_bytes_{0};
 };
 
-// One byte per slice: 2^31 slices, 2^15 root entries, 64 KiB leaves.
-using ClassMap = RadixMap<std::uint8_t, kSliceShift, 16>;
+// A class map entry: class | owner << kOwnerShift.
+using SliceEntry = std::uint32_t;
+inline constexpr int kOwnerShift = 8;
+inline constexpr SliceEntry kClassMask = (SliceEntry{1} << kOwnerShift) - 1;
+STRATA_ALWAYS_INLINE constexpr int EntryClass(SliceEntry e) { return static_cast<int>(e & kClassMask); }
+STRATA_ALWAYS_INLINE constexpr std::uint32_t EntryOwner(SliceEntry e) { return e >> kOwnerShift; }
+
+// One entry per slice: 2^31 slices, 2^15 root entries, 256 KiB leaves
+// (zero pages until a slice of theirs is used: 4 KiB covers 64 MiB).
+class ClassMap {
+ public:
+  constexpr ClassMap() = default;
+  // The size class of the small span covering `addr` (0: none).
+  STRATA_ALWAYS_INLINE int Get(std::uintptr_t addr) const { return EntryClass(map_.Get(addr)); }
+  // Class and owner in one load.
+  STRATA_ALWAYS_INLINE SliceEntry GetEntry(std::uintptr_t addr) const { return map_.Get(addr); }
+  bool Ensure(std::uintptr_t addr, std::size_t size) { return map_.Ensure(addr, size); }
+  // Sets the class of [addr, addr + size), with no owner.
+  void Set(std::uintptr_t addr, std::size_t size, std::uint8_t size_class) { map_.Set(addr, size, size_class); }
+  // Rewrites the owner of [addr, addr + size) (a span of class `size_class`).
+  void SetOwner(std::uintptr_t addr, std::size_t size, int size_class, std::uint32_t owner) {
+    map_.Set(addr, size, static_cast<SliceEntry>(size_class) | (owner << kOwnerShift));
+  }
+  // Replaces the entry of the slice of `addr` when it still is `expected`.
+  bool CasEntry(std::uintptr_t addr, SliceEntry expected, SliceEntry desired) { return map_.Cas(addr, expected, desired); }
+  std::size_t metadata_bytes() const { return map_.metadata_bytes(); }
+
+ private:
+  RadixMap<SliceEntry, kSliceShift, 16> map_;
+};
 // One pointer per segment: 2^25 chunks, 2^12 root entries, 64 KiB leaves.
 using SegmentMap = RadixMap<Segment*, kSegmentShift, 13>;
 

@@ -122,6 +122,10 @@ struct Span {
   // places (object i at i * size); only the order they are first handed
   // out in rotates. See CentralPool::Colour.
   std::uint32_t carve_start;
+  // The owner slot (remote_free.h) whose thread objects were last handed
+  // to from this span (0: none), mirrored in the class map's entries for
+  // the span's slices. A routing hint for frees, see page_map.h.
+  std::uint32_t owner;
   FreeObject* free_list;    // objects returned to the span
   // Large spans: requested size and the user pointer (it may be offset from
   // the span start by an alignment).

@@ -14,6 +14,7 @@
 #include "alloc/internal/hardening.h"
 #include "alloc/internal/failure_injection.h"
 #include "alloc/internal/hooks.h"
+#include "alloc/internal/remote_free.h"
 #include "alloc/internal/tracked_cache.h"
 
 namespace strata::internal {
@@ -54,6 +55,11 @@ void ResetRegistryToForkingThread() STRATA_REQUIRES(g_registry_lock) {
   } else {
     g_registry_head = nullptr;
   }
+  // The other threads' owner slots close (what was posted to them is lost
+  // to the child, as their caches are).
+  if constexpr (kOwnerFreesBuilt) {
+    ResetOwnerSlotsAfterFork(self != nullptr && self->in_registry ? self->owner_slot : 0);
+  }
   // The count follows the registry (the other threads' caches are gone).
   g_active_caches.store(g_registry_head != nullptr ? 1 : 0, std::memory_order_relaxed);
 }
@@ -70,6 +76,10 @@ class RegistryHolder {
 
 void RegistryInsert(ThreadCache* tc) {
   RegistryHolder h;
+  if constexpr (kOwnerFreesBuilt) {
+    tc->owner_slot = AcquireOwnerSlot();
+    tc->owner_tag = tc->owner_slot << kOwnerShift;
+  }
   tc->in_registry = true;
   g_active_caches.fetch_add(1, std::memory_order_relaxed);
   tc->registry_prev = nullptr;
@@ -78,8 +88,15 @@ void RegistryInsert(ThreadCache* tc) {
   g_registry_head = tc;
 }
 
-void RegistryRemove(ThreadCache* tc) {
+// Returns the messages left in the thread's inbox (its slot is closed).
+FreeObject* RegistryRemove(ThreadCache* tc) {
   RegistryHolder h;
+  FreeObject* messages = nullptr;
+  if constexpr (kOwnerFreesBuilt) {
+    messages = ReleaseOwnerSlot(tc->owner_slot);
+    tc->owner_slot = 0;
+    tc->owner_tag = 0;
+  }
   if (tc->registry_prev != nullptr) {
     tc->registry_prev->registry_next = tc->registry_next;
   } else if (g_registry_head == tc) {
@@ -89,6 +106,7 @@ void RegistryRemove(ThreadCache* tc) {
   tc->registry_next = tc->registry_prev = nullptr;
   if (tc->in_registry) g_active_caches.fetch_sub(1, std::memory_order_relaxed);
   tc->in_registry = false;
+  return messages;
 }
 
 }  // namespace
@@ -135,14 +153,111 @@ void FlushAll(ThreadCache& tc) {
   }
 }
 
+// Splices a drained or taken-back chain of `count` blocks of class `c`
+// into the thread's list.
+void SpliceIntoList(ThreadCache& tc, int c, FreeObject* head, FreeObject* tail, std::uint32_t count) {
+  FreeList& list = tc.lists[c];
+  SetNext(tail, list.head);
+  list.head = head;
+  RelaxedStore(list.length, list.length + count);
+  RelaxedStore(tc.remote[c].received, tc.remote[c].received + count);
+}
+
+// Takes the thread's whole inbox and splices every message into its list
+// (remote_free.h). True when something came.
+bool DrainInbox(ThreadCache& tc) {
+  const std::uint32_t slot = tc.owner_slot;
+  if (slot == 0) return false;
+  // A plain load first: the line is the posters' too, an exchange would
+  // take it from them on every empty check.
+  if (!IsMessage(g_owner_slots[slot].inbox.load(std::memory_order_relaxed))) return false;
+  const std::int64_t bytes = ForEachMessage(TakeInbox(slot), [&tc](const RemoteMessage& m) {
+    SpliceIntoList(tc, m.size_class, m.head, m.tail, m.count);
+    tc.activity[m.size_class] = 1;
+  });
+  NoteInboxTaken(slot, bytes);
+  return bytes != 0;
+}
+
+// The owner of a batch the thread could not post has exited: the blocks
+// stay here, and their slices become the thread's (a CAS per slice from
+// the exited owner's entry, so a slice handed to another thread meanwhile
+// keeps its new owner), so that their next frees take the fast path.
+void AdoptBatch(ThreadCache& tc, int c, RemoteBatch& b) {
+  const SliceEntry from = static_cast<SliceEntry>(c) | (b.owner << kOwnerShift);
+  const SliceEntry to = static_cast<SliceEntry>(c) | tc.owner_tag;
+  std::uintptr_t last_slice = 0;
+  for (FreeObject* o = b.head; o != nullptr; o = GetNext(o)) {
+    const std::uintptr_t slice = reinterpret_cast<std::uintptr_t>(o) >> kSliceShift;
+    if (slice == last_slice) continue;
+    last_slice = slice;
+    g_class_map.CasEntry(reinterpret_cast<std::uintptr_t>(o), from, to);
+  }
+  SpliceIntoList(tc, c, b.head, b.tail, b.count);
+}
+
+// Posts the thread's remote batch of class `c` to its owner (or keeps it,
+// adopting its slices, when the owner has exited).
+void PostBatch(ThreadCache& tc, int c) {
+  RemoteBatch& b = tc.remote[c];
+  if (b.count == 0) return;
+  FreeObject* stolen = nullptr;
+  if (!PostRemoteBatch(b, c, &stolen)) {
+    AdoptBatch(tc, c, b);
+  } else if (stolen != nullptr) {
+    NoteInboxTaken(b.owner, ReturnMessagesToCentral(stolen, tc.remote));
+  }
+  b.head = b.tail = nullptr;
+  RelaxedStore(b.count, 0u);
+}
+
+void PostAllBatches(ThreadCache& tc) {
+  for (int c = 1; c < kNumClasses; ++c) PostBatch(tc, c);
+}
+
+// Whether the thread has allocated blocks of class `c` since its last idle
+// scan (kIdleScanInterval slow-path operations): a thread that frees
+// another's blocks of a class it also allocates keeps them (sending them
+// back would only make it refill); one that only frees them (a consumer)
+// returns them to their owner.
+bool AllocatesRecently(const ThreadCache& tc, int c) {
+  return static_cast<std::uint32_t>(RelaxedLoad(const_cast<ThreadCache&>(tc).lists[c].allocs)) != tc.scan_allocs[c];
+}
+
+// A free of a block owned by another thread (`owner`, not this one's slot).
+void RemoteFree(ThreadCache& tc, FreeObject* object, int c, std::uint32_t owner) {
+  RemoteBatch& b = tc.remote[c];
+  if (b.count != 0 && b.owner != owner) PostBatch(tc, c);
+  if (STRATA_PREDICT_FALSE(object == b.head)) {
+    ReportError(ErrorKind::kDoubleFree, object, ClassSize(c));
+    return;
+  }
+  SetNext(object, b.head);
+  if (b.count == 0) b.tail = object;
+  b.head = object;
+  b.owner = owner;
+  RelaxedStore(b.count, b.count + 1);
+  RelaxedStore(b.sent, b.sent + 1);
+  if (b.count >= RemoteBatchLimit(c)) PostBatch(tc, c);
+}
+
 void ThreadExit(void* arg) {
   auto* tc = static_cast<ThreadCache*>(arg);
   if (tc->state != CacheState::kActive) return;
+  // Remote batches first (a batch whose owner exited comes back into a
+  // list), then the inbox, closed at once so that no post can land in it
+  // after this (its messages go to the central pools), then the lists.
+  if constexpr (kOwnerFreesBuilt) PostAllBatches(*tc);
+  FreeObject* left = RegistryRemove(tc);
+  if constexpr (kOwnerFreesBuilt) ReturnMessagesToCentral(left, tc->remote);
   FlushAll(*tc);
-  RegistryRemove(tc);
   for (int c = 1; c < kNumClasses; ++c) {
     g_exited_allocs[c].fetch_add(tc->lists[c].allocs, std::memory_order_relaxed);
     tc->lists[c] = FreeList{};
+    if constexpr (kOwnerFreesBuilt) {
+      AddExitedRemoteCounts(c, tc->remote[c].sent, tc->remote[c].received);
+      tc->remote[c] = RemoteBatch{};
+    }
   }
   tc->capacity_bytes = 0;
   tc->state = CacheState::kDead;
@@ -208,7 +323,7 @@ bool Refill(ThreadCache& tc, int size_class) {
   int want = list.max_length < info.batch ? static_cast<int>(list.max_length) : info.batch;
   FreeObject* head = nullptr;
   const bool first_refill = RelaxedLoad(list.allocs) == 0;
-  int got = g_central[size_class].RemoveForCache(size_class, want, first_refill, &head);
+  int got = g_central[size_class].RemoveForCache(size_class, want, first_refill, tc.owner_slot, &head);
   if (got == 0) return false;
   // `head` is a chain of `got` objects; the list is empty. A whole batch
   // (more than asked) ends the slow start at once when the bounds allow;
@@ -281,6 +396,12 @@ void TrimToBound(ThreadCache& tc, std::size_t bound) {
 }
 
 void IdleScan(ThreadCache& tc) {
+  // Blocks waiting in remote batches go to their owners, and blocks that
+  // came back here join the lists before they are judged.
+  if constexpr (kOwnerFreesBuilt) {
+    PostAllBatches(tc);
+    DrainInbox(tc);
+  }
   const std::size_t bound = ThreadCacheBound();
   if (tc.capacity_bytes > bound) TrimToBound(tc, bound);
   for (int c = 1; c < kNumClasses; ++c) {
@@ -464,6 +585,8 @@ void EnsureProcessInit() {
   tls_in_process_init = true;
   InitHardening();
   g_page_heap.set_decay_ns(ParseEnvU64("STRATA_DECAY_MS", 200) * 1'000'000u);
+  // Hardened mode checks every free centrally: no owners there.
+  g_owner_frees = kOwnerFreesBuilt && !Hardened() && ParseEnvU64("STRATA_OWNER_FREES", 1) != 0;
   pthread_atfork(&ForkPrepare, &ForkParent, &ForkChild);
   g_process_init_state.store(2, std::memory_order_release);
   tls_in_process_init = false;
@@ -495,6 +618,9 @@ void* AllocateSlow(std::size_t size, std::size_t alignment, int size_class, Allo
     return AllocateTracked(size, size_class, sampled);
   }
   FreeList& list = tc.lists[size_class];
+  // Blocks other threads freed back to this one (any class: a thread whose
+  // other lists run dry late would keep them from reuse), then the pool.
+  if constexpr (kOwnerFreesBuilt) DrainInbox(tc);
   if (list.head == nullptr && !Refill(tc, size_class)) return nullptr;
   FreeObject* object = list.head;
   list.head = GetNext(object);
@@ -521,6 +647,23 @@ void FreeSlow(void* ptr, int size_class, AllocKind kind) {
         SetNext(object, nullptr);
         g_central[size_class].Insert(size_class, object, 1);
         return;
+      }
+    }
+    if constexpr (kOwnerFreesBuilt) {
+      const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
+      const SliceEntry entry = g_class_map.GetEntry(addr);
+      const std::uint32_t owner = EntryOwner(entry);
+      if (owner != 0 && owner != tc.owner_slot) {
+        if (!AllocatesRecently(tc, size_class)) {
+          // A consumer of the class: the block goes back to its owner.
+          RemoteFree(tc, object, size_class, owner);
+          if (++tc.slow_ops % kIdleScanInterval == 0) IdleScan(tc);
+          return;
+        }
+        // This thread allocates the class too (threads that share their
+        // blocks both ways): it keeps the block, as a default build does,
+        // and takes the slice, so that its next frees there are fast.
+        g_class_map.CasEntry(addr, entry, static_cast<SliceEntry>(size_class) | tc.owner_tag);
       }
     }
     FreeList& list = tc.lists[size_class];
@@ -571,6 +714,10 @@ void FreeSlow(void* ptr, int size_class, AllocKind kind) {
 void FlushCurrentThread() {
   ThreadCache& tc = tls_cache;
   if (tc.state != CacheState::kActive) return;
+  if constexpr (kOwnerFreesBuilt) {
+    PostAllBatches(tc);
+    DrainInbox(tc);
+  }
   FlushAll(tc);
 }
 

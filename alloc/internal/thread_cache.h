@@ -20,14 +20,40 @@
 // path without a flag test on the fast path: making it negative routes
 // every allocation there; max_length 0 does the same for frees.
 //
-// Cross-thread frees go into the freeing thread's cache (as tcmalloc), not
-// back to the owner: a free is then always a local push with no atomic,
-// and producer/consumer programs move objects back in whole batches through
-// the central pool's lock-free transfer stack (one CAS per batch). The
-// alternative, a remote-free queue per owner (mimalloc, snmalloc), costs an
-// atomic per cross-thread free and a pass to collect; the xmalloc-style
-// producer/consumer workload in bench/ measures the choice.
+// Cross-thread frees. Default build: a cross-thread free goes into the
+// freeing thread's cache (as tcmalloc): a free is always a local push with
+// no atomic, and producer/consumer programs move objects back in whole
+// batches through the central pool's lock-free transfer stack (one CAS per
+// batch).
 //
+// Build with owner frees (--config=owner_frees, remote_free.h): a free goes
+// back to the block's owner. The class map entry of a block's slice names
+// the thread its span's objects were last handed to, and the free fast path
+// pushes only blocks that are the calling thread's (one XOR of the entry
+// with the thread's tag yields the class, or a value past every class for
+// another owner's block). A remote free leaves through the same
+// predicted-false branch, joins a per-class batch for its owner, and the
+// batch is posted to the owner's inbox with one CAS; the owner splices its
+// inbox into its lists on its next allocation slow path:
+//
+//   Free(ptr) -- entry ^ tag is a class, list below its max --> push (fast)
+//             `-> FreeSlowPreservingErrno / DeleteSizedSlow:
+//                   open batch for that owner with room --> append
+//                                                 (TryRemoteAppend, no atomic)
+//                 `-> FreeSlow: owner live and not me --> RemoteFree:
+//                       new batch, or full --> PostRemoteBatch (one CAS)
+//                     owner me or none --> push here (ListTooLong on overflow)
+//                     owner exited (post fails) --> AdoptBatch: keep the
+//                       blocks here, CAS their slices' owner to me
+//   Allocate miss -- AllocateSlow --> DrainInbox (one exchange; each message
+//                    spliced into its class's list in O(1))
+//                                 `-> list still empty: Refill (central)
+//
+// Measured on this project's workloads (bench/RESULTS.md, "Owner-returned
+// frees"), the hand-off cost more time and memory than the default, and
+// its owner test costs the free fast path two instructions: hence a build
+// option, off by default.
+
 // Capacity adapts per class: a list that keeps running dry grows its
 // max_length (by one up to a batch, then by batches), one that keeps
 // overflowing shrinks, and lists idle across a scan (no allocation served,
@@ -54,6 +80,7 @@
 
 #include "alloc/internal/hardening.h"
 #include "alloc/internal/page_map.h"
+#include "alloc/internal/remote_free.h"
 #include "alloc/internal/size_classes.h"
 #include "alloc/internal/span.h"
 #include "concurrency/base/macros.h"
@@ -94,8 +121,14 @@ enum class CacheState : std::uint8_t { kUninitialized = 0, kActive, kDead };
 struct ThreadCache {
   FreeList lists[kNumClasses];
   std::int64_t bytes_until_sample;
+  // owner_slot << kOwnerShift: a class map entry XOR this is the block's
+  // class exactly when the block is this thread's (page_map.h).
+  std::uint32_t owner_tag;
+  std::uint32_t owner_slot;  // remote_free.h; 0: none
   CacheState state;
   std::uint64_t sample_rng;
+  // Remote frees not yet posted, and the per-class sent/received counts.
+  RemoteBatch remote[kNumClasses];
   // Slow-path bookkeeping.
   // Overflows of a list past slow start (ListTooLong); while its
   // max_length is 0, the frees sent back uncached (kForeignFreesUncached).
@@ -165,6 +198,7 @@ inline constexpr std::int64_t kHardenedCountdown = INT64_MIN / 2;
 
 STRATA_NOINLINE void* AllocateSlow(std::size_t size, std::size_t alignment, int size_class,
                                    AllocKind kind = AllocKind::kMalloc);
+// `size_class`: the class map's class for ptr (0: not a small block).
 STRATA_NOINLINE void FreeSlow(void* ptr, int size_class, AllocKind kind = AllocKind::kMalloc);
 // A zeroed block of more than kMaxSmallSize bytes; memory fresh from the OS
 // is not cleared again.
@@ -212,41 +246,92 @@ STRATA_ALWAYS_INLINE void* AllocateFast(std::size_t size, AllocKind kind = Alloc
   return AllocateSlow(size, 0, 0, kind);
 }
 
-// Pushes `ptr`, a block of class `size_class` (0: not a cached small block)
+// The class of a block whose class map entry is `entry` when the block is
+// the calling thread's (a value for which IsLocalClass holds), else a value
+// for which it does not (another owner's block). The entry is the value
+// XOR the thread's tag again (EntryFromLocal), so a slow path can take the
+// value alone.
+// A build without owner frees (the default, kOwnerFreesBuilt false) has no
+// owners in the class map: the value is the entry, and the fast path is
+// the same instructions as before owners existed.
+STRATA_ALWAYS_INLINE std::uint32_t LocalClass(SliceEntry entry) {
+  if constexpr (kOwnerFreesBuilt) return entry ^ tls_cache.owner_tag;
+  return entry;
+}
+STRATA_ALWAYS_INLINE SliceEntry EntryFromLocal(std::uint32_t local) {
+  if constexpr (kOwnerFreesBuilt) return local ^ tls_cache.owner_tag;
+  return local;
+}
+// Class 0 passes (one compare, no subtraction): its list never has room
+// (lists[0].max_length stays 0), so a push of it misses like any non-block.
+STRATA_ALWAYS_INLINE bool IsLocalClass(std::uint32_t c) { return c < static_cast<std::uint32_t>(kNumClasses); }
+
+// Pushes `ptr`, a block of the calling thread's of class `c` (IsLocalClass),
 // when the class's list has room.
-STRATA_ALWAYS_INLINE bool TryCacheFree(void* ptr, int size_class) {
-  if (STRATA_PREDICT_TRUE(size_class != 0)) {
-    FreeList& list = tls_cache.lists[static_cast<std::uint32_t>(size_class)];
-    if (STRATA_PREDICT_TRUE(list.length < list.max_length)) {
-      StoreLink(ptr, list.head);
-      list.head = static_cast<FreeObject*>(ptr);
-      RelaxedStore(list.length, list.length + 1);
-      return true;
-    }
+STRATA_ALWAYS_INLINE bool TryCachePush(void* ptr, std::uint32_t c) {
+  FreeList& list = tls_cache.lists[c];
+  if (STRATA_PREDICT_TRUE(list.length < list.max_length)) {
+    StoreLink(ptr, list.head);
+    list.head = static_cast<FreeObject*>(ptr);
+    RelaxedStore(list.length, list.length + 1);
+    return true;
   }
   return false;
 }
 
+// Pushes `ptr` when its entry says it is the calling thread's small block
+// and its list has room. False: the caller's slow path decides (remote
+// free, overflow, large block, invalid pointer).
+STRATA_ALWAYS_INLINE bool TryCacheFree(void* ptr, SliceEntry entry) {
+  const std::uint32_t c = LocalClass(entry);
+  return STRATA_PREDICT_TRUE(IsLocalClass(c)) && TryCachePush(ptr, c);
+}
+
 // Pushes an over-aligned free (`alignment` above 16; `size` the claimed
 // size, or kNoSize for an unsized free) when the block is a small block
-// whose class serves that alignment and size (AlignedFreeMatches) and its
-// list has room. False: the caller's checked slow path decides.
+// of the calling thread's whose class serves that alignment and size
+// (AlignedFreeMatches) and its list has room. False: the caller's checked
+// slow path decides.
 STRATA_ALWAYS_INLINE bool TryAlignedCacheFree(void* ptr, std::size_t size, std::size_t alignment) {
   const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
-  const int size_class = g_class_map.Get(addr);
-  return size_class != 0 && (alignment & (alignment - 1)) == 0 &&
+  const std::uint32_t c = LocalClass(g_class_map.GetEntry(addr));
+  const int size_class = static_cast<int>(c);
+  return IsLocalClass(c) && (alignment & (alignment - 1)) == 0 &&
          (size == kNoSize ? AlignedFreeMatches(size_class, addr, alignment)
                           : AlignedSizedFreeMatches(size_class, addr, size, alignment)) &&
-         TryCacheFree(ptr, size_class);
+         TryCachePush(ptr, c);
+}
+
+// Appends `ptr`, a block of another live thread's per its class map entry,
+// to the calling thread's open remote batch for that owner and class when
+// the batch has room for it without filling (remote_free.h). False: the
+// slow path decides (a new or full batch, no owner, this thread's own
+// block, an uninitialised or exiting thread). Never true in hardened mode:
+// only refills of normal mode name owners in the class map.
+STRATA_ALWAYS_INLINE bool TryRemoteAppend(void* ptr, SliceEntry entry) {
+  if constexpr (!kOwnerFreesBuilt) return false;
+  ThreadCache& tc = tls_cache;
+  const int c = EntryClass(entry);
+  RemoteBatch& b = tc.remote[c];
+  // An open batch (count >= 1) names an owner other than this thread.
+  if (b.owner == EntryOwner(entry) && b.count != 0 && b.count + 1 < RemoteBatchLimit(c) && ptr != b.head) {
+    StoreLink(ptr, b.head);
+    b.head = static_cast<FreeObject*>(ptr);
+    RelaxedStore(b.count, b.count + 1);
+    RelaxedStore(b.sent, b.sent + 1);
+    return true;
+  }
+  return false;
 }
 
 STRATA_ALWAYS_INLINE void FreeFast(void* ptr, AllocKind kind = AllocKind::kMalloc) {
-  int size_class = g_class_map.Get(reinterpret_cast<std::uintptr_t>(ptr));
-  if (STRATA_PREDICT_TRUE(TryCacheFree(ptr, size_class))) return;
-  FreeSlow(ptr, size_class, kind);
+  const std::uint32_t local = LocalClass(g_class_map.GetEntry(reinterpret_cast<std::uintptr_t>(ptr)));
+  if (STRATA_PREDICT_TRUE(IsLocalClass(local) && TryCachePush(ptr, local))) return;
+  FreeSlow(ptr, EntryClass(EntryFromLocal(local)), kind);
 }
 
-// Returns every cached object of the calling thread to the central pools.
+// Returns every cached object of the calling thread to the central pools
+// (posting its remote batches first, and giving back its inbox).
 void FlushCurrentThread();
 
 // The calling thread's current capacity bound (see kTotalThreadCacheBytes).

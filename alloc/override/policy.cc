@@ -136,18 +136,30 @@ void* PvallocImpl(std::size_t size) noexcept {
 }
 
 template <AllocKind kKind>
-void FreeSlowPreservingErrno(void* ptr, int size_class) noexcept {
+void FreeSlowPreservingErrno(void* ptr, std::uint32_t local) noexcept {
+  const strata::internal::SliceEntry entry = strata::internal::EntryFromLocal(local);
+  if (strata::internal::TryRemoteAppend(ptr, entry)) return;
   const int saved = errno;
-  strata::internal::FreeSlow(ptr, size_class, kKind);
+  strata::internal::FreeSlow(ptr, strata::internal::EntryClass(entry), kKind);
   errno = saved;
 }
 
-template void FreeSlowPreservingErrno<AllocKind::kMalloc>(void*, int) noexcept;
-template void FreeSlowPreservingErrno<AllocKind::kNew>(void*, int) noexcept;
-template void FreeSlowPreservingErrno<AllocKind::kNewArray>(void*, int) noexcept;
+template void FreeSlowPreservingErrno<AllocKind::kMalloc>(void*, std::uint32_t) noexcept;
+template void FreeSlowPreservingErrno<AllocKind::kNew>(void*, std::uint32_t) noexcept;
+template void FreeSlowPreservingErrno<AllocKind::kNewArray>(void*, std::uint32_t) noexcept;
 
 template <AllocKind kKind>
 void DeleteSizedSlow(void* ptr, std::size_t size) noexcept {
+  // Another thread's block of the size's class: an open remote batch.
+  if constexpr (strata::internal::kOwnerFreesBuilt) {
+    const strata::internal::SliceEntry entry =
+        strata::internal::g_class_map.GetEntry(reinterpret_cast<std::uintptr_t>(ptr));
+    if (strata::internal::EntryClass(entry) != 0 &&
+        strata::internal::SizedFreeMatches(strata::internal::EntryClass(entry), size) &&
+        strata::internal::TryRemoteAppend(ptr, entry)) {
+      return;
+    }
+  }
   if (ptr != nullptr) strata::internal::FreeSizedAs(kKind, ptr, size);
 }
 

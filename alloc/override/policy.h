@@ -115,17 +115,24 @@ STRATA_ALWAYS_INLINE void* EngineAllocate(std::size_t size, std::size_t alignmen
   return strata::internal::AllocateAs(kKind, size, alignment);
 }
 
-// The engine's inline free: a page-map lookup and a push. errno is saved only
+// The engine's inline free: a page-map lookup (class and owner) and a push. errno is saved only
 // around the slow path, where releasing memory may call madvise/munmap. One
 // instantiation per kind (policy.cc), so the call needs no kind argument.
+// `local`: LocalClass of the block's class map entry (the entry is
+// EntryFromLocal(local): no register holds both on the fast path). A block
+// of another thread's joins an open remote batch here (thread_cache.h
+// TryRemoteAppend) before errno is saved.
 template <AllocKind kKind>
-STRATA_NOINLINE void FreeSlowPreservingErrno(void* ptr, int size_class) noexcept;
+STRATA_NOINLINE void FreeSlowPreservingErrno(void* ptr, std::uint32_t local) noexcept;
 
 template <AllocKind kKind = AllocKind::kMalloc>
 STRATA_ALWAYS_INLINE void EngineFree(void* ptr) noexcept {
-  int size_class = strata::internal::g_class_map.Get(reinterpret_cast<std::uintptr_t>(ptr));
-  if (STRATA_PREDICT_TRUE(strata::internal::TryCacheFree(ptr, size_class))) return;
-  FreeSlowPreservingErrno<kKind>(ptr, size_class);
+  const std::uint32_t local =
+      strata::internal::LocalClass(strata::internal::g_class_map.GetEntry(reinterpret_cast<std::uintptr_t>(ptr)));
+  if (STRATA_PREDICT_TRUE(strata::internal::IsLocalClass(local) && strata::internal::TryCachePush(ptr, local))) {
+    return;
+  }
+  FreeSlowPreservingErrno<kKind>(ptr, local);
 }
 
 // --- Allocation --------------------------------------------------------------
@@ -320,9 +327,12 @@ STRATA_NOINLINE void DeleteSizedSlow(void* ptr, std::size_t size) noexcept;
 
 template <AllocKind kKind>
 STRATA_ALWAYS_INLINE void DeleteSizedImpl(void* ptr, std::size_t size) noexcept {
-  int size_class = strata::internal::g_class_map.Get(reinterpret_cast<std::uintptr_t>(ptr));
-  if (STRATA_PREDICT_TRUE(size_class != 0 && strata::internal::SizedFreeMatches(size_class, size)) &&
-      strata::internal::TryCacheFree(ptr, size_class)) {
+  // The thread's own block (LocalClass) of a class the size maps to.
+  const std::uint32_t c =
+      strata::internal::LocalClass(strata::internal::g_class_map.GetEntry(reinterpret_cast<std::uintptr_t>(ptr)));
+  if (STRATA_PREDICT_TRUE(strata::internal::IsLocalClass(c) &&
+                          strata::internal::SizedFreeMatches(static_cast<int>(c), size)) &&
+      strata::internal::TryCachePush(ptr, c)) {
     return;
   }
   DeleteSizedSlow<kKind>(ptr, size);

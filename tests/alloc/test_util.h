@@ -4,6 +4,8 @@
 
 #include <unistd.h>
 
+#include <atomic>
+
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -61,6 +63,32 @@ inline std::size_t ResidentBytes() {
 }
 
 // A small deterministic PRNG (xorshift64*), so failures reproduce.
+// A bounded single-producer single-consumer ring of pointers (the tests'
+// hand-off between threads that must not go through the allocator).
+template <std::size_t kCap>
+class SpscRing {
+ public:
+  bool Push(void* p) {
+    const std::size_t h = head_.load(std::memory_order_relaxed);
+    if (h - tail_.load(std::memory_order_acquire) == kCap) return false;
+    slots_[h % kCap] = p;
+    head_.store(h + 1, std::memory_order_release);
+    return true;
+  }
+  void* Pop() {
+    const std::size_t t = tail_.load(std::memory_order_relaxed);
+    if (t == head_.load(std::memory_order_acquire)) return nullptr;
+    void* p = slots_[t % kCap];
+    tail_.store(t + 1, std::memory_order_release);
+    return p;
+  }
+
+ private:
+  void* slots_[kCap];
+  std::atomic<std::size_t> head_{0};
+  std::atomic<std::size_t> tail_{0};
+};
+
 class Rng {
  public:
   explicit Rng(std::uint64_t seed) : state_(seed * 0x9E3779B97F4A7C15ull + 1) {}

@@ -19,30 +19,7 @@ using testing::Check;
 using testing::Fill;
 using testing::Rng;
 
-// A bounded single-producer single-consumer ring of pointers.
-class Ring {
- public:
-  bool Push(void* p) {
-    std::size_t h = head_.load(std::memory_order_relaxed);
-    if (h - tail_.load(std::memory_order_acquire) == kSize) return false;
-    slots_[h % kSize] = p;
-    head_.store(h + 1, std::memory_order_release);
-    return true;
-  }
-  void* Pop() {
-    std::size_t t = tail_.load(std::memory_order_relaxed);
-    if (t == head_.load(std::memory_order_acquire)) return nullptr;
-    void* p = slots_[t % kSize];
-    tail_.store(t + 1, std::memory_order_release);
-    return p;
-  }
-
- private:
-  static constexpr std::size_t kSize = 1024;
-  void* slots_[kSize];
-  std::atomic<std::size_t> head_{0};
-  std::atomic<std::size_t> tail_{0};
-};
+using Ring = testing::SpscRing<1024>;
 
 struct Header {
   std::size_t size;
