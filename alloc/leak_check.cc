@@ -523,7 +523,7 @@ LeakReport RunCheck(const LeakCheckOptions& options, bool live_is_leak, std::uin
 
 void EnableLeakChecking() noexcept { tracking::SetTrackAll(true); }
 bool LeakCheckingEnabled() noexcept { return tracking::TrackAll(); }
-std::uint64_t LeakCheckClockNs() noexcept { return tracking::NowNs(); }
+std::uint64_t LeakCheckClockNs() noexcept { return tracking::WindowStartNs(); }
 
 // The public entry points spill the caller's registers (their prologue
 // saves every callee-saved register, just below the frame address) and
@@ -540,7 +540,7 @@ LeakCheck::LeakCheck() noexcept {
   EnableLeakChecking();
   // Make this thread notice the mode at once (others notice at their next
   // slow path).
-  start_ns_ = tracking::NowNs();
+  start_ns_ = tracking::WindowStartNs();
 }
 
 STRATA_NOINLINE LeakReport LeakCheck::Check(int report_fd) noexcept {

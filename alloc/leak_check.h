@@ -82,7 +82,10 @@ struct LeakCheckOptions {
 LeakReport CheckForLeaks(const LeakCheckOptions& options) noexcept;
 LeakReport CheckForLeaks() noexcept;
 
-// Monotonic time in ns, the clock of LeakCheckOptions::since_ns.
+// Monotonic time in ns, the clock of LeakCheckOptions::since_ns. Use this
+// (not another clock) to start a window: blocks allocated after it returns
+// are in the window, blocks allocated before are not (records carry a
+// coarse time raised to the latest window start: alloc/tracking/tracker.h).
 std::uint64_t LeakCheckClockNs() noexcept;
 
 // A scoped check: the blocks allocated during the scope that are

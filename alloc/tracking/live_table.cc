@@ -178,7 +178,7 @@ bool LiveTable::Remove(std::uintptr_t ptr, LiveInfo* out) {
       continue;
     }
     *out = Snapshot(*cur);
-    if ((out->flags & kParked) != 0) parked_.fetch_sub(1, std::memory_order_relaxed);
+    if ((out->flags & kParked) != 0) parked_.Decrement();
     std::uintptr_t expected = reinterpret_cast<std::uintptr_t>(cur);
     if (prev->compare_exchange_strong(expected, next, std::memory_order_acq_rel, std::memory_order_acquire)) {
       tiers_[t].size.fetch_sub(1, std::memory_order_relaxed);
@@ -227,7 +227,7 @@ LiveTable::ParkResult LiveTable::Park(std::uintptr_t ptr, LiveInfo* out) {
     // acquire loads of `flags` (and Unpark's release store).
   } while (!cur->flags.compare_exchange_weak(flags, flags | kParked, std::memory_order_acq_rel,
                                              std::memory_order_relaxed));
-  parked_.fetch_add(1, std::memory_order_relaxed);
+  parked_.Increment();
   if (out != nullptr) {
     *out = Snapshot(*cur);
     out->flags = flags;
@@ -251,7 +251,7 @@ bool LiveTable::Unpark(const LiveInfo& info) {
   cur->scan_mark = 0;
   // Release: a walker that sees the record live (acquire) sees its fields.
   cur->flags.store(info.flags & ~static_cast<std::uint32_t>(kParked), std::memory_order_release);
-  parked_.fetch_sub(1, std::memory_order_relaxed);
+  parked_.Decrement();
   return true;
 }
 

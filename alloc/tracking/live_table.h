@@ -50,6 +50,7 @@
 
 #include "alloc/tracking/stack_table.h"
 #include "concurrency/base/spin_lock.h"
+#include "concurrency/sharded_counter.h"
 
 namespace strata::tracking {
 
@@ -127,13 +128,13 @@ class LiveTable {
 
   // Live records (parked ones excluded).
   std::size_t size() const {
-    std::int64_t n = -parked_.load(std::memory_order_relaxed);
+    std::int64_t n = -parked_.Sum();
     for (const Tier& tier : tiers_) n += static_cast<std::int64_t>(tier.size.load(std::memory_order_relaxed));
     return n > 0 ? static_cast<std::size_t>(n) : 0;
   }
   // Parked records.
   std::size_t parked() const {
-    const std::int64_t n = parked_.load(std::memory_order_relaxed);
+    const std::int64_t n = parked_.Sum();
     return n > 0 ? static_cast<std::size_t>(n) : 0;
   }
   // Records linked in tier `t`, parked ones included (for tests and
@@ -168,7 +169,9 @@ class LiveTable {
   LiveRecord* NewRecord();
 
   Tier tiers_[kTiers];
-  std::atomic<std::int64_t> parked_{0};
+  // Per-thread slots: Park and Unpark are every free and allocation of
+  // full tracking, and a shared count would cost each a locked RMW.
+  ShardedCounter parked_;
   // The tiers' buckets, one after the other (tier 0 first).
   std::atomic<std::uintptr_t> buckets_[kTotalBuckets] = {};
 };

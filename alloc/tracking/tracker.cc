@@ -14,13 +14,14 @@
 #include "alloc/tracking/peak_tracker.h"
 #include "alloc/tracking/symbolize.h"
 #include "concurrency/base/raw_log.h"
+#include "concurrency/sharded_counter.h"
 
 namespace strata::tracking {
 namespace {
 
-constinit std::atomic<std::uint64_t> g_tracked_allocs{0};
-constinit std::atomic<std::uint64_t> g_tracked_frees{0};
-constinit std::atomic<std::uint64_t> g_record_failures{0};
+// Per-thread slots (no locked RMW on every tracked allocation and free).
+enum Counter : std::size_t { kAllocs, kFrees, kRecordFailures, kNumCounters };
+constinit ShardedCounterArray<kNumCounters> g_counters;
 constinit std::atomic<bool> g_installed{false};
 
 void OnAllocate(void* ptr, std::size_t requested, std::size_t usable, bool sampled);
@@ -88,8 +89,8 @@ STRATA_ALWAYS_INLINE LiveInfo RecordNow(void* ptr, std::size_t requested, std::s
     stack->sampled_alloc_count.fetch_add(1, std::memory_order_relaxed);
     stack->sampled_alloc_bytes.fetch_add(requested, std::memory_order_relaxed);
   }
-  g_tracked_allocs.fetch_add(1, std::memory_order_relaxed);
-  return LiveInfo{reinterpret_cast<std::uintptr_t>(ptr), requested, usable, stack, NowNs(),
+  g_counters.Increment(kAllocs);
+  return LiveInfo{reinterpret_cast<std::uintptr_t>(ptr), requested, usable, stack, RecordTimeNs(),
                   sampled ? static_cast<std::uint32_t>(kSampled) : static_cast<std::uint32_t>(kTracked)};
 }
 
@@ -98,7 +99,7 @@ void Insert(const LiveInfo& info) {
   if (GlobalLiveTable().Insert(info)) {
     PeakOnAllocate(info.size, info.flags);
   } else {
-    g_record_failures.fetch_add(1, std::memory_order_relaxed);
+    g_counters.Increment(kRecordFailures);
   }
 }
 
@@ -112,7 +113,7 @@ int OnPark(void* ptr) {
   switch (GlobalLiveTable().Park(reinterpret_cast<std::uintptr_t>(ptr), &info)) {
     case LiveTable::ParkResult::kParked:
       PeakOnFree(info.size, info.flags);
-      g_tracked_frees.fetch_add(1, std::memory_order_relaxed);
+      g_counters.Increment(kFrees);
       return 1;
     case LiveTable::ParkResult::kNotFound:
       return 0;
@@ -183,7 +184,7 @@ void OnFree(void* ptr) {
     if ((info.flags & kParked) != 0) return;  // its free was counted when parked
     PeakOnFree(info.size, info.flags);
   }
-  g_tracked_frees.fetch_add(1, std::memory_order_relaxed);
+  g_counters.Increment(kFrees);
 }
 
 // The cumulative counts of the block's stack stay as they were: they count
@@ -281,6 +282,32 @@ std::uint64_t NowNs() {
   return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
+namespace {
+// The last WindowStartNs() (see tracker.h).
+constinit std::atomic<std::uint64_t> g_window_floor{0};
+}  // namespace
+
+std::uint64_t RecordTimeNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  const std::uint64_t coarse =
+      static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
+  // Relaxed: a window's start is ordered before the allocations the caller
+  // makes after it (program order, or whatever synchronises the threads).
+  const std::uint64_t floor = g_window_floor.load(std::memory_order_relaxed);
+  return coarse > floor ? coarse : floor;
+}
+
+std::uint64_t WindowStartNs() {
+  const std::uint64_t now = NowNs();
+  // Windows start in increasing order (a later one never lowers the floor).
+  std::uint64_t floor = g_window_floor.load(std::memory_order_relaxed);
+  while (floor < now &&
+         !g_window_floor.compare_exchange_weak(floor, now, std::memory_order_release, std::memory_order_relaxed)) {
+  }
+  return now;
+}
+
 void EnsureTrackingInstalled() {
   if (g_installed.exchange(true, std::memory_order_acq_rel)) return;
   // Registered after the engine's handlers, so (prepare handlers running in
@@ -311,8 +338,8 @@ void SetTrackAll(bool on) {
 bool TrackAll() { return internal::TrackAll(); }
 
 TrackerCounters Counters() {
-  return {g_tracked_allocs.load(std::memory_order_relaxed), g_tracked_frees.load(std::memory_order_relaxed),
-          g_record_failures.load(std::memory_order_relaxed)};
+  return {static_cast<std::uint64_t>(g_counters.Sum(kAllocs)), static_cast<std::uint64_t>(g_counters.Sum(kFrees)),
+          static_cast<std::uint64_t>(g_counters.Sum(kRecordFailures))};
 }
 
 }  // namespace strata::tracking

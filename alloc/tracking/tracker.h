@@ -41,8 +41,20 @@ std::int64_t SampleRate();
 void SetTrackAll(bool on);
 bool TrackAll();
 
-// Monotonic nanoseconds (as the records' time_ns).
+// Monotonic nanoseconds (CLOCK_MONOTONIC).
 std::uint64_t NowNs();
+
+// A record's time_ns: the coarse monotonic clock (4 ms ticks, a quarter of
+// the precise clock's cost on every tracked allocation), raised to the
+// start of the latest window. Exact for windows: a block allocated after
+// WindowStartNs() returned T has time_ns >= T, one allocated before has
+// time_ns < T (the coarse clock never runs ahead of the precise one, and
+// the floor it is raised to was an earlier window's start). Ages are
+// reported from it (to 4 ms).
+std::uint64_t RecordTimeNs();
+// NowNs() as the start of a window (the leak checker's since_ns):
+// raises RecordTimeNs()'s floor to it.
+std::uint64_t WindowStartNs();
 
 // Totals since start: tracked allocations and frees seen.
 struct TrackerCounters {
