@@ -58,6 +58,7 @@ PUBLIC_HEADERS=(
   alloc/leak_check_gtest.h
   alloc/monitor.h
   alloc/pprof_http.h
+  alloc/failure_injection.h
   alloc/override/strata_c.h
 )
 
