@@ -53,13 +53,16 @@ struct TrackingHooks {
   void (*on_resize)(void* ptr, std::size_t requested, std::size_t usable);
   // Full tracking's per-thread cache (tracked_cache.h), optional (null:
   // no cache). A tracked small block is being freed into a cache: its
-  // record stays, marked free. Returns 1 when done, 0 when the block has
-  // no record, -1 when its record is marked free already (a double free).
-  int (*on_park)(void* ptr);
+  // record stays, marked free. Returns 1 when done (*record: the record, an
+  // opaque token for on_unpark), 0 when the block has no record, -1 when
+  // its record is marked free already (a double free).
+  int (*on_park)(void* ptr, void** record);
   // A block from a cache is handed out (as on_allocate with sampled =
-  // false): its parked record takes the new allocation, or, when it has
-  // none (fresh from the pool), it gets one.
-  void (*on_unpark)(void* ptr, std::size_t requested, std::size_t usable);
+  // false): its parked record (`record`, what on_park gave; only the
+  // thread whose cache holds the block removes a parked record, so it is
+  // still there) takes the new allocation, or, when it has none (null:
+  // fresh from the pool), it gets one.
+  void (*on_unpark)(void* ptr, void* record, std::size_t requested, std::size_t usable);
 };
 
 // Installs the hooks (once, from the tracking layer's init).

@@ -49,6 +49,12 @@ struct ThreadState {
 };
 constinit thread_local ThreadState tls_tracked STRATA_INITIAL_EXEC = {nullptr, SlotState::kNone};
 
+// A cached block's second word holds its parked record (on_park's token;
+// null for a block fresh from the pool): the allocation that takes the
+// block back unparks that record without looking it up. Every class is at
+// least 16 bytes.
+void*& Token(FreeObject* object) { return reinterpret_cast<void**>(object)[1]; }
+
 // Objects a list of the class holds at most.
 constexpr std::uint32_t MaxObjects(int size_class) {
   const std::size_t by_bytes = kTrackedCacheBytes / ClassSize(size_class);
@@ -144,6 +150,9 @@ void* TrackedCacheAllocate(std::size_t size, int size_class) {
     length = static_cast<std::uint32_t>(
         g_tracked_central[size_class].Remove(size_class, MoveObjects(size_class), &object));
     if (length == 0) return nullptr;
+    // Fresh blocks: no record.
+    FreeObject* o = object;
+    for (std::uint32_t i = 0; i < length; ++i, o = GetNext(o)) Token(o) = nullptr;
   }
   slot->head[size_class] = GetNext(object);
   // The list's link would otherwise stay in the block's first word: the
@@ -151,15 +160,18 @@ void* TrackedCacheAllocate(std::size_t size, int size_class) {
   // handed out, live) block, and a block leaked with it would look
   // indirectly lost instead of definitely.
   SetNext(object, nullptr);
+  void* record = Token(object);
+  Token(object) = nullptr;
   slot->length[size_class].store(length - 1, std::memory_order_relaxed);
-  hooks->on_unpark(object, size, ClassSize(size_class));
+  hooks->on_unpark(object, record, size, ClassSize(size_class));
   return object;
 }
 
 void TrackedCacheFree(void* ptr, int size_class) {
   const TrackingHooks* hooks = InstalledTrackingHooks();
   auto* object = static_cast<FreeObject*>(ptr);
-  const int parked = hooks->on_park != nullptr ? hooks->on_park(ptr) : 0;
+  void* record = nullptr;
+  const int parked = hooks->on_park != nullptr ? hooks->on_park(ptr, &record) : 0;
   if (parked < 0) {
     // Its record is parked already: the block is in a tracked cache.
     ReportError(ErrorKind::kDoubleFree, ptr, 0);
@@ -176,6 +188,7 @@ void TrackedCacheFree(void* ptr, int size_class) {
   }
   const std::uint32_t length = slot->length[size_class].load(std::memory_order_relaxed);
   SetNext(object, slot->head[size_class]);
+  Token(object) = record;
   slot->head[size_class] = object;
   slot->length[size_class].store(length + 1, std::memory_order_relaxed);
   if (length + 1 > MaxObjects(size_class)) ReturnToPool(*slot, size_class, static_cast<std::uint32_t>(MoveObjects(size_class)));

@@ -213,7 +213,7 @@ bool LiveTable::FindAny(std::uintptr_t ptr, LiveInfo* out) {
 // Park and Unpark are every free and allocation of full tracking: the
 // lookup is inlined into them, not into the rest (the code the sampler
 // runs stays small: alloc/libstrata_order.txt).
-LiveTable::ParkResult LiveTable::Park(std::uintptr_t ptr, LiveInfo* out) {
+LiveTable::ParkResult LiveTable::Park(std::uintptr_t ptr, LiveInfo* out, LiveRecord** record) {
   auto guard = Ebr().Pin();
   std::atomic<std::uintptr_t>* prev;
   int t = 0;
@@ -228,6 +228,7 @@ LiveTable::ParkResult LiveTable::Park(std::uintptr_t ptr, LiveInfo* out) {
   } while (!cur->flags.compare_exchange_weak(flags, flags | kParked, std::memory_order_acq_rel,
                                              std::memory_order_relaxed));
   parked_.Increment();
+  if (record != nullptr) *record = cur;
   if (out != nullptr) {
     *out = Snapshot(*cur);
     out->flags = flags;
@@ -236,14 +237,18 @@ LiveTable::ParkResult LiveTable::Park(std::uintptr_t ptr, LiveInfo* out) {
 }
 
 bool LiveTable::Unpark(const LiveInfo& info) {
-  // Only the thread whose cache holds the block unparks it, so the fields
-  // have one writer; the guard keeps the record from being recycled by a
-  // racing Remove (a program error: a free of a block that is not live).
+  // The guard keeps the record from being recycled by a racing Remove (a
+  // program error: a free of a block that is not live).
   auto guard = Ebr().Pin();
   std::atomic<std::uintptr_t>* prev;
   int t = 0;
   LiveRecord* cur = SearchAllInline(info.ptr, &t, &prev);
   if (cur == nullptr || !IsParked(*cur)) return false;
+  UnparkRecord(cur, info);
+  return true;
+}
+
+void LiveTable::UnparkRecord(LiveRecord* cur, const LiveInfo& info) {
   cur->size.store(info.size, std::memory_order_relaxed);
   cur->usable.store(info.usable, std::memory_order_relaxed);
   cur->stack.store(info.stack, std::memory_order_relaxed);
@@ -252,7 +257,6 @@ bool LiveTable::Unpark(const LiveInfo& info) {
   // Release: a walker that sees the record live (acquire) sees its fields.
   cur->flags.store(info.flags & ~static_cast<std::uint32_t>(kParked), std::memory_order_release);
   parked_.Decrement();
-  return true;
 }
 
 bool LiveTable::Resize(std::uintptr_t ptr, std::size_t size, std::size_t usable) {

@@ -109,10 +109,15 @@ class LiveTable {
   // The block at `ptr` is freed into a tracked cache: marks its live
   // record parked (*out, when not null: its fields). kAlreadyParked: a
   // double free.
-  ParkResult Park(std::uintptr_t ptr, LiveInfo* out);
+  ParkResult Park(std::uintptr_t ptr, LiveInfo* out, LiveRecord** record = nullptr);
   // The parked record of `ptr` becomes live with info's size, usable,
   // stack, time and flags. False when `ptr` has no parked record.
   bool Unpark(const LiveInfo& info);
+  // As Unpark, for the parked record `record` of info.ptr that Park gave
+  // (no lookup, no epoch guard). Only for the thread that holds the parked
+  // block: no one else removes a parked record (a second free of the block
+  // finds it parked and is reported), so it cannot have been recycled.
+  void UnparkRecord(LiveRecord* record, const LiveInfo& info);
   // The block at `ptr` was grown in place: its record takes the new
   // requested and usable sizes (stack, time and flags stay). False when
   // `ptr` has no record.

@@ -27,8 +27,8 @@ constinit std::atomic<bool> g_installed{false};
 void OnAllocate(void* ptr, std::size_t requested, std::size_t usable, bool sampled);
 void OnFree(void* ptr);
 void OnResize(void* ptr, std::size_t requested, std::size_t usable);
-int OnPark(void* ptr);
-void OnUnpark(void* ptr, std::size_t requested, std::size_t usable);
+int OnPark(void* ptr, void** record);
+void OnUnpark(void* ptr, void* record, std::size_t requested, std::size_t usable);
 
 constinit internal::TrackingHooks g_hooks = {&OnAllocate, &OnFree, &OnResize, &OnPark, &OnUnpark};
 
@@ -108,10 +108,12 @@ void OnAllocate(void* ptr, std::size_t requested, std::size_t usable, bool sampl
 }
 
 // Parking is the block's free (for the counters and the peak tracker).
-int OnPark(void* ptr) {
+int OnPark(void* ptr, void** record) {
   LiveInfo info;
-  switch (GlobalLiveTable().Park(reinterpret_cast<std::uintptr_t>(ptr), &info)) {
+  LiveRecord* parked = nullptr;
+  switch (GlobalLiveTable().Park(reinterpret_cast<std::uintptr_t>(ptr), &info, &parked)) {
     case LiveTable::ParkResult::kParked:
+      *record = parked;
       PeakOnFree(info.size, info.flags);
       g_counters.Increment(kFrees);
       return 1;
@@ -123,9 +125,10 @@ int OnPark(void* ptr) {
   return -1;
 }
 
-void OnUnpark(void* ptr, std::size_t requested, std::size_t usable) {
+void OnUnpark(void* ptr, void* record, std::size_t requested, std::size_t usable) {
   const LiveInfo info = RecordNow(ptr, requested, usable, false);
-  if (GlobalLiveTable().Unpark(info)) {
+  if (record != nullptr) {
+    GlobalLiveTable().UnparkRecord(static_cast<LiveRecord*>(record), info);
     PeakOnAllocate(info.size, info.flags);
   } else {
     Insert(info);  // a block fresh from the pool has no record yet
