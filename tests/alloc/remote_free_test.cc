@@ -80,7 +80,12 @@ TEST_F(RemoteFree, ToLiveOwnerComesBack) {
   });
   while (phase.load() != 1) std::this_thread::yield();
   std::thread freer([&] {
+    const int c = SizeToClass(kSize);
+    const std::uint64_t sent_before = internal::tls_cache.remote[c].sent;
     for (void* p : blocks) Free(p);
+    // Every block the owner owned left this thread for its owner (a
+    // default build would have kept them in this thread's list).
+    EXPECT_GE(internal::tls_cache.remote[c].sent - sent_before, owned.size());
     FlushThreadCache();  // posts the last partial batch
   });
   freer.join();
@@ -92,9 +97,10 @@ TEST_F(RemoteFree, ToLiveOwnerComesBack) {
   // batch another thread left may hold blocks of other owners').
   EXPECT_GE(owned.size(), static_cast<std::size_t>(kBlocks) * 9 / 10);
   // FlushThreadCache drained the inbox into the lists before flushing them
-  // to the central pool, whose first tier hands the batches back: every
-  // block the owner owned must come back to it.
-  EXPECT_EQ(returned, static_cast<int>(owned.size()));
+  // to the central pool, whose first tier hands the whole batches back; the
+  // partial remainder goes to the spans, which may hand out other free
+  // blocks first: nearly every owned block comes back.
+  EXPECT_GE(returned, static_cast<int>(owned.size()) * 95 / 100);
   phase.store(4);
   owner.join();
 }
@@ -373,6 +379,7 @@ TEST_F(RemoteFree, DoubleFreeIntoBatchReported) {
     while (live.load()) std::this_thread::yield();
   });
   while (phase.load() != 1) std::this_thread::yield();
+  g_double_frees.store(0);
   internal::ErrorHook old = internal::SetErrorHook(&CountDoubleFree);
   std::thread freer([&] {
     Free(live_blocks[0]);
