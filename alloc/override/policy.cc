@@ -154,8 +154,8 @@ void DeleteSizedSlow(void* ptr, std::size_t size) noexcept {
   if constexpr (strata::internal::kOwnerFreesBuilt) {
     const strata::internal::SliceEntry entry =
         strata::internal::g_class_map.GetEntry(reinterpret_cast<std::uintptr_t>(ptr));
-    if (strata::internal::EntryClass(entry) != 0 &&
-        strata::internal::SizedFreeMatches(strata::internal::EntryClass(entry), size) &&
+    // (Class 0's remote batch is never open: TryRemoteAppend refuses it.)
+    if (strata::internal::SizedFreeMatches(strata::internal::EntryClass(entry), size) &&
         strata::internal::TryRemoteAppend(ptr, entry)) {
       return;
     }
