@@ -23,7 +23,7 @@ namespace {
 using profile::ArenaVector;
 using profile::HeapSample;
 using profile::ScratchArena;
-using tracking::LiveRecord;
+using tracking::LiveInfo;
 using tracking::StackEntry;
 
 using tracking::PeakSite;
@@ -50,12 +50,12 @@ SiteTotals* FindSite(ArenaVector<SiteTotals>& sites, StackEntry* stack) {
   return it != sites.end() && it->stack == stack ? it : nullptr;
 }
 
-void AddLive(LiveRecord& r, void* arg) {
+void AddLive(const LiveInfo& r, void* arg) {
   auto* c = static_cast<Collected*>(arg);
   SiteTotals* site = FindSite(*c->sites, r.stack);
   if (site == nullptr) return;  // a stack interned after the snapshot
   double objects, bytes;
-  tracking::RecordWeight(r.size.load(std::memory_order_relaxed), r.flags, c->rate, &objects, &bytes);
+  tracking::RecordWeight(r.size, r.flags, c->rate, &objects, &bytes);
   site->inuse_objects += objects;
   site->inuse_bytes += bytes;
 }
@@ -80,7 +80,7 @@ bool CollectSites(ArenaVector<SiteTotals>* sites, std::int64_t rate) {
   tracking::GlobalStackTable().ForEach(&AddStack, &c);
   if (!c.ok) return false;
   std::sort(sites->begin(), sites->end(), [](const SiteTotals& a, const SiteTotals& b) { return a.stack < b.stack; });
-  tracking::GlobalLiveTable().ForEach(&AddLive, &c);
+  tracking::ForEachLive(&AddLive, &c);
   return true;
 }
 
@@ -210,7 +210,7 @@ HeapProfileSummary GetHeapProfileSummary() noexcept {
   std::int64_t rate = 1;
   if (CollectProfile(false, &sites, &rate) != 0) return HeapProfileSummary{};
   HeapProfileSummary summary = Summarize(sites, rate);
-  summary.live_records = tracking::GlobalLiveTable().size();
+  summary.live_records = tracking::LiveCount();
   return summary;
 }
 

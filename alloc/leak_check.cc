@@ -23,7 +23,7 @@ namespace {
 
 using profile::ArenaVector;
 using profile::ScratchArena;
-using tracking::LiveRecord;
+using tracking::LiveInfo;
 using tracking::StackEntry;
 
 enum class State : std::uint8_t { kUnreached = 0, kReachable, kIndirect, kDefinite };
@@ -47,11 +47,10 @@ class Graph {
 
   bool Collect(std::uint64_t since_ns) {
     Ctx ctx{this, since_ns, true};
-    tracking::GlobalLiveTable().ForEach(
-        [](LiveRecord& r, void* arg) {
+    tracking::ForEachLive(
+        [](const LiveInfo& r, void* arg) {
           auto* c = static_cast<Ctx*>(arg);
-          Node n{r.ptr, r.size.load(std::memory_order_relaxed), r.usable.load(std::memory_order_relaxed), r.stack,
-                 r.time_ns, State::kUnreached, r.time_ns >= c->since, false};
+          Node n{r.ptr, r.size, r.usable, r.stack, r.time_ns, State::kUnreached, r.time_ns >= c->since, false};
           if (!c->g->nodes_.PushBack(n)) c->ok = false;
         },
         &ctx);

@@ -14,8 +14,9 @@
 //     (class 0), so their frees always reach the slow path, which calls
 //     hooks->on_free. Untracked blocks are never looked up. When every
 //     allocation is tracked, small blocks go through a per-thread cache
-//     (tracked_cache.h: on_park and on_unpark instead of on_free and
-//     on_allocate while a block stays in it).
+//     (tracked_cache.h). Tracked small blocks use the on_small_* hooks
+//     (their records sit at the block's place: no lookup); on_allocate and
+//     on_free serve the rest (large and huge blocks, hardened mode).
 //   - Realloc: a tracked large or huge block grown into the free space
 //     after it stays tracked, and hooks->on_resize gives its record the new
 //     sizes. A realloc within the usable size changes nothing (the record
@@ -51,18 +52,22 @@ struct TrackingHooks {
   // into the free space after it): it keeps its record (stack, time,
   // sampled or not) with the new sizes.
   void (*on_resize)(void* ptr, std::size_t requested, std::size_t usable);
-  // Full tracking's per-thread cache (tracked_cache.h), optional (null:
-  // no cache). A tracked small block is being freed into a cache: its
-  // record stays, marked free. Returns 1 when done (*record: the record, an
-  // opaque token for on_unpark), 0 when the block has no record, -1 when
-  // its record is marked free already (a double free).
-  int (*on_park)(void* ptr, void** record);
-  // A block from a cache is handed out (as on_allocate with sampled =
-  // false): its parked record (`record`, what on_park gave; only the
-  // thread whose cache holds the block removes a parked record, so it is
-  // still there) takes the new allocation, or, when it has none (null:
-  // fresh from the pool), it gets one.
-  void (*on_unpark)(void* ptr, void* record, std::size_t requested, std::size_t usable);
+  // Tracked small blocks (tracked_cache.h; the tracking layer keeps their
+  // records at the block's place, alloc/tracking/block_records.h), optional
+  // (null: the tracked cache uses on_allocate and on_free).
+  // A tracked small block of class `size_class` is handed out. `record`:
+  // its record when known (what on_small_free gave when the block was
+  // parked: only the thread whose cache holds the block touches a parked
+  // record), else null.
+  void (*on_small_allocate)(void* ptr, int size_class, std::size_t requested, bool sampled, void* record);
+  // A tracked small block is being freed: into a cache (`park`: its record
+  // stays, marked free, and *record is the token for on_small_allocate and
+  // on_small_release) or to the pool. Returns 1 when done, 0 when the block
+  // has no record, -1 when its record says it is free already (a double
+  // free: nothing changed).
+  int (*on_small_free)(void* ptr, int size_class, bool park, void** record);
+  // A parked block (its token) leaves its cache for the pool.
+  void (*on_small_release)(void* record);
 };
 
 // Installs the hooks (once, from the tracking layer's init).

@@ -49,10 +49,10 @@ struct ThreadState {
 };
 constinit thread_local ThreadState tls_tracked STRATA_INITIAL_EXEC = {nullptr, SlotState::kNone};
 
-// A cached block's second word holds its parked record (on_park's token;
-// null for a block fresh from the pool): the allocation that takes the
-// block back unparks that record without looking it up. Every class is at
-// least 16 bytes.
+// A cached block's second word holds its parked record (on_small_free's
+// token; null for a block fresh from the pool): the allocation that takes
+// the block back hands the record to on_small_allocate, and a block that
+// leaves for the pool releases it. Every class is at least 16 bytes.
 void*& Token(FreeObject* object) { return reinterpret_cast<void**>(object)[1]; }
 
 // Objects a list of the class holds at most.
@@ -77,7 +77,10 @@ void ReturnToPool(Slot& slot, int c, std::uint32_t n) {
   FreeObject* head = slot.head[c];
   FreeObject* last = head;
   for (std::uint32_t i = 0; i < n; ++i) {
-    if (hooks != nullptr) hooks->on_free(last);
+    if (void* record = Token(last); record != nullptr) {
+      hooks->on_small_release(record);
+      Token(last) = nullptr;
+    }
     if (i + 1 < n) last = GetNext(last);
   }
   slot.head[c] = GetNext(last);
@@ -138,10 +141,10 @@ STRATA_ALWAYS_INLINE Slot* CurrentSlot() {
 void* TrackedCacheAllocate(std::size_t size, int size_class) {
   const TrackingHooks* hooks = InstalledTrackingHooks();
   Slot* slot = CurrentSlot();
-  if (STRATA_PREDICT_FALSE(slot == nullptr || hooks->on_park == nullptr)) {
+  if (STRATA_PREDICT_FALSE(slot == nullptr)) {
     FreeObject* object = nullptr;
     if (g_tracked_central[size_class].Remove(size_class, 1, &object) == 0) return nullptr;
-    hooks->on_allocate(object, size, ClassSize(size_class), false);
+    hooks->on_small_allocate(object, size_class, size, false, nullptr);
     return object;
   }
   FreeObject* object = slot->head[size_class];
@@ -150,7 +153,7 @@ void* TrackedCacheAllocate(std::size_t size, int size_class) {
     length = static_cast<std::uint32_t>(
         g_tracked_central[size_class].Remove(size_class, MoveObjects(size_class), &object));
     if (length == 0) return nullptr;
-    // Fresh blocks: no record.
+    // Fresh blocks: no parked record.
     FreeObject* o = object;
     for (std::uint32_t i = 0; i < length; ++i, o = GetNext(o)) Token(o) = nullptr;
   }
@@ -163,25 +166,27 @@ void* TrackedCacheAllocate(std::size_t size, int size_class) {
   void* record = Token(object);
   Token(object) = nullptr;
   slot->length[size_class].store(length - 1, std::memory_order_relaxed);
-  hooks->on_unpark(object, record, size, ClassSize(size_class));
+  hooks->on_small_allocate(object, size_class, size, false, record);
   return object;
 }
 
 void TrackedCacheFree(void* ptr, int size_class) {
   const TrackingHooks* hooks = InstalledTrackingHooks();
   auto* object = static_cast<FreeObject*>(ptr);
+  // Cached only when every allocation is tracked (sampling keeps its
+  // one-object-at-a-time pools).
+  Slot* slot = TrackAll() ? CurrentSlot() : nullptr;
   void* record = nullptr;
-  const int parked = hooks->on_park != nullptr ? hooks->on_park(ptr, &record) : 0;
-  if (parked < 0) {
-    // Its record is parked already: the block is in a tracked cache.
+  const int done = hooks->on_small_free(ptr, size_class, slot != nullptr, &record);
+  if (done < 0) {
+    // Its record says it is free already: in a tracked cache, or back in
+    // the pool.
     ReportError(ErrorKind::kDoubleFree, ptr, 0);
     return;
   }
-  Slot* slot = parked > 0 && TrackAll() ? CurrentSlot() : nullptr;
-  if (slot == nullptr) {
+  if (done == 0 || slot == nullptr) {
     // No record (the pool's span checks catch a second free), sampling
     // only, or no cache: straight back to the pool.
-    hooks->on_free(ptr);
     SetNext(object, nullptr);
     g_tracked_central[size_class].Insert(size_class, object, 1);
     return;

@@ -4,20 +4,23 @@
 // When every allocation is tracked (leak checking), every small allocation
 // and free reaches the slow path (hooks.h). Without this cache each one
 // moved a single object to or from its class's tracked central pool, under
-// the pool's lock, and inserted or removed a live record. With it:
-//   - a free parks the block's record (TrackingHooks::on_park: one lookup;
-//     the record stays, marked free) and pushes the block on the calling
-//     thread's tracked list of its class;
-//   - an allocation pops that list and unparks the record with the new
-//     allocation's stack and size (on_unpark), or, for a block fresh from
-//     the central pool (no record), records it (on_allocate);
+// the pool's lock. With it:
+//   - a free parks the block's record (TrackingHooks::on_small_free with
+//     park: the record stays, marked free) and pushes the block on the
+//     calling thread's tracked list of its class, the record's token in
+//     the block's second word;
+//   - an allocation pops that list and hands the token to
+//     on_small_allocate, which records the new allocation in place (for a
+//     block fresh from the central pool there is no token: the tracking
+//     layer finds the record from the block's address);
 //   - lists refill from, and overflow to, the tracked central pool a batch
-//     at a time; blocks that leave a list for the pool lose their record
-//     (on_free) first.
-// A double free of a cached block is caught: its record is already parked
-// (reported as kDoubleFree, and the block is left alone). A block without
-// a record (its record could not be mapped) goes back to the pool, whose
-// span checks catch a second free.
+//     at a time; blocks that leave a list for the pool release their
+//     parked record (on_small_release) first.
+// A double free of a cached block (its record parked) or of a block back
+// in the pool (its record freed) is caught (reported as kDoubleFree, and
+// the block is left alone). A block without a record (its record could
+// not be mapped) goes back to the pool, whose span checks catch a second
+// free.
 //
 // Only allocations tracked because every allocation is (not sampled ones)
 // take a cached block, so sampling keeps its one-object-at-a-time pools

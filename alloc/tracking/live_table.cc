@@ -14,17 +14,6 @@ constexpr std::uintptr_t kMark = 1;
 inline LiveRecord* Ptr(std::uintptr_t link) { return reinterpret_cast<LiveRecord*>(link & ~kMark); }
 inline bool Marked(std::uintptr_t link) { return (link & kMark) != 0; }
 
-// A copy of a linked record's fields (its sizes may be changing: Resize).
-LiveInfo Snapshot(const LiveRecord& r) {
-  return LiveInfo{r.ptr,
-                  r.size.load(std::memory_order_relaxed),
-                  r.usable.load(std::memory_order_relaxed),
-                  r.stack.load(std::memory_order_relaxed),
-                  r.time_ns.load(std::memory_order_relaxed),
-                  r.flags.load(std::memory_order_acquire)};
-}
-
-bool IsParked(const LiveRecord& r) { return (r.flags.load(std::memory_order_acquire) & kParked) != 0; }
 
 // Where tier t's buckets start in the bucket array.
 constexpr std::size_t TierOffset(int t) {
@@ -42,6 +31,13 @@ epoch::Collector& Ebr() { return epoch::GlobalCollector(); }
 }  // namespace
 
 LiveTable& GlobalLiveTable() { return g_live_table; }
+
+// Its sizes may be changing (Resize); the rest was written before the
+// record was linked.
+LiveInfo SnapshotRecord(const LiveRecord& r) {
+  return LiveInfo{r.ptr, r.size.load(std::memory_order_relaxed), r.usable.load(std::memory_order_relaxed), r.stack,
+                  r.time_ns, r.flags};
+}
 
 void RecycleRecord(void* record, void*) {
   auto* r = static_cast<LiveRecord*>(record);
@@ -71,15 +67,14 @@ STRATA_ALWAYS_INLINE std::atomic<std::uintptr_t>& LiveTable::BucketFor(int t, st
   return buckets_[TierOffset(t) + static_cast<std::size_t>(h >> (64 - kTierLog2[t]))];
 }
 
-STRATA_ALWAYS_INLINE LiveRecord* LiveTable::SearchAllInline(std::uintptr_t key, int* tier,
-                                                            std::atomic<std::uintptr_t>** prev_link) {
+LiveRecord* LiveTable::SearchAll(std::uintptr_t key, int* tier, std::atomic<std::uintptr_t>** prev_link) {
   for (int t = 0; t < kTiers; ++t) {
     // Acquire pairs with the release store of `used` before the tier's
     // first insert; an insert the caller knows of (its block was handed
     // out) happened before, so its tier is seen as used. Tiers are taken
     // in order: past an unused tier, none was used.
     if (!tiers_[t].used.load(std::memory_order_acquire)) break;
-    if (LiveRecord* r = SearchInline(t, key, prev_link)) {
+    if (LiveRecord* r = Search(t, key, prev_link)) {
       *tier = t;
       return r;
     }
@@ -87,8 +82,7 @@ STRATA_ALWAYS_INLINE LiveRecord* LiveTable::SearchAllInline(std::uintptr_t key, 
   return nullptr;
 }
 
-STRATA_ALWAYS_INLINE LiveRecord* LiveTable::SearchInline(int t, std::uintptr_t key,
-                                                         std::atomic<std::uintptr_t>** prev_link) {
+LiveRecord* LiveTable::Search(int t, std::uintptr_t key, std::atomic<std::uintptr_t>** prev_link) {
 retry:
   std::atomic<std::uintptr_t>* prev = &BucketFor(t, key);
   // Acquire pairs with the release CAS that linked each record.
@@ -122,24 +116,15 @@ retry:
   }
 }
 
-LiveRecord* LiveTable::SearchAll(std::uintptr_t key, int* tier, std::atomic<std::uintptr_t>** prev_link) {
-  return SearchAllInline(key, tier, prev_link);
-}
-
-LiveRecord* LiveTable::Search(int t, std::uintptr_t key, std::atomic<std::uintptr_t>** prev_link) {
-  return SearchInline(t, key, prev_link);
-}
-
 bool LiveTable::Insert(const LiveInfo& info) {
   LiveRecord* r = NewRecord();
   if (r == nullptr) return false;
   r->ptr = info.ptr;
   r->size.store(info.size, std::memory_order_relaxed);
   r->usable.store(info.usable, std::memory_order_relaxed);
-  r->stack.store(info.stack, std::memory_order_relaxed);
-  r->time_ns.store(info.time_ns, std::memory_order_relaxed);
-  r->flags.store(info.flags & ~static_cast<std::uint32_t>(kParked), std::memory_order_relaxed);
-  r->scan_mark = 0;
+  r->stack = info.stack;
+  r->time_ns = info.time_ns;
+  r->flags = info.flags;
   // The first tier with room (the last takes every record past that).
   int t = 0;
   while (t + 1 < kTiers &&
@@ -177,8 +162,7 @@ bool LiveTable::Remove(std::uintptr_t ptr, LiveInfo* out) {
                                            std::memory_order_acquire)) {
       continue;
     }
-    *out = Snapshot(*cur);
-    if ((out->flags & kParked) != 0) parked_.Decrement();
+    *out = SnapshotRecord(*cur);
     std::uintptr_t expected = reinterpret_cast<std::uintptr_t>(cur);
     if (prev->compare_exchange_strong(expected, next, std::memory_order_acq_rel, std::memory_order_acquire)) {
       tiers_[t].size.fetch_sub(1, std::memory_order_relaxed);
@@ -196,67 +180,8 @@ bool LiveTable::Find(std::uintptr_t ptr, LiveInfo* out) {
   int t = 0;
   LiveRecord* cur = SearchAll(ptr, &t, &prev);
   if (cur == nullptr) return false;
-  *out = Snapshot(*cur);
-  return (out->flags & kParked) == 0;
-}
-
-bool LiveTable::FindAny(std::uintptr_t ptr, LiveInfo* out) {
-  auto guard = Ebr().Pin();
-  std::atomic<std::uintptr_t>* prev;
-  int t = 0;
-  LiveRecord* cur = SearchAll(ptr, &t, &prev);
-  if (cur == nullptr) return false;
-  *out = Snapshot(*cur);
+  *out = SnapshotRecord(*cur);
   return true;
-}
-
-// Park and Unpark are every free and allocation of full tracking: the
-// lookup is inlined into them, not into the rest (the code the sampler
-// runs stays small: alloc/libstrata_order.txt).
-LiveTable::ParkResult LiveTable::Park(std::uintptr_t ptr, LiveInfo* out, LiveRecord** record) {
-  auto guard = Ebr().Pin();
-  std::atomic<std::uintptr_t>* prev;
-  int t = 0;
-  LiveRecord* cur = SearchAllInline(ptr, &t, &prev);
-  if (cur == nullptr) return ParkResult::kNotFound;
-  std::uint32_t flags = cur->flags.load(std::memory_order_relaxed);
-  do {
-    if ((flags & kParked) != 0) return ParkResult::kAlreadyParked;
-    // A CAS: two threads freeing the same block at once (a double free)
-    // must not both park it. Acquire/release: pairs with the readers'
-    // acquire loads of `flags` (and Unpark's release store).
-  } while (!cur->flags.compare_exchange_weak(flags, flags | kParked, std::memory_order_acq_rel,
-                                             std::memory_order_relaxed));
-  parked_.Increment();
-  if (record != nullptr) *record = cur;
-  if (out != nullptr) {
-    *out = Snapshot(*cur);
-    out->flags = flags;
-  }
-  return ParkResult::kParked;
-}
-
-bool LiveTable::Unpark(const LiveInfo& info) {
-  // The guard keeps the record from being recycled by a racing Remove (a
-  // program error: a free of a block that is not live).
-  auto guard = Ebr().Pin();
-  std::atomic<std::uintptr_t>* prev;
-  int t = 0;
-  LiveRecord* cur = SearchAllInline(info.ptr, &t, &prev);
-  if (cur == nullptr || !IsParked(*cur)) return false;
-  UnparkRecord(cur, info);
-  return true;
-}
-
-void LiveTable::UnparkRecord(LiveRecord* cur, const LiveInfo& info) {
-  cur->size.store(info.size, std::memory_order_relaxed);
-  cur->usable.store(info.usable, std::memory_order_relaxed);
-  cur->stack.store(info.stack, std::memory_order_relaxed);
-  cur->time_ns.store(info.time_ns, std::memory_order_relaxed);
-  cur->scan_mark = 0;
-  // Release: a walker that sees the record live (acquire) sees its fields.
-  cur->flags.store(info.flags & ~static_cast<std::uint32_t>(kParked), std::memory_order_release);
-  parked_.Decrement();
 }
 
 bool LiveTable::Resize(std::uintptr_t ptr, std::size_t size, std::size_t usable) {
@@ -272,12 +197,6 @@ bool LiveTable::Resize(std::uintptr_t ptr, std::size_t size, std::size_t usable)
   return true;
 }
 
-LiveRecord* LiveTable::FindRecordUnguarded(std::uintptr_t ptr) {
-  std::atomic<std::uintptr_t>* prev;
-  int t = 0;
-  return SearchAll(ptr, &t, &prev);
-}
-
 void LiveTable::ForEach(void (*fn)(LiveRecord& record, void* arg), void* arg) {
   auto guard = Ebr().Pin();
   for (int t = 0; t < kTiers; ++t) {
@@ -290,7 +209,7 @@ void LiveTable::ForEach(void (*fn)(LiveRecord& record, void* arg), void* arg) {
       while (Ptr(link) != nullptr) {
         LiveRecord* r = Ptr(link);
         std::uintptr_t next = r->next.load(std::memory_order_acquire);
-        if (!Marked(next) && !IsParked(*r)) fn(*r, arg);
+        if (!Marked(next)) fn(*r, arg);
         link = next & ~kMark;
       }
     }

@@ -21,22 +21,16 @@
 // between tiers; a lookup probes the tiers in order (one bucket each; the
 // larger tiers only once they have been used).
 //
-// Parked records (full tracking's per-thread cache of freed blocks,
-// alloc/internal/tracked_cache.h): a block freed into that cache keeps its
-// record, marked kParked (Park), and when the cache hands the block out
-// again the same record takes the new allocation's fields (Unpark). A
-// parked record is not live: Find, ForEach and size() skip it, FindAny
-// reports it (a double free of a cached block is then told from a free of
-// a block never tracked). Park and Unpark cost one lookup each, instead of
-// an insert and a removal with its epoch-deferred recycling.
+// Since small tracked blocks keep their records at the block's place
+// (block_records.h), this table holds the large and huge tracked blocks:
+// the few that sampling picks and, when leak checking, every block of more
+// than 256 KiB.
 //
 // Contract: keys are unique (a block address is inserted when the block is
 // handed out and removed when it is freed, before it can be handed out
-// again; a parked record stays until Unpark or Remove). Records never move
-// while linked. ForEach visits every record linked and live for the whole
-// walk; records inserted, removed, parked or unparked meanwhile may or may
-// not be visited (a record unparked during the walk may be seen with some
-// fields of its previous allocation).
+// again). Records never move while linked. ForEach visits every record
+// linked for the whole walk; records inserted or removed meanwhile may or
+// may not be visited.
 //
 // Thread-safety: Insert, Remove, Find, Resize and ForEach are lock-free with
 // respect to each other (the record free list takes a spin lock, only on
@@ -50,14 +44,13 @@
 
 #include "alloc/tracking/stack_table.h"
 #include "concurrency/base/spin_lock.h"
-#include "concurrency/sharded_counter.h"
 
 namespace strata::tracking {
 
 enum RecordFlags : std::uint32_t {
   kSampled = 1,  // chosen by the sampler (its weight is the stride)
   kTracked = 2,  // recorded because every allocation is (leak checking)
-  kParked = 4,   // the block is free, in a thread's tracked cache (not live)
+  kParked = 4,   // small blocks: free, in a thread's tracked cache (block_records.h)
 };
 
 struct LiveRecord {
@@ -67,12 +60,9 @@ struct LiveRecord {
   // block in place updates them (Resize) while readers may be walking.
   std::atomic<std::size_t> size{0};
   std::atomic<std::size_t> usable{0};
-  // Atomic (relaxed, read by walkers) because Unpark rewrites them.
-  std::atomic<StackEntry*> stack{nullptr};
-  std::atomic<std::uint64_t> time_ns{0};  // when allocated (monotonic)
-  // RecordFlags; kParked is set and cleared with acquire/release.
-  std::atomic<std::uint32_t> flags{0};
-  std::uint32_t scan_mark = 0;  // leak checker's per-scan state
+  StackEntry* stack = nullptr;
+  std::uint64_t time_ns = 0;  // when allocated (monotonic)
+  std::uint32_t flags = 0;    // RecordFlags
   LiveRecord* free_next = nullptr;
 };
 
@@ -102,48 +92,21 @@ class LiveTable {
   bool Remove(std::uintptr_t ptr, LiveInfo* out);
   // Looks `ptr` up; fills *out and returns true if found live.
   bool Find(std::uintptr_t ptr, LiveInfo* out);
-  // As Find, but also finds a parked record (out->flags has kParked).
-  bool FindAny(std::uintptr_t ptr, LiveInfo* out);
-
-  enum class ParkResult { kParked, kNotFound, kAlreadyParked };
-  // The block at `ptr` is freed into a tracked cache: marks its live
-  // record parked (*out, when not null: its fields). kAlreadyParked: a
-  // double free.
-  ParkResult Park(std::uintptr_t ptr, LiveInfo* out, LiveRecord** record = nullptr);
-  // The parked record of `ptr` becomes live with info's size, usable,
-  // stack, time and flags. False when `ptr` has no parked record.
-  bool Unpark(const LiveInfo& info);
-  // As Unpark, for the parked record `record` of info.ptr that Park gave
-  // (no lookup, no epoch guard). Only for the thread that holds the parked
-  // block: no one else removes a parked record (a second free of the block
-  // finds it parked and is reported), so it cannot have been recycled.
-  void UnparkRecord(LiveRecord* record, const LiveInfo& info);
   // The block at `ptr` was grown in place: its record takes the new
   // requested and usable sizes (stack, time and flags stay). False when
   // `ptr` has no record.
   bool Resize(std::uintptr_t ptr, std::size_t size, std::size_t usable);
   // Calls fn for each linked record, under an epoch guard: fn must not
-  // block for long, and may read (not keep) the record. Records may be
-  // written by fn only in `scan_mark` (the leak checker's, when the world
-  // is stopped).
+  // block for long, and may read (not keep or write) the record.
   void ForEach(void (*fn)(LiveRecord& record, void* arg), void* arg);
-  // Finds the record whose block contains... exactly starts at `ptr`, for
-  // callers already inside ForEach-like guarded sections.
-  LiveRecord* FindRecordUnguarded(std::uintptr_t ptr);
 
-  // Live records (parked ones excluded).
+  // Live records.
   std::size_t size() const {
-    std::int64_t n = -parked_.Sum();
-    for (const Tier& tier : tiers_) n += static_cast<std::int64_t>(tier.size.load(std::memory_order_relaxed));
-    return n > 0 ? static_cast<std::size_t>(n) : 0;
+    std::size_t n = 0;
+    for (const Tier& tier : tiers_) n += tier.size.load(std::memory_order_relaxed);
+    return n;
   }
-  // Parked records.
-  std::size_t parked() const {
-    const std::int64_t n = parked_.Sum();
-    return n > 0 ? static_cast<std::size_t>(n) : 0;
-  }
-  // Records linked in tier `t`, parked ones included (for tests and
-  // statistics).
+  // Records linked in tier `t` (for tests and statistics).
   std::size_t tier_size(int t) const { return tiers_[t].size.load(std::memory_order_relaxed); }
   // Whether tier `t` has ever taken an insert (its buckets may be touched).
   bool tier_used(int t) const { return tiers_[t].used.load(std::memory_order_relaxed); }
@@ -167,21 +130,17 @@ class LiveTable {
   LiveRecord* Search(int t, std::uintptr_t key, std::atomic<std::uintptr_t>** prev_link);
   // Finds `key` in any tier; *tier is where.
   LiveRecord* SearchAll(std::uintptr_t key, int* tier, std::atomic<std::uintptr_t>** prev_link);
-  // The same, inlined (Park and Unpark: every free and allocation of full
-  // tracking).
-  LiveRecord* SearchInline(int t, std::uintptr_t key, std::atomic<std::uintptr_t>** prev_link);
-  LiveRecord* SearchAllInline(std::uintptr_t key, int* tier, std::atomic<std::uintptr_t>** prev_link);
   LiveRecord* NewRecord();
 
   Tier tiers_[kTiers];
-  // Per-thread slots: Park and Unpark are every free and allocation of
-  // full tracking, and a shared count would cost each a locked RMW.
-  ShardedCounter parked_;
   // The tiers' buckets, one after the other (tier 0 first).
   std::atomic<std::uintptr_t> buckets_[kTotalBuckets] = {};
 };
 
 LiveTable& GlobalLiveTable();
+
+// A copy of a linked record's fields.
+LiveInfo SnapshotRecord(const LiveRecord& r);
 
 // Returns a retired record to the free list (EBR deleter).
 void RecycleRecord(void* record, void* ctx);

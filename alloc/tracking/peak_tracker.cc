@@ -80,14 +80,13 @@ struct Walk {
 };
 
 // Adds one live record to its stack's slot.
-void AddRecord(LiveRecord& r, void* arg) STRATA_NO_THREAD_SAFETY_ANALYSIS {
+void AddRecord(const LiveInfo& r, void* arg) STRATA_NO_THREAD_SAFETY_ANALYSIS {
   const auto* walk = static_cast<const Walk*>(arg);
   Snapshot& s = g_snap;
   double objects, bytes;
-  RecordWeight(r.size.load(std::memory_order_relaxed), r.flags.load(std::memory_order_relaxed), walk->rate,
-               &objects, &bytes);
+  RecordWeight(r.size, r.flags, walk->rate, &objects, &bytes);
   s.total_bytes += bytes;
-  StackEntry* const stack = r.stack.load(std::memory_order_relaxed);
+  StackEntry* const stack = r.stack;
   const std::size_t mask = s.index_size - 1;
   std::size_t i = static_cast<std::size_t>((reinterpret_cast<std::uintptr_t>(stack) >> 4) *
                                            0x9E3779B97F4A7C15ull >> 20) & mask;
@@ -119,7 +118,7 @@ void TakeSnapshot() STRATA_REQUIRES(g_lock) {
   s.total_bytes = 0;
   s.truncated = false;
   Walk walk{CurrentRate()};
-  GlobalLiveTable().ForEach(&AddRecord, &walk);
+  ForEachLive(&AddRecord, &walk);
   for (std::size_t i = 0; i < s.count; ++i) s.sites[i].counts = CountsOf(*s.sites[i].stack);
   s.time_ns = NowNs();
   s.rate = walk.rate;

@@ -6,11 +6,13 @@
 
 #include <atomic>
 
+#include "alloc/internal/block_lookup.h"
 #include "alloc/internal/errors.h"
 #include "alloc/internal/hardening.h"
 #include "alloc/internal/hooks.h"
 #include "alloc/internal/thread_cache.h"
 #include "alloc/profile/system_libraries.h"
+#include "alloc/tracking/block_records.h"
 #include "alloc/tracking/peak_tracker.h"
 #include "alloc/tracking/symbolize.h"
 #include "concurrency/base/raw_log.h"
@@ -20,17 +22,20 @@ namespace strata::tracking {
 namespace {
 
 // Per-thread slots (no locked RMW on every tracked allocation and free).
-enum Counter : std::size_t { kAllocs, kFrees, kRecordFailures, kNumCounters };
+// kLiveSmall: live records of small blocks (block_records.h).
+enum Counter : std::size_t { kAllocs, kFrees, kRecordFailures, kLiveSmall, kNumCounters };
 constinit ShardedCounterArray<kNumCounters> g_counters;
 constinit std::atomic<bool> g_installed{false};
 
 void OnAllocate(void* ptr, std::size_t requested, std::size_t usable, bool sampled);
 void OnFree(void* ptr);
 void OnResize(void* ptr, std::size_t requested, std::size_t usable);
-int OnPark(void* ptr, void** record);
-void OnUnpark(void* ptr, void* record, std::size_t requested, std::size_t usable);
+void OnSmallAllocate(void* ptr, int size_class, std::size_t requested, bool sampled, void* record);
+int OnSmallFree(void* ptr, int size_class, bool park, void** record);
+void OnSmallRelease(void* record);
 
-constinit internal::TrackingHooks g_hooks = {&OnAllocate, &OnFree, &OnResize, &OnPark, &OnUnpark};
+constinit internal::TrackingHooks g_hooks = {&OnAllocate,      &OnFree,      &OnResize,
+                                             &OnSmallAllocate, &OnSmallFree, &OnSmallRelease};
 
 // Captures the whole stack, strata's own frames included: skipping a fixed
 // number of frames is fragile across inlining, so the readers (profile
@@ -76,9 +81,9 @@ careful:
   return n;
 }
 
-// The record of an allocation made now from the calling stack (counted in
-// its stack entry's totals).
-STRATA_ALWAYS_INLINE LiveInfo RecordNow(void* ptr, std::size_t requested, std::size_t usable, bool sampled) {
+// The stack entry of an allocation made now from the calling stack,
+// counted in its totals.
+STRATA_ALWAYS_INLINE StackEntry* StackNow(std::size_t requested, bool sampled) {
   void* frames[kMaxStackDepth];
   std::uint64_t hash = 0;
   const int depth = CaptureStack(frames, &hash);
@@ -90,9 +95,44 @@ STRATA_ALWAYS_INLINE LiveInfo RecordNow(void* ptr, std::size_t requested, std::s
     stack->sampled_alloc_bytes.fetch_add(requested, std::memory_order_relaxed);
   }
   g_counters.Increment(kAllocs);
-  return LiveInfo{reinterpret_cast<std::uintptr_t>(ptr), requested, usable, stack, RecordTimeNs(),
-                  sampled ? static_cast<std::uint32_t>(kSampled) : static_cast<std::uint32_t>(kTracked)};
+  return stack;
 }
+
+constexpr std::uint32_t FlagsOf(bool sampled) {
+  return sampled ? static_cast<std::uint32_t>(kSampled) : static_cast<std::uint32_t>(kTracked);
+}
+
+// --- Small blocks: records at the block's place (block_records.h) ---------
+
+void OnSmallAllocate(void* ptr, int size_class, std::size_t requested, bool sampled, void* record) {
+  StackEntry* stack = StackNow(requested, sampled);
+  auto* r = static_cast<BlockRecord*>(record);
+  if (r == nullptr) {
+    r = BlockRecordFor(reinterpret_cast<std::uintptr_t>(ptr), size_class);
+    if (STRATA_PREDICT_FALSE(r == nullptr)) {
+      g_counters.Increment(kRecordFailures);
+      return;
+    }
+  }
+  WriteBlockRecord(r, stack, RecordTimeNs(), requested, FlagsOf(sampled), size_class);
+  g_counters.Increment(kLiveSmall);
+  PeakOnAllocate(requested, FlagsOf(sampled));
+}
+
+int OnSmallFree(void* ptr, int size_class, bool park, void** record) {
+  BlockRecord* r = FindBlockRecord(reinterpret_cast<std::uintptr_t>(ptr), size_class);
+  if (r == nullptr) return 0;
+  bool double_free = false;
+  const std::uint32_t state = EndBlockRecord(r, park, &double_free);
+  if (state == 0) return double_free ? -1 : 0;
+  *record = r;
+  PeakOnFree(r->size.load(std::memory_order_relaxed), state);
+  g_counters.Increment(kFrees);
+  g_counters.Decrement(kLiveSmall);
+  return 1;
+}
+
+void OnSmallRelease(void* record) { ReleaseParkedRecord(static_cast<BlockRecord*>(record)); }
 
 // A new live record (the peak tracker counts it in).
 void Insert(const LiveInfo& info) {
@@ -100,38 +140,6 @@ void Insert(const LiveInfo& info) {
     PeakOnAllocate(info.size, info.flags);
   } else {
     g_counters.Increment(kRecordFailures);
-  }
-}
-
-void OnAllocate(void* ptr, std::size_t requested, std::size_t usable, bool sampled) {
-  Insert(RecordNow(ptr, requested, usable, sampled));
-}
-
-// Parking is the block's free (for the counters and the peak tracker).
-int OnPark(void* ptr, void** record) {
-  LiveInfo info;
-  LiveRecord* parked = nullptr;
-  switch (GlobalLiveTable().Park(reinterpret_cast<std::uintptr_t>(ptr), &info, &parked)) {
-    case LiveTable::ParkResult::kParked:
-      *record = parked;
-      PeakOnFree(info.size, info.flags);
-      g_counters.Increment(kFrees);
-      return 1;
-    case LiveTable::ParkResult::kNotFound:
-      return 0;
-    case LiveTable::ParkResult::kAlreadyParked:
-      break;
-  }
-  return -1;
-}
-
-void OnUnpark(void* ptr, void* record, std::size_t requested, std::size_t usable) {
-  const LiveInfo info = RecordNow(ptr, requested, usable, false);
-  if (record != nullptr) {
-    GlobalLiveTable().UnparkRecord(static_cast<LiveRecord*>(record), info);
-    PeakOnAllocate(info.size, info.flags);
-  } else {
-    Insert(info);  // a block fresh from the pool has no record yet
   }
 }
 
@@ -178,13 +186,29 @@ bool FindFreed(std::uintptr_t ptr, LiveInfo* out) {
   return found;
 }
 
-// Also called for a parked block leaving a tracked cache (its free was
-// counted when it was parked).
+// Any tracked block (large and huge ones; small ones in hardened mode and
+// sampled ones): a small block's record goes to its place.
+void OnAllocate(void* ptr, std::size_t requested, std::size_t usable, bool sampled) {
+  const internal::BlockInfo block = internal::LookupBlock(reinterpret_cast<std::uintptr_t>(ptr));
+  if (block.kind == internal::BlockKind::kTrackedSmall) {
+    OnSmallAllocate(ptr, block.size_class, requested, sampled, nullptr);
+    return;
+  }
+  StackEntry* stack = StackNow(requested, sampled);
+  Insert(LiveInfo{reinterpret_cast<std::uintptr_t>(ptr), requested, usable, stack, RecordTimeNs(), FlagsOf(sampled)});
+}
+
 void OnFree(void* ptr) {
+  const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
+  const internal::BlockInfo block = internal::LookupBlock(addr);
+  if (block.kind == internal::BlockKind::kTrackedSmall) {
+    void* record = nullptr;
+    if (OnSmallFree(ptr, block.size_class, false, &record) == 0) g_counters.Increment(kFrees);
+    return;
+  }
   LiveInfo info;
-  if (GlobalLiveTable().Remove(reinterpret_cast<std::uintptr_t>(ptr), &info)) {
+  if (GlobalLiveTable().Remove(addr, &info)) {
     RememberFreed(info);
-    if ((info.flags & kParked) != 0) return;  // its free was counted when parked
     PeakOnFree(info.size, info.flags);
   }
   g_counters.Increment(kFrees);
@@ -212,10 +236,22 @@ constexpr int kDescribedFrames = 16;
 void DescribeBlock(const void* ptr, raw::Buffer* out) {
   const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
   LiveInfo info;
-  const bool found = GlobalLiveTable().FindAny(addr, &info);
-  // A parked record: the block was freed into a tracked cache.
-  const bool live = found && (info.flags & kParked) == 0;
-  if (!found && !FindFreed(addr, &info)) return;
+  bool live = false;
+  const internal::BlockInfo block = internal::LookupBlock(addr);
+  if (block.kind == internal::BlockKind::kTrackedSmall) {
+    // The record at the block's place: live, or freed (parked in a tracked
+    // cache, or back in the pool) with the stack of its last allocation.
+    const BlockRecord* r = block.start == addr ? FindBlockRecord(addr, block.size_class) : nullptr;
+    if (r == nullptr) return;
+    const std::uint32_t state = r->state.load(std::memory_order_acquire);
+    if (state == 0) return;
+    info = BlockRecordInfo(*r, addr, state);
+    live = StateLive(state);
+  } else if (GlobalLiveTable().Find(addr, &info)) {
+    live = true;
+  } else if (!FindFreed(addr, &info)) {
+    return;
+  }
   const StackEntry* stack = info.stack;
   if (stack == nullptr || stack->depth <= 0) return;
   profile::LoadProfilerLibraries();
@@ -339,6 +375,45 @@ void SetTrackAll(bool on) {
   internal::SetTrackAll(on);
 }
 bool TrackAll() { return internal::TrackAll(); }
+
+namespace {
+struct LiveTableVisit {
+  void (*fn)(const LiveInfo& info, void* arg);
+  void* arg;
+};
+
+// A named function, not a lambda: it stays in the tracking layer's code
+// (the peak tracker's snapshots walk in sampling mode too;
+// alloc/libstrata_order.txt).
+void VisitLiveTableRecord(LiveRecord& r, void* v) {
+  auto* visit = static_cast<LiveTableVisit*>(v);
+  visit->fn(SnapshotRecord(r), visit->arg);
+}
+}  // namespace
+
+void ForEachLive(void (*fn)(const LiveInfo& info, void* arg), void* arg) {
+  ForEachBlockRecord(fn, arg);
+  LiveTableVisit visit{fn, arg};
+  GlobalLiveTable().ForEach(&VisitLiveTableRecord, &visit);
+}
+
+bool FindLive(std::uintptr_t ptr, LiveInfo* out) {
+  const internal::BlockInfo block = internal::LookupBlock(ptr);
+  if (block.kind == internal::BlockKind::kTrackedSmall) {
+    const BlockRecord* r = block.start == ptr ? FindBlockRecord(ptr, block.size_class) : nullptr;
+    if (r == nullptr) return false;
+    const std::uint32_t state = r->state.load(std::memory_order_acquire);
+    if (!StateLive(state)) return false;
+    *out = BlockRecordInfo(*r, ptr, state);
+    return true;
+  }
+  return GlobalLiveTable().Find(ptr, out);
+}
+
+std::size_t LiveCount() {
+  const std::int64_t small = g_counters.Sum(kLiveSmall);
+  return GlobalLiveTable().size() + (small > 0 ? static_cast<std::size_t>(small) : 0);
+}
 
 TrackerCounters Counters() {
   return {static_cast<std::uint64_t>(g_counters.Sum(kAllocs)), static_cast<std::uint64_t>(g_counters.Sum(kFrees)),

@@ -4,7 +4,9 @@
 // The engine routes tracked allocations to its slow path (see
 // alloc/internal/hooks.h); this layer's hooks capture the call stack
 // (internal::CaptureStack: frame pointers, which strata builds keep), intern
-// it, and keep a LiveRecord per tracked block until it is freed.
+// it, and keep a record per tracked block until it is freed: at the block's
+// place for small blocks (block_records.h), in the live table for large and
+// huge ones (live_table.h).
 //
 // Error reports (alloc/internal/errors.h): installing the hooks also
 // installs an error describer, so a report about a tracked block (live, or
@@ -55,6 +57,18 @@ std::uint64_t RecordTimeNs();
 // NowNs() as the start of a window (the leak checker's since_ns):
 // raises RecordTimeNs()'s floor to it.
 std::uint64_t WindowStartNs();
+
+// Live tracked blocks: small ones from their records at the block's place
+// (block_records.h), large and huge ones from the live table.
+// Calls fn with a copy of each live record (see the walks' contracts in
+// block_records.h and live_table.h: blocks live for the whole walk are
+// visited once).
+void ForEachLive(void (*fn)(const LiveInfo& info, void* arg), void* arg);
+// The live record of the tracked block that starts at `ptr`.
+bool FindLive(std::uintptr_t ptr, LiveInfo* out);
+// Live tracked blocks (a sum of per-thread counts: approximate while
+// other threads allocate).
+std::size_t LiveCount();
 
 // Totals since start: tracked allocations and frees seen.
 struct TrackerCounters {

@@ -19,7 +19,6 @@
 #include "alloc/stats.h"
 #include "alloc/stats_report.h"
 #include "alloc/strata.h"
-#include "alloc/tracking/live_table.h"
 #include "alloc/tracking/tracker.h"
 
 namespace strata {
@@ -266,8 +265,7 @@ TEST(FailureInjectionOnOwnCode, PoolsThrowBadAllocAndStayUsable) {
 TEST(FailureInjectionSampling, SamplingStaysExactWhileArmed) {
   tracking::EnsureTrackingInstalled();
   tracking::SetSampleRate(64 * 1024);
-  tracking::LiveTable& table = tracking::GlobalLiveTable();
-  const std::size_t before = table.size();
+  const std::size_t before = tracking::LiveCount();
   std::vector<void*> v;
   {
     ScopedFailureInjection scope({.fail_after = UINT64_MAX - 1});  // armed, never fails
@@ -275,7 +273,7 @@ TEST(FailureInjectionSampling, SamplingStaysExactWhileArmed) {
     for (int i = 0; i < (1 << 20); ++i) v.push_back(Allocate(64));
     EXPECT_EQ(scope.injected(), 0u);
   }
-  const std::size_t sampled = table.size() - before;
+  const std::size_t sampled = tracking::LiveCount() - before;
   EXPECT_GT(sampled, 700u);
   EXPECT_LT(sampled, 1400u);
   for (void* p : v) Free(p);

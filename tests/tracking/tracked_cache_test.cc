@@ -1,15 +1,15 @@
 // tests/tracking/tracked_cache_test.cc: full tracking's per-thread cache of
-// tracked blocks (alloc/internal/tracked_cache.h) and the live table's
-// parked records behind it.
+// tracked blocks (alloc/internal/tracked_cache.h) and the parked records
+// behind it (records at the block's place, alloc/tracking/block_records.h).
 //
-// - A freed tracked block keeps its record, parked: not live (Find, size,
-//   ForEach skip it), and the block handed out again from the cache gets a
-//   live record with the new size and stack.
-// - A double free of a cached block is reported as a double free, with the
-//   block's allocation stack (normal mode: the span checks cannot see a
-//   block sitting in a cache).
+// - A freed tracked block keeps its record, parked: not live (FindLive,
+//   LiveCount, ForEachLive skip it), and the block handed out again from
+//   the cache gets a live record with the new size and stack.
+// - A double free of a cached block, or of one back in the pool, is
+//   reported as a double free, with the block's allocation stack (normal
+//   mode: the span checks cannot see a block sitting in a cache).
 // - Many threads allocate, free locally and across threads, while walkers
-//   read the table: every live block has exactly one live record, the
+//   read the records: every live block has exactly one live record, the
 //   statistics count no cached block as live, and nothing leaks. Run under
 //   TSan and ASan too.
 #include <atomic>
@@ -25,7 +25,7 @@
 #include "alloc/internal/tracked_cache.h"
 #include "alloc/stats.h"
 #include "alloc/strata.h"
-#include "alloc/tracking/live_table.h"
+#include "alloc/tracking/block_records.h"
 #include "alloc/tracking/tracker.h"
 #include "tests/hardening/child.h"
 
@@ -59,69 +59,119 @@ class TrackAllScope {
 
 std::uintptr_t Key(const void* p) { return reinterpret_cast<std::uintptr_t>(p); }
 
-TEST(TrackedCache, FreedBlockIsParkedAndReusedWithANewRecord) {
-  TrackAllScope scope;
-  LiveTable& table = GlobalLiveTable();
-  void* p = user_code::AllocateAtCachedSite(100);
-  LiveInfo info;
-  ASSERT_TRUE(table.Find(Key(p), &info));
-  EXPECT_EQ(info.size, 100u);
-  const std::size_t parked_before = table.parked();
-  strata::Free(p);
-  // Parked: not live, but still there.
-  EXPECT_FALSE(table.Find(Key(p), &info));
-  ASSERT_TRUE(table.FindAny(Key(p), &info));
-  EXPECT_NE(info.flags & kParked, 0u);
-  EXPECT_EQ(table.parked(), parked_before + 1);
-  bool visited = false;
+bool WalkSees(std::uintptr_t key) {
   struct Ctx {
     std::uintptr_t key;
-    bool* visited;
-  } ctx{Key(p), &visited};
-  table.ForEach(
-      [](LiveRecord& r, void* arg) {
+    bool visited;
+  } ctx{key, false};
+  ForEachLive(
+      [](const LiveInfo& r, void* arg) {
         auto* c = static_cast<Ctx*>(arg);
-        if (r.ptr == c->key) *c->visited = true;
+        if (r.ptr == c->key) c->visited = true;
       },
       &ctx);
-  EXPECT_FALSE(visited) << "a parked record was walked";
+  return ctx.visited;
+}
+
+TEST(TrackedCache, FreedBlockIsParkedAndReusedWithANewRecord) {
+  TrackAllScope scope;
+  void* p = user_code::AllocateAtCachedSite(100);
+  LiveInfo info;
+  ASSERT_TRUE(FindLive(Key(p), &info));
+  EXPECT_EQ(info.size, 100u);
+  EXPECT_EQ(info.usable, internal::ClassSize(internal::SizeToClass(100)));
+  EXPECT_EQ(info.flags, static_cast<std::uint32_t>(kTracked));
+  EXPECT_TRUE(WalkSees(Key(p)));
+  const std::size_t parked_before = CountBlockRecords().parked;
+  const std::size_t live_before = LiveCount();
+  strata::Free(p);
+  // Parked: not live, but still there.
+  EXPECT_FALSE(FindLive(Key(p), &info));
+  EXPECT_EQ(CountBlockRecords().parked, parked_before + 1);
+  EXPECT_EQ(LiveCount(), live_before - 1);
+  EXPECT_FALSE(WalkSees(Key(p))) << "a parked record was walked";
   // The same class comes back from the cache (last in, first out), with
   // a live record of the new request.
   void* q = strata::Allocate(99);
   EXPECT_EQ(q, p);
-  ASSERT_TRUE(table.Find(Key(q), &info));
+  ASSERT_TRUE(FindLive(Key(q), &info));
   EXPECT_EQ(info.size, 99u);
-  EXPECT_EQ(info.flags & kParked, 0u);
-  EXPECT_EQ(table.parked(), parked_before);
-  // Its first word is not the cache's link (the leak checker would follow it).
-  EXPECT_EQ(*static_cast<void**>(q), nullptr);
+  EXPECT_EQ(CountBlockRecords().parked, parked_before);
+  EXPECT_EQ(LiveCount(), live_before);
+  // Its first word is not the cache's link (the leak checker would follow
+  // it), nor its second the record's token.
+  EXPECT_EQ(static_cast<void**>(q)[0], nullptr);
+  EXPECT_EQ(static_cast<void**>(q)[1], nullptr);
   strata::Free(q);
 }
 
-TEST(TrackedCache, DoubleFreeOfACachedBlockIsReportedWithItsStack) {
-  using strata::testing::ChildResult;
-  using strata::testing::Mode;
-  ChildResult r = strata::testing::RunInChild(
-      [] {
-        TrackAllScope scope;
-        void* p = user_code::AllocateAtCachedSite(100);
-        strata::Free(p);
-        strata::Free(p);
-      },
-      Mode::kNormal);
+// Every class, at its first and last place in a tracked span: the record
+// found from the block's address is the block's (the walk gives back the
+// same address and size).
+TEST(TrackedCache, EveryClassFindsItsRecordByPlace) {
+  TrackAllScope scope;
+  for (int c = 1; c < internal::kNumClasses; ++c) {
+    const std::size_t size = internal::ClassSize(c);
+    const std::uint32_t objects = internal::SpanObjects(c, true);
+    std::vector<void*> v;
+    // Enough blocks to fill a tracked span (capped for the small classes).
+    const std::uint32_t n = objects < 600 ? objects + 1 : 600;
+    for (std::uint32_t i = 0; i < n; ++i) v.push_back(strata::Allocate(size - 1));
+    for (void* p : v) {
+      LiveInfo info;
+      ASSERT_TRUE(FindLive(Key(p), &info)) << "class " << c;
+      EXPECT_EQ(info.ptr, Key(p));
+      EXPECT_EQ(info.size, size - 1);
+      EXPECT_EQ(info.usable, size);
+    }
+    EXPECT_TRUE(WalkSees(Key(v.front())));
+    EXPECT_TRUE(WalkSees(Key(v.back())));
+    for (void* p : v) strata::Free(p);
+    for (void* p : v) {
+      LiveInfo info;
+      EXPECT_FALSE(FindLive(Key(p), &info)) << "class " << c;
+    }
+  }
+}
+
+// Runs `body` in a child in normal mode: it must abort with a double free
+// report that names the block's allocation stack.
+void ExpectDoubleFreeReportWithStack(void (*body)()) {
+  strata::testing::ChildResult r = strata::testing::RunInChild(body, strata::testing::Mode::kNormal);
   ASSERT_TRUE(r.Aborted()) << r.Describe();
   EXPECT_NE(r.err.find("strata: double free: pointer 0x"), std::string::npos) << r.Describe();
   EXPECT_NE(r.err.find("allocated (tracked block of 100 bytes, since freed)"), std::string::npos) << r.Describe();
   EXPECT_NE(r.err.find("user_code::AllocateAtCachedSite"), std::string::npos) << r.Describe();
 }
 
-// A list that overflows gives blocks back to the pool, which lose their
-// records; a thread's lists go back when it exits.
+TEST(TrackedCache, DoubleFreeOfACachedBlockIsReportedWithItsStack) {
+  ExpectDoubleFreeReportWithStack([] {
+    TrackAllScope scope;
+    void* p = user_code::AllocateAtCachedSite(100);
+    strata::Free(p);
+    strata::Free(p);
+  });
+}
+
+// A block that went back to the pool keeps its freed record: a second free
+// is reported at once, with the stack that allocated it.
+TEST(TrackedCache, DoubleFreeOfAPooledBlockIsReportedWithItsStack) {
+  ExpectDoubleFreeReportWithStack([] {
+    TrackAllScope scope;
+    void* p = nullptr;
+    std::thread([&p] { p = user_code::AllocateAtCachedSite(100); }).join();
+    // Freed on another thread, whose cache goes back to the pool at exit.
+    std::thread([p] { strata::Free(p); }).join();
+    strata::Free(p);
+  });
+}
+
+// A list that overflows gives blocks back to the pool, which release their
+// parked records; a thread's lists go back when it exits.
 TEST(TrackedCache, OverflowAndThreadExitReturnBlocksWithoutRecords) {
   TrackAllScope scope;
-  LiveTable& table = GlobalLiveTable();
   const int c = internal::SizeToClass(64);
-  const std::size_t parked_before = table.parked();  // this thread's cache
+  const std::size_t parked_before = CountBlockRecords().parked;  // this thread's cache
   const std::uint64_t cached_before = tracked_cache::TrackedCachedObjects(c);
   std::thread([&] {
     std::vector<void*> v;
@@ -131,20 +181,19 @@ TEST(TrackedCache, OverflowAndThreadExitReturnBlocksWithoutRecords) {
     const std::uint64_t cached = tracked_cache::TrackedCachedObjects(c) - cached_before;
     EXPECT_LE(cached, tracked_cache::kTrackedCacheObjects + 1);
     EXPECT_GT(cached, 0u);
-    EXPECT_GE(table.parked(), parked_before + cached / 2);
+    EXPECT_GE(CountBlockRecords().parked, parked_before + cached / 2);
   }).join();
   EXPECT_EQ(tracked_cache::TrackedCachedObjects(c), cached_before) << "an exited thread's list stayed";
-  EXPECT_EQ(table.parked(), parked_before);
+  EXPECT_EQ(CountBlockRecords().parked, parked_before);
 }
 
 // Many threads: local and cross-thread frees of tracked blocks, in many
-// classes, while two walkers read the table. Every block is live in the
-// table while its owner holds it; afterwards the table and the statistics
-// are as before.
+// classes, while two walkers read the records. Every block is live while
+// its owner holds it; afterwards the records and the statistics are as
+// before.
 TEST(TrackedCacheStress, ManyThreadsKeepOneLiveRecordPerBlock) {
   TrackAllScope scope;
-  LiveTable& table = GlobalLiveTable();
-  const std::size_t live_before = table.size();
+  const std::size_t live_before = CountBlockRecords().live;
   constexpr int kThreads = 8;
   const int rounds = 20000 / kScale;
   std::atomic<int> failures{0};
@@ -170,7 +219,7 @@ TEST(TrackedCacheStress, ManyThreadsKeepOneLiveRecordPerBlock) {
         p[0] = static_cast<unsigned char>(t);
         p[size - 1] = static_cast<unsigned char>(t);
         LiveInfo info;
-        if (!table.Find(Key(p), &info) || info.size != size) failures.fetch_add(1);
+        if (!FindLive(Key(p), &info) || info.size != size) failures.fetch_add(1);
         mine.push_back(p);
         if ((x >> 20) % 3 == 0 && !mine.empty()) {
           std::size_t j = (x >> 24) % mine.size();
@@ -179,7 +228,7 @@ TEST(TrackedCacheStress, ManyThreadsKeepOneLiveRecordPerBlock) {
           mine.pop_back();
           if ((x >> 30) % 2 == 0) {
             strata::Free(q);
-            if (table.Find(Key(q), &info)) {
+            if (FindLive(Key(q), &info)) {
               // Only another thread's new block may have its address now.
               if (info.size == 0) failures.fetch_add(1);
             }
@@ -205,11 +254,13 @@ TEST(TrackedCacheStress, ManyThreadsKeepOneLiveRecordPerBlock) {
     walkers.emplace_back([&] {
       while (!stop.load()) {
         std::size_t n = 0;
-        table.ForEach(
-            [](LiveRecord& r, void* arg) {
+        ForEachLive(
+            [](const LiveInfo& r, void* arg) {
               // A walker reads a record's fields while its block may be
               // freed and reused (parked and unparked).
-              if (r.size.load(std::memory_order_relaxed) > (std::size_t{1} << 40)) ++*static_cast<std::size_t*>(arg);
+              if (r.size > (std::size_t{1} << 40) || r.stack == nullptr) {
+                ++*static_cast<std::size_t*>(arg);
+              }
             },
             &n);
         if (n != 0) failures.fetch_add(1);
@@ -224,10 +275,10 @@ TEST(TrackedCacheStress, ManyThreadsKeepOneLiveRecordPerBlock) {
   // The worker threads exited: their caches went back, parked records and
   // all. What this thread's cache holds is parked (blocks it freed) or
   // fresh from the pool (no record), never live.
-  EXPECT_EQ(table.size(), live_before);
+  EXPECT_EQ(CountBlockRecords().live, live_before);
   std::uint64_t cached = 0;
   for (int c = 1; c < internal::kNumClasses; ++c) cached += tracked_cache::TrackedCachedObjects(c);
-  EXPECT_LE(table.parked(), cached);
+  EXPECT_LE(CountBlockRecords().parked, cached);
 }
 
 }  // namespace

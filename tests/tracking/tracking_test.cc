@@ -52,7 +52,7 @@ TEST(Tracking, TrackAllRecordsEveryBlockWithItsSite) {
   void* p = AllocateFromKnownSite(100);
   void* big = AllocateFromKnownSite(1 << 20);
   LiveInfo info;
-  ASSERT_TRUE(GlobalLiveTable().Find(reinterpret_cast<std::uintptr_t>(p), &info));
+  ASSERT_TRUE(FindLive(reinterpret_cast<std::uintptr_t>(p), &info));
   EXPECT_EQ(info.size, 100u);
   EXPECT_EQ(strata::UsableSize(p), info.usable);
   EXPECT_GE(info.usable, 100u);
@@ -63,14 +63,14 @@ TEST(Tracking, TrackAllRecordsEveryBlockWithItsSite) {
   char name[256];
   Symbolize(info.stack->frames[first], name, sizeof(name));
   EXPECT_NE(std::string(name).find("AllocateFromKnownSite"), std::string::npos) << name;
-  ASSERT_TRUE(GlobalLiveTable().Find(reinterpret_cast<std::uintptr_t>(big), &info));
+  ASSERT_TRUE(FindLive(reinterpret_cast<std::uintptr_t>(big), &info));
 
   EXPECT_EQ(info.size, std::size_t{1} << 20);
   EXPECT_TRUE(strata::Owns(p));
   strata::Free(p);
   strata::Free(big);
-  EXPECT_FALSE(GlobalLiveTable().Find(reinterpret_cast<std::uintptr_t>(p), &info));
-  EXPECT_FALSE(GlobalLiveTable().Find(reinterpret_cast<std::uintptr_t>(big), &info));
+  EXPECT_FALSE(FindLive(reinterpret_cast<std::uintptr_t>(p), &info));
+  EXPECT_FALSE(FindLive(reinterpret_cast<std::uintptr_t>(big), &info));
 }
 
 TEST(Tracking, ReallocOfTrackedBlocksKeepsContents) {
@@ -98,7 +98,7 @@ TEST(Tracking, ReallocOfTrackedBlocksKeepsContents) {
 void ExpectRecordAfterRealloc(void* old_ptr, const LiveInfo& before, void* now, std::size_t size) {
   ASSERT_NE(now, nullptr);
   LiveInfo info;
-  ASSERT_TRUE(GlobalLiveTable().Find(reinterpret_cast<std::uintptr_t>(now), &info)) << size;
+  ASSERT_TRUE(FindLive(reinterpret_cast<std::uintptr_t>(now), &info)) << size;
   EXPECT_EQ(info.size, size);
   EXPECT_EQ(info.usable, strata::UsableSize(now));
   if (internal::Hardened() || now != old_ptr) return;
@@ -109,7 +109,7 @@ void ExpectRecordAfterRealloc(void* old_ptr, const LiveInfo& before, void* now, 
 
 LiveInfo RecordOf(void* p) {
   LiveInfo info{};
-  EXPECT_TRUE(GlobalLiveTable().Find(reinterpret_cast<std::uintptr_t>(p), &info));
+  EXPECT_TRUE(FindLive(reinterpret_cast<std::uintptr_t>(p), &info));
   return info;
 }
 
@@ -145,7 +145,7 @@ TEST(Tracking, ReallocInPlaceKeepsTheRecordWithTheNewSizes) {
   for (void* p : {huge3, a2}) {
     strata::Free(p);
     LiveInfo gone;
-    EXPECT_FALSE(GlobalLiveTable().Find(reinterpret_cast<std::uintptr_t>(p), &gone));
+    EXPECT_FALSE(FindLive(reinterpret_cast<std::uintptr_t>(p), &gone));
   }
 }
 
@@ -204,15 +204,15 @@ TEST(Tracking, SamplingRecordsAboutOneSamplePerStride) {
   EnsureTrackingInstalled();
   SetSampleRate(64 * 1024);
   strata::Free(strata::Allocate(16 << 20));
-  std::size_t before = GlobalLiveTable().size();
+  std::size_t before = LiveCount();
   std::vector<void*> v;
   // 64 MiB in 64-byte blocks: expect ~1024 samples.
   for (int i = 0; i < (1 << 20); ++i) v.push_back(strata::Allocate(64));
-  std::size_t sampled = GlobalLiveTable().size() - before;
+  std::size_t sampled = LiveCount() - before;
   EXPECT_GT(sampled, 700u);
   EXPECT_LT(sampled, 1400u);
   for (void* p : v) strata::Free(p);
-  EXPECT_LE(GlobalLiveTable().size(), before + 5);
+  EXPECT_LE(LiveCount(), before + 5);
   SetSampleRate(kDefaultSampleRate);
 }
 
