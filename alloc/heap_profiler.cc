@@ -77,6 +77,7 @@ void AllocTotals(const StackCounts& e, std::int64_t rate, std::uint64_t* objects
 // Collects every site; false when scratch memory ran out.
 bool CollectSites(ArenaVector<SiteTotals>* sites, std::int64_t rate) {
   Collected c{sites, rate};
+  tracking::FlushThreadSiteCounts();
   tracking::GlobalStackTable().ForEach(&AddStack, &c);
   if (!c.ok) return false;
   std::sort(sites->begin(), sites->end(), [](const SiteTotals& a, const SiteTotals& b) { return a.stack < b.stack; });

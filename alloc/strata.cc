@@ -14,6 +14,7 @@
 #include "alloc/internal/hooks.h"
 #include "alloc/internal/page_map.h"
 #include "alloc/internal/thread_cache.h"
+#include "alloc/internal/tracked_cache.h"
 
 namespace strata {
 namespace internal {
@@ -87,6 +88,7 @@ STRATA_NOINLINE void FreeClaimedSlow(void* ptr, int size_class, const FreeClaim&
   auto addr = reinterpret_cast<std::uintptr_t>(ptr);
   int block_class = size_class;
   std::size_t requested = 0, usable = 0, alignment = 0;
+  bool tracked_small = false;
   if (block_class == 0) {
     BlockInfo info = LookupBlock(addr);
     if (info.kind == BlockKind::kNone || info.start != addr) {
@@ -95,6 +97,7 @@ STRATA_NOINLINE void FreeClaimedSlow(void* ptr, int size_class, const FreeClaim&
     }
     if (info.kind == BlockKind::kSmall || info.kind == BlockKind::kTrackedSmall) {
       block_class = info.size_class;
+      tracked_small = info.kind == BlockKind::kTrackedSmall;
     } else {
       bool huge = info.kind == BlockKind::kHuge;
       requested = huge ? info.segment->huge_size : info.span->large_size;
@@ -141,6 +144,12 @@ STRATA_NOINLINE void FreeClaimedSlow(void* ptr, int size_class, const FreeClaim&
       ReportClaimError(ErrorKind::kAlignmentMismatch, ptr, claim);
       return;
     }
+  }
+  if (tracked_small) {
+    // The lookup is done (every sized delete of full tracking comes here):
+    // straight to the tracked cache, as FreeSlow would after a second one.
+    tracked_cache::TrackedCacheFree(ptr, block_class);
+    return;
   }
   FreeSlow(ptr, size_class);
 }

@@ -119,6 +119,7 @@ void TakeSnapshot() STRATA_REQUIRES(g_lock) {
   s.truncated = false;
   Walk walk{CurrentRate()};
   ForEachLive(&AddRecord, &walk);
+  FlushThreadSiteCounts();
   for (std::size_t i = 0; i < s.count; ++i) s.sites[i].counts = CountsOf(*s.sites[i].stack);
   s.time_ns = NowNs();
   s.rate = walk.rate;

@@ -70,6 +70,13 @@ bool FindLive(std::uintptr_t ptr, LiveInfo* out);
 // other threads allocate).
 std::size_t LiveCount();
 
+// Adds the calling thread's pending per-site counts to the stack entries
+// (StackEntry::alloc_count and alloc_bytes of tracked, unsampled
+// allocations reach them in per-thread batches: at most 256 allocations
+// late per running thread, exact for the calling thread after this and
+// for threads that exited). Profile writers call it first.
+void FlushThreadSiteCounts();
+
 // Totals since start: tracked allocations and frees seen.
 struct TrackerCounters {
   std::uint64_t tracked_allocations;

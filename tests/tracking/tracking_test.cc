@@ -5,6 +5,7 @@
 #include <cstring>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -24,6 +25,11 @@ __attribute__((noinline)) void* AllocateFromKnownSite(std::size_t n) {
   void* p = strata::Allocate(n);
   asm volatile("" ::"r"(p) : "memory");
   return p;
+}
+// n allocations of `size` bytes, all from one stack.
+__attribute__((noinline)) void AllocateManyFromOneSite(int n, std::size_t size, std::vector<void*>* out) {
+  for (int i = 0; i < n; ++i) out->push_back(AllocateFromKnownSite(size));
+  asm volatile("" ::: "memory");
 }
 }  // namespace user_code
 
@@ -71,6 +77,49 @@ TEST(Tracking, TrackAllRecordsEveryBlockWithItsSite) {
   strata::Free(big);
   EXPECT_FALSE(FindLive(reinterpret_cast<std::uintptr_t>(p), &info));
   EXPECT_FALSE(FindLive(reinterpret_cast<std::uintptr_t>(big), &info));
+}
+
+// Cumulative totals over every site (count, bytes).
+std::pair<std::uint64_t, std::uint64_t> SiteTotals() {
+  std::pair<std::uint64_t, std::uint64_t> t{0, 0};
+  GlobalStackTable().ForEach(
+      [](StackEntry* e, void* arg) {
+        auto* sum = static_cast<std::pair<std::uint64_t, std::uint64_t>*>(arg);
+        sum->first += e->alloc_count.load();
+        sum->second += e->alloc_bytes.load();
+      },
+      &t);
+  return t;
+}
+
+// The sites' cumulative totals count every tracked allocation: the calling
+// thread's after FlushThreadSiteCounts, an exited thread's at once. (This
+// test's process allocates through strata only here.)
+TEST(Tracking, SiteTotalsCountEveryTrackedAllocation) {
+  EnsureTrackingInstalled();
+  TrackAllScope scope;
+  strata::Free(strata::Allocate(16 << 20));
+  std::vector<void*> v;
+  v.reserve(2000);
+  FlushThreadSiteCounts();
+  const auto before = SiteTotals();
+  // More than a batch (256), and a partial one.
+  user_code::AllocateManyFromOneSite(1000, 100, &v);
+  FlushThreadSiteCounts();
+  auto after = SiteTotals();
+  EXPECT_EQ(after.first - before.first, 1000u);
+  EXPECT_EQ(after.second - before.second, 100000u);
+  for (void* p : v) strata::Free(p);
+  // Another thread's, without a flush: its exit adds them.
+  std::thread([] {
+    std::vector<void*> w;
+    w.reserve(300);
+    user_code::AllocateManyFromOneSite(300, 100, &w);
+    for (void* p : w) strata::Free(p);
+  }).join();
+  after = SiteTotals();
+  EXPECT_EQ(after.first - before.first, 1300u);
+  EXPECT_EQ(after.second - before.second, 130000u);
 }
 
 TEST(Tracking, ReallocOfTrackedBlocksKeepsContents) {
