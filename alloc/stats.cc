@@ -29,7 +29,7 @@ void AddThread(const internal::ThreadCache& tc, void* arg) {
   auto& cache = const_cast<internal::ThreadCache&>(tc);
   for (int c = 1; c < kNumClasses; ++c) {
     t->allocs[c] += internal::RelaxedLoad(cache.lists[c].allocs);
-    t->cached[c] += internal::RelaxedLoad(cache.lists[c].length);
+    t->cached[c] += internal::ListLength(cache.lists[c]);
     if constexpr (internal::kOwnerFreesBuilt) {
       t->in_flight[c] += static_cast<std::int64_t>(internal::RelaxedLoad(cache.remote[c].sent)) -
                          static_cast<std::int64_t>(internal::RelaxedLoad(cache.remote[c].received));

@@ -248,7 +248,7 @@ FreeObject* PopChecked(ThreadCache& tc, int size_class) {
       return nullptr;
     }
     list.head = head;
-    RelaxedStore(list.length, static_cast<std::uint32_t>(got));
+    SetListLength(list, static_cast<std::uint32_t>(got));
   }
   FreeObject* object = list.head;
   FreeObject* next = GetNext(object);
@@ -260,10 +260,10 @@ FreeObject* PopChecked(ThreadCache& tc, int size_class) {
     r.detail = "a freed block's link was overwritten (write after free?)";
     ReportError(r);
     next = nullptr;
-    RelaxedStore(list.length, 1u);
+    SetListLength(list, 1);
   }
   list.head = next;
-  RelaxedStore(list.length, list.length - 1);
+  AddListLength(list, -1);
   RelaxedStore(list.allocs, list.allocs + 1);
   return object;
 }
@@ -359,10 +359,10 @@ void FreeSmallChecked(void* ptr, const BlockInfo& info, const FreeClaim& claim) 
   FreeList& list = tc.lists[c];
   SetNext(object, list.head);
   list.head = object;
-  RelaxedStore(list.length, list.length + 1);
+  AddListLength(list, 1);
   // Bounded: at most two batches per class wait here.
   const std::uint32_t batch = ClassInfo(c).batch;
-  if (list.length > 2 * batch) ReleaseFromList(list, c, batch);
+  if (ListLength(list) > 2 * batch) ReleaseFromList(list, c, batch);
 }
 
 void FreeLargeChecked(void* ptr, const BlockInfo& info, const FreeClaim& claim) {

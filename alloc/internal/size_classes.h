@@ -83,19 +83,29 @@ constexpr SizeClassInfo ComputeInfo(int cls) {
   return {size, static_cast<std::uint16_t>(batch), static_cast<std::uint8_t>(slices), objects};
 }
 
+}  // namespace size_class_detail
+
+// The class of every request size up to kSmallLookupMax, indexed by the
+// size itself (1 KiB: no rounding step on the fast path). A struct, so
+// that a copy can live elsewhere (thread_cache.h keeps one per thread).
+struct SmallClassLookup {
+  std::uint8_t cls[kSmallLookupMax + 1];
+};
+
+namespace size_class_detail {
+
 struct Table {
   SizeClassInfo info[kNumClasses];
-  std::uint8_t small_lookup[kSmallLookupMax / 16 + 1];
+  SmallClassLookup small;
 };
 
 constexpr Table ComputeTable() {
   Table t{};
   for (int c = 0; c < kNumClasses; ++c) t.info[c] = ComputeInfo(c);
-  for (std::size_t i = 0; i <= kSmallLookupMax / 16; ++i) {
-    std::size_t n = i * 16;
+  for (std::size_t n = 0; n <= kSmallLookupMax; ++n) {
     int c = 1;
     while (t.info[c].size < n) ++c;
-    t.small_lookup[i] = static_cast<std::uint8_t>(c);
+    t.small.cls[n] = static_cast<std::uint8_t>(c);
   }
   return t;
 }
@@ -109,11 +119,12 @@ constexpr const SizeClassInfo& ClassInfo(int cls) { return kSizeClassTable.info[
 
 // Size class of a request of `size` bytes; requires size <= kMaxSmallSize.
 STRATA_ALWAYS_INLINE constexpr int SizeToClass(std::size_t size) {
-  if (STRATA_PREDICT_TRUE(size <= kSmallLookupMax)) return kSizeClassTable.small_lookup[(size + 15) >> 4];
+  if (STRATA_PREDICT_TRUE(size <= kSmallLookupMax)) return kSizeClassTable.small.cls[size];
   std::size_t m = size - 1;
   int lg = 63 - __builtin_clzll(m);
   return (lg - 7) * 8 + 1 + static_cast<int>(m >> (lg - 3));
 }
+
 
 // The smallest class at least `size` bytes whose blocks are `alignment`
 // aligned, 0 if none. Blocks sit at multiples of the class size from a

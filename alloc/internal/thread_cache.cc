@@ -114,7 +114,7 @@ FreeObject* RegistryRemove(ThreadCache* tc) {
 // Hands `n` objects from the head of `list` to the central pool.
 void ReleaseFromList(FreeList& list, int size_class, std::uint32_t n, bool reuse_soon) {
   if (n == 0 || list.head == nullptr) return;
-  if (n > list.length) n = list.length;
+  if (n > ListLength(list)) n = ListLength(list);
   const int batch = ClassInfo(size_class).batch;
   while (n > 0) {
     std::uint32_t take = n < static_cast<std::uint32_t>(batch) ? n : static_cast<std::uint32_t>(batch);
@@ -133,12 +133,12 @@ void ReleaseFromList(FreeList& list, int size_class, std::uint32_t n, bool reuse
       // distinct objects and drop the others (leaked, never reused).
       if (count > 0) g_central[size_class].Insert(size_class, head, static_cast<int>(count));
       list.head = nullptr;
-      RelaxedStore(list.length, 0u);
+      SetListLength(list, 0);
       ReportError(ErrorKind::kDoubleFree, last, ClassSize(size_class));
       return;
     }
     list.head = rest;
-    RelaxedStore(list.length, list.length - take);
+    AddListLength(list, -static_cast<std::int32_t>(take));
     g_central[size_class].Insert(size_class, head, static_cast<int>(take), reuse_soon);
     n -= take;
   }
@@ -149,7 +149,7 @@ namespace {
 void FlushAll(ThreadCache& tc) {
   for (int c = 1; c < kNumClasses; ++c) {
     FreeList& list = tc.lists[c];
-    ReleaseFromList(list, c, list.length);
+    ReleaseFromList(list, c, ListLength(list));
   }
 }
 
@@ -159,7 +159,7 @@ void SpliceIntoList(ThreadCache& tc, int c, FreeObject* head, FreeObject* tail, 
   FreeList& list = tc.lists[c];
   SetNext(tail, list.head);
   list.head = head;
-  RelaxedStore(list.length, list.length + count);
+  AddListLength(list, static_cast<std::int32_t>(count));
   RelaxedStore(tc.remote[c].received, tc.remote[c].received + count);
 }
 
@@ -276,7 +276,7 @@ void InitThread(ThreadCache& tc) {
     // byte bound; hardened mode: it stays 0, so the fast path always
     // misses). A block freed before that was allocated by another thread;
     // ListTooLong sends the first few back (see kForeignFreesUncached).
-    tc.lists[c].max_length = 0;
+    SetMaxLength(tc.lists[c], 0);
     tc.overages[c] = 0;
     tc.activity[c] = 0;
   }
@@ -312,12 +312,12 @@ bool Refill(ThreadCache& tc, int size_class) {
   // The first object is free of the byte bound (and of the length bound:
   // a list of length 1 is always allowed), then slow start, then grow by
   // batches while the bounds allow.
-  if (list.max_length == 0) list.max_length = 1;
+  if (list.max_length == 0) SetMaxLength(list, 1);
   std::uint32_t grow = list.max_length < info.batch ? 1u : info.batch;
   if (list.max_length + grow <= kMaxListLength &&
       static_cast<std::size_t>(list.max_length + grow) * info.size <= ListByteBound(info.size) &&
       tc.capacity_bytes + static_cast<std::size_t>(grow) * info.size <= ThreadCacheBound()) {
-    list.max_length += grow;
+    SetMaxLength(list, list.max_length + grow);
     tc.capacity_bytes += static_cast<std::size_t>(grow) * info.size;
   }
   int want = list.max_length < info.batch ? static_cast<int>(list.max_length) : info.batch;
@@ -329,12 +329,12 @@ bool Refill(ThreadCache& tc, int size_class) {
   // (more than asked) ends the slow start at once when the bounds allow;
   // when they do not, the next free overflows and hands a batch back.
   list.head = head;
-  RelaxedStore(list.length, static_cast<std::uint32_t>(got));
+  SetListLength(list, static_cast<std::uint32_t>(got));
   if (static_cast<std::uint32_t>(got) > list.max_length) {
     const std::size_t extra = static_cast<std::size_t>(got - list.max_length) * info.size;
     if (static_cast<std::size_t>(got) * info.size <= ListByteBound(info.size) &&
         tc.capacity_bytes + extra <= ThreadCacheBound()) {
-      list.max_length = static_cast<std::uint32_t>(got);
+      SetMaxLength(list, static_cast<std::uint32_t>(got));
       tc.capacity_bytes += extra;
     }
   }
@@ -359,14 +359,14 @@ void ListTooLong(ThreadCache& tc, int size_class) {
   if (list.max_length == 0) tc.overages[size_class] = 0;
   if (list.max_length < info.batch) {
     if (tc.capacity_bytes + info.size <= ThreadCacheBound()) {
-      ++list.max_length;
+      SetMaxLength(list, list.max_length + 1);
       tc.capacity_bytes += info.size;
     }
   } else if (list.max_length > info.batch) {
     // Overflowing again and again: this thread frees more than it
     // allocates here (a consumer); a shorter list sends batches back sooner.
     if (++tc.overages[size_class] > 3) {
-      list.max_length -= info.batch;
+      SetMaxLength(list, list.max_length - info.batch);
       tc.capacity_bytes -= static_cast<std::size_t>(info.batch) * info.size;
       tc.overages[size_class] = 0;
     }
@@ -380,8 +380,8 @@ void ShrinkList(ThreadCache& tc, int c, std::uint32_t target) {
   if (target < 1) target = 1;
   if (target >= list.max_length) return;
   tc.capacity_bytes -= static_cast<std::size_t>(list.max_length - target) * ClassSize(c);
-  list.max_length = target;
-  if (list.length > target) ReleaseFromList(list, c, list.length - target);
+  SetMaxLength(list, target);
+  if (ListLength(list) > target) ReleaseFromList(list, c, ListLength(list) - target);
 }
 
 // Brings the thread's capacity within its share when threads started
@@ -624,7 +624,7 @@ void* AllocateSlow(std::size_t size, std::size_t alignment, int size_class, Allo
   if (list.head == nullptr && !Refill(tc, size_class)) return nullptr;
   FreeObject* object = list.head;
   list.head = GetNext(object);
-  RelaxedStore(list.length, list.length - 1);
+  AddListLength(list, -1);
   RelaxedStore(list.allocs, list.allocs + 1);
   if (++tc.slow_ops % kIdleScanInterval == 0) IdleScan(tc);
   return object;
@@ -669,8 +669,8 @@ void FreeSlow(void* ptr, int size_class, AllocKind kind) {
     FreeList& list = tc.lists[size_class];
     SetNext(object, list.head);
     list.head = object;
-    RelaxedStore(list.length, list.length + 1);
-    if (list.length > list.max_length) ListTooLong(tc, size_class);
+    AddListLength(list, 1);
+    if (list.room < 0) ListTooLong(tc, size_class);
     if (++tc.slow_ops % kIdleScanInterval == 0) IdleScan(tc);
     return;
   }

@@ -13,6 +13,21 @@
 //                  `-> FreeSlow: overflow to the central pool, large and
 //                      huge blocks, invalid pointers, dead threads
 //
+// The fast paths, instruction by instruction (x86-64, libstrata.so; with
+// the caller's loop and PLT jumps a malloc/free pair is 46 instructions,
+// bench/RESULTS.md "Instructions per malloc/free pair"):
+//   malloc (18): size <= 1 KiB (2); class from the thread's copy of the
+//     size table, addressed from the TLS offset (2: SmallSizeClass); sample
+//     countdown charged in memory and its sign tested (2); the list's
+//     address (3); head, null test (3); pop and prefetch of the next
+//     block (3); room and allocation count (2); return.
+//   free (16): slice index and compare with the flat class map's bound
+//     (5: page_map.h); the class, one byte (2); the list's address (3); room
+//     taken in memory and its sign tested (2); push (3); return.
+// Misses give back what they took (countdown, room) before the slow path,
+// which reads the class (or the class map entry) again, so no register has
+// to keep it across the fast path.
+//
 // Lazy init costs the fast path nothing: a zero-initialised cache has
 // empty lists (allocation misses) and max_length 0 (free misses), exactly
 // like a sentinel; the slow path initialises. The sample countdown
@@ -108,13 +123,41 @@ STRATA_ALWAYS_INLINE T RelaxedLoad(T& field) {
 
 // 32 bytes: a list never straddles two cache lines, and the fast paths
 // index the array with a shift.
+//
+// The list's length is kept as `room`, max_length - length: the pushes the
+// list still takes before it is too long. The free fast path decrements it
+// and leaves when it goes negative (one read-modify-write and a sign test,
+// no load of the bound); allocation increments it. Read and write the
+// length and the bound through ListLength, SetListLength, AddListLength and
+// SetMaxLength. In hardened mode and before a thread's first refill
+// max_length is 0, so room is 0 or negative: every push misses.
 struct alignas(32) FreeList {
   FreeObject* head;
-  std::uint32_t length;
+  std::int32_t room;
   std::uint32_t max_length;
   std::uint64_t allocs;  // cumulative allocations served to this thread
 };
 static_assert(sizeof(FreeList) == 32);
+
+// The length of `list`: exact for its thread, a relaxed estimate for
+// another (the two fields are read separately: never below 0).
+STRATA_ALWAYS_INLINE std::uint32_t ListLength(FreeList& list) {
+  const std::int64_t length = std::int64_t{RelaxedLoad(list.max_length)} - RelaxedLoad(list.room);
+  return length < 0 ? 0u : static_cast<std::uint32_t>(length);
+}
+STRATA_ALWAYS_INLINE void SetListLength(FreeList& list, std::uint32_t length) {
+  RelaxedStore(list.room, static_cast<std::int32_t>(list.max_length - length));
+}
+// Adds `delta` (may be negative) to the list's length.
+STRATA_ALWAYS_INLINE void AddListLength(FreeList& list, std::int32_t delta) {
+  RelaxedStore(list.room, list.room - delta);
+}
+// Changes the bound, keeping the length.
+STRATA_ALWAYS_INLINE void SetMaxLength(FreeList& list, std::uint32_t max_length) {
+  const auto delta = static_cast<std::int32_t>(max_length - list.max_length);
+  RelaxedStore(list.max_length, max_length);
+  RelaxedStore(list.room, list.room + delta);
+}
 
 enum class CacheState : std::uint8_t { kUninitialized = 0, kActive, kDead };
 
@@ -151,6 +194,13 @@ struct ThreadCache {
   ThreadCache* registry_prev;
   bool in_registry;  // linked in the registry (under its lock)
   ThreadExitHook exit_hook;
+  // A copy of the size-class table for requests up to kSmallLookupMax
+  // (SmallSizeClass), in the thread's static TLS image: the allocation
+  // fast path addresses it from the TLS offset it loads anyway, with no
+  // separate table address (a shared object would need one instruction
+  // for it). Read-only; 1 KiB per thread, copied by the thread library at
+  // thread start.
+  SmallClassLookup small_classes = kSizeClassTable.small;
 };
 
 extern constinit thread_local ThreadCache tls_cache STRATA_INITIAL_EXEC;
@@ -214,22 +264,28 @@ STRATA_ALWAYS_INLINE void* TryPopSmall(std::size_t size, int size_class) {
   // Unsigned: the class is never negative, and an int index costs a sign
   // extension.
   FreeList& list = tc.lists[static_cast<std::uint32_t>(size_class)];
-  FreeObject* object = list.head;
-  if (STRATA_PREDICT_TRUE(object != nullptr)) {
-    std::int64_t left = tc.bytes_until_sample - static_cast<std::int64_t>(size);
-    if (STRATA_PREDICT_TRUE(left >= 0)) {
-      tc.bytes_until_sample = left;
+  // The countdown is charged first, in memory, and its sign tested (two
+  // instructions); a miss gives the charge back, so the slow path sees
+  // the countdown as it was.
+  tc.bytes_until_sample -= static_cast<std::int64_t>(size);
+  if (STRATA_PREDICT_TRUE(tc.bytes_until_sample >= 0)) {
+    FreeObject* object = list.head;
+    if (STRATA_PREDICT_TRUE(object != nullptr)) {
       FreeObject* next = LoadLink(object);
       list.head = next;
       // The next pop from this list loads next's link, often a cache miss
       // (the block was freed long ago): start that load now, while the
       // caller works on `object`. A prefetch of null does not fault.
       __builtin_prefetch(next);
-      RelaxedStore(list.length, list.length - 1);
+      RelaxedStore(list.room, list.room + 1);
       RelaxedStore(list.allocs, list.allocs + 1);
       return object;
     }
   }
+  // The barrier makes the compiler give the charge back from memory
+  // rather than keep the old value in a register on the fast path.
+  asm volatile("" ::: "memory");
+  tc.bytes_until_sample += static_cast<std::int64_t>(size);
   return nullptr;
 }
 
@@ -241,7 +297,12 @@ STRATA_ALWAYS_INLINE void* AllocateSmall(std::size_t size, std::size_t alignment
   return AllocateSlow(size, alignment, size_class, kind);
 }
 
+// SizeToClass(size) for size <= kSmallLookupMax, from the thread's copy of
+// the table.
+STRATA_ALWAYS_INLINE int SmallSizeClass(std::size_t size) { return tls_cache.small_classes.cls[size]; }
+
 STRATA_ALWAYS_INLINE void* AllocateFast(std::size_t size, AllocKind kind = AllocKind::kMalloc) {
+  if (STRATA_PREDICT_TRUE(size <= kSmallLookupMax)) return AllocateSmall(size, 0, SmallSizeClass(size), kind);
   if (STRATA_PREDICT_TRUE(size <= kMaxSmallSize)) return AllocateSmall(size, 0, SizeToClass(size), kind);
   return AllocateSlow(size, 0, 0, kind);
 }
@@ -254,28 +315,37 @@ STRATA_ALWAYS_INLINE void* AllocateFast(std::size_t size, AllocKind kind = Alloc
 // A build without owner frees (the default, kOwnerFreesBuilt false) has no
 // owners in the class map: the value is the entry, and the fast path is
 // the same instructions as before owners existed.
-STRATA_ALWAYS_INLINE std::uint32_t LocalClass(SliceEntry entry) {
+STRATA_ALWAYS_INLINE SliceEntry LocalClass(SliceEntry entry) {
   if constexpr (kOwnerFreesBuilt) return entry ^ tls_cache.owner_tag;
   return entry;
 }
-STRATA_ALWAYS_INLINE SliceEntry EntryFromLocal(std::uint32_t local) {
+STRATA_ALWAYS_INLINE SliceEntry EntryFromLocal(SliceEntry local) {
   if constexpr (kOwnerFreesBuilt) return local ^ tls_cache.owner_tag;
   return local;
 }
-// Class 0 passes (one compare, no subtraction): its list never has room
-// (lists[0].max_length stays 0), so a push of it misses like any non-block.
-STRATA_ALWAYS_INLINE bool IsLocalClass(std::uint32_t c) { return c < static_cast<std::uint32_t>(kNumClasses); }
+// Class 0 passes: its list never has room (lists[0].max_length stays 0),
+// so a push of it misses like any non-block. A default build has no test
+// at all: its class map holds classes only (page_map.h SliceCell), so
+// every entry is a class of this thread's.
+STRATA_ALWAYS_INLINE bool IsLocalClass(SliceEntry c) {
+  if constexpr (!kOwnerFreesBuilt) return true;
+  return c < static_cast<SliceEntry>(kNumClasses);
+}
 
 // Pushes `ptr`, a block of the calling thread's of class `c` (IsLocalClass),
 // when the class's list has room.
-STRATA_ALWAYS_INLINE bool TryCachePush(void* ptr, std::uint32_t c) {
+STRATA_ALWAYS_INLINE bool TryCachePush(void* ptr, SliceEntry c) {
   FreeList& list = tls_cache.lists[c];
-  if (STRATA_PREDICT_TRUE(list.length < list.max_length)) {
+  // Room is taken first, in memory, and its sign tested; a miss gives it
+  // back (FreeList).
+  RelaxedStore(list.room, list.room - 1);
+  if (STRATA_PREDICT_TRUE(list.room >= 0)) {
     StoreLink(ptr, list.head);
     list.head = static_cast<FreeObject*>(ptr);
-    RelaxedStore(list.length, list.length + 1);
     return true;
   }
+  asm volatile("" ::: "memory");  // as in TryPopSmall
+  RelaxedStore(list.room, list.room + 1);
   return false;
 }
 
@@ -283,7 +353,7 @@ STRATA_ALWAYS_INLINE bool TryCachePush(void* ptr, std::uint32_t c) {
 // and its list has room. False: the caller's slow path decides (remote
 // free, overflow, large block, invalid pointer).
 STRATA_ALWAYS_INLINE bool TryCacheFree(void* ptr, SliceEntry entry) {
-  const std::uint32_t c = LocalClass(entry);
+  const SliceEntry c = LocalClass(entry);
   return STRATA_PREDICT_TRUE(IsLocalClass(c)) && TryCachePush(ptr, c);
 }
 
@@ -294,7 +364,7 @@ STRATA_ALWAYS_INLINE bool TryCacheFree(void* ptr, SliceEntry entry) {
 // slow path decides.
 STRATA_ALWAYS_INLINE bool TryAlignedCacheFree(void* ptr, std::size_t size, std::size_t alignment) {
   const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
-  const std::uint32_t c = LocalClass(g_class_map.GetEntry(addr));
+  const SliceEntry c = LocalClass(g_class_map.GetEntry(addr));
   const int size_class = static_cast<int>(c);
   return IsLocalClass(c) && (alignment & (alignment - 1)) == 0 &&
          (size == kNoSize ? AlignedFreeMatches(size_class, addr, alignment)
@@ -325,7 +395,7 @@ STRATA_ALWAYS_INLINE bool TryRemoteAppend(void* ptr, SliceEntry entry) {
 }
 
 STRATA_ALWAYS_INLINE void FreeFast(void* ptr, AllocKind kind = AllocKind::kMalloc) {
-  const std::uint32_t local = LocalClass(g_class_map.GetEntry(reinterpret_cast<std::uintptr_t>(ptr)));
+  const SliceEntry local = LocalClass(g_class_map.GetEntry(reinterpret_cast<std::uintptr_t>(ptr)));
   if (STRATA_PREDICT_TRUE(IsLocalClass(local) && TryCachePush(ptr, local))) return;
   FreeSlow(ptr, EntryClass(EntryFromLocal(local)), kind);
 }

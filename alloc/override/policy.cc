@@ -136,17 +136,18 @@ void* PvallocImpl(std::size_t size) noexcept {
 }
 
 template <AllocKind kKind>
-void FreeSlowPreservingErrno(void* ptr, std::uint32_t local) noexcept {
-  const strata::internal::SliceEntry entry = strata::internal::EntryFromLocal(local);
+void FreeSlowPreservingErrno(void* ptr) noexcept {
+  const strata::internal::SliceEntry entry =
+      strata::internal::g_class_map.GetEntry(reinterpret_cast<std::uintptr_t>(ptr));
   if (strata::internal::TryRemoteAppend(ptr, entry)) return;
   const int saved = errno;
   strata::internal::FreeSlow(ptr, strata::internal::EntryClass(entry), kKind);
   errno = saved;
 }
 
-template void FreeSlowPreservingErrno<AllocKind::kMalloc>(void*, std::uint32_t) noexcept;
-template void FreeSlowPreservingErrno<AllocKind::kNew>(void*, std::uint32_t) noexcept;
-template void FreeSlowPreservingErrno<AllocKind::kNewArray>(void*, std::uint32_t) noexcept;
+template void FreeSlowPreservingErrno<AllocKind::kMalloc>(void*) noexcept;
+template void FreeSlowPreservingErrno<AllocKind::kNew>(void*) noexcept;
+template void FreeSlowPreservingErrno<AllocKind::kNewArray>(void*) noexcept;
 
 template <AllocKind kKind>
 void DeleteSizedSlow(void* ptr, std::size_t size) noexcept {

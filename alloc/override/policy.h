@@ -118,21 +118,21 @@ STRATA_ALWAYS_INLINE void* EngineAllocate(std::size_t size, std::size_t alignmen
 // The engine's inline free: a page-map lookup (class and owner) and a push. errno is saved only
 // around the slow path, where releasing memory may call madvise/munmap. One
 // instantiation per kind (policy.cc), so the call needs no kind argument.
-// `local`: LocalClass of the block's class map entry (the entry is
-// EntryFromLocal(local): no register holds both on the fast path). A block
-// of another thread's joins an open remote batch here (thread_cache.h
-// TryRemoteAppend) before errno is saved.
+// The slow path reads the block's class map entry again (no register has
+// to keep it across the fast path). A block of another thread's joins an
+// open remote batch here (thread_cache.h TryRemoteAppend) before errno is
+// saved.
 template <AllocKind kKind>
-STRATA_NOINLINE void FreeSlowPreservingErrno(void* ptr, std::uint32_t local) noexcept;
+STRATA_NOINLINE void FreeSlowPreservingErrno(void* ptr) noexcept;
 
 template <AllocKind kKind = AllocKind::kMalloc>
 STRATA_ALWAYS_INLINE void EngineFree(void* ptr) noexcept {
-  const std::uint32_t local =
+  const strata::internal::SliceEntry local =
       strata::internal::LocalClass(strata::internal::g_class_map.GetEntry(reinterpret_cast<std::uintptr_t>(ptr)));
   if (STRATA_PREDICT_TRUE(strata::internal::IsLocalClass(local) && strata::internal::TryCachePush(ptr, local))) {
     return;
   }
-  FreeSlowPreservingErrno<kKind>(ptr, local);
+  FreeSlowPreservingErrno<kKind>(ptr);
 }
 
 // --- Allocation --------------------------------------------------------------
@@ -144,8 +144,11 @@ STRATA_ALWAYS_INLINE void EngineFree(void* ptr) noexcept {
 // miss to NewSlow by a tail call: the inline part then needs no stack frame
 // (no push/pop of the frame pointer on the fast path), and a stack captured
 // on the slow path has the caller of malloc/new right above it.
+// The class is computed again here: the fast path then keeps no register
+// for it.
 template <typename OomPolicy, AllocKind kKind>
-STRATA_NOINLINE void* NewSlow(std::size_t size, int size_class) {
+STRATA_NOINLINE void* NewSlow(std::size_t size) {
+  const int size_class = size <= strata::internal::kMaxSmallSize ? strata::internal::SizeToClass(size) : 0;
   void* p = strata::internal::AllocateSlow(size, 0, size_class, kKind);
   if (STRATA_PREDICT_TRUE(p != nullptr)) return p;
   return OomPolicy::template OnFailure<kKind>(size, kMinAlignment);
@@ -163,12 +166,12 @@ STRATA_ALWAYS_INLINE void* NewImpl(std::size_t size, std::size_t alignment = kMi
     // the compiler keeps the frame setup off the fast path.
     int size_class = 0;
     if (STRATA_PREDICT_TRUE(size <= strata::internal::kSmallLookupMax)) {
-      size_class = strata::internal::SizeToClass(size);
+      size_class = strata::internal::SmallSizeClass(size);
     } else if (size <= strata::internal::kMaxSmallSize) {
       size_class = strata::internal::SizeToClass(size);
     }
     if (void* p = strata::internal::TryPopSmall(size, size_class)) return p;
-    return NewSlow<OomPolicy, kKind>(size, size_class);
+    return NewSlow<OomPolicy, kKind>(size);
   }
   void* p = EngineAllocate<kKind>(size, alignment);
   if (STRATA_PREDICT_TRUE(p != nullptr)) return p;
@@ -328,7 +331,7 @@ STRATA_NOINLINE void DeleteSizedSlow(void* ptr, std::size_t size) noexcept;
 template <AllocKind kKind>
 STRATA_ALWAYS_INLINE void DeleteSizedImpl(void* ptr, std::size_t size) noexcept {
   // The thread's own block (LocalClass) of a class the size maps to.
-  const std::uint32_t c =
+  const strata::internal::SliceEntry c =
       strata::internal::LocalClass(strata::internal::g_class_map.GetEntry(reinterpret_cast<std::uintptr_t>(ptr)));
   if (STRATA_PREDICT_TRUE(strata::internal::IsLocalClass(c) &&
                           strata::internal::SizedFreeMatches(static_cast<int>(c), size)) &&
