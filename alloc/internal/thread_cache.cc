@@ -456,11 +456,7 @@ void* AllocateLarge(std::size_t size, std::size_t alignment, bool zero) {
 
 // A small block from the tracked pool of its class, recorded by the hooks.
 void* AllocateTracked(std::size_t size, int size_class, bool sampled) {
-  if (!sampled) return tracked_cache::TrackedCacheAllocate(size, size_class);
-  FreeObject* object = nullptr;
-  if (g_tracked_central[size_class].Remove(size_class, 1, &object) == 0) return nullptr;
-  InstalledTrackingHooks()->on_allocate(object, size, ClassSize(size_class), sampled);
-  return object;
+  return tracked_cache::TrackedCacheAllocate(size, size_class, sampled);
 }
 
 }  // namespace

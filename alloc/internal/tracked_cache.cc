@@ -35,6 +35,7 @@ struct Slot {
   std::atomic<bool> claimed{false};
   FreeObject* head[kNumClasses] = {};
   std::atomic<std::uint32_t> length[kNumClasses] = {};
+  std::size_t bytes = 0;  // in all lists (the sampled bound)
   ThreadExitHook exit_hook{};
 };
 
@@ -86,6 +87,7 @@ void ReturnToPool(Slot& slot, int c, std::uint32_t n) {
   slot.head[c] = GetNext(last);
   SetNext(last, nullptr);
   slot.length[c].store(slot.length[c].load(std::memory_order_relaxed) - n, std::memory_order_relaxed);
+  slot.bytes -= static_cast<std::size_t>(n) * ClassSize(c);
   g_tracked_central[c].Insert(c, head, static_cast<int>(n));
 }
 
@@ -136,23 +138,30 @@ STRATA_ALWAYS_INLINE Slot* CurrentSlot() {
   return ClaimSlot();
 }
 
+// One block from the pool, recorded (no cache, or a sample whose list is
+// empty).
+void* AllocateFromPool(const TrackingHooks* hooks, std::size_t size, int size_class, bool sampled) {
+  FreeObject* object = nullptr;
+  if (g_tracked_central[size_class].Remove(size_class, 1, &object) == 0) return nullptr;
+  SetNext(object, nullptr);
+  hooks->on_small_allocate(object, size_class, size, sampled, nullptr);
+  return object;
+}
+
 }  // namespace
 
-void* TrackedCacheAllocate(std::size_t size, int size_class) {
+void* TrackedCacheAllocate(std::size_t size, int size_class, bool sampled) {
   const TrackingHooks* hooks = InstalledTrackingHooks();
   Slot* slot = CurrentSlot();
-  if (STRATA_PREDICT_FALSE(slot == nullptr)) {
-    FreeObject* object = nullptr;
-    if (g_tracked_central[size_class].Remove(size_class, 1, &object) == 0) return nullptr;
-    hooks->on_small_allocate(object, size_class, size, false, nullptr);
-    return object;
-  }
+  if (STRATA_PREDICT_FALSE(slot == nullptr)) return AllocateFromPool(hooks, size, size_class, sampled);
   FreeObject* object = slot->head[size_class];
   std::uint32_t length = slot->length[size_class].load(std::memory_order_relaxed);
   if (object == nullptr) {
+    if (sampled) return AllocateFromPool(hooks, size, size_class, sampled);
     length = static_cast<std::uint32_t>(
         g_tracked_central[size_class].Remove(size_class, MoveObjects(size_class), &object));
     if (length == 0) return nullptr;
+    slot->bytes += static_cast<std::size_t>(length) * ClassSize(size_class);
     // Fresh blocks: no parked record.
     FreeObject* o = object;
     for (std::uint32_t i = 0; i < length; ++i, o = GetNext(o)) Token(o) = nullptr;
@@ -171,27 +180,32 @@ void* TrackedCacheAllocate(std::size_t size, int size_class) {
   void* record = Token(object);
   Token(object) = nullptr;
   slot->length[size_class].store(length - 1, std::memory_order_relaxed);
-  hooks->on_small_allocate(object, size_class, size, false, record);
+  slot->bytes -= ClassSize(size_class);
+  hooks->on_small_allocate(object, size_class, size, sampled, record);
   return object;
 }
 
 void TrackedCacheFree(void* ptr, int size_class) {
   const TrackingHooks* hooks = InstalledTrackingHooks();
   auto* object = static_cast<FreeObject*>(ptr);
-  // Cached only when every allocation is tracked (sampling keeps its
-  // one-object-at-a-time pools).
-  Slot* slot = TrackAll() ? CurrentSlot() : nullptr;
+  const bool track_all = TrackAll();
+  Slot* slot = CurrentSlot();
+  // Every block is cached when every allocation is tracked (lists bounded
+  // per class); a sampled block only while the small sampled bound allows.
+  const bool park = slot != nullptr &&
+                    (track_all || (slot->length[size_class].load(std::memory_order_relaxed) < kSampledCacheObjects &&
+                                   slot->bytes + ClassSize(size_class) <= kSampledCacheBytes));
   void* record = nullptr;
-  const int done = hooks->on_small_free(ptr, size_class, slot != nullptr, &record);
+  const int done = hooks->on_small_free(ptr, size_class, park, &record);
   if (done < 0) {
     // Its record says it is free already: in a tracked cache, or back in
     // the pool.
     ReportError(ErrorKind::kDoubleFree, ptr, 0);
     return;
   }
-  if (done == 0 || slot == nullptr) {
-    // No record (the pool's span checks catch a second free), sampling
-    // only, or no cache: straight back to the pool.
+  if (done == 0 || !park) {
+    // No record (the pool's span checks catch a second free), past the
+    // sampled bound, or no cache: straight back to the pool.
     SetNext(object, nullptr);
     g_tracked_central[size_class].Insert(size_class, object, 1);
     return;
@@ -201,6 +215,7 @@ void TrackedCacheFree(void* ptr, int size_class) {
   Token(object) = record;
   slot->head[size_class] = object;
   slot->length[size_class].store(length + 1, std::memory_order_relaxed);
+  slot->bytes += ClassSize(size_class);
   if (length + 1 > MaxObjects(size_class)) ReturnToPool(*slot, size_class, static_cast<std::uint32_t>(MoveObjects(size_class)));
 }
 

@@ -22,14 +22,17 @@
 // not be mapped) goes back to the pool, whose span checks catch a second
 // free.
 //
-// Only allocations tracked because every allocation is (not sampled ones)
-// take a cached block, so sampling keeps its one-object-at-a-time pools
-// (see central_pool.h). Each list holds at most kTrackedCacheBytes (and
-// kTrackedCacheObjects): enough for a container's teardown to come back
-// whole (churn's overflows to the pool, each a record removal now and an
-// insertion later, cost it 16% more instructions with 64 KiB / 64 objects),
-// at most 256 KiB per class a thread used, in leak-checking mode only. A
-// thread's lists go back to the pool when it exits.
+// Each list holds at most kTrackedCacheBytes (and kTrackedCacheObjects)
+// when every allocation is tracked: enough for a container's teardown to
+// come back whole (churn's overflows to the pool cost it 16% more
+// instructions with 64 KiB / 64 objects), at most 256 KiB per class a
+// thread used, in leak-checking mode only. Sampled blocks (the heap
+// profiler's) use the same lists with a small bound: a freed sampled block
+// waits for the thread's next sample of its class (at most
+// kSampledCacheObjects per class and kSampledCacheBytes over all classes),
+// which then takes no pool lock, and a sample finding its list empty takes
+// one block from the pool (no batch). A thread's lists go back to the pool
+// when it exits.
 // Up to kTrackedCacheSlots threads at a time have a cache; others take the
 // uncached path.
 //
@@ -51,11 +54,13 @@ namespace strata::tracked_cache {
 inline constexpr std::size_t kTrackedCacheBytes = 256 << 10;
 inline constexpr std::uint32_t kTrackedCacheObjects = 1024;
 inline constexpr int kTrackedCacheSlots = 1024;
+inline constexpr std::uint32_t kSampledCacheObjects = 2;
+inline constexpr std::size_t kSampledCacheBytes = 512 << 10;
 
 // A tracked small block of class `size_class` for a request of `size`
-// bytes, recorded by the tracking hooks (the caller has decided that every
-// allocation is tracked). Null when out of memory.
-void* TrackedCacheAllocate(std::size_t size, int size_class);
+// bytes, recorded by the tracking hooks (`sampled`: chosen by the sampler;
+// else every allocation is tracked). Null when out of memory.
+void* TrackedCacheAllocate(std::size_t size, int size_class, bool sampled);
 
 // Frees `ptr`, the start of a tracked small block of class `size_class`
 // (BlockKind::kTrackedSmall).

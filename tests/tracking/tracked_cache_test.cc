@@ -166,6 +166,48 @@ TEST(TrackedCache, DoubleFreeOfAPooledBlockIsReportedWithItsStack) {
   });
 }
 
+// Sampling: a freed sampled block waits in the thread's list for the next
+// sample of its class (a live sampled record again, no pool lock), within
+// the small sampled bound; more go back to the pool.
+TEST(TrackedCache, SampledBlocksAreReusedWithinTheSampledBound) {
+  EnsureTrackingInstalled();
+  SetTrackAll(false);
+  SetSampleRate(1);  // every allocation sampled
+  strata::Free(strata::Allocate(16 << 20));
+  const int c = internal::SizeToClass(3000);
+  std::thread([c] {
+    void* p = user_code::AllocateAtCachedSite(3000);
+    LiveInfo info;
+    ASSERT_TRUE(FindLive(Key(p), &info));
+    EXPECT_EQ(info.flags, static_cast<std::uint32_t>(kSampled));
+    const std::uint64_t cached_before = tracked_cache::TrackedCachedObjects(c);
+    strata::Free(p);
+    EXPECT_FALSE(FindLive(Key(p), &info));
+    EXPECT_EQ(tracked_cache::TrackedCachedObjects(c), cached_before + 1);
+    void* q = strata::Allocate(2900);
+    EXPECT_EQ(q, p) << "the next sample of the class takes the cached block";
+    ASSERT_TRUE(FindLive(Key(q), &info));
+    EXPECT_EQ(info.size, 2900u);
+    EXPECT_EQ(info.flags, static_cast<std::uint32_t>(kSampled));
+    EXPECT_EQ(tracked_cache::TrackedCachedObjects(c), cached_before);
+    strata::Free(q);
+    // The bound: at most kSampledCacheObjects of a class stay.
+    std::vector<void*> v;
+    for (int i = 0; i < 10; ++i) v.push_back(strata::Allocate(3000));
+    for (void* x : v) strata::Free(x);
+    EXPECT_LE(tracked_cache::TrackedCachedObjects(c), cached_before + tracked_cache::kSampledCacheObjects);
+    // Big blocks: the byte bound keeps fewer.
+    const int big = internal::SizeToClass(200 << 10);
+    const std::uint64_t big_before = tracked_cache::TrackedCachedObjects(big);
+    v.clear();
+    for (int i = 0; i < 6; ++i) v.push_back(strata::Allocate(200 << 10));
+    for (void* x : v) strata::Free(x);
+    EXPECT_LE((tracked_cache::TrackedCachedObjects(big) - big_before) * internal::ClassSize(big),
+              tracked_cache::kSampledCacheBytes);
+  }).join();
+  SetSampleRate(kDefaultSampleRate);
+}
+
 // A list that overflows gives blocks back to the pool, which release their
 // parked records; a thread's lists go back when it exits.
 TEST(TrackedCache, OverflowAndThreadExitReturnBlocksWithoutRecords) {
