@@ -1,6 +1,8 @@
 #include "alloc/tracking/block_records.h"
 
 #include "alloc/internal/page_map.h"
+#include <new>
+
 #include "concurrency/base/raw_memory.h"
 
 namespace strata::tracking {
@@ -8,13 +10,18 @@ namespace {
 
 using internal::kSliceSize;
 
+// A slice's record array: the header, then `capacity` records (the most
+// blocks of a tracked span of the class it was made for). A slice that
+// takes a span of a class with more blocks gets a bigger array (the old one,
+// all its records free by then, stays in the walk list). Arrays come from
+// their own record arena, packed (a big class's array is one record: 128
+// bytes, where a whole slice's array would take a page of its own, a page
+// fault and a mapping per slice).
 struct alignas(64) SliceRecords {
-  std::uintptr_t base = 0;       // the slice's address
-  SliceRecords* next = nullptr;  // the list of every array (written before it is published)
-  // Records [0, limit) may have been written: the most blocks of any class
-  // that had a tracked span at this slice (readers walk no further).
-  std::atomic<std::uint32_t> limit{0};
-  BlockRecord records[kRecordsPerSlice];
+  std::uintptr_t base;   // the slice's address
+  SliceRecords* next;    // the list of every array (written before it is published)
+  std::uint32_t capacity;
+  BlockRecord* records() { return reinterpret_cast<BlockRecord*>(this + 1); }
 };
 
 // Every tracked span's blocks fit its slice's array.
@@ -27,32 +34,38 @@ constexpr bool TrackedSpansFit() {
   return true;
 }
 static_assert(TrackedSpansFit(), "a tracked span's blocks must fit its first slice's record array");
+static_assert(sizeof(SliceRecords) % alignof(BlockRecord) == 0);
 
 // Slice -> its record array: 2^31 slices, 2^15 root entries, 512 KiB
 // leaves (zero pages until a slice of theirs is used).
 constinit internal::RadixMap<SliceRecords*, internal::kSliceShift, 16> g_arrays;
 constinit std::atomic<SliceRecords*> g_list{nullptr};
+constinit RawRecordArena g_array_arena;
 constinit std::atomic<std::size_t> g_slices{0};
 
 STRATA_ALWAYS_INLINE std::uint32_t Index(std::uintptr_t ptr, int size_class) {
   return static_cast<std::uint32_t>(internal::BlockIndex(ptr & (kSliceSize - 1), size_class));
 }
 
-STRATA_NOINLINE SliceRecords* MapArray(std::uintptr_t ptr) {
+// Installs an array of `objects` records for the slice of `ptr` in place
+// of `old` (null, or one too small); null when out of memory.
+STRATA_NOINLINE SliceRecords* MapArray(std::uintptr_t ptr, std::uint32_t objects, SliceRecords* old) {
   const std::uintptr_t base = ptr & ~(kSliceSize - 1);
   if (!g_arrays.Ensure(base, kSliceSize)) return nullptr;
-  auto* fresh = static_cast<SliceRecords*>(RawMap(sizeof(SliceRecords)));
-  if (fresh == nullptr) return nullptr;
-  fresh->base = base;
-  // RawMap's memory is zeroed: every record and the limit start at 0.
-  if (!g_arrays.Cas(base, nullptr, fresh)) {
-    RawUnmap(fresh, sizeof(SliceRecords));  // another thread mapped it first
-    return g_arrays.Get(base);
+  void* mem = g_array_arena.Allocate(sizeof(SliceRecords) + objects * sizeof(BlockRecord), alignof(SliceRecords));
+  if (mem == nullptr) return nullptr;
+  // The arena's memory is zeroed: every record starts never recorded.
+  auto* fresh = new (mem) SliceRecords{base, nullptr, objects};
+  if (!g_arrays.Cas(base, old, fresh)) {
+    // Another thread installed one first (`fresh` stays unused in the
+    // arena: a rare race at a slice's first tracked block).
+    SliceRecords* now = g_arrays.Get(base);
+    return now != nullptr && now->capacity >= objects ? now : nullptr;
   }
   SliceRecords* head = g_list.load(std::memory_order_relaxed);
   do {
     fresh->next = head;
-    // Release publishes `base` and `next` to walkers.
+    // Release publishes the header to walkers.
   } while (!g_list.compare_exchange_weak(head, fresh, std::memory_order_release, std::memory_order_relaxed));
   g_slices.fetch_add(1, std::memory_order_relaxed);
   return fresh;
@@ -62,22 +75,20 @@ STRATA_NOINLINE SliceRecords* MapArray(std::uintptr_t ptr) {
 
 BlockRecord* BlockRecordFor(std::uintptr_t ptr, int size_class) {
   SliceRecords* a = g_arrays.Get(ptr);
-  if (STRATA_PREDICT_FALSE(a == nullptr)) {
-    a = MapArray(ptr);
+  const std::uint32_t objects = internal::SpanObjects(size_class, true);
+  if (STRATA_PREDICT_FALSE(a == nullptr || a->capacity < objects)) {
+    a = MapArray(ptr, objects, a);
     if (a == nullptr) return nullptr;
   }
-  const std::uint32_t objects = internal::SpanObjects(size_class, true);
-  std::uint32_t limit = a->limit.load(std::memory_order_relaxed);
-  // Release: a walker that reads the new limit (acquire) also sees `base`.
-  while (limit < objects &&
-         !a->limit.compare_exchange_weak(limit, objects, std::memory_order_release, std::memory_order_relaxed)) {
-  }
-  return &a->records[Index(ptr, size_class)];
+  return &a->records()[Index(ptr, size_class)];
 }
 
 BlockRecord* FindBlockRecord(std::uintptr_t ptr, int size_class) {
   SliceRecords* a = g_arrays.Get(ptr);
-  return a == nullptr ? nullptr : &a->records[Index(ptr, size_class)];
+  if (a == nullptr) return nullptr;
+  const std::uint32_t i = Index(ptr, size_class);
+  // Beyond the array: a block whose record could not be mapped.
+  return i < a->capacity ? &a->records()[i] : nullptr;
 }
 
 LiveInfo BlockRecordInfo(const BlockRecord& r, std::uintptr_t ptr, std::uint32_t state) {
@@ -92,9 +103,9 @@ LiveInfo BlockRecordInfo(const BlockRecord& r, std::uintptr_t ptr, std::uint32_t
 void ForEachBlockRecord(void (*fn)(const LiveInfo& info, void* arg), void* arg) {
   // Acquire pairs with the release CAS that published each array.
   for (SliceRecords* a = g_list.load(std::memory_order_acquire); a != nullptr; a = a->next) {
-    const std::uint32_t limit = a->limit.load(std::memory_order_acquire);
-    for (std::uint32_t i = 0; i < limit; ++i) {
-      const BlockRecord& r = a->records[i];
+    BlockRecord* records = a->records();
+    for (std::uint32_t i = 0; i < a->capacity; ++i) {
+      const BlockRecord& r = records[i];
       const std::uint32_t state = r.state.load(std::memory_order_acquire);
       if (!StateLive(state)) continue;
       const int c = StateClass(state);
@@ -109,9 +120,8 @@ std::size_t BlockRecordSlices() { return g_slices.load(std::memory_order_relaxed
 BlockRecordCounts CountBlockRecords() {
   BlockRecordCounts counts{0, 0, 0};
   for (SliceRecords* a = g_list.load(std::memory_order_acquire); a != nullptr; a = a->next) {
-    const std::uint32_t limit = a->limit.load(std::memory_order_acquire);
-    for (std::uint32_t i = 0; i < limit; ++i) {
-      const std::uint32_t state = a->records[i].state.load(std::memory_order_acquire);
+    for (std::uint32_t i = 0; i < a->capacity; ++i) {
+      const std::uint32_t state = a->records()[i].state.load(std::memory_order_acquire);
       if (StateLive(state)) {
         ++counts.live;
       } else if ((state & kParked) != 0) {

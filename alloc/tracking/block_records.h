@@ -8,10 +8,12 @@
 // the span's start. So the block at offset o of its slice, of class c, is
 // block BlockIndex(o, c) of that slice (0 for the big classes), and its
 // record is that entry of the slice's record array. Each slice that ever
-// held a tracked block has one array of kRecordsPerSlice records, mapped
-// from the OS at first use and found through a radix map keyed by the slice
-// (two loads). Arrays are never freed nor used for anything else (type
-// stable): a record is at a computed address, so recording, freeing,
+// held a tracked block has an array with a record per block of its tracked
+// span (one for the big classes, up to kRecordsPerSlice), carved from a
+// record arena at first use (a slice that later takes a class with more
+// blocks gets a bigger one) and found through a radix map keyed by the
+// slice (two loads). Arrays are never freed nor used for anything else
+// (type stable): a record is at a computed address, so recording, freeing,
 // parking and unparking a block need no hash lookup and no epoch guard, and
 // a freed block's record keeps its stack for error reports (a double free
 // names where the block was allocated).

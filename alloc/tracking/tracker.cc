@@ -227,10 +227,11 @@ void OnSmallRelease(void* record) { ReleaseParkedRecord(static_cast<BlockRecord*
 
 // --- Recently freed tracked blocks ------------------------------------------
 //
-// A freed block's record leaves the live table, but a double free (the
-// commonest report) comes after that: so each free also leaves (address,
-// stack, size) in a small direct-mapped table, overwritten by later frees
-// that map to the same slot. A slot is written and read under its own
+// A freed large or huge block's record leaves the live table, but a double
+// free (the commonest report) comes after that: so each such free also
+// leaves (address, stack, size) in a small direct-mapped table, overwritten
+// by later frees that map to the same slot (small blocks keep their freed
+// record at their place, block_records.h). A slot is written and read under its own
 // try-lock (a busy slot is skipped, never waited for), so a reader never
 // sees a torn entry and nothing blocks.
 //
@@ -286,7 +287,10 @@ void OnFree(void* ptr) {
   }
   LiveInfo info;
   if (GlobalLiveTable().Remove(addr, &info)) {
-    RememberFreed(info);
+    // Only where a double free is described from it (leak checking,
+    // hardened mode): a sampled block's free would touch the table's cold
+    // pages for nothing (page faults at the first frees of a run).
+    if (TrackAll() || internal::Hardened()) RememberFreed(info);
     PeakOnFree(info.size, info.flags);
   }
   g_counters.Increment(kFrees);
