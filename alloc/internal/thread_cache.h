@@ -171,7 +171,9 @@ struct ThreadCache {
   CacheState state;
   std::uint64_t sample_rng;
   // Remote frees not yet posted, and the per-class sent/received counts.
-  RemoteBatch remote[kNumClasses];
+  // Only a build with owner frees has them (one unused entry otherwise:
+  // 3 KiB less TLS per thread); every use is under kOwnerFreesBuilt.
+  RemoteBatch remote[kOwnerFreesBuilt ? kNumClasses : 1];
   // Slow-path bookkeeping.
   // Overflows of a list past slow start (ListTooLong); while its
   // max_length is 0, the frees sent back uncached (kForeignFreesUncached).
