@@ -345,7 +345,9 @@ void FreeSmallChecked(void* ptr, const BlockInfo& info, const FreeClaim& claim) 
   WriteFreeRecord(addr, cs < kLargeJunkBytes ? cs : kLargeJunkBytes);
   auto* object = static_cast<FreeObject*>(ptr);
   if (info.kind == BlockKind::kTrackedSmall) {
-    InstalledTrackingHooks()->on_free(ptr);
+    // The block bitmap has ruled out a double free: the record just ends.
+    void* record = nullptr;
+    InstalledTrackingHooks()->on_small_free(ptr, c, false, &record);
     SetNext(object, nullptr);
     g_tracked_central[c].Insert(c, object, 1);
     return;
@@ -574,7 +576,7 @@ void* HardenedAllocate(std::size_t size, std::size_t alignment, AllocKind kind, 
   }
   if (!HardenedPrepareSmall(object, c, size, alignment, kind)) return nullptr;
   if (zero) std::memset(object, 0, size);
-  if (track) InstalledTrackingHooks()->on_allocate(object, size, size, sampled);
+  if (track) InstalledTrackingHooks()->on_small_allocate(object, c, size, sampled, nullptr);
   return object;
 }
 

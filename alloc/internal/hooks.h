@@ -9,14 +9,15 @@
 //     (leak checking; the countdown is then -1, so every allocation
 //     crosses), the block is served from a *tracked pool*
 //     (g_tracked_central) or flagged as a tracked large block, and
-//     hooks->on_allocate records it.
+//     the hooks record it.
 //   - Free: tracked small blocks live in spans the class map does not know
 //     (class 0), so their frees always reach the slow path, which calls
 //     hooks->on_free. Untracked blocks are never looked up. When every
 //     allocation is tracked, small blocks go through a per-thread cache
-//     (tracked_cache.h). Tracked small blocks use the on_small_* hooks
-//     (their records sit at the block's place: no lookup); on_allocate and
-//     on_free serve the rest (large and huge blocks, hardened mode).
+//     (tracked_cache.h); sampled ones too, within a small bound. Tracked
+//     small blocks use the on_small_* hooks (their records sit at the
+//     block's place: no lookup); on_allocate and on_free serve large and
+//     huge blocks.
 //   - Realloc: a tracked large or huge block grown into the free space
 //     after it stays tracked, and hooks->on_resize gives its record the new
 //     sizes. A realloc within the usable size changes nothing (the record
@@ -42,19 +43,20 @@
 namespace strata::internal {
 
 struct TrackingHooks {
-  // A tracked block was handed out. `sampled` is true when it was chosen by
-  // the sampler (its weight is the sampling stride), false when every
-  // allocation is tracked.
+  // A tracked large or huge block was handed out. `sampled` is true when it
+  // was chosen by the sampler (its weight is the sampling stride), false
+  // when every allocation is tracked.
   void (*on_allocate)(void* ptr, std::size_t requested, std::size_t usable, bool sampled);
-  // A tracked block is being freed (before the engine reuses it).
+  // A tracked large or huge block is being freed (before the engine reuses
+  // it).
   void (*on_free)(void* ptr);
   // A tracked large or huge block was grown in place (realloc extended it
   // into the free space after it): it keeps its record (stack, time,
   // sampled or not) with the new sizes.
   void (*on_resize)(void* ptr, std::size_t requested, std::size_t usable);
-  // Tracked small blocks (tracked_cache.h; the tracking layer keeps their
-  // records at the block's place, alloc/tracking/block_records.h), optional
-  // (null: the tracked cache uses on_allocate and on_free).
+  // Tracked small blocks (the tracked cache, tracked_cache.h, and hardened
+  // mode; the tracking layer keeps their records at the block's place,
+  // alloc/tracking/block_records.h).
   // A tracked small block of class `size_class` is handed out. `record`:
   // its record when known (what on_small_free gave when the block was
   // parked: only the thread whose cache holds the block touches a parked

@@ -269,24 +269,14 @@ bool FindFreed(std::uintptr_t ptr, LiveInfo* out) {
   return found;
 }
 
-// Any tracked block (large and huge ones; small ones in hardened mode and
-// sampled ones): a small block's record goes to its place.
+// Large and huge tracked blocks (small ones take the on_small_* hooks).
 void OnAllocate(void* ptr, std::size_t requested, std::size_t usable, bool sampled) {
-  const internal::BlockInfo block = internal::LookupBlock(reinterpret_cast<std::uintptr_t>(ptr));
-  RecordAllocation(ptr, block.kind == internal::BlockKind::kTrackedSmall ? block.size_class : 0, requested, usable,
-                   sampled, nullptr);
+  RecordAllocation(ptr, 0, requested, usable, sampled, nullptr);
 }
 
 void OnFree(void* ptr) {
-  const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
-  const internal::BlockInfo block = internal::LookupBlock(addr);
-  if (block.kind == internal::BlockKind::kTrackedSmall) {
-    void* record = nullptr;
-    if (OnSmallFree(ptr, block.size_class, false, &record) == 0) g_counters.Increment(kFrees);
-    return;
-  }
   LiveInfo info;
-  if (GlobalLiveTable().Remove(addr, &info)) {
+  if (GlobalLiveTable().Remove(reinterpret_cast<std::uintptr_t>(ptr), &info)) {
     // Only where a double free is described from it (leak checking,
     // hardened mode): a sampled block's free would touch the table's cold
     // pages for nothing (page faults at the first frees of a run).
