@@ -168,9 +168,12 @@ void Add(std::int64_t delta) {
 }  // namespace
 
 StackCounts CountsOf(const StackEntry& e) {
-  return StackCounts{e.alloc_count.load(std::memory_order_relaxed), e.alloc_bytes.load(std::memory_order_relaxed),
-                     e.sampled_alloc_count.load(std::memory_order_relaxed),
-                     e.sampled_alloc_bytes.load(std::memory_order_relaxed)};
+  // Each sampled allocation counts in sampled_alloc_* only (two locked adds
+  // per sample, not four): the totals add them back.
+  const std::uint64_t sampled_count = e.sampled_alloc_count.load(std::memory_order_relaxed);
+  const std::uint64_t sampled_bytes = e.sampled_alloc_bytes.load(std::memory_order_relaxed);
+  return StackCounts{e.alloc_count.load(std::memory_order_relaxed) + sampled_count,
+                     e.alloc_bytes.load(std::memory_order_relaxed) + sampled_bytes, sampled_count, sampled_bytes};
 }
 
 void RecordWeight(std::size_t size, std::uint32_t flags, std::int64_t rate, double* objects, double* bytes) {

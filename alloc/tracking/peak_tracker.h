@@ -60,7 +60,9 @@ inline constexpr std::int64_t kFlushBytes = 256 * 1024;
 inline constexpr std::int64_t kMinMarginBytes = 1 << 20;
 inline constexpr std::int64_t kMarginDivisor = 16;
 
-// A stack's cumulative counters (StackEntry's), copied at one moment.
+// A stack's cumulative counters, copied at one moment: alloc_* are the
+// totals (every tracked allocation, sampled or not), sampled_alloc_* the
+// sampled part.
 struct StackCounts {
   std::uint64_t alloc_count = 0;
   std::uint64_t alloc_bytes = 0;

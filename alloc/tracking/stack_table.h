@@ -29,10 +29,13 @@ struct StackEntry {
   std::uint64_t hash;
   int depth;
   void* frames[kMaxStackDepth];  // return addresses, leaf first
-  // Cumulative, unscaled: allocations recorded from this stack.
+  // Cumulative, unscaled: allocations recorded from this stack because
+  // every allocation is tracked (alloc_*; reaching the entry in per-thread
+  // batches, tracker.h FlushThreadSiteCounts) and because the sampler chose
+  // them (sampled_alloc_*). CountsOf (peak_tracker.h) gives the totals.
   std::atomic<std::uint64_t> alloc_count{0};
   std::atomic<std::uint64_t> alloc_bytes{0};
-  std::atomic<std::uint64_t> sampled_alloc_count{0};  // of which sampled
+  std::atomic<std::uint64_t> sampled_alloc_count{0};
   std::atomic<std::uint64_t> sampled_alloc_bytes{0};
 };
 

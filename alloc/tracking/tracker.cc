@@ -153,8 +153,6 @@ STRATA_ALWAYS_INLINE StackEntry* StackNow(std::size_t requested, bool sampled) {
   const int depth = CaptureStack(frames, &hash);
   StackEntry* stack = GlobalStackTable().Intern(frames, depth, hash);
   if (sampled) {
-    stack->alloc_count.fetch_add(1, std::memory_order_relaxed);
-    stack->alloc_bytes.fetch_add(requested, std::memory_order_relaxed);
     stack->sampled_alloc_count.fetch_add(1, std::memory_order_relaxed);
     stack->sampled_alloc_bytes.fetch_add(requested, std::memory_order_relaxed);
   } else {
