@@ -192,15 +192,22 @@ void RecordWeight(std::size_t size, std::uint32_t flags, std::int64_t rate, doub
   *bytes = s;
 }
 
-// size / (1 - e^-x) with x = size/rate is size + rate * x / (e^x - 1), and
-// x / (e^x - 1) = 1 / (1 + x/2 + x^2/6 + x^3/24 + x^4/120 + ...): truncated
-// there (the terms dropped only matter where that fraction is small beside
-// x), a handful of instructions and within 1% of RecordWeight.
+// size / (1 - e^-x) with x = size/rate is size + rate * x / (e^x - 1).
+// For x < 1 (every small block at the default rate) x / (e^x - 1) is its
+// Bernoulli series, 1 - x/2 + x^2/12 - x^4/720 + x^6/30240 (within 1e-7
+// there): multiplies only, where a division costs a sampled event some 15
+// cycles. Beyond, 1 / (1 + x/2 + x^2/6 + x^3/24 + x^4/120), truncated where
+// the terms dropped only matter where that fraction is small beside x.
+// Both within 1% of RecordWeight.
 double ApproxSampledBytes(std::size_t size, std::int64_t rate) {
   const double s = static_cast<double>(size);
   if (rate <= 1) return s;
   const double r = static_cast<double>(rate);
   const double x = s / r;
+  if (x < 1.0) {
+    const double x2 = x * x;
+    return s + r * (1.0 - 0.5 * x + x2 * (1.0 / 12 - x2 * (1.0 / 720 - x2 * (1.0 / 30240))));
+  }
   return s + r / (1.0 + x * (1.0 / 2 + x * (1.0 / 6 + x * (1.0 / 24 + x * (1.0 / 120)))));
 }
 

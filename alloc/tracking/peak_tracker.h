@@ -85,8 +85,8 @@ struct PeakSite {
 void RecordWeight(std::size_t size, std::uint32_t flags, std::int64_t rate, double* objects, double* bytes);
 
 // RecordWeight's bytes of a sampled record, approximated within 1% in a
-// few instructions (no series): what the running estimate adds per
-// tracked allocation and free.
+// few instructions (one division; no exponential): what the running
+// estimate adds per tracked allocation and free.
 double ApproxSampledBytes(std::size_t size, std::int64_t rate);
 
 // Hooks (tracker.cc): a tracked block was recorded / its record removed.
