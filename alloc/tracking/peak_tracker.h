@@ -14,8 +14,8 @@
 // (ApproxSampledBytes, a few instructions), an add to a per-thread pending
 // delta, and when it reaches kFlushBytes either way an
 // atomic add to the shared estimate and a compare with the next threshold.
-// A snapshot walks the live table once (O(buckets used + live records))
-// and aggregates into a preallocated, mmap'd table (one slot per distinct
+// A snapshot walks the live records once (O(record arrays + buckets used
+// + live records)) and aggregates into a preallocated, mmap'd table (one slot per distinct
 // stack, bounded by the stack table), so it never allocates through
 // malloc and its memory is bounded. It runs under a try-lock (a thread
 // that finds it busy goes on) when the estimate reaches
