@@ -37,8 +37,8 @@
 // uncached path.
 //
 // Code layout: namespace strata::tracked_cache is not one of the engine's
-// (alloc/libstrata_order.txt): a program that never tracks every
-// allocation never maps this code.
+// (alloc/libstrata_order.txt): a program that tracks nothing (sampling off,
+// no leak checking) never maps this code.
 //
 // Thread-safety: the lists are the calling thread's own. TrackedCachedObjects
 // reads every thread's list lengths (relaxed) for statistics. Never
