@@ -268,8 +268,10 @@ STRATA_ALWAYS_INLINE void* TryPopSmall(std::size_t size, int size_class) {
   FreeList& list = tc.lists[static_cast<std::uint32_t>(size_class)];
   // The countdown is charged first, in memory, and its sign tested (two
   // instructions); a miss gives the charge back, so the slow path sees
-  // the countdown as it was.
-  tc.bytes_until_sample -= static_cast<std::int64_t>(size);
+  // the countdown as it was. Unsigned arithmetic: a request near SIZE_MAX
+  // (refused on the slow path) wraps and comes back exactly, with no
+  // signed overflow.
+  tc.bytes_until_sample = static_cast<std::int64_t>(static_cast<std::uint64_t>(tc.bytes_until_sample) - size);
   if (STRATA_PREDICT_TRUE(tc.bytes_until_sample >= 0)) {
     FreeObject* object = list.head;
     if (STRATA_PREDICT_TRUE(object != nullptr)) {
@@ -287,7 +289,7 @@ STRATA_ALWAYS_INLINE void* TryPopSmall(std::size_t size, int size_class) {
   // The barrier makes the compiler give the charge back from memory
   // rather than keep the old value in a register on the fast path.
   asm volatile("" ::: "memory");
-  tc.bytes_until_sample += static_cast<std::int64_t>(size);
+  tc.bytes_until_sample = static_cast<std::int64_t>(static_cast<std::uint64_t>(tc.bytes_until_sample) + size);
   return nullptr;
 }
 
