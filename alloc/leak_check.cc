@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "alloc/internal/page_map.h"
 #include "alloc/profile/scratch_arena.h"
 #include "alloc/tracking/live_table.h"
 #include "alloc/tracking/symbolize.h"
@@ -424,8 +425,17 @@ LeakReport RunCheck(const LeakCheckOptions& options, bool live_is_leak, std::uin
     dl_iterate_phdr(&FindLoader, loader);
     graph.MarkRoots([&loader](const Node& n) { return AllocatedByLoader(n.stack, loader); });
     dl_iterate_phdr(&ScanGlobals, &graph);
+    // The brk heap, minus the class map's flat array if it lies there.
+    const std::uintptr_t map_begin = internal::g_class_map.flat_begin();
+    const std::uintptr_t map_end = internal::g_class_map.flat_end();
     for (const Mapping& m : maps) {
-      if (m.is_heap && m.writable) graph.ScanRoot(m.start, m.end);
+      if (!m.is_heap || !m.writable) continue;
+      if (map_end <= m.start || map_begin >= m.end) {
+        graph.ScanRoot(m.start, m.end);
+        continue;
+      }
+      if (m.start < map_begin) graph.ScanRoot(m.start, map_begin);
+      if (map_end < m.end) graph.ScanRoot(map_end, m.end);
     }
     ScanThreads(&graph, &arena, maps, self_sp);
     graph.ClassifyLost();

@@ -201,6 +201,12 @@ class ClassMap {
   // True when lookups use the flat array (false before the first Ensure
   // and in the fallback form).
   bool flat() const { return Flat() != nullptr; }
+  // The flat array's addresses, [begin, end) (both 0 without it): strata's
+  // own metadata, which a scan of memory for pointers skips (reading its
+  // untouched pages would only map zero pages; valgrind reports the
+  // mapping as part of [heap]).
+  std::uintptr_t flat_begin() const { return reinterpret_cast<std::uintptr_t>(Flat()); }
+  std::uintptr_t flat_end() const { return Flat() != nullptr ? flat_begin() + kFlatBytes : 0; }
 
  private:
   static constexpr std::size_t kFlatPages = kFlatBytes / 4096;
