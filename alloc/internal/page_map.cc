@@ -6,7 +6,7 @@
 namespace strata::internal {
 
 bool ClassMap::Ensure(std::uintptr_t addr, std::size_t size) {
-  if (form_.load(std::memory_order_relaxed) == 0) {
+  if (Flat() == nullptr && !radix_chosen_) {
     // The first segment: try the flat array. Reserve the whole array at
     // once; a refusal settles on the radix map for the process's life
     // (both forms cannot be mixed: entries already set would be missed).
@@ -15,12 +15,11 @@ bool ClassMap::Ensure(std::uintptr_t addr, std::size_t size) {
       flat_base_ = static_cast<SliceCell*>(cells);
       // Release: a reader that sees the bound sees the base.
       std::atomic_ref<std::uintptr_t>(flat_limit_).store(kSlices, std::memory_order_release);
-      form_.store(1, std::memory_order_relaxed);
     } else {
-      form_.store(2, std::memory_order_relaxed);
+      radix_chosen_ = true;
     }
   }
-  if (form_.load(std::memory_order_relaxed) == 2) return radix_.Ensure(addr, size);
+  if (radix_chosen_) return radix_.Ensure(addr, size);
   const std::uintptr_t first = addr >> kSliceShift;
   const std::uintptr_t last = (addr + size - 1) >> kSliceShift;
   if (last >= kSlices) return false;

@@ -243,7 +243,9 @@ class ClassMap {
 
   SliceCell* flat_base_ = nullptr;
   std::uintptr_t flat_limit_ = 0;
-  std::atomic<int> form_{0};  // 0: not chosen, 1: flat, 2: radix
+  // The OS refused the flat array: the radix map serves for good. Written
+  // and read under the callers' lock (Ensure).
+  bool radix_chosen_ = false;
   std::atomic<std::size_t> flat_bytes_{0};
   // One bit per 4 KiB page of the flat array: set once a slice it covers
   // was ensured (for metadata_bytes).

@@ -286,9 +286,7 @@ STRATA_ALWAYS_INLINE void* TryPopSmall(std::size_t size, int size_class) {
       return object;
     }
   }
-  // The barrier makes the compiler give the charge back from memory
-  // rather than keep the old value in a register on the fast path.
-  asm volatile("" ::: "memory");
+  STRATA_COMPILER_BARRIER();
   tc.bytes_until_sample = static_cast<std::int64_t>(static_cast<std::uint64_t>(tc.bytes_until_sample) + size);
   return nullptr;
 }
@@ -348,7 +346,7 @@ STRATA_ALWAYS_INLINE bool TryCachePush(void* ptr, SliceEntry c) {
     list.head = static_cast<FreeObject*>(ptr);
     return true;
   }
-  asm volatile("" ::: "memory");  // as in TryPopSmall
+  STRATA_COMPILER_BARRIER();
   RelaxedStore(list.room, list.room + 1);
   return false;
 }

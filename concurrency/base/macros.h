@@ -14,6 +14,11 @@
 #define STRATA_COLD __attribute__((cold, noinline))
 #define STRATA_EXPORT __attribute__((visibility("default")))
 #define STRATA_INITIAL_EXEC __attribute__((tls_model("initial-exec")))
+// Keeps the compiler from carrying memory values across this point in
+// registers (no instruction). A fast path's miss branch uses it before it
+// gives back what the fast path took in memory, so that the compiler takes
+// it with one read-modify-write instead of keeping the old value alive.
+#define STRATA_COMPILER_BARRIER() asm volatile("" ::: "memory")
 
 #if defined(__SANITIZE_THREAD__)
 #define STRATA_TSAN 1
