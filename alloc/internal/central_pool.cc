@@ -15,10 +15,10 @@ constinit TrackedCentralPool g_tracked_central[kNumClasses];
 
 namespace {
 
-// One page of first-tier slots per normal pool (Slots is exactly a page
-// for the capacity of 256 slots of 16 bytes); tracked pools have no first
-// tier.
-static_assert(sizeof(CentralPool::Transfer::Slots) == 4096);
+// First-tier slots per normal pool, apart from the pools (see
+// transfer_stack.h); tracked pools have no first tier. A slot is 280
+// bytes with its batch's object addresses: a class's slots span 70 KiB of
+// address space, of which a program touches the slots its batches use.
 alignas(4096) constinit CentralPool::Transfer::Slots g_transfer_slots[kNumClasses];
 
 }  // namespace
@@ -68,7 +68,15 @@ int CentralPool::RemoveChain(int size_class, int n, bool whole_batch_ok, bool fo
                              FreeObject** head) {
   if (whole_batch_ok && !tracked()) {
     std::uint32_t count = 0;
-    if (FreeObject* whole = transfer_.Pop(transfer_slots(size_class), &count)) {
+    FreeObject* objects[Transfer::kMaxHints];
+    std::uint32_t n_objects = 0;
+    if (FreeObject* whole = transfer_.Pop(transfer_slots(size_class), &count, objects, &n_objects)) {
+      // The batch's objects were most likely freed by another thread, and
+      // their lines sit in its core's cache: the caller's pops would find
+      // them one by one through the links (a miss each, in series). Their
+      // loads start here together, for writing (the caller's user writes
+      // them next).
+      for (std::uint32_t i = 0; i < n_objects; ++i) __builtin_prefetch(objects[i], 1, 3);
       transfer_batches_.fetch_sub(1, std::memory_order_relaxed);
       transfer_objects_.fetch_sub(count, std::memory_order_relaxed);
       objects_out_.fetch_add(count, std::memory_order_relaxed);
@@ -81,12 +89,13 @@ int CentralPool::RemoveChain(int size_class, int n, bool whole_batch_ok, bool fo
   return got;
 }
 
-void CentralPool::Insert(int size_class, FreeObject* head, int n, bool reuse_soon) {
+void CentralPool::Insert(int size_class, FreeObject* head, int n, bool reuse_soon, FreeObject* const* objects) {
   objects_out_.fetch_sub(n, std::memory_order_relaxed);
   const int batch = ClassInfo(size_class).batch;
   if ((n == batch || (reuse_soon && n >= 2 && n < batch)) && !tracked() &&
       transfer_batches_.load(std::memory_order_relaxed) < MaxBatches(size_class)) {
-    if (transfer_.Push(transfer_slots(size_class), head, static_cast<std::uint32_t>(n))) {
+    const auto count = static_cast<std::uint32_t>(n);
+    if (transfer_.Push(transfer_slots(size_class), head, count, objects, objects != nullptr ? count : 0)) {
       transfer_batches_.fetch_add(1, std::memory_order_relaxed);
       transfer_objects_.fetch_add(n, std::memory_order_relaxed);
       return;

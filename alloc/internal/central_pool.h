@@ -8,7 +8,10 @@
 //      (still cache-warm) one. In steady state (including producer/consumer
 //      programs, where the consumer's frees flow back to the producer as
 //      batches) objects move between threads through this tier alone, two
-//      CASes per batch. A partial batch takes this tier too when it is to
+//      CASes per batch. A batch keeps its objects' addresses beside it, so
+//      that the thread that takes it starts the loads of all of them at
+//      once: a batch another core freed is otherwise a cache miss per
+//      object, one after the other, as its pops follow the links. A partial batch takes this tier too when it is to
 //      be reused soon: a list in slow start that overflows hands over
 //      everything it holds, and its next refill takes it back; through the
 //      spans every object would be checked and relinked under the lock and
@@ -50,8 +53,9 @@
 // Thread-safety: all methods are thread-safe. The pool is cache-line
 // padded so that pools of neighbouring classes do not share lines. The
 // pools' fields sit together (about 200 bytes per class); the first tier's
-// slots (4 KiB per class) are kept apart, so that the classes a program
-// never uses cost it no memory.
+// slots (280 bytes each, 70 KiB of address space per class) are kept
+// apart, so that the classes a program never uses cost it no memory and a
+// class costs only the slots its batches use.
 #ifndef STRATA_ALLOC_INTERNAL_CENTRAL_POOL_H_
 #define STRATA_ALLOC_INTERNAL_CENTRAL_POOL_H_
 
@@ -70,7 +74,8 @@ class alignas(kCacheLineSize) CentralPool {
   static constexpr int kMaxTransferBatches = 256;  // the first tier's capacity
 
  public:
-  using Transfer = TransferStack<FreeObject, kMaxTransferBatches>;
+  // Each batch keeps its objects' addresses beside it (see RemoveChain).
+  using Transfer = TransferStack<FreeObject, kMaxTransferBatches, kMaxBatch>;
 
   constexpr CentralPool() = default;
 
@@ -93,7 +98,11 @@ class alignas(kCacheLineSize) CentralPool {
   // Inserts a chain of `n` objects (any n >= 1) linked through next. A
   // whole batch goes to the first tier when it has room; a partial one
   // (2 <= n < batch) only when `reuse_soon` (see the header comment).
-  void Insert(int size_class, FreeObject* head, int n, bool reuse_soon = false);
+  // `objects`, when given, holds the chain's n objects in order (n <=
+  // kMaxBatch): a first-tier batch keeps them, so that the thread that takes
+  // it can fetch them all at once (RemoveChain).
+  void Insert(int size_class, FreeObject* head, int n, bool reuse_soon = false,
+              FreeObject* const* objects = nullptr);
   // Moves every batch of tier 1 to the spans (so empty spans can go back).
   void Drain(int size_class);
 

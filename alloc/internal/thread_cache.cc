@@ -120,7 +120,13 @@ void ReleaseFromList(FreeList& list, int size_class, std::uint32_t n, bool reuse
     std::uint32_t take = n < static_cast<std::uint32_t>(batch) ? n : static_cast<std::uint32_t>(batch);
     FreeObject* head = list.head;
     FreeObject* last = head;
-    for (std::uint32_t i = 1; i < take && last != nullptr; ++i) last = GetNext(last);
+    // The chain's objects, for the first tier's batch (CentralPool::Insert).
+    FreeObject* objects[kMaxBatch];
+    objects[0] = head;
+    for (std::uint32_t i = 1; i < take && last != nullptr; ++i) {
+      last = GetNext(last);
+      objects[i] = last;
+    }
     FreeObject* rest = last != nullptr ? GetNext(last) : nullptr;
     if (last != nullptr) SetNext(last, nullptr);
     // Re-count the cut chain (cheap: it is in cache). A block freed twice
@@ -139,7 +145,7 @@ void ReleaseFromList(FreeList& list, int size_class, std::uint32_t n, bool reuse
     }
     list.head = rest;
     AddListLength(list, -static_cast<std::int32_t>(take));
-    g_central[size_class].Insert(size_class, head, static_cast<int>(take), reuse_soon);
+    g_central[size_class].Insert(size_class, head, static_cast<int>(take), reuse_soon, objects);
     n -= take;
   }
 }

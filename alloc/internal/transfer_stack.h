@@ -25,12 +25,21 @@
 // The slots live apart from the heads (TransferStack::Slots, passed to
 // every call, always the same one for a given stack): the central pools
 // keep their heads together, one or two lines per size class, and a class's
-// slots on a page of their own that is touched only when the class is used
-// (a program that uses 15 classes touches 15 slot pages, not 30 pages of
-// interleaved heads and slots).
+// slots in pages of their own that are touched only when the class is used
+// (and then only the slots its batches take: freed slots are reused first),
+// not interleaved with the heads.
+//
+// Hints: a slot also keeps up to kHints addresses beside its value (the
+// central pools store the addresses of a batch's objects there). A popper
+// gets them copied out, and can then start the loads of every object of a
+// batch at once instead of finding each one through the link in the one
+// before (a chain another core wrote last is a cache miss per object, one
+// after the other). Only the slot's holder touches them (the pusher
+// between taking a free slot and publishing it, the popper between taking
+// it and freeing it), so they are plain memory ordered by the CASes.
 //
 // Cost: a push or a pop is two uncontended CASes (take a slot, publish it),
-// once per batch of objects.
+// once per batch of objects, plus the copy of its hints.
 //
 // Contract: Push fails when all kCapacity slots hold batches (the caller
 // takes its slow tier); Pop returns nullptr when no batch is held. Both are
@@ -46,7 +55,7 @@
 
 namespace strata::internal {
 
-template <typename T, std::uint32_t kCapacity>
+template <typename T, std::uint32_t kCapacity, std::uint32_t kHints = 0>
 class TransferStack {
   static_assert(kCapacity >= 1 && kCapacity < 0xffffffffu, "slot indices are 32-bit");
 
@@ -54,6 +63,9 @@ class TransferStack {
     std::atomic<T*> value{nullptr};
     std::atomic<std::uint32_t> below{0};  // index + 1 of the slot below; 0: bottom
     std::atomic<std::uint32_t> count{0};  // the caller's count for `value`
+    // The holder's alone (see Hints above).
+    std::uint32_t hint_count{0};
+    T* hint[kHints == 0 ? 1 : kHints]{};
   };
 
  public:
@@ -65,9 +77,13 @@ class TransferStack {
 
   constexpr TransferStack() = default;
 
+  static constexpr std::uint32_t kMaxHints = kHints;
+
   // Pushes `value` with a count the stack keeps beside it (the central
-  // pools store how many objects a batch holds).
-  bool Push(Slots& slots, T* value, std::uint32_t count = 0) {
+  // pools store how many objects a batch holds), and `n_hints` addresses
+  // from `hints` (more than kHints: none are kept).
+  bool Push(Slots& slots, T* value, std::uint32_t count = 0, T* const* hints = nullptr,
+            std::uint32_t n_hints = 0) {
     std::uint32_t slot = PopSlot(slots, free_);
     if (slot == kNoSlot) {
       slot = FreshSlot();
@@ -75,6 +91,11 @@ class TransferStack {
     }
     slots.slot[slot].value.store(value, std::memory_order_relaxed);
     slots.slot[slot].count.store(count, std::memory_order_relaxed);
+    if constexpr (kHints > 0) {
+      if (hints == nullptr || n_hints > kHints) n_hints = 0;
+      for (std::uint32_t i = 0; i < n_hints; ++i) slots.slot[slot].hint[i] = hints[i];
+      slots.slot[slot].hint_count = n_hints;
+    }
     // PushSlot's release CAS publishes `value` and `count` to the popper's
     // acquire.
     PushSlot(slots, full_, slot);
@@ -82,12 +103,20 @@ class TransferStack {
   }
 
   // Pops the value pushed last (nullptr when none) and, when `count` is
-  // given, the count pushed with it.
-  T* Pop(Slots& slots, std::uint32_t* count = nullptr) {
+  // given, the count pushed with it; when `hints` is given (room for
+  // kHints), the hints pushed with it, and their number in `n_hints`.
+  T* Pop(Slots& slots, std::uint32_t* count = nullptr, T** hints = nullptr, std::uint32_t* n_hints = nullptr) {
     std::uint32_t slot = PopSlot(slots, full_);
     if (slot == kNoSlot) return nullptr;
     T* value = slots.slot[slot].value.load(std::memory_order_relaxed);
     if (count != nullptr) *count = slots.slot[slot].count.load(std::memory_order_relaxed);
+    if constexpr (kHints > 0) {
+      if (hints != nullptr) {
+        const std::uint32_t n = slots.slot[slot].hint_count;
+        for (std::uint32_t i = 0; i < n; ++i) hints[i] = slots.slot[slot].hint[i];
+        *n_hints = n;
+      }
+    }
     PushSlot(slots, free_, slot);
     return value;
   }

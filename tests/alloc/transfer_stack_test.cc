@@ -1,7 +1,8 @@
 // Tests of alloc/internal/transfer_stack.h, the central pools' first tier:
-// LIFO order, the capacity bound, reuse of slots, and a many-thread stress
-// in which every pushed value must be popped exactly once (no loss, no
-// duplicate) and with the count pushed beside it, with preemption landing between a slot's claim and its
+// LIFO order, the capacity bound, reuse of slots, the hints kept beside a
+// value, and many-thread stresses in which every pushed value must be
+// popped exactly once (no loss, no duplicate) and with the count and hints
+// pushed beside it, with preemption landing between a slot's claim and its
 // publication (8 threads on 2 cores).
 #include "alloc/internal/transfer_stack.h"
 
@@ -75,6 +76,99 @@ TEST(TransferStackTest, RefusesPushWhenFullAndReusesSlots) {
   EXPECT_NE(stack.Pop(slots), nullptr);
   EXPECT_NE(stack.Pop(slots), nullptr);
   EXPECT_EQ(stack.Pop(slots), nullptr);
+}
+
+TEST(TransferStackTest, HintsComeBackWithTheirValue) {
+  static TransferStack<Item, 8, 4> stack;
+  static TransferStack<Item, 8, 4>::Slots slots;
+  Item items[8];
+  Item* h3[3] = {&items[5], &items[6], &items[7]};
+  Item* h4[4] = {&items[4], &items[3], &items[2], &items[1]};
+  Item* h5[5] = {&items[0], &items[1], &items[2], &items[3], &items[4]};
+  ASSERT_TRUE(stack.Push(slots, &items[0], 3, h3, 3));
+  ASSERT_TRUE(stack.Push(slots, &items[1], 4, h4, 4));
+  ASSERT_TRUE(stack.Push(slots, &items[2], 7));           // no hints
+  ASSERT_TRUE(stack.Push(slots, &items[3], 5, h5, 5));    // more than kHints: none kept
+  Item* got[4];
+  std::uint32_t n = 99;
+  std::uint32_t count = 0;
+  EXPECT_EQ(stack.Pop(slots, &count, got, &n), &items[3]);
+  EXPECT_EQ(n, 0u);
+  EXPECT_EQ(stack.Pop(slots, &count, got, &n), &items[2]);
+  EXPECT_EQ(n, 0u);
+  EXPECT_EQ(count, 7u);
+  EXPECT_EQ(stack.Pop(slots, &count, got, &n), &items[1]);
+  ASSERT_EQ(n, 4u);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(got[i], h4[i]) << i;
+  // A reused slot carries the new push's hints, not the old ones.
+  ASSERT_TRUE(stack.Push(slots, &items[4], 1, h3, 2));
+  EXPECT_EQ(stack.Pop(slots, &count, got, &n), &items[4]);
+  ASSERT_EQ(n, 2u);
+  EXPECT_EQ(got[0], h3[0]);
+  EXPECT_EQ(got[1], h3[1]);
+  EXPECT_EQ(stack.Pop(slots, &count, got, &n), &items[0]);
+  ASSERT_EQ(n, 3u);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(got[i], h3[i]) << i;
+  EXPECT_EQ(stack.Pop(slots, &count, got, &n), nullptr);
+}
+
+// The hints pushed with an item: 0 to kStressHints items that follow it,
+// a function of its id, so a pop can check they came with their item.
+constexpr std::uint32_t kStressHints = 6;
+std::uint32_t HintsOf(const Item* it, std::vector<Item>& items, Item** out) {
+  const auto n = static_cast<std::uint32_t>(it->id % (kStressHints + 1));
+  for (std::uint32_t k = 0; k < n; ++k) out[k] = &items[(it->id + k + 1) % items.size()];
+  return n;
+}
+
+TEST(TransferStackTest, HintsStayWithTheirValueUnderContention) {
+  constexpr int kThreads = 8;
+  constexpr std::uint32_t kCapacity = 16;
+  const std::uint64_t kPerThread = 100000 / testing::kScale;
+  static TransferStack<Item, kCapacity, kStressHints> stack;
+  static TransferStack<Item, kCapacity, kStressHints>::Slots slots;
+  std::vector<Item> items(kThreads * kPerThread);
+  for (std::size_t i = 0; i < items.size(); ++i) items[i].id = i;
+  std::vector<std::atomic<int>> seen(items.size());
+  std::atomic<std::uint64_t> wrong{0};
+  auto check = [&](Item* it, std::uint32_t count, Item** got, std::uint32_t n) {
+    seen[it->id].fetch_add(1, std::memory_order_relaxed);
+    Item* want[kStressHints];
+    const std::uint32_t expect = HintsOf(it, items, want);
+    bool ok = count == CountOf(it) && n == expect;
+    for (std::uint32_t k = 0; ok && k < n; ++k) ok = got[k] == want[k];
+    if (!ok) wrong.fetch_add(1, std::memory_order_relaxed);
+  };
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      Item* hints[kStressHints];
+      Item* got[kStressHints];
+      std::uint32_t count = 0;
+      std::uint32_t n = 0;
+      for (std::uint64_t i = 0; i < kPerThread; ++i) {
+        Item* it = &items[t * kPerThread + i];
+        const std::uint32_t k = HintsOf(it, items, hints);
+        while (!stack.Push(slots, it, CountOf(it), hints, k)) {
+          if (Item* other = stack.Pop(slots, &count, got, &n)) check(other, count, got, n);
+        }
+        if ((i & 1) != 0) {
+          if (Item* other = stack.Pop(slots, &count, got, &n)) check(other, count, got, n);
+        }
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  Item* got[kStressHints];
+  std::uint32_t count = 0;
+  std::uint32_t n = 0;
+  while (Item* it = stack.Pop(slots, &count, got, &n)) check(it, count, got, n);
+  std::size_t bad = 0;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (seen[i].load() != 1) ++bad;
+  }
+  EXPECT_EQ(bad, 0u) << "items lost or popped twice";
+  EXPECT_EQ(wrong.load(), 0u) << "an item popped with another push's count or hints";
 }
 
 TEST(TransferStackTest, EveryValueIsPoppedExactlyOnceUnderContention) {
