@@ -13,6 +13,7 @@
 #include "alloc/internal/hardening.h"
 #include "alloc/internal/hooks.h"
 #include "alloc/internal/page_map.h"
+#include "alloc/internal/sampled_slices.h"
 #include "alloc/internal/thread_cache.h"
 #include "alloc/internal/tracked_cache.h"
 
@@ -26,12 +27,16 @@ constexpr std::size_t kMaxRequest = std::size_t{1} << 46;
 bool IsPowerOfTwo(std::size_t x) { return x != 0 && (x & (x - 1)) == 0; }
 
 // Usable bytes of the block `info` (LookupBlock of `ptr`) describes, when
-// the class map does not know it (tracked, large or huge), or 0 after
+// the class map does not know it (tracked, large or huge, or a small block
+// in a slice that holds sampled blocks, sampled_slices.h), or 0 after
 // reporting `error` (or `freed_error` for a pointer into freed memory) for
 // a pointer that is not such a block.
 std::size_t UsableSizeOf(const BlockInfo& info, const void* ptr, ErrorKind error, ErrorKind freed_error) {
-  if (info.kind != BlockKind::kNone && info.kind != BlockKind::kSmall &&
-      info.start == reinterpret_cast<std::uintptr_t>(ptr)) {
+  const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
+  // A small block the class map does not know: its slice holds sampled
+  // blocks, or its mark changed under the reads (sampled_slices.h).
+  if (info.kind != BlockKind::kNone && info.start == addr &&
+      (info.kind != BlockKind::kSmall || sampled_slices::SettledClass(addr) != 0)) {
     return info.usable;
   }
   ReportError(info.freed ? freed_error : error, ptr, 0);
@@ -331,6 +336,11 @@ void* Reallocate(void* ptr, std::size_t new_size) noexcept {
   const std::size_t old = internal::UsableSizeOf(info, ptr, internal::ErrorKind::kInvalidRealloc,
                                                  internal::ErrorKind::kReallocFreed);
   if (old == 0) return nullptr;
+  if (info.kind == internal::BlockKind::kSmall) {
+    // In a slice that holds sampled blocks: as the class map's path above.
+    if (internal::SmallBlockKeepsPlace(info.size_class, new_size)) return ptr;
+    return internal::ReallocateSmallMoving(ptr, new_size, info.size_class);
+  }
   if (new_size <= old && new_size >= old / 2) return ptr;
   // A large or huge block grows into free space right after it when it
   // can: no copy, and no second block alive during the copy (realloc

@@ -8,11 +8,16 @@
 //     is on and the stride was crossed, or when every allocation is tracked
 //     (leak checking; the countdown is then -1, so every allocation
 //     crosses), the block is served from a *tracked pool*
-//     (g_tracked_central) or flagged as a tracked large block, and
-//     the hooks record it.
+//     (g_tracked_central), or for a sampled block of a bigger class from
+//     the thread's own list with its slice marked (sampled_slices.h), or
+//     flagged as a tracked large block, and the hooks record it.
 //   - Free: tracked small blocks live in spans the class map does not know
 //     (class 0), so their frees always reach the slow path, which calls
-//     hooks->on_free. Untracked blocks are never looked up. When every
+//     hooks->on_free. Untracked blocks are never looked up. Sampled blocks
+//     of the bigger classes are the exception: they stay in the normal
+//     spans, and the slice each starts in is marked (class 0 in the class
+//     map while it holds sampled blocks, sampled_slices.h); frees of a
+//     marked slice's blocks ask on_sampled_free. When every
 //     allocation is tracked, small blocks go through a per-thread cache
 //     (tracked_cache.h); sampled ones too, within a small bound. Tracked
 //     small blocks use the on_small_* hooks (their records sit at the
@@ -70,6 +75,15 @@ struct TrackingHooks {
   int (*on_small_free)(void* ptr, int size_class, bool park, void** record);
   // A parked block (its token) leaves its cache for the pool.
   void (*on_small_release)(void* record);
+  // Sampled small blocks kept in place (sampled_slices.h): their records
+  // are kept by address, as large blocks' are.
+  // A sampled small block was handed out (`usable`: its class's size).
+  // False when it could not be recorded (the caller then unmarks it).
+  bool (*on_sampled_allocate)(void* ptr, std::size_t requested, std::size_t usable);
+  // A small block whose slice holds sampled blocks is being freed: its
+  // record, if it has one, is removed. True when it had one (it was one
+  // of the sampled blocks the slice counts).
+  bool (*on_sampled_free)(void* ptr);
 };
 
 // Installs the hooks (once, from the tracking layer's init).

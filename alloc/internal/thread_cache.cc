@@ -15,6 +15,7 @@
 #include "alloc/internal/failure_injection.h"
 #include "alloc/internal/hooks.h"
 #include "alloc/internal/remote_free.h"
+#include "alloc/internal/sampled_slices.h"
 #include "alloc/internal/tracked_cache.h"
 
 namespace strata::internal {
@@ -538,6 +539,7 @@ void ForkParent() {
 }
 
 void ForkChild() {
+  sampled_slices::ForkChild();
   const bool registry_taken = tls_fork_taken[0];
   for (int i = kNumForkLocks - 1; i >= 0; --i) {
     if (tls_fork_taken[i]) ForkLock(i).ResetAfterFork();
@@ -615,9 +617,16 @@ void* AllocateSlow(std::size_t size, std::size_t alignment, int size_class, Allo
     }
   }
   bool sampled = false;
+  bool sample_in_place = false;
   if (CrossesSampleCountdown(tc, size, &sampled)) {
-    RelaxedStore(tc.lists[size_class].allocs, tc.lists[size_class].allocs + 1);
-    return AllocateTracked(size, size_class, sampled);
+    // A sampled block of a bigger class is the thread's next block of the
+    // class, its slice marked (sampled_slices.h); the others (and every
+    // block when leak checking) come from the tracked pools.
+    sample_in_place = sampled && sampled_slices::InPlace(size_class);
+    if (!sample_in_place) {
+      RelaxedStore(tc.lists[size_class].allocs, tc.lists[size_class].allocs + 1);
+      return AllocateTracked(size, size_class, sampled);
+    }
   }
   FreeList& list = tc.lists[size_class];
   // Blocks other threads freed back to this one (any class: a thread whose
@@ -629,6 +638,7 @@ void* AllocateSlow(std::size_t size, std::size_t alignment, int size_class, Allo
   AddListLength(list, -1);
   RelaxedStore(list.allocs, list.allocs + 1);
   if (++tc.slow_ops % kIdleScanInterval == 0) IdleScan(tc);
+  if (sample_in_place) sampled_slices::Sample(object, size, size_class);
   return object;
 }
 
@@ -678,6 +688,12 @@ void FreeSlow(void* ptr, int size_class, AllocKind kind) {
   }
   if (ptr == nullptr) return;
   auto addr = reinterpret_cast<std::uintptr_t>(ptr);
+  // A block of a slice that holds sampled blocks (sampled_slices.h): one
+  // of those, or a neighbour; then freed as any block of its class.
+  if (const std::uint64_t word = sampled_slices::Word(addr); word != 0) {
+    FreeSlow(ptr, sampled_slices::FreeInMarkedSlice(ptr, word), kind);
+    return;
+  }
   BlockInfo info = LookupBlock(addr);
   switch (info.kind) {
     case BlockKind::kNone:
@@ -687,7 +703,14 @@ void FreeSlow(void* ptr, int size_class, AllocKind kind) {
                   ptr, 0);
       return;
     case BlockKind::kSmall:
-      // The class map said 0 for a small span: only a span freed meanwhile.
+      // The class map said 0 for a small span: its slice's mark changed
+      // under the reads (sampled_slices.h; the block is not a sampled one:
+      // a sampled block keeps its slice marked until its own free), or the
+      // span was freed meanwhile.
+      if (const int c = addr == info.start ? sampled_slices::SettledClass(addr) : 0; c != 0) {
+        FreeSlow(ptr, c, kind);
+        return;
+      }
       ReportError(ErrorKind::kDoubleFree, ptr, 0);
       return;
     case BlockKind::kTrackedSmall: {

@@ -35,7 +35,6 @@ struct Slot {
   std::atomic<bool> claimed{false};
   FreeObject* head[kNumClasses] = {};
   std::atomic<std::uint32_t> length[kNumClasses] = {};
-  std::size_t bytes = 0;  // in all lists (the sampled bound)
   ThreadExitHook exit_hook{};
 };
 
@@ -87,7 +86,6 @@ void ReturnToPool(Slot& slot, int c, std::uint32_t n) {
   slot.head[c] = GetNext(last);
   SetNext(last, nullptr);
   slot.length[c].store(slot.length[c].load(std::memory_order_relaxed) - n, std::memory_order_relaxed);
-  slot.bytes -= static_cast<std::size_t>(n) * ClassSize(c);
   g_tracked_central[c].Insert(c, head, static_cast<int>(n));
 }
 
@@ -161,7 +159,6 @@ void* TrackedCacheAllocate(std::size_t size, int size_class, bool sampled) {
     length = static_cast<std::uint32_t>(
         g_tracked_central[size_class].Remove(size_class, MoveObjects(size_class), &object));
     if (length == 0) return nullptr;
-    slot->bytes += static_cast<std::size_t>(length) * ClassSize(size_class);
     // Fresh blocks: no parked record.
     FreeObject* o = object;
     for (std::uint32_t i = 0; i < length; ++i, o = GetNext(o)) Token(o) = nullptr;
@@ -180,7 +177,6 @@ void* TrackedCacheAllocate(std::size_t size, int size_class, bool sampled) {
   void* record = Token(object);
   Token(object) = nullptr;
   slot->length[size_class].store(length - 1, std::memory_order_relaxed);
-  slot->bytes -= ClassSize(size_class);
   hooks->on_small_allocate(object, size_class, size, sampled, record);
   return object;
 }
@@ -193,8 +189,7 @@ void TrackedCacheFree(void* ptr, int size_class) {
   // Every block is cached when every allocation is tracked (lists bounded
   // per class); a sampled block only while the small sampled bound allows.
   const bool park = slot != nullptr &&
-                    (track_all || (slot->length[size_class].load(std::memory_order_relaxed) < kSampledCacheObjects &&
-                                   slot->bytes + ClassSize(size_class) <= kSampledCacheBytes));
+                    (track_all || slot->length[size_class].load(std::memory_order_relaxed) < kSampledCacheObjects);
   void* record = nullptr;
   const int done = hooks->on_small_free(ptr, size_class, park, &record);
   if (done < 0) {
@@ -215,7 +210,6 @@ void TrackedCacheFree(void* ptr, int size_class) {
   Token(object) = record;
   slot->head[size_class] = object;
   slot->length[size_class].store(length + 1, std::memory_order_relaxed);
-  slot->bytes += ClassSize(size_class);
   if (length + 1 > MaxObjects(size_class)) ReturnToPool(*slot, size_class, static_cast<std::uint32_t>(MoveObjects(size_class)));
 }
 

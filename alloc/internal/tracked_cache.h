@@ -27,12 +27,13 @@
 // come back whole (churn's overflows to the pool cost it 16% more
 // instructions with 64 KiB / 64 objects), at most 256 KiB per class a
 // thread used, in leak-checking mode only. Sampled blocks (the heap
-// profiler's) use the same lists with a small bound: a freed sampled block
-// waits for the thread's next sample of its class (at most
-// kSampledCacheObjects per class and kSampledCacheBytes over all classes),
-// which then takes no pool lock, and a sample finding its list empty takes
-// one block from the pool (no batch). A thread's lists go back to the pool
-// when it exits.
+// profiler's) of the classes up to sampled_slices::kMinInPlaceSize (4 KiB;
+// bigger ones stay in the normal spans, sampled_slices.h) use the same
+// lists with a small bound: a freed sampled block waits for the thread's
+// next sample of its class (at most kSampledCacheObjects per class: 98
+// KiB per thread at most over all those classes), which then takes no
+// pool lock, and a sample finding its list empty takes one block from the
+// pool (no batch). A thread's lists go back to the pool when it exits.
 // Up to kTrackedCacheSlots threads at a time have a cache; others take the
 // uncached path.
 //
@@ -55,7 +56,6 @@ inline constexpr std::size_t kTrackedCacheBytes = 256 << 10;
 inline constexpr std::uint32_t kTrackedCacheObjects = 1024;
 inline constexpr int kTrackedCacheSlots = 1024;
 inline constexpr std::uint32_t kSampledCacheObjects = 2;
-inline constexpr std::size_t kSampledCacheBytes = 512 << 10;
 
 // A tracked small block of class `size_class` for a request of `size`
 // bytes, recorded by the tracking hooks (`sampled`: chosen by the sampler;

@@ -62,7 +62,7 @@ bool IsAllocatorFrame(const char* s) {
   static const char* const kPrefixes[] = {
       "strata::internal::", "strata::tracking::", "strata::Allocate", "strata::Reallocate",
       "strata::(anonymous namespace)::MoveBlock", "strata::Free", "strata::UsableSize", "strata::tracked_cache::",
-      "strata::failure_injection::",
+      "strata::sampled_slices::", "strata::failure_injection::",
       "strata::pmr::", "strata::override", "absl::", "operator new", "operator delete",
       "malloc", "calloc", "realloc", "reallocarray", "posix_memalign", "aligned_alloc", "memalign",
       "valloc", "pvalloc", "__libc_", "strdup", "strndup", "std::__new_allocator", "__gnu_cxx::new_allocator",

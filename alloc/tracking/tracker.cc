@@ -34,9 +34,12 @@ void OnResize(void* ptr, std::size_t requested, std::size_t usable);
 void OnSmallAllocate(void* ptr, int size_class, std::size_t requested, bool sampled, void* record);
 int OnSmallFree(void* ptr, int size_class, bool park, void** record);
 void OnSmallRelease(void* record);
+bool OnSampledAllocate(void* ptr, std::size_t requested, std::size_t usable);
+bool OnSampledFree(void* ptr);
 
-constinit internal::TrackingHooks g_hooks = {&OnAllocate,      &OnFree,      &OnResize,
-                                             &OnSmallAllocate, &OnSmallFree, &OnSmallRelease};
+constinit internal::TrackingHooks g_hooks = {&OnAllocate,      &OnFree,         &OnResize,
+                                             &OnSmallAllocate, &OnSmallFree,    &OnSmallRelease,
+                                             &OnSampledAllocate, &OnSampledFree};
 
 // Captures the whole stack, strata's own frames included: skipping a fixed
 // number of frames is fragile across inlining, so the readers (profile
@@ -168,39 +171,43 @@ constexpr std::uint32_t FlagsOf(bool sampled) {
 
 // --- Small blocks: records at the block's place (block_records.h) ---------
 
-// A new live record (the peak tracker counts it in).
-void Insert(const LiveInfo& info) {
+// A new live record (the peak tracker counts it in). False when the table
+// had no room.
+bool Insert(const LiveInfo& info) {
   if (GlobalLiveTable().Insert(info)) {
     PeakOnAllocate(info.size, info.flags);
-  } else {
-    g_counters.Increment(kRecordFailures);
+    return true;
   }
+  g_counters.Increment(kRecordFailures);
+  return false;
 }
 
 // Every tracked allocation: a small block's record (`record`, or found from
 // its place) for size_class > 0, a live table record for a large or huge
-// block (size_class 0, `usable` its usable size). One function for both,
+// block or a sampled small block kept in place (size_class 0, `usable` its
+// usable size). False when it could not be recorded. One function for both,
 // which the hooks reach by a tail call: the stack walk sees no extra frame,
 // and the walk is not inlined twice (the engine's code must stay within its
 // 64 KiB, alloc/libstrata_order.txt).
-STRATA_NOINLINE void RecordAllocation(void* ptr, int size_class, std::size_t requested, std::size_t usable,
+STRATA_NOINLINE bool RecordAllocation(void* ptr, int size_class, std::size_t requested, std::size_t usable,
                                       bool sampled, void* record) {
   StackEntry* stack = StackNow(requested, sampled);
   if (size_class == 0) {
-    Insert(LiveInfo{reinterpret_cast<std::uintptr_t>(ptr), requested, usable, stack, RecordTimeNs(), FlagsOf(sampled)});
-    return;
+    return Insert(
+        LiveInfo{reinterpret_cast<std::uintptr_t>(ptr), requested, usable, stack, RecordTimeNs(), FlagsOf(sampled)});
   }
   auto* r = static_cast<BlockRecord*>(record);
   if (r == nullptr) {
     r = BlockRecordFor(reinterpret_cast<std::uintptr_t>(ptr), size_class);
     if (STRATA_PREDICT_FALSE(r == nullptr)) {
       g_counters.Increment(kRecordFailures);
-      return;
+      return false;
     }
   }
   WriteBlockRecord(r, stack, RecordTimeNs(), requested, FlagsOf(sampled), size_class);
   g_counters.Increment(kLiveSmall);
   PeakOnAllocate(requested, FlagsOf(sampled));
+  return true;
 }
 
 void OnSmallAllocate(void* ptr, int size_class, std::size_t requested, bool sampled, void* record) {
@@ -221,6 +228,22 @@ int OnSmallFree(void* ptr, int size_class, bool park, void** record) {
 }
 
 void OnSmallRelease(void* record) { ReleaseParkedRecord(static_cast<BlockRecord*>(record)); }
+
+// Sampled small blocks kept in place (alloc/internal/sampled_slices.h):
+// recorded in the live table, as large blocks are.
+bool OnSampledAllocate(void* ptr, std::size_t requested, std::size_t usable) {
+  return RecordAllocation(ptr, 0, requested, usable, true, nullptr);
+}
+
+// Every free of a block in a slice that holds sampled blocks comes here;
+// only the sampled ones have a record (and count as tracked frees).
+bool OnSampledFree(void* ptr) {
+  LiveInfo info;
+  if (!GlobalLiveTable().Remove(reinterpret_cast<std::uintptr_t>(ptr), &info)) return false;
+  PeakOnFree(info.size, info.flags);
+  g_counters.Increment(kFrees);
+  return true;
+}
 
 
 // --- Recently freed tracked blocks ------------------------------------------

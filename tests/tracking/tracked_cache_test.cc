@@ -21,6 +21,8 @@
 
 #include <gtest/gtest.h>
 
+#include "alloc/internal/block_lookup.h"
+#include "alloc/internal/sampled_slices.h"
 #include "alloc/internal/size_classes.h"
 #include "alloc/internal/tracked_cache.h"
 #include "alloc/stats.h"
@@ -166,9 +168,10 @@ TEST(TrackedCache, DoubleFreeOfAPooledBlockIsReportedWithItsStack) {
   });
 }
 
-// Sampling: a freed sampled block waits in the thread's list for the next
-// sample of its class (a live sampled record again, no pool lock), within
-// the small sampled bound; more go back to the pool.
+// Sampling: a freed sampled block of a class up to 4 KiB waits in the
+// thread's list for the next sample of its class (a live sampled record
+// again, no pool lock), within the small sampled bound; more go back to
+// the pool.
 TEST(TrackedCache, SampledBlocksAreReusedWithinTheSampledBound) {
   EnsureTrackingInstalled();
   SetTrackAll(false);
@@ -196,14 +199,20 @@ TEST(TrackedCache, SampledBlocksAreReusedWithinTheSampledBound) {
     for (int i = 0; i < 10; ++i) v.push_back(strata::Allocate(3000));
     for (void* x : v) strata::Free(x);
     EXPECT_LE(tracked_cache::TrackedCachedObjects(c), cached_before + tracked_cache::kSampledCacheObjects);
-    // Big blocks: the byte bound keeps fewer.
+    // Bigger classes are sampled in place (sampled_slices.h; not in a build
+    // with owner frees): no tracked block, nothing cached.
     const int big = internal::SizeToClass(200 << 10);
     const std::uint64_t big_before = tracked_cache::TrackedCachedObjects(big);
     v.clear();
     for (int i = 0; i < 6; ++i) v.push_back(strata::Allocate(200 << 10));
-    for (void* x : v) strata::Free(x);
-    EXPECT_LE((tracked_cache::TrackedCachedObjects(big) - big_before) * internal::ClassSize(big),
-              tracked_cache::kSampledCacheBytes);
+    for (void* x : v) {
+      EXPECT_EQ(internal::LookupBlock(Key(x)).kind, sampled_slices::InPlace(big) ? internal::BlockKind::kSmall
+                                                                                : internal::BlockKind::kTrackedSmall);
+      ASSERT_TRUE(FindLive(Key(x), &info));
+      strata::Free(x);
+      EXPECT_FALSE(FindLive(Key(x), &info));
+    }
+    if (sampled_slices::InPlace(big)) EXPECT_EQ(tracked_cache::TrackedCachedObjects(big), big_before);
   }).join();
   SetSampleRate(kDefaultSampleRate);
 }

@@ -72,7 +72,7 @@ LIBFLAGS=("${COMMON[@]}" -fsanitize=fuzzer-no-link)
 ENGINE=(alloc/strata.cc alloc/stats.cc alloc/internal/block_lookup.cc alloc/internal/central_pool.cc
         alloc/internal/errors.cc alloc/internal/hardening.cc alloc/internal/hooks.cc
         alloc/internal/page_heap.cc alloc/internal/page_map.cc alloc/internal/remote_free.cc
-        alloc/internal/thread_cache.cc
+        alloc/internal/sampled_slices.cc alloc/internal/thread_cache.cc
         alloc/internal/tracked_cache.cc alloc/internal/failure_injection.cc alloc/os/os_linux.cc
         concurrency/base/raw_log.cc concurrency/base/raw_memory.cc concurrency/base/thread_exit.cc)
 EPOCH=(concurrency/epoch/collector.cc concurrency/thread_registry.cc

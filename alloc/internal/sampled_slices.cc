@@ -1,0 +1,157 @@
+#include "alloc/internal/sampled_slices.h"
+
+#include <atomic>
+
+#include "alloc/internal/hooks.h"
+#include "alloc/internal/page_map.h"
+#include "concurrency/base/macros.h"
+#include "concurrency/base/spin_lock.h"
+
+namespace strata::sampled_slices {
+
+constinit internal::RadixMap<std::uint64_t, internal::kSliceShift, 16> detail::g_words;
+
+namespace {
+
+using internal::kSliceShift;
+using internal::kSliceSize;
+
+// A slice's word: how many sampled blocks start in it, which (so that the
+// frees of its other blocks need not ask the tracking layer), and the
+// class of its span (so that they need no span lookup either):
+//   bits 0..38   kSlots slots of 13 bits, each 0 (empty) or a sampled
+//                block's granule index in the slice plus one;
+//   bits 39..46  the class;
+//   bits 47..62  the count;
+//   bit 63       overflow: more than kSlots blocks were counted at once
+//                since the count was last 0 (the slots no longer name
+//                them all: every block of the slice may be a sampled one).
+// 0: the slice holds no sampled block.
+constexpr int kSlotBits = 13;
+constexpr int kSlots = 3;
+constexpr std::uint64_t kSlotMask = (std::uint64_t{1} << kSlotBits) - 1;
+constexpr int kClassShift = kSlotBits * kSlots;
+constexpr int kCountShift = kClassShift + 8;
+constexpr std::uint64_t kCountMask = (std::uint64_t{1} << (63 - kCountShift)) - 1;
+constexpr std::uint64_t kOverflow = std::uint64_t{1} << 63;
+constexpr int kGranuleShift = 4;
+static_assert((kSliceSize >> kGranuleShift) < kSlotMask, "a slot holds any granule index plus one");
+static_assert(internal::kNumClasses <= 256, "the class fits its byte");
+static_assert(kSliceSize / (kMinInPlaceSize + 1) < kCountMask, "the count holds a slice's blocks");
+
+constexpr std::uint64_t Count(std::uint64_t w) { return (w >> kCountShift) & kCountMask; }
+constexpr std::uint64_t SlotValue(std::uintptr_t addr) { return ((addr & (kSliceSize - 1)) >> kGranuleShift) + 1; }
+
+using detail::g_words;
+constinit std::atomic<std::uint64_t> g_marked{0};
+
+constexpr int kLocks = 64;
+struct alignas(64) StripeLock {
+  SpinLock lock;
+};
+constinit StripeLock g_locks[kLocks];
+
+SpinLock& LockFor(std::uintptr_t addr) { return g_locks[(addr >> kSliceShift) % kLocks].lock; }
+
+// Whether the block at `addr` may be a sampled one of its slice's word `w`.
+bool MaybeSampled(std::uint64_t w, std::uintptr_t addr) {
+  if ((w & kOverflow) != 0) return true;
+  const std::uint64_t v = SlotValue(addr);
+  for (int i = 0; i < kSlots; ++i) {
+    if (((w >> (i * kSlotBits)) & kSlotMask) == v) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+bool Mark(std::uintptr_t addr, int size_class) {
+  const std::uintptr_t slice = addr & ~(kSliceSize - 1);
+  if (!g_words.Ensure(slice, kSliceSize)) return false;
+  SpinLock& lock = LockFor(addr);
+  lock.Lock();
+  std::uint64_t w = g_words.Get(slice);
+  const std::uint64_t n = Count(w);
+  bool placed = false;
+  for (int i = 0; i < kSlots && !placed; ++i) {
+    if (((w >> (i * kSlotBits)) & kSlotMask) == 0) {
+      w |= SlotValue(addr) << (i * kSlotBits);
+      placed = true;
+    }
+  }
+  if (!placed) w |= kOverflow;
+  w = (w & ~(kCountMask << kCountShift) & ~(std::uint64_t{0xff} << kClassShift)) | ((n + 1) << kCountShift) |
+      (static_cast<std::uint64_t>(size_class) << kClassShift);
+  g_words.Set(slice, kSliceSize, w);
+  if (n == 0) internal::g_class_map.Set(slice, kSliceSize, 0);
+  lock.Unlock();
+  g_marked.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+void Unmark(std::uintptr_t addr, int size_class) {
+  const std::uintptr_t slice = addr & ~(kSliceSize - 1);
+  SpinLock& lock = LockFor(addr);
+  lock.Lock();
+  std::uint64_t w = g_words.Get(slice);
+  const std::uint64_t n = Count(w);
+  if (STRATA_PREDICT_TRUE(n > 0)) {
+    if (n == 1) {
+      w = 0;
+      // Release (the class map's store): the slice's blocks are back on
+      // the fast path.
+      internal::g_class_map.Set(slice, kSliceSize, static_cast<std::uint8_t>(size_class));
+    } else {
+      const std::uint64_t v = SlotValue(addr);
+      for (int i = 0; i < kSlots; ++i) {
+        if (((w >> (i * kSlotBits)) & kSlotMask) == v) {
+          w &= ~(kSlotMask << (i * kSlotBits));
+          break;
+        }
+      }
+      w = (w & ~(kCountMask << kCountShift)) | ((n - 1) << kCountShift);
+    }
+    g_words.Set(slice, kSliceSize, w);
+  }
+  lock.Unlock();
+  if (n > 0) g_marked.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void Sample(void* ptr, std::size_t requested, int size_class) {
+  const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
+  const internal::TrackingHooks* hooks = internal::InstalledTrackingHooks();
+  if (hooks == nullptr || !Mark(addr, size_class)) return;
+  // Marked first: the record is visible to readers only for a block whose
+  // free will find it.
+  if (!hooks->on_sampled_allocate(ptr, requested, internal::ClassSize(size_class))) Unmark(addr, size_class);
+}
+
+int FreeInMarkedSlice(void* ptr, std::uint64_t w) {
+  const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
+  const int size_class = static_cast<int>((w >> kClassShift) & 0xff);
+  // The slice's other blocks: no question to the tracking layer. (A
+  // sampled block's own mark happened before it was handed out, hence
+  // before its free: its slot, or the overflow bit, is seen.)
+  if (MaybeSampled(w, addr)) {
+    const internal::TrackingHooks* hooks = internal::InstalledTrackingHooks();
+    if (hooks != nullptr && hooks->on_sampled_free(ptr)) Unmark(addr, size_class);
+  }
+  return size_class;
+}
+
+int SettledClass(std::uintptr_t addr) {
+  SpinLock& lock = LockFor(addr);
+  lock.Lock();
+  const std::uint64_t w = g_words.Get(addr);
+  const int c = w != 0 ? static_cast<int>((w >> kClassShift) & 0xff) : internal::g_class_map.Get(addr);
+  lock.Unlock();
+  return c;
+}
+
+std::uint64_t MarkedBlocks() { return g_marked.load(std::memory_order_relaxed); }
+
+void ForkChild() {
+  for (StripeLock& s : g_locks) s.lock.ResetAfterFork();
+}
+
+}  // namespace strata::sampled_slices

@@ -1,0 +1,129 @@
+// alloc/internal/sampled_slices.h: sampled small blocks kept in place, in
+// the normal spans, and the slices that hold them.
+//
+// The heap profiler's sampled small blocks live in spans of their own (the
+// tracked pools, central_pool.h), which the class map does not know, so
+// that their frees reach the slow path. For the bigger classes that cost a
+// sampled allocation a span to itself (a tracked span of such a class
+// holds one to sixteen blocks: a page fault or two per sample), and the
+// program its writes to memory apart from the blocks it recycles
+// (bench/RESULTS.md, "Sampling cost"). So a sampled block of a class above
+// kMinInPlaceSize is an ordinary block of its class, taken where the
+// thread's next block of the class would have come from, and only the
+// 64 KiB slice it starts in is marked:
+//   - Mark: the slice's word counts it (and names it, in one of three
+//     slots); at the first, the slice's class map entry becomes 0, so that
+//     every free of a block that starts in the slice (the sampled one and
+//     its neighbours) takes the slow path (thread_cache.h: class 0 never
+//     has room on a list).
+//   - FreeSlow reads the word (Word, inline) of every block the class map
+//     does not know; for a marked slice, FreeInMarkedSlice removes the
+//     block's record (the tracking layer's on_sampled_free: the live
+//     table, keyed by address) when the word names it (or may: overflow),
+//     unmarks it (Unmark: at the last, the class comes back), and the block
+//     is freed as any block of the class the word holds. A neighbour costs
+//     two loads and a compare more than a push.
+//   - A reader that saw the entry 0 and then the word of a slice unmarked
+//     meanwhile (or the reverse) settles the class under the slice's lock
+//     (SettledClass): the usable-size and realloc paths, and FreeSlow.
+// Small classes keep the tracked pools: a long-lived sampled block of a
+// small class would send every free of a whole slice of a hot class to
+// the slow path (a first version with every class in place ran mstress
+// 13% more instructions than the tracked pools did), while a byte-weighted
+// sampler picks mostly big blocks.
+//
+// A double free of a sampled block kept in place is not detected (as for
+// any untracked block in normal mode): its first free removed the record.
+//
+// Only in a default build's normal mode while sampling (not leak checking,
+// where every block is tracked, nor hardened mode, nor a build with owner
+// frees, whose central pools rewrite class map entries of spans in use).
+// The mark is the class map's only write outside the page heap; it is safe
+// because the span is in use for as long as a block it counts is
+// allocated: the slice is marked after its block was taken and unmarked
+// before the block is freed, so the page heap (which writes the entries of
+// spans it hands out and takes back) never races with it.
+//
+// Thread-safety: Mark, Unmark and SettledClass serialise per slice (a spin
+// lock of a small striped array, held for a word update and a class map
+// store); Word and Holds are lock-free reads. Fork: the child resets the
+// locks (ForkChild). Never allocates through malloc.
+#ifndef STRATA_ALLOC_INTERNAL_SAMPLED_SLICES_H_
+#define STRATA_ALLOC_INTERNAL_SAMPLED_SLICES_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "alloc/internal/page_map.h"
+#include "alloc/internal/remote_free.h"
+#include "alloc/internal/size_classes.h"
+#include "concurrency/base/macros.h"
+
+namespace strata::sampled_slices {
+
+namespace detail {
+// Slice -> its word (sampled_slices.cc says what a word holds; 0: the
+// slice holds no sampled block): 2^31 slices, 2^15 root entries, 512 KiB
+// leaves (zero pages until a slice of theirs is marked). Written under the
+// slice's lock; read lock-free.
+extern constinit internal::RadixMap<std::uint64_t, internal::kSliceShift, 16> g_words;
+}  // namespace detail
+
+// Sampled blocks of classes up to this size stay in the tracked pools.
+inline constexpr std::size_t kMinInPlaceSize = 4096;
+
+// Whether a sampled block of class `size_class` is kept in place (never
+// in a build with owner frees).
+constexpr bool InPlace(int size_class) {
+  return !internal::kOwnerFreesBuilt && internal::ClassSize(size_class) > kMinInPlaceSize;
+}
+
+// Counts the sampled block at `addr` (a small block of class `size_class`
+// the calling thread was just handed) in its slice, marking the slice at
+// the first. False (nothing changed) when the count's map could not be
+// mapped.
+bool Mark(std::uintptr_t addr, int size_class);
+
+// Takes a sampled block at `addr` of class `size_class` out of its slice's
+// count (before the block is freed); at the last, the slice's class comes
+// back.
+void Unmark(std::uintptr_t addr, int size_class);
+
+// Records the sampled block `ptr` (a small block of class `size_class`
+// for a request of `requested` bytes, just taken by the calling thread)
+// and marks its slice. A block that cannot be recorded stays a plain one.
+void Sample(void* ptr, std::size_t requested, int size_class);
+
+// The word of the slice of `addr`: non-zero while the slice holds sampled
+// blocks. Inline (two loads) so that the engine's slow free of a block the
+// class map does not know (large blocks, mostly) asks it without reaching
+// this module's code, which a program that samples nothing never maps.
+STRATA_ALWAYS_INLINE std::uint64_t Word(std::uintptr_t addr) { return detail::g_words.Get(addr); }
+
+// Before `ptr` is freed, when the class map said 0 for it and its slice's
+// word was `word` (non-zero: marked): removes its record and unmarks it
+// when it is a sampled block, and returns the slice's class (the caller
+// frees it as a block of that class, as the fast path would have: no
+// further check).
+int FreeInMarkedSlice(void* ptr, std::uint64_t word);
+
+// True when the slice of `addr` holds sampled blocks (its class map entry
+// is 0 for that reason).
+STRATA_ALWAYS_INLINE bool Holds(std::uintptr_t addr) { return Word(addr) != 0; }
+
+// The class of the slice of `addr`, read under the slice's lock, where
+// its mark and the class map agree: for a small block whose class map
+// entry was read as 0 while its slice was being marked or unmarked (a
+// lock-free reader may see the entry and the slice's word from either
+// side of a change). 0: the slice is neither marked nor a small span's.
+int SettledClass(std::uintptr_t addr);
+
+// Sampled blocks counted in all slices (statistics, tests).
+std::uint64_t MarkedBlocks();
+
+// fork() child: the locks may have been held by threads that are gone.
+void ForkChild();
+
+}  // namespace strata::sampled_slices
+
+#endif  // STRATA_ALLOC_INTERNAL_SAMPLED_SLICES_H_

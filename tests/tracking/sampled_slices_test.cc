@@ -1,0 +1,314 @@
+// tests/tracking/sampled_slices_test.cc: sampled blocks of the bigger
+// classes stay in the normal spans, and the slices that hold them
+// (alloc/internal/sampled_slices.h).
+#include "alloc/internal/sampled_slices.h"
+
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "alloc/internal/block_lookup.h"
+#include "alloc/internal/page_map.h"
+#include "alloc/internal/size_classes.h"
+#include "alloc/strata.h"
+#include "alloc/tracking/peak_tracker.h"
+#include "alloc/tracking/tracker.h"
+#include "tests/alloc/test_util.h"
+
+namespace strata::tracking {
+namespace {
+
+using internal::g_class_map;
+using internal::kSliceSize;
+
+using strata::testing::kScale;
+
+std::uintptr_t Key(const void* p) { return reinterpret_cast<std::uintptr_t>(p); }
+std::uintptr_t SliceOf(const void* p) { return Key(p) & ~(kSliceSize - 1); }
+
+constexpr std::size_t kBig = 8 << 10;  // an 8 KiB class: 8 blocks a slice
+
+class SampleRateScope {
+ public:
+  explicit SampleRateScope(std::int64_t rate) {
+    EnsureTrackingInstalled();
+    SetTrackAll(false);
+    SetSampleRate(rate);
+  }
+  ~SampleRateScope() { SetSampleRate(kDefaultSampleRate); }
+};
+
+// `n` blocks of `size` bytes that start in one slice (the others freed).
+std::vector<void*> BlocksOfOneSlice(std::size_t size, std::size_t n) {
+  std::vector<void*> all;
+  std::vector<void*> out;
+  for (int i = 0; i < 4096 && out.size() < n; ++i) {
+    all.push_back(strata::Allocate(size));
+    out.clear();
+    const std::uintptr_t slice = SliceOf(all.back());
+    for (void* p : all) {
+      if (SliceOf(p) == slice && out.size() < n) out.push_back(p);
+    }
+  }
+  for (void* p : all) {
+    bool kept = false;
+    for (void* q : out) kept |= q == p;
+    if (!kept) strata::Free(p);
+  }
+  return out;
+}
+
+TEST(SampledSlices, OnlyTheBiggerClassesStayInPlace) {
+  if (internal::kOwnerFreesBuilt) {
+    for (int c = 1; c < internal::kNumClasses; ++c) EXPECT_FALSE(sampled_slices::InPlace(c));
+    GTEST_SKIP() << "a build with owner frees keeps every sampled block in the tracked pools";
+  }
+  EXPECT_FALSE(sampled_slices::InPlace(internal::SizeToClass(64)));
+  EXPECT_FALSE(sampled_slices::InPlace(internal::SizeToClass(sampled_slices::kMinInPlaceSize)));
+  EXPECT_TRUE(sampled_slices::InPlace(internal::SizeToClass(sampled_slices::kMinInPlaceSize + 1)));
+  EXPECT_TRUE(sampled_slices::InPlace(internal::SizeToClass(internal::kMaxSmallSize)));
+}
+
+// A mark takes the slice off the class map until its last sampled block is
+// unmarked; more sampled blocks than the slice word names (overflow) still
+// count exactly. The slice's other blocks are freed through the slow path
+// meanwhile and come back as blocks of their class.
+TEST(SampledSlices, MarksCountPerSliceAndTheClassComesBackAtTheLast) {
+  SampleRateScope rate(0);
+  const int c = internal::SizeToClass(kBig);
+  std::vector<void*> v = BlocksOfOneSlice(kBig, 7);
+  ASSERT_EQ(v.size(), 7u);
+  const std::uintptr_t slice = SliceOf(v[0]);
+  ASSERT_EQ(g_class_map.Get(slice), c);
+  const std::uint64_t marked_before = sampled_slices::MarkedBlocks();
+  // Five marked: one more than the word's slots.
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(sampled_slices::Mark(Key(v[i]), c));
+  EXPECT_EQ(sampled_slices::MarkedBlocks(), marked_before + 5);
+  EXPECT_EQ(g_class_map.Get(slice), 0);
+  EXPECT_TRUE(sampled_slices::Holds(Key(v[6])));
+  // A neighbour's free: the slow path frees it as a block of the class
+  // (UsableSize and the free see a live block, no report).
+  EXPECT_EQ(strata::UsableSize(v[6]), internal::ClassSize(c));
+  strata::Free(v[6]);
+  void* again = strata::Allocate(kBig);
+  EXPECT_EQ(again, v[6]) << "the freed neighbour went to the thread's list";
+  strata::Free(again);
+  for (int i = 4; i >= 1; --i) {
+    sampled_slices::Unmark(Key(v[i]), c);
+    EXPECT_EQ(g_class_map.Get(slice), 0) << "unmarked too early, " << i << " left";
+  }
+  sampled_slices::Unmark(Key(v[0]), c);
+  EXPECT_EQ(g_class_map.Get(slice), c);
+  EXPECT_FALSE(sampled_slices::Holds(Key(v[0])));
+  EXPECT_EQ(sampled_slices::MarkedBlocks(), marked_before);
+  for (int i = 0; i < 6; ++i) strata::Free(v[i]);
+}
+
+// End to end: a sampled block of a bigger class is a normal block of its
+// class (LookupBlock kSmall), recorded (sampled), in a marked slice; its
+// usable size, an in-place realloc and a moving one behave as for any
+// block; its free removes the record and gives the class back.
+TEST(SampledSlices, SampledBlocksLiveInTheNormalSpans) {
+  if (!sampled_slices::InPlace(internal::SizeToClass(kBig))) GTEST_SKIP() << "no sampling in place in this build";
+  SampleRateScope rate(1);  // every allocation sampled
+  const int c = internal::SizeToClass(kBig);
+  const std::uint64_t marked_before = sampled_slices::MarkedBlocks();
+  void* p = strata::Allocate(kBig - 100);
+  const internal::BlockInfo info = internal::LookupBlock(Key(p));
+  EXPECT_EQ(info.kind, internal::BlockKind::kSmall);
+  EXPECT_EQ(info.size_class, c);
+  EXPECT_EQ(g_class_map.Get(Key(p)), 0);
+  EXPECT_EQ(sampled_slices::MarkedBlocks(), marked_before + 1);
+  LiveInfo live;
+  ASSERT_TRUE(FindLive(Key(p), &live));
+  EXPECT_EQ(live.flags, static_cast<std::uint32_t>(kSampled));
+  EXPECT_EQ(live.size, kBig - 100);
+  EXPECT_EQ(live.usable, internal::ClassSize(c));
+  EXPECT_EQ(strata::UsableSize(p), internal::ClassSize(c));
+  std::memset(p, 7, kBig - 100);
+  EXPECT_EQ(strata::Reallocate(p, kBig), p) << "within its class: kept in place";
+  EXPECT_TRUE(FindLive(Key(p), &live));
+  void* q = strata::Reallocate(p, 3 * kBig);
+  ASSERT_NE(q, p);
+  EXPECT_EQ(static_cast<unsigned char*>(q)[kBig - 101], 7);
+  EXPECT_FALSE(FindLive(Key(p), &live)) << "the moved block's record stayed";
+  ASSERT_TRUE(FindLive(Key(q), &live));
+  EXPECT_EQ(live.size, 3 * kBig);
+  strata::Free(q);
+  EXPECT_FALSE(FindLive(Key(q), &live));
+  EXPECT_EQ(sampled_slices::MarkedBlocks(), marked_before);
+  // Sized and aligned frees of a sampled block take the same road.
+  void* s = strata::Allocate(kBig);
+  void* a = strata::AllocateAligned(kBig, 4096);
+  ASSERT_TRUE(FindLive(Key(s), &live));
+  ASSERT_TRUE(FindLive(Key(a), &live));
+  strata::FreeSized(s, kBig);
+  strata::FreeAlignedSized(a, kBig, 4096);
+  EXPECT_FALSE(FindLive(Key(s), &live));
+  EXPECT_FALSE(FindLive(Key(a), &live));
+  EXPECT_EQ(sampled_slices::MarkedBlocks(), marked_before);
+}
+
+struct Estimate {
+  double bytes = 0;
+  std::int64_t rate = 0;
+  std::size_t lo = 0, hi = 0;  // the blocks' size range
+};
+
+// The profile's unsampling of blocks sampled in place is as for any sample:
+// 64 MiB of 8 KiB blocks at a 128 KiB stride (~500 samples) come out
+// within 15% (about three standard deviations).
+TEST(SampledSlices, TheProfileEstimatesBlocksSampledInPlace) {
+  if (!sampled_slices::InPlace(internal::SizeToClass(kBig))) GTEST_SKIP() << "no sampling in place in this build";
+  constexpr std::int64_t kRate = 128 << 10;
+  SampleRateScope rate(kRate);
+  std::vector<void*> v;
+  const std::size_t n = (std::size_t{64} << 20) / kBig;
+  for (std::size_t i = 0; i < n; ++i) v.push_back(strata::Allocate(kBig - 8));
+  Estimate e{0, kRate, kBig - 8, kBig - 8};
+  ForEachLive(
+      [](const LiveInfo& r, void* arg) {
+        auto* e = static_cast<Estimate*>(arg);
+        if (r.size < e->lo || r.size > e->hi) return;
+        double objects, bytes;
+        RecordWeight(r.size, r.flags, e->rate, &objects, &bytes);
+        e->bytes += bytes;
+      },
+      &e);
+  const double truth = static_cast<double>(n * (kBig - 8));
+  EXPECT_NEAR(e.bytes / truth, 1.0, 0.15);
+  for (void* p : v) strata::Free(p);
+}
+
+// Many threads sample big blocks and free their own and each other's
+// (slices marked and unmarked under every interleaving of frees of sampled
+// blocks and of their neighbours): no false report, every record and mark
+// gone at the end, every slice's class back.
+TEST(SampledSlicesStress, ConcurrentSamplesAndCrossThreadFrees) {
+  if (!sampled_slices::InPlace(internal::SizeToClass(kBig))) GTEST_SKIP() << "no sampling in place in this build";
+  SampleRateScope rate(64 << 10);
+  const std::uint64_t marked_before = sampled_slices::MarkedBlocks();
+  const std::size_t live_before = LiveCount();
+  constexpr int kThreads = 4;
+  const int rounds = static_cast<int>(20000 / kScale);
+  std::mutex mu;
+  std::vector<void*> shared;
+  // Slices the blocks started in (a fixed array: a vector's buffer could
+  // be a sampled block itself, live in one of them at the check).
+  static std::uintptr_t slices[kThreads * 256];
+  std::size_t slice_count = 0;
+  std::atomic<int> done{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::uint64_t x = 0x9E3779B97F4A7C15ull * static_cast<std::uint64_t>(t + 1);
+      std::vector<void*> mine;
+      std::vector<std::uintptr_t> seen;
+      for (int i = 0; i < rounds; ++i) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        const std::size_t size = 4097 + x % (60 << 10);
+        void* p = strata::Allocate(size);
+        ASSERT_NE(p, nullptr);
+        static_cast<char*>(p)[size - 1] = 1;
+        if (seen.size() < 256) seen.push_back(SliceOf(p));
+        if (x % 3 == 0) {
+          std::lock_guard<std::mutex> lock(mu);
+          shared.push_back(p);
+        } else {
+          mine.push_back(p);
+        }
+        if (mine.size() > 64) {
+          strata::Free(mine[x % mine.size()]);
+          mine[x % mine.size()] = mine.back();
+          mine.pop_back();
+        }
+        if (x % 5 == 0) {
+          void* other = nullptr;
+          {
+            std::lock_guard<std::mutex> lock(mu);
+            if (!shared.empty()) {
+              other = shared.back();
+              shared.pop_back();
+            }
+          }
+          strata::Free(other);
+        }
+      }
+      for (void* p : mine) strata::Free(p);
+      std::lock_guard<std::mutex> lock(mu);
+      for (std::uintptr_t s : seen) slices[slice_count++] = s;
+      done.fetch_add(1);
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  for (void* p : shared) strata::Free(p);
+  shared.clear();
+  shared.shrink_to_fit();
+  threads.clear();
+  threads.shrink_to_fit();
+  ASSERT_EQ(done.load(), kThreads);
+  EXPECT_EQ(sampled_slices::MarkedBlocks(), marked_before);
+  EXPECT_LE(LiveCount(), live_before);
+  for (std::size_t i = 0; i < slice_count; ++i) {
+    EXPECT_FALSE(sampled_slices::Holds(slices[i])) << "a slice stayed marked";
+  }
+}
+
+// A slice marked and unmarked over and over while other threads free and
+// take back its other blocks: a free that read the class map while the
+// slice was marked and the slice's word after it was unmarked is still a
+// free of a live block (no double-free report), as are usable-size and
+// realloc lookups.
+TEST(SampledSlicesStress, NeighboursFreedWhileTheSliceIsUnmarked) {
+  SampleRateScope rate(0);
+  const int c = internal::SizeToClass(kBig);
+  std::vector<void*> v = BlocksOfOneSlice(kBig, 3);
+  ASSERT_EQ(v.size(), 3u);
+  std::atomic<bool> stop{false};
+  const int rounds = static_cast<int>(200000 / kScale);
+  std::thread marker([&] {
+    while (!stop.load(std::memory_order_relaxed)) {
+      ASSERT_TRUE(sampled_slices::Mark(Key(v[0]), c));
+      sampled_slices::Unmark(Key(v[0]), c);
+    }
+  });
+  std::vector<std::thread> freers;
+  for (int t = 1; t <= 2; ++t) {
+    freers.emplace_back([&, t] {
+      // The thread's list of the class in use first (a thread's first
+      // frees of a class it never allocated go back to the central pool),
+      // with room for a push (a push that overflows the list hands blocks
+      // to the central pool, where the other thread may take them).
+      std::vector<void*> warm;
+      for (int i = 0; i < 16; ++i) warm.push_back(strata::Allocate(kBig));
+      for (void* w : warm) strata::Free(w);
+      warm.clear();
+      for (int i = 0; i < 4; ++i) warm.push_back(strata::Allocate(kBig));
+      void* p = v[static_cast<std::size_t>(t)];
+      for (int i = 0; i < rounds; ++i) {
+        ASSERT_EQ(strata::UsableSize(p), internal::ClassSize(c));
+        strata::Free(p);
+        // The thread's list is LIFO: the block comes straight back.
+        void* q = strata::Allocate(kBig);
+        ASSERT_EQ(q, p);
+      }
+      for (void* w : warm) strata::Free(w);
+    });
+  }
+  for (std::thread& th : freers) th.join();
+  stop.store(true);
+  marker.join();
+  EXPECT_EQ(g_class_map.Get(Key(v[0])), c);
+  for (void* p : v) strata::Free(p);
+}
+
+}  // namespace
+}  // namespace strata::tracking
