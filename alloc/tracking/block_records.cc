@@ -1,5 +1,7 @@
 #include "alloc/tracking/block_records.h"
 
+#include <atomic>
+
 #include "alloc/internal/page_map.h"
 #include <new>
 
@@ -17,12 +19,46 @@ using internal::kSliceSize;
 // their own record arena, packed (a big class's array is one record: 128
 // bytes, where a whole slice's array would take a page of its own, a page
 // fault and a mapping per slice).
+//
+// Walks (ForEach, the peak tracker's snapshots among them) visit only the
+// parts of an array whose records were ever written: `written` has a bit
+// per run of 2^run_shift records (at most 64 runs), set before the first
+// record of the run is (BlockRecordFor). A tracked span's blocks are
+// carved from a colour offset of their own (central_pool.h), so those of
+// a span that served a few are a few runs; a 16-byte class's whole array
+// is 96 KiB, which every snapshot read (and, untouched, mapped: a zero
+// page fault a page).
 struct alignas(64) SliceRecords {
   std::uintptr_t base;   // the slice's address
   SliceRecords* next;    // the list of every array (written before it is published)
   std::uint32_t capacity;
+  std::uint32_t run_shift;
+  std::atomic<std::uint64_t> written{0};
   BlockRecord* records() { return reinterpret_cast<BlockRecord*>(this + 1); }
 };
+static_assert(sizeof(SliceRecords) == 64);
+
+constexpr std::uint32_t RunShift(std::uint32_t capacity) {
+  std::uint32_t shift = 0;
+  while ((capacity + (std::uint32_t{1} << shift) - 1) >> shift > 64) ++shift;
+  return shift;
+}
+
+// Calls fn(i) for the records of `a` in runs that were written.
+template <typename Fn>
+STRATA_ALWAYS_INLINE void ForEachWrittenIndex(const SliceRecords& a, Fn fn) {
+  // Acquire: pairs with the release of the bit's writer (the run's records
+  // are initialised before a walk can see the bit).
+  std::uint64_t runs = a.written.load(std::memory_order_acquire);
+  while (runs != 0) {
+    const auto run = static_cast<std::uint32_t>(__builtin_ctzll(runs));
+    runs &= runs - 1;
+    const std::uint32_t begin = run << a.run_shift;
+    std::uint32_t end = begin + (std::uint32_t{1} << a.run_shift);
+    if (end > a.capacity) end = a.capacity;
+    for (std::uint32_t i = begin; i < end; ++i) fn(i);
+  }
+}
 
 // Every tracked span's blocks fit its slice's array.
 constexpr bool TrackedSpansFit() {
@@ -55,7 +91,7 @@ STRATA_NOINLINE SliceRecords* MapArray(std::uintptr_t ptr, std::uint32_t objects
   void* mem = g_array_arena.Allocate(sizeof(SliceRecords) + objects * sizeof(BlockRecord), alignof(SliceRecords));
   if (mem == nullptr) return nullptr;
   // The arena's memory is zeroed: every record starts never recorded.
-  auto* fresh = new (mem) SliceRecords{base, nullptr, objects};
+  auto* fresh = new (mem) SliceRecords{base, nullptr, objects, RunShift(objects)};
   if (!g_arrays.Cas(base, old, fresh)) {
     // Another thread installed one first (`fresh` stays unused in the
     // arena: a rare race at a slice's first tracked block).
@@ -80,7 +116,11 @@ BlockRecord* BlockRecordFor(std::uintptr_t ptr, int size_class) {
     a = MapArray(ptr, objects, a);
     if (a == nullptr) return nullptr;
   }
-  return &a->records()[Index(ptr, size_class)];
+  const std::uint32_t i = Index(ptr, size_class);
+  const std::uint64_t bit = std::uint64_t{1} << (i >> a->run_shift);
+  // Release: pairs with the walk's acquire (ForEachWrittenIndex).
+  if ((a->written.load(std::memory_order_relaxed) & bit) == 0) a->written.fetch_or(bit, std::memory_order_release);
+  return &a->records()[i];
 }
 
 BlockRecord* FindBlockRecord(std::uintptr_t ptr, int size_class) {
@@ -104,14 +144,14 @@ void ForEachBlockRecord(void (*fn)(const LiveInfo& info, void* arg), void* arg) 
   // Acquire pairs with the release CAS that published each array.
   for (SliceRecords* a = g_list.load(std::memory_order_acquire); a != nullptr; a = a->next) {
     BlockRecord* records = a->records();
-    for (std::uint32_t i = 0; i < a->capacity; ++i) {
+    ForEachWrittenIndex(*a, [&](std::uint32_t i) {
       const BlockRecord& r = records[i];
       const std::uint32_t state = r.state.load(std::memory_order_acquire);
-      if (!StateLive(state)) continue;
+      if (!StateLive(state)) return;
       const int c = StateClass(state);
-      if (c <= 0 || c >= internal::kNumClasses) continue;
+      if (c <= 0 || c >= internal::kNumClasses) return;
       fn(BlockRecordInfo(r, a->base + static_cast<std::uintptr_t>(i) * internal::ClassSize(c), state), arg);
-    }
+    });
   }
 }
 
@@ -120,7 +160,7 @@ std::size_t BlockRecordSlices() { return g_slices.load(std::memory_order_relaxed
 BlockRecordCounts CountBlockRecords() {
   BlockRecordCounts counts{0, 0, 0};
   for (SliceRecords* a = g_list.load(std::memory_order_acquire); a != nullptr; a = a->next) {
-    for (std::uint32_t i = 0; i < a->capacity; ++i) {
+    ForEachWrittenIndex(*a, [&](std::uint32_t i) {
       const std::uint32_t state = a->records()[i].state.load(std::memory_order_acquire);
       if (StateLive(state)) {
         ++counts.live;
@@ -129,7 +169,7 @@ BlockRecordCounts CountBlockRecords() {
       } else if ((state & kFreed) != 0) {
         ++counts.freed;
       }
-    }
+    });
   }
   return counts;
 }

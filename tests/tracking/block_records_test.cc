@@ -8,10 +8,13 @@
 // - State transitions: live -> parked -> live, live -> freed; a second end
 //   of a record that is parked or freed is a double free; a record never
 //   written is not.
+// - Walks visit every live record of the runs of an array that were
+//   handed out, once.
 // - Many threads map the same fresh slices at once (one array each, the
 //   same record for every thread); many threads race to end the same live
 //   records (exactly one wins each), while walkers read every array.
 // Run under TSan and ASan too.
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <thread>
@@ -144,6 +147,34 @@ TEST(BlockRecords, StatesParkUnparkFreeAndDoubleFrees) {
   EXPECT_EQ(r->stack.load(), SomeStack());
   EXPECT_EQ(EndBlockRecord(r, false, &double_free), 0u);
   EXPECT_TRUE(double_free);
+}
+
+// Walks visit only the runs of an array whose records were handed out
+// (BlockRecordFor): records at the ends of runs, in the first and the last
+// run, and in a run of their own are each visited once; a freed one is
+// not; every class's array, whatever its run length.
+TEST(BlockRecords, WalksVisitEveryRecordOfTheWrittenRuns) {
+  for (int c = 1; c < kNumClasses; ++c) {
+    const std::uintptr_t slice = FakeSlice(4, c);
+    const std::uint32_t n = SpanObjects(c, true);
+    std::vector<std::uint32_t> indices = {0, n - 1, n / 2, n / 3};
+    if (n > 64) indices.insert(indices.end(), {63, 64, 65, n - 64});
+    std::sort(indices.begin(), indices.end());
+    indices.erase(std::unique(indices.begin(), indices.end()), indices.end());
+    for (std::uint32_t i : indices) {
+      BlockRecord* r = BlockRecordFor(slice + i * ClassSize(c), c);
+      ASSERT_NE(r, nullptr);
+      WriteBlockRecord(r, SomeStack(), 1, 8, kSampled, c);
+    }
+    EXPECT_EQ(WalkCount(slice, slice + kSliceSize), indices.size()) << "class " << c;
+    bool double_free = false;
+    EndBlockRecord(FindBlockRecord(slice + indices[0] * ClassSize(c), c), false, &double_free);
+    EXPECT_EQ(WalkCount(slice, slice + kSliceSize), indices.size() - 1) << "class " << c;
+    for (std::size_t k = 1; k < indices.size(); ++k) {
+      EndBlockRecord(FindBlockRecord(slice + indices[k] * ClassSize(c), c), false, &double_free);
+    }
+    EXPECT_EQ(WalkCount(slice, slice + kSliceSize), 0u);
+  }
 }
 
 TEST(BlockRecordsStress, ConcurrentMappingEndingAndWalking) {
