@@ -58,8 +58,8 @@ Stats GetStats() noexcept {
     std::int64_t in_flight = internal::kOwnerFreesBuilt ? internal::RemoteInFlight(c, t.in_flight[c]) : 0;
     if (in_flight < 0) in_flight = 0;
     const std::uint64_t held = t.cached[c] + static_cast<std::uint64_t>(in_flight);
-    std::int64_t live = internal::g_central[c].objects_out() - static_cast<std::int64_t>(held) +
-                        internal::g_tracked_central[c].objects_out() -
+    std::int64_t live = internal::g_central[c].objects_out(c) - static_cast<std::int64_t>(held) +
+                        internal::g_tracked_central[c].objects_out(c) -
                         static_cast<std::int64_t>(tracked_cache::TrackedCachedObjects(c));
     if (live < 0) live = 0;  // counters read at slightly different instants
     if (static_cast<std::uint64_t>(live) > sc.allocations) live = static_cast<std::int64_t>(sc.allocations);
@@ -68,7 +68,7 @@ Stats GetStats() noexcept {
     sc.live_bytes = live * static_cast<std::int64_t>(size);
     sc.thread_cache_bytes = held * size;
     sc.central_bytes =
-        (internal::g_central[c].free_objects() + internal::g_tracked_central[c].free_objects() +
+        (internal::g_central[c].free_objects(c) + internal::g_tracked_central[c].free_objects(c) +
          tracked_cache::TrackedCachedObjects(c)) * size;
     s.allocations += sc.allocations;
     s.frees += sc.frees;

@@ -42,6 +42,18 @@ int CentralPool::MaxBatches(int size_class) const {
   return static_cast<int>(n);
 }
 
+std::uint64_t CentralPool::TransferObjects(int size_class) const {
+  return tracked() ? 0 : transfer_.HeldCount(transfer_slots(size_class));
+}
+
+std::int64_t CentralPool::objects_out(int size_class) const {
+  return span_out_.load(std::memory_order_relaxed) - static_cast<std::int64_t>(TransferObjects(size_class));
+}
+
+std::size_t CentralPool::free_objects(int size_class) const {
+  return TransferObjects(size_class) + span_free_objects_.load(std::memory_order_relaxed);
+}
+
 int CentralPool::Remove(int size_class, int n, FreeObject** head) {
   return RemoveChain(size_class, n, n == ClassInfo(size_class).batch, /*for_cache=*/false, 0, head);
 }
@@ -51,7 +63,7 @@ int CentralPool::RemoveForCache(int size_class, int n, bool first_refill, std::u
   if (first_refill) {
     int got = CarveFreshLines(size_class, n, owner, head);
     if (got > 0) {
-      objects_out_.fetch_add(got, std::memory_order_relaxed);
+      span_out_.fetch_add(got, std::memory_order_relaxed);
       return got;
     }
   }
@@ -77,27 +89,21 @@ int CentralPool::RemoveChain(int size_class, int n, bool whole_batch_ok, bool fo
       // loads start here together, for writing (the caller's user writes
       // them next).
       for (std::uint32_t i = 0; i < n_objects; ++i) __builtin_prefetch(objects[i], 1, 3);
-      transfer_batches_.fetch_sub(1, std::memory_order_relaxed);
-      transfer_objects_.fetch_sub(count, std::memory_order_relaxed);
-      objects_out_.fetch_add(count, std::memory_order_relaxed);
       *head = whole;
       return static_cast<int>(count);
     }
   }
   int got = RemoveFromSpans(size_class, n, for_cache, owner, head);
-  if (got > 0) objects_out_.fetch_add(got, std::memory_order_relaxed);
+  if (got > 0) span_out_.fetch_add(got, std::memory_order_relaxed);
   return got;
 }
 
 void CentralPool::Insert(int size_class, FreeObject* head, int n, bool reuse_soon, FreeObject* const* objects) {
-  objects_out_.fetch_sub(n, std::memory_order_relaxed);
   const int batch = ClassInfo(size_class).batch;
-  if ((n == batch || (reuse_soon && n >= 2 && n < batch)) && !tracked() &&
-      transfer_batches_.load(std::memory_order_relaxed) < MaxBatches(size_class)) {
+  if ((n == batch || (reuse_soon && n >= 2 && n < batch)) && !tracked()) {
     const auto count = static_cast<std::uint32_t>(n);
-    if (transfer_.Push(transfer_slots(size_class), head, count, objects, objects != nullptr ? count : 0)) {
-      transfer_batches_.fetch_add(1, std::memory_order_relaxed);
-      transfer_objects_.fetch_add(n, std::memory_order_relaxed);
+    if (transfer_.Push(transfer_slots(size_class), head, count, objects, objects != nullptr ? count : 0,
+                       static_cast<std::uint32_t>(MaxBatches(size_class)))) {
       return;
     }
   }
@@ -108,8 +114,6 @@ void CentralPool::Drain(int size_class) {
   if (tracked()) return;  // no first tier
   std::uint32_t count = 0;
   while (FreeObject* head = transfer_.Pop(transfer_slots(size_class), &count)) {
-    transfer_batches_.fetch_sub(1, std::memory_order_relaxed);
-    transfer_objects_.fetch_sub(count, std::memory_order_relaxed);
     InsertToSpans(size_class, head, static_cast<int>(count));
   }
 }
@@ -359,6 +363,9 @@ void ClearBlockBits(Span* span, std::size_t size, std::uint32_t objects) {
 }  // namespace
 
 void CentralPool::InsertToSpans(int size_class, FreeObject* head, int n) {
+  // Counted back whether or not each object passes its checks (a bad one
+  // is reported and left out: it was never the pool's to hand out).
+  span_out_.fetch_sub(n, std::memory_order_relaxed);
   const SizeClassInfo& info = ClassInfo(size_class);
   const bool is_tracked = tracked();
   const std::uint32_t objects = SpanObjects(size_class, is_tracked);

@@ -106,16 +106,12 @@ class alignas(kCacheLineSize) CentralPool {
   // Moves every batch of tier 1 to the spans (so empty spans can go back).
   void Drain(int size_class);
 
-  // Objects handed out to caches and users (removed minus inserted).
-  std::int64_t objects_out() const { return objects_out_.load(std::memory_order_relaxed); }
+  // Objects handed out to caches and users (removed minus inserted) by
+  // this pool of class `size_class`. Exact when no thread works on the
+  // pool, else an estimate.
+  std::int64_t objects_out(int size_class) const;
   // Free objects held by the pool (both tiers; uncarved space excluded).
-  std::size_t free_objects() const {
-    // The first tier's count trails its pushes and pops: a pop may come
-    // before the push's count is added (briefly negative).
-    const std::int64_t in_transfer = transfer_objects_.load(std::memory_order_relaxed);
-    return static_cast<std::size_t>(in_transfer > 0 ? in_transfer : 0) +
-           span_free_objects_.load(std::memory_order_relaxed);
-  }
+  std::size_t free_objects(int size_class) const;
   std::uint64_t spans_allocated() const { return spans_allocated_.load(std::memory_order_relaxed); }
 
   // The engine's pthread_atfork handlers drive this lock (engine_lock.h).
@@ -135,7 +131,10 @@ class alignas(kCacheLineSize) CentralPool {
   // flag: a flag set at compile time would put the whole array in .data
   // (file-backed, 435 KiB) instead of .bss.
   bool tracked() const;
+  // The first tier's bound in batches.
   int MaxBatches(int size_class) const;
+  // Objects in the first tier's batches (transfer_stack.h HeldCount).
+  std::uint64_t TransferObjects(int size_class) const;
   // The first tier's slots for this (normal, not tracked) pool, on a page
   // of their own (see transfer_stack.h).
   Transfer::Slots& transfer_slots(int size_class) const;
@@ -179,9 +178,12 @@ class alignas(kCacheLineSize) CentralPool {
   void InsertToSpans(int size_class, FreeObject* head, int n);
 
   Transfer transfer_;
-  std::atomic<int> transfer_batches_{0};
-  std::atomic<std::int64_t> transfer_objects_{0};
-  std::atomic<std::int64_t> objects_out_{0};
+  // Objects the span tier handed out, net of those that came back to it:
+  // objects out plus those in the first tier. The first tier itself keeps
+  // no counter beside its stack (a batch moves through it with the
+  // stack's two CASes alone: a shared counter would be one more line
+  // moving between the cores of a producer and a consumer per batch).
+  std::atomic<std::int64_t> span_out_{0};
   std::atomic<std::size_t> span_free_objects_{0};
   std::atomic<std::uint64_t> spans_allocated_{0};
   EngineLock lock_;

@@ -41,9 +41,9 @@
 // Cost: a push or a pop is two uncontended CASes (take a slot, publish it),
 // once per batch of objects, plus the copy of its hints.
 //
-// Contract: Push fails when all kCapacity slots hold batches (the caller
-// takes its slow tier); Pop returns nullptr when no batch is held. Both are
-// linearizable. Thread-safety: any number of threads. Progress: lock-free.
+// Contract: Push fails when all kCapacity slots (or its `limit`) hold
+// batches (the caller takes its slow tier); Pop returns nullptr when no
+// batch is held. Both are linearizable; HeldCount is exact when quiescent. Thread-safety: any number of threads. Progress: lock-free.
 #ifndef STRATA_ALLOC_INTERNAL_TRANSFER_STACK_H_
 #define STRATA_ALLOC_INTERNAL_TRANSFER_STACK_H_
 
@@ -81,12 +81,15 @@ class TransferStack {
 
   // Pushes `value` with a count the stack keeps beside it (the central
   // pools store how many objects a batch holds), and `n_hints` addresses
-  // from `hints` (more than kHints: none are kept).
+  // from `hints` (more than kHints: none are kept). Fails when `limit`
+  // (at most kCapacity) values are held: slots are reused before fresh
+  // ones are taken, so the stack never holds more values than the slots it
+  // ever used.
   bool Push(Slots& slots, T* value, std::uint32_t count = 0, T* const* hints = nullptr,
-            std::uint32_t n_hints = 0) {
+            std::uint32_t n_hints = 0, std::uint32_t limit = kCapacity) {
     std::uint32_t slot = PopSlot(slots, free_);
     if (slot == kNoSlot) {
-      slot = FreshSlot();
+      slot = FreshSlot(limit < kCapacity ? limit : kCapacity);
       if (slot == kNoSlot) return false;  // full
     }
     slots.slot[slot].value.store(value, std::memory_order_relaxed);
@@ -117,8 +120,20 @@ class TransferStack {
         *n_hints = n;
       }
     }
+    // A free slot counts nothing (HeldCount).
+    slots.slot[slot].count.store(0, std::memory_order_relaxed);
     PushSlot(slots, free_, slot);
     return value;
+  }
+
+  // The sum of the counts of the values held: exact when no push or pop
+  // runs, else an estimate (a value being pushed or popped may be counted
+  // or not). Reads only the slots ever used.
+  std::uint64_t HeldCount(const Slots& slots) const {
+    const std::uint32_t used = fresh_.load(std::memory_order_relaxed);
+    std::uint64_t sum = 0;
+    for (std::uint32_t i = 0; i < used; ++i) sum += slots.slot[i].count.load(std::memory_order_relaxed);
+    return sum;
   }
 
   // Slots ever used (a bound on what the stack held at once); for tests.
@@ -136,6 +151,17 @@ class TransferStack {
     for (;;) {
       auto top = static_cast<std::uint32_t>(h);
       if (top == 0) return kNoSlot;
+      // The taker of a slot reads or writes its hints next: their lines
+      // start coming now, beside the load of `below` (a slot another core
+      // used last is a miss per line, and would otherwise cost one miss
+      // for `below` and then another for the hints). Harmless when stale.
+      if constexpr (kHints > 0) {
+        const auto at = reinterpret_cast<std::uintptr_t>(&slots.slot[top - 1]);
+        for (std::uintptr_t line = at & ~(std::uintptr_t{kCacheLineSize} - 1); line < at + sizeof(Slot);
+             line += kCacheLineSize) {
+          __builtin_prefetch(reinterpret_cast<const void*>(line), 1, 3);
+        }
+      }
       // May be stale if the slot was popped and reused meanwhile; the tag
       // then differs and the CAS fails.
       std::uint32_t below = slots.slot[top - 1].below.load(std::memory_order_relaxed);
@@ -157,9 +183,9 @@ class TransferStack {
     }
   }
 
-  std::uint32_t FreshSlot() {
+  std::uint32_t FreshSlot(std::uint32_t limit) {
     std::uint32_t n = fresh_.load(std::memory_order_relaxed);
-    while (n < kCapacity) {
+    while (n < limit) {
       if (fresh_.compare_exchange_weak(n, n + 1, std::memory_order_relaxed)) return n;
     }
     return kNoSlot;

@@ -49,7 +49,7 @@ class CentralPoolTest : public ::testing::Test {
       g_pool.Insert(c_, o, 1);
     }
     g_pool.Drain(c_);
-    EXPECT_EQ(g_pool.objects_out(), 0);
+    EXPECT_EQ(g_pool.objects_out(c_), 0);
   }
   // Takes the next batch-sized request back into held_; returns its count.
   int TakeBatch() {

@@ -101,7 +101,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         pool.Drain(c);
         break;
     }
-    FUZZ_CHECK(pool.objects_out() == static_cast<std::int64_t>(h.objects.size()));
+    FUZZ_CHECK(pool.objects_out(c) == static_cast<std::int64_t>(h.objects.size()));
   }
   // Everything back, in batches and singles, then drained.
   for (int c : classes) {
@@ -113,7 +113,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       g_pools[c].Insert(c, o, 1);
     }
     g_pools[c].Drain(c);
-    FUZZ_CHECK(g_pools[c].objects_out() == 0);
+    FUZZ_CHECK(g_pools[c].objects_out(c) == 0);
   }
   return 0;
 }
