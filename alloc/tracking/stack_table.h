@@ -25,10 +25,12 @@ namespace strata::tracking {
 
 inline constexpr int kMaxStackDepth = 40;
 
-struct StackEntry {
+// Line-aligned, the counters beside the hash: a sample's lookup and count
+// touch the entry's first lines only (its frames up to the sixth are in
+// the first two), not a line of counters past the frames as well.
+struct alignas(64) StackEntry {
   std::uint64_t hash;
   int depth;
-  void* frames[kMaxStackDepth];  // return addresses, leaf first
   // Cumulative, unscaled: allocations recorded from this stack because
   // every allocation is tracked (alloc_*; reaching the entry in per-thread
   // batches, tracker.h FlushThreadSiteCounts) and because the sampler chose
@@ -37,6 +39,7 @@ struct StackEntry {
   std::atomic<std::uint64_t> alloc_bytes{0};
   std::atomic<std::uint64_t> sampled_alloc_count{0};
   std::atomic<std::uint64_t> sampled_alloc_bytes{0};
+  void* frames[kMaxStackDepth];  // return addresses, leaf first
 };
 
 // The hash Intern uses: HashStackStep over the frames from
