@@ -75,15 +75,17 @@ struct TrackingHooks {
   int (*on_small_free)(void* ptr, int size_class, bool park, void** record);
   // A parked block (its token) leaves its cache for the pool.
   void (*on_small_release)(void* record);
-  // Sampled small blocks kept in place (sampled_slices.h): their records
-  // are kept by address, as large blocks' are.
-  // A sampled small block was handed out (`usable`: its class's size).
-  // False when it could not be recorded (the caller then unmarks it).
-  bool (*on_sampled_allocate)(void* ptr, std::size_t requested, std::size_t usable);
-  // A small block whose slice holds sampled blocks is being freed: its
-  // record, if it has one, is removed. True when it had one (it was one
-  // of the sampled blocks the slice counts).
-  bool (*on_sampled_free)(void* ptr);
+  // Sampled small blocks kept in place (sampled_slices.h), recorded in the
+  // slot of their slice's word that names them (`slot`, 0..2), or by
+  // address for a block in no slot (slot < 0).
+  // A sampled block of class `size_class` was handed out. False when it
+  // could not be recorded (the caller then unmarks it).
+  bool (*on_sampled_allocate)(void* ptr, int size_class, std::size_t requested, int slot);
+  // A block of a slice that holds sampled blocks, named by slot `slot` of
+  // its word (or by none while the word overflows), is being freed: its
+  // record, if it has one, is ended. True when it had one (it was one of
+  // the sampled blocks the slice counts).
+  bool (*on_sampled_free)(void* ptr, int size_class, int slot);
 };
 
 // Installs the hooks (once, from the tracking layer's init).

@@ -53,40 +53,40 @@ constinit StripeLock g_locks[kLocks];
 
 SpinLock& LockFor(std::uintptr_t addr) { return g_locks[(addr >> kSliceShift) % kLocks].lock; }
 
-// Whether the block at `addr` may be a sampled one of its slice's word `w`.
-bool MaybeSampled(std::uint64_t w, std::uintptr_t addr) {
-  if ((w & kOverflow) != 0) return true;
+// The slot of its slice's word `w` that names the block at `addr`, or
+// kNoSlot.
+int SlotOf(std::uint64_t w, std::uintptr_t addr) {
   const std::uint64_t v = SlotValue(addr);
   for (int i = 0; i < kSlots; ++i) {
-    if (((w >> (i * kSlotBits)) & kSlotMask) == v) return true;
+    if (((w >> (i * kSlotBits)) & kSlotMask) == v) return i;
   }
-  return false;
+  return kNoSlot;
 }
 
 }  // namespace
 
-bool Mark(std::uintptr_t addr, int size_class) {
+int Mark(std::uintptr_t addr, int size_class) {
   const std::uintptr_t slice = addr & ~(kSliceSize - 1);
-  if (!g_words.Ensure(slice, kSliceSize)) return false;
+  if (!g_words.Ensure(slice, kSliceSize)) return kMarkFailed;
   SpinLock& lock = LockFor(addr);
   lock.Lock();
   std::uint64_t w = g_words.Get(slice);
   const std::uint64_t n = Count(w);
-  bool placed = false;
-  for (int i = 0; i < kSlots && !placed; ++i) {
+  int slot = kNoSlot;
+  for (int i = 0; i < kSlots && slot == kNoSlot; ++i) {
     if (((w >> (i * kSlotBits)) & kSlotMask) == 0) {
       w |= SlotValue(addr) << (i * kSlotBits);
-      placed = true;
+      slot = i;
     }
   }
-  if (!placed) w |= kOverflow;
+  if (slot == kNoSlot) w |= kOverflow;
   w = (w & ~(kCountMask << kCountShift) & ~(std::uint64_t{0xff} << kClassShift)) | ((n + 1) << kCountShift) |
       (static_cast<std::uint64_t>(size_class) << kClassShift);
   g_words.Set(slice, kSliceSize, w);
   if (n == 0) internal::g_class_map.Set(slice, kSliceSize, 0);
   lock.Unlock();
   g_marked.fetch_add(1, std::memory_order_relaxed);
-  return true;
+  return slot;
 }
 
 void Unmark(std::uintptr_t addr, int size_class) {
@@ -120,10 +120,12 @@ void Unmark(std::uintptr_t addr, int size_class) {
 void Sample(void* ptr, std::size_t requested, int size_class) {
   const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
   const internal::TrackingHooks* hooks = internal::InstalledTrackingHooks();
-  if (hooks == nullptr || !Mark(addr, size_class)) return;
+  if (hooks == nullptr) return;
+  const int slot = Mark(addr, size_class);
+  if (slot == kMarkFailed) return;
   // Marked first: the record is visible to readers only for a block whose
   // free will find it.
-  if (!hooks->on_sampled_allocate(ptr, requested, internal::ClassSize(size_class))) Unmark(addr, size_class);
+  if (!hooks->on_sampled_allocate(ptr, size_class, requested, slot)) Unmark(addr, size_class);
 }
 
 int FreeInMarkedSlice(void* ptr, std::uint64_t w) {
@@ -132,9 +134,10 @@ int FreeInMarkedSlice(void* ptr, std::uint64_t w) {
   // The slice's other blocks: no question to the tracking layer. (A
   // sampled block's own mark happened before it was handed out, hence
   // before its free: its slot, or the overflow bit, is seen.)
-  if (MaybeSampled(w, addr)) {
+  const int slot = SlotOf(w, addr);
+  if (slot != kNoSlot || (w & kOverflow) != 0) {
     const internal::TrackingHooks* hooks = internal::InstalledTrackingHooks();
-    if (hooks != nullptr && hooks->on_sampled_free(ptr)) Unmark(addr, size_class);
+    if (hooks != nullptr && hooks->on_sampled_free(ptr, size_class, slot)) Unmark(addr, size_class);
   }
   return size_class;
 }

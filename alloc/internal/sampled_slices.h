@@ -18,8 +18,10 @@
 //     has room on a list).
 //   - FreeSlow reads the word (Word, inline) of every block the class map
 //     does not know; for a marked slice, FreeInMarkedSlice removes the
-//     block's record (the tracking layer's on_sampled_free: the live
-//     table, keyed by address) when the word names it (or may: overflow),
+//     block's record (the tracking layer's on_sampled_free: in the record
+//     of the slot that names it, alloc/tracking/sampled_records.h, or for a
+//     block in no slot the live table) when the word names it (or may:
+//     overflow),
 //     unmarks it (Unmark: at the last, the class comes back), and the block
 //     is freed as any block of the class the word holds. A neighbour costs
 //     two loads and a compare more than a push.
@@ -78,11 +80,17 @@ constexpr bool InPlace(int size_class) {
   return !internal::kOwnerFreesBuilt && internal::ClassSize(size_class) > kMinInPlaceSize;
 }
 
+// Mark's answer besides a slot (0..2) of the slice's word that names the
+// block: counted in no slot (more sampled blocks at once than slots), or
+// not counted at all (the word's map could not be mapped).
+inline constexpr int kNoSlot = -1;
+inline constexpr int kMarkFailed = -2;
+
 // Counts the sampled block at `addr` (a small block of class `size_class`
 // the calling thread was just handed) in its slice, marking the slice at
-// the first. False (nothing changed) when the count's map could not be
-// mapped.
-bool Mark(std::uintptr_t addr, int size_class);
+// the first; returns the slot that names it, kNoSlot or kMarkFailed
+// (nothing changed).
+int Mark(std::uintptr_t addr, int size_class);
 
 // Takes a sampled block at `addr` of class `size_class` out of its slice's
 // count (before the block is freed); at the last, the slice's class comes

@@ -5,7 +5,7 @@
 #include "alloc/internal/page_map.h"
 #include <new>
 
-#include "concurrency/base/raw_memory.h"
+#include "alloc/tracking/slice_arrays.h"
 
 namespace strata::tracking {
 namespace {
@@ -72,12 +72,8 @@ constexpr bool TrackedSpansFit() {
 static_assert(TrackedSpansFit(), "a tracked span's blocks must fit its first slice's record array");
 static_assert(sizeof(SliceRecords) % alignof(BlockRecord) == 0);
 
-// Slice -> its record array: 2^31 slices, 2^15 root entries, 512 KiB
-// leaves (zero pages until a slice of theirs is used).
-constinit internal::RadixMap<SliceRecords*, internal::kSliceShift, 16> g_arrays;
-constinit std::atomic<SliceRecords*> g_list{nullptr};
-constinit RawRecordArena g_array_arena;
-constinit std::atomic<std::size_t> g_slices{0};
+// Slice -> its record array (slice_arrays.h).
+constinit SliceArrays<SliceRecords> g_arrays;
 
 STRATA_ALWAYS_INLINE std::uint32_t Index(std::uintptr_t ptr, int size_class) {
   return static_cast<std::uint32_t>(internal::BlockIndex(ptr & (kSliceSize - 1), size_class));
@@ -85,26 +81,12 @@ STRATA_ALWAYS_INLINE std::uint32_t Index(std::uintptr_t ptr, int size_class) {
 
 // Installs an array of `objects` records for the slice of `ptr` in place
 // of `old` (null, or one too small); null when out of memory.
-STRATA_NOINLINE SliceRecords* MapArray(std::uintptr_t ptr, std::uint32_t objects, SliceRecords* old) {
-  const std::uintptr_t base = ptr & ~(kSliceSize - 1);
-  if (!g_arrays.Ensure(base, kSliceSize)) return nullptr;
-  void* mem = g_array_arena.Allocate(sizeof(SliceRecords) + objects * sizeof(BlockRecord), alignof(SliceRecords));
-  if (mem == nullptr) return nullptr;
-  // The arena's memory is zeroed: every record starts never recorded.
-  auto* fresh = new (mem) SliceRecords{base, nullptr, objects, RunShift(objects)};
-  if (!g_arrays.Cas(base, old, fresh)) {
-    // Another thread installed one first (`fresh` stays unused in the
-    // arena: a rare race at a slice's first tracked block).
-    SliceRecords* now = g_arrays.Get(base);
-    return now != nullptr && now->capacity >= objects ? now : nullptr;
-  }
-  SliceRecords* head = g_list.load(std::memory_order_relaxed);
-  do {
-    fresh->next = head;
-    // Release publishes the header to walkers.
-  } while (!g_list.compare_exchange_weak(head, fresh, std::memory_order_release, std::memory_order_relaxed));
-  g_slices.fetch_add(1, std::memory_order_relaxed);
-  return fresh;
+SliceRecords* MapArray(std::uintptr_t ptr, std::uint32_t objects, SliceRecords* old) {
+  SliceRecords* a = g_arrays.Install(ptr, sizeof(SliceRecords) + objects * sizeof(BlockRecord), old,
+                                     [objects](void* mem, std::uintptr_t base) {
+                                       return new (mem) SliceRecords{base, nullptr, objects, RunShift(objects)};
+                                     });
+  return a != nullptr && a->capacity >= objects ? a : nullptr;
 }
 
 }  // namespace
@@ -142,7 +124,7 @@ LiveInfo BlockRecordInfo(const BlockRecord& r, std::uintptr_t ptr, std::uint32_t
 
 void ForEachBlockRecord(void (*fn)(const LiveInfo& info, void* arg), void* arg) {
   // Acquire pairs with the release CAS that published each array.
-  for (SliceRecords* a = g_list.load(std::memory_order_acquire); a != nullptr; a = a->next) {
+  for (SliceRecords* a = g_arrays.head(); a != nullptr; a = a->next) {
     BlockRecord* records = a->records();
     ForEachWrittenIndex(*a, [&](std::uint32_t i) {
       const BlockRecord& r = records[i];
@@ -155,11 +137,11 @@ void ForEachBlockRecord(void (*fn)(const LiveInfo& info, void* arg), void* arg) 
   }
 }
 
-std::size_t BlockRecordSlices() { return g_slices.load(std::memory_order_relaxed); }
+std::size_t BlockRecordSlices() { return g_arrays.slices(); }
 
 BlockRecordCounts CountBlockRecords() {
   BlockRecordCounts counts{0, 0, 0};
-  for (SliceRecords* a = g_list.load(std::memory_order_acquire); a != nullptr; a = a->next) {
+  for (SliceRecords* a = g_arrays.head(); a != nullptr; a = a->next) {
     ForEachWrittenIndex(*a, [&](std::uint32_t i) {
       const std::uint32_t state = a->records()[i].state.load(std::memory_order_acquire);
       if (StateLive(state)) {

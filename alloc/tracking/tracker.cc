@@ -14,6 +14,7 @@
 #include "alloc/profile/system_libraries.h"
 #include "alloc/tracking/block_records.h"
 #include "alloc/tracking/peak_tracker.h"
+#include "alloc/tracking/sampled_records.h"
 #include "alloc/tracking/symbolize.h"
 #include "concurrency/base/raw_log.h"
 #include "concurrency/base/thread_exit.h"
@@ -34,8 +35,8 @@ void OnResize(void* ptr, std::size_t requested, std::size_t usable);
 void OnSmallAllocate(void* ptr, int size_class, std::size_t requested, bool sampled, void* record);
 int OnSmallFree(void* ptr, int size_class, bool park, void** record);
 void OnSmallRelease(void* record);
-bool OnSampledAllocate(void* ptr, std::size_t requested, std::size_t usable);
-bool OnSampledFree(void* ptr);
+bool OnSampledAllocate(void* ptr, int size_class, std::size_t requested, int slot);
+bool OnSampledFree(void* ptr, int size_class, int slot);
 
 constinit internal::TrackingHooks g_hooks = {&OnAllocate,      &OnFree,         &OnResize,
                                              &OnSmallAllocate, &OnSmallFree,    &OnSmallRelease,
@@ -230,21 +231,44 @@ int OnSmallFree(void* ptr, int size_class, bool park, void** record) {
 void OnSmallRelease(void* record) { ReleaseParkedRecord(static_cast<BlockRecord*>(record)); }
 
 // Sampled small blocks kept in place (alloc/internal/sampled_slices.h):
-// recorded in the live table, as large blocks are.
-bool OnSampledAllocate(void* ptr, std::size_t requested, std::size_t usable) {
-  return RecordAllocation(ptr, 0, requested, usable, true, nullptr);
+// recorded in their slot's record (sampled_records.h), or in the live
+// table when they have no slot or the slice's array could not be mapped.
+bool OnSampledAllocate(void* ptr, int size_class, std::size_t requested, int slot) {
+  const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
+  SampledRecord* s = slot >= 0 ? SampledRecordFor(addr, slot) : nullptr;
+  if (s == nullptr) return RecordAllocation(ptr, 0, requested, internal::ClassSize(size_class), true, nullptr);
+  // Before the state (RecordAllocation's release store): a reader that
+  // sees the record live sees its block.
+  s->ptr.store(addr, std::memory_order_relaxed);
+  return RecordAllocation(ptr, size_class, requested, 0, true, &s->record);
 }
 
-// Every free of a block in a slice that holds sampled blocks comes here;
-// only the sampled ones have a record (and count as tracked frees).
-bool OnSampledFree(void* ptr) {
+// Every free of a block in a slice that holds sampled blocks and whose
+// word names it (or may: overflow) comes here; only the sampled ones have
+// a record (and count as tracked frees).
+bool OnSampledFree(void* ptr, int size_class, int slot) {
+  const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
+  if (slot >= 0) {
+    SampledRecord* s = FindSampledRecord(addr, slot);
+    if (s != nullptr && s->ptr.load(std::memory_order_relaxed) == addr &&
+        StateLive(s->record.state.load(std::memory_order_acquire))) {
+      bool double_free = false;
+      const std::uint32_t state = EndBlockRecord(&s->record, false, &double_free);
+      if (state != 0) {
+        PeakOnFree(s->record.size.load(std::memory_order_relaxed), state);
+        g_counters.Increment(kFrees);
+        g_counters.Decrement(kLiveSmall);
+        return true;
+      }
+    }
+  }
+  (void)size_class;
   LiveInfo info;
-  if (!GlobalLiveTable().Remove(reinterpret_cast<std::uintptr_t>(ptr), &info)) return false;
+  if (!GlobalLiveTable().Remove(addr, &info)) return false;
   PeakOnFree(info.size, info.flags);
   g_counters.Increment(kFrees);
   return true;
 }
-
 
 // --- Recently freed tracked blocks ------------------------------------------
 //
@@ -340,7 +364,8 @@ void DescribeBlock(const void* ptr, raw::Buffer* out) {
     if (state == 0) return;
     info = BlockRecordInfo(*r, addr, state);
     live = StateLive(state);
-  } else if (GlobalLiveTable().Find(addr, &info)) {
+  } else if ((block.kind == internal::BlockKind::kSmall && block.start == addr && FindSampledLive(addr, &info)) ||
+             GlobalLiveTable().Find(addr, &info)) {
     live = true;
   } else if (!FindFreed(addr, &info)) {
     return;
@@ -486,6 +511,7 @@ void VisitLiveTableRecord(LiveRecord& r, void* v) {
 
 void ForEachLive(void (*fn)(const LiveInfo& info, void* arg), void* arg) {
   ForEachBlockRecord(fn, arg);
+  ForEachSampledRecord(fn, arg);
   LiveTableVisit visit{fn, arg};
   GlobalLiveTable().ForEach(&VisitLiveTableRecord, &visit);
 }
@@ -500,6 +526,7 @@ bool FindLive(std::uintptr_t ptr, LiveInfo* out) {
     *out = BlockRecordInfo(*r, ptr, state);
     return true;
   }
+  if (block.kind == internal::BlockKind::kSmall && block.start == ptr && FindSampledLive(ptr, out)) return true;
   return GlobalLiveTable().Find(ptr, out);
 }
 

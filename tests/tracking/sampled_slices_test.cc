@@ -17,7 +17,9 @@
 #include "alloc/internal/page_map.h"
 #include "alloc/internal/size_classes.h"
 #include "alloc/strata.h"
+#include "alloc/tracking/live_table.h"
 #include "alloc/tracking/peak_tracker.h"
+#include "alloc/tracking/sampled_records.h"
 #include "alloc/tracking/tracker.h"
 #include "tests/alloc/test_util.h"
 
@@ -88,7 +90,8 @@ TEST(SampledSlices, MarksCountPerSliceAndTheClassComesBackAtTheLast) {
   ASSERT_EQ(g_class_map.Get(slice), c);
   const std::uint64_t marked_before = sampled_slices::MarkedBlocks();
   // Five marked: one more than the word's slots.
-  for (int i = 0; i < 5; ++i) ASSERT_TRUE(sampled_slices::Mark(Key(v[i]), c));
+  // The first three take the word's slots in order; the others none.
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(sampled_slices::Mark(Key(v[i]), c), i < 3 ? i : sampled_slices::kNoSlot);
   EXPECT_EQ(sampled_slices::MarkedBlocks(), marked_before + 5);
   EXPECT_EQ(g_class_map.Get(slice), 0);
   EXPECT_TRUE(sampled_slices::Holds(Key(v[6])));
@@ -99,8 +102,12 @@ TEST(SampledSlices, MarksCountPerSliceAndTheClassComesBackAtTheLast) {
   void* again = strata::Allocate(kBig);
   EXPECT_EQ(again, v[6]) << "the freed neighbour went to the thread's list";
   strata::Free(again);
+  // A slot an unmark frees is taken by the next mark (the overflow stays).
+  sampled_slices::Unmark(Key(v[1]), c);
+  EXPECT_EQ(sampled_slices::Mark(Key(v[5]), c), 1);
+  sampled_slices::Unmark(Key(v[5]), c);
   for (int i = 4; i >= 1; --i) {
-    sampled_slices::Unmark(Key(v[i]), c);
+    if (i != 1) sampled_slices::Unmark(Key(v[i]), c);
     EXPECT_EQ(g_class_map.Get(slice), 0) << "unmarked too early, " << i << " left";
   }
   sampled_slices::Unmark(Key(v[0]), c);
@@ -153,6 +160,50 @@ TEST(SampledSlices, SampledBlocksLiveInTheNormalSpans) {
   EXPECT_FALSE(FindLive(Key(s), &live));
   EXPECT_FALSE(FindLive(Key(a), &live));
   EXPECT_EQ(sampled_slices::MarkedBlocks(), marked_before);
+}
+
+// Records: a sampled block named by a slot of its slice's word has its
+// record in that slot (sampled_records.h), one in no slot (a fourth at
+// once) in the live table; both are found, walked and ended by the free.
+TEST(SampledSlices, SlotsHoldTheRecordsAndOverflowTakesTheLiveTable) {
+  if (!sampled_slices::InPlace(internal::SizeToClass(kBig))) GTEST_SKIP() << "no sampling in place in this build";
+  std::vector<void*> v;
+  std::uintptr_t slice = 0;
+  {
+    SampleRateScope rate(1);  // every allocation sampled
+    // Four blocks of one slice (the others freed at once).
+    std::vector<void*> other;
+    while (v.size() < 4 && other.size() < 4096) {
+      void* p = strata::Allocate(kBig);
+      if (slice == 0) slice = SliceOf(p);
+      (SliceOf(p) == slice ? v : other).push_back(p);
+    }
+    for (void* p : other) strata::Free(p);
+  }
+  ASSERT_EQ(v.size(), 4u);
+  LiveInfo live;
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(FindLive(Key(v[i]), &live)) << i;
+    EXPECT_EQ(live.flags, static_cast<std::uint32_t>(kSampled));
+    EXPECT_EQ(FindSampledLive(Key(v[i]), &live), i < 3) << i;
+    EXPECT_EQ(GlobalLiveTable().Find(Key(v[i]), &live), i == 3) << i;
+  }
+  struct Seen {
+    std::vector<void*>* v;
+    int n;
+  } seen{&v, 0};
+  ForEachLive(
+      [](const LiveInfo& r, void* arg) {
+        auto* s = static_cast<Seen*>(arg);
+        for (void* p : *s->v) s->n += r.ptr == Key(p);
+      },
+      &seen);
+  EXPECT_EQ(seen.n, 4) << "each visited once";
+  for (void* p : v) {
+    strata::Free(p);
+    EXPECT_FALSE(FindLive(Key(p), &live));
+  }
+  EXPECT_FALSE(sampled_slices::Holds(slice));
 }
 
 struct Estimate {
@@ -276,7 +327,7 @@ TEST(SampledSlicesStress, NeighboursFreedWhileTheSliceIsUnmarked) {
   const int rounds = static_cast<int>(200000 / kScale);
   std::thread marker([&] {
     while (!stop.load(std::memory_order_relaxed)) {
-      ASSERT_TRUE(sampled_slices::Mark(Key(v[0]), c));
+      ASSERT_EQ(sampled_slices::Mark(Key(v[0]), c), 0);
       sampled_slices::Unmark(Key(v[0]), c);
     }
   });
