@@ -23,11 +23,19 @@ constexpr std::size_t kMaxSites = StackTable::kSlots + 1;
 constexpr std::size_t kMaxIndex = 2 * StackTable::kSlots * 2;  // power of two > 2 * kMaxSites
 constexpr std::uint32_t kEmpty = ~std::uint32_t{0};
 
-// The shared running estimate (bytes) and the threshold of the next
-// snapshot. Each on its own line: the estimate is written by every flush.
-alignas(64) constinit std::atomic<std::int64_t> g_estimate{0};
-alignas(64) constinit std::atomic<std::int64_t> g_next_threshold{kMinMarginBytes};
-constinit std::atomic<std::uint64_t> g_highest{0};
+// The shared running estimate (bytes), the threshold of the next snapshot
+// and the highest estimate seen, on one line of their own: a flush adds to
+// the estimate and reads the other two (a sample's allocation and its free
+// each flush: its weight is the stride), so one line comes in, not three.
+struct alignas(64) Estimate {
+  std::atomic<std::int64_t> bytes{0};
+  std::atomic<std::int64_t> next_threshold{kMinMarginBytes};
+  std::atomic<std::uint64_t> highest{0};
+};
+constinit Estimate g_peak;
+constinit std::atomic<std::int64_t>& g_estimate = g_peak.bytes;
+constinit std::atomic<std::int64_t>& g_next_threshold = g_peak.next_threshold;
+constinit std::atomic<std::uint64_t>& g_highest = g_peak.highest;
 
 constinit thread_local std::int64_t t_pending STRATA_INITIAL_EXEC = 0;
 
