@@ -220,6 +220,57 @@ int CentralPool::RemoveFromSpans(int size_class, int n, bool align_carve, std::u
     // Objects taken off span free lists, subtracted from span_free_objects_
     // once (before the lock is let go), not per object.
     std::size_t taken = 0;
+    // Takes the first object of `span`'s free list (not empty).
+    auto take_one = [&](Span* span) __attribute__((always_inline)) STRATA_NO_THREAD_SAFETY_ANALYSIS {
+      FreeObject* o = span->free_list;
+      FreeObject* next = GetNext(o);
+      if (hardened && !HardenedValidLink(next, size_class)) {
+        // The link was overwritten after the object came back (a write
+        // after free): keep `o` (it was validated when it came back), drop
+        // the rest of the list (leaked, never handed out).
+        errors.Add(ErrorKind::kFreeListCorruption, o);
+        next = nullptr;
+      }
+      span->free_list = next;
+      if (!hardened) {
+        // Normal mode: the bit says "on the span's free list".
+        auto addr = reinterpret_cast<std::uintptr_t>(o);
+        std::atomic<std::uint64_t>& word = span->segment->BitWord(addr);
+        word.store(word.load(std::memory_order_relaxed) & ~Segment::BitMask(addr), std::memory_order_relaxed);
+      }
+      append(o);
+      // Only a tracked pool keeps a span with every object back (idle).
+      if (span->allocated == 0) --idle_spans_;
+      ++span->allocated;
+      ++taken;
+    };
+    // Free lists are chains other threads' cores wrote last (their frees
+    // came back here when the first tier was full): following one is a
+    // cache miss per object, each waiting for the one before. Taking from
+    // up to kInterleavedSpans spans in turn keeps that many chains' misses
+    // in flight at once. Spans whose free lists run dry are handled below
+    // (carving, unlinking) as any other.
+    if (n >= 2 * kInterleavedSpans && partial_ != nullptr && partial_->next != nullptr) {
+      Span* spans[kInterleavedSpans];
+      int k = 0;
+      for (Span* s = partial_; s != nullptr && k < kInterleavedSpans; s = s->next) {
+        if (s->free_list != nullptr) spans[k++] = s;
+      }
+      if (k < 2) k = 0;  // one chain: the loop below takes it
+      for (bool any = k > 0; any && got < n;) {
+        any = false;
+        for (int i = 0; i < k && got < n; ++i) {
+          if (spans[i]->free_list == nullptr) continue;
+          take_one(spans[i]);
+          any = true;
+        }
+      }
+      for (int i = 0; i < k; ++i) {
+        Span* s = spans[i];
+        if (owner != 0 && s->allocated != 0) ClaimLocked(size_class, s, owner);
+        if (s->free_list == nullptr && s->carved == objects) UnlinkExhaustedLocked(s);
+      }
+    }
     while (got < n) {
       Span* span = partial_;
       if (span == nullptr) {
@@ -240,29 +291,7 @@ int CentralPool::RemoveFromSpans(int size_class, int n, bool align_carve, std::u
         if (partial_ != nullptr) partial_->prev = span;
         partial_ = span;
       }
-      while (got < n && span->free_list != nullptr) {
-        FreeObject* o = span->free_list;
-        FreeObject* next = GetNext(o);
-        if (hardened && !HardenedValidLink(next, size_class)) {
-          // The link was overwritten after the object came back (a write
-          // after free): keep `o` (it was validated when it came back), drop
-          // the rest of the list (leaked, never handed out).
-          errors.Add(ErrorKind::kFreeListCorruption, o);
-          next = nullptr;
-        }
-        span->free_list = next;
-        if (!hardened) {
-          // Normal mode: the bit says "on the span's free list".
-          auto addr = reinterpret_cast<std::uintptr_t>(o);
-          std::atomic<std::uint64_t>& word = span->segment->BitWord(addr);
-          word.store(word.load(std::memory_order_relaxed) & ~Segment::BitMask(addr), std::memory_order_relaxed);
-        }
-        append(o);
-        // Only a tracked pool keeps a span with every object back (idle).
-        if (span->allocated == 0) --idle_spans_;
-        ++span->allocated;
-        ++taken;
-      }
+      while (got < n && span->free_list != nullptr) take_one(span);
       std::uintptr_t base = span->start();
       // A thread cache's chain ends on a line boundary, so that the next
       // refill (often another thread's) starts on a fresh line: two threads'

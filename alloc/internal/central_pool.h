@@ -119,6 +119,9 @@ class alignas(kCacheLineSize) CentralPool {
 
  private:
   static constexpr std::size_t kMaxTransferBytes = 256 * 1024;
+  // Spans whose free lists a refill from the span tier takes from in turn
+  // (RemoveFromSpans).
+  static constexpr int kInterleavedSpans = 4;
   // Idle spans a tracked pool keeps per class (at least one span): sampled
   // blocks are few and short-lived, and a span handed back on each free
   // made samples take spans from the page heap (its lock, the bitmap

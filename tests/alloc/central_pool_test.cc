@@ -2,7 +2,10 @@
 // of its own beside the engine's: a whole batch waits in the first tier; a
 // partial batch waits there only when it is to be reused soon (a thread
 // cache's overflow), and otherwise goes back to its spans, as single
-// objects always do; a batch comes out of the first tier with its count.
+// objects always do; a batch comes out of the first tier with its count; a
+// refill from the spans takes from several spans' free lists in turn and
+// leaves their accounting exact.
+#include <algorithm>
 #include <cstdint>
 #include <set>
 #include <vector>
@@ -10,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include "alloc/internal/central_pool.h"
+#include "alloc/internal/page_map.h"
 #include "alloc/internal/size_classes.h"
 #include "alloc/internal/span.h"
 #include "alloc/strata.h"
@@ -102,6 +106,63 @@ TEST_F(CentralPoolTest, AWholeBatchWaitsInTheFirstTier) {
   std::vector<FreeObject*> chain = Chain(head);
   EXPECT_EQ(std::set<FreeObject*>(chain.begin(), chain.end()), given);
   held_ = chain;
+}
+
+Span* SpanOfObject(FreeObject* o) {
+  const auto addr = reinterpret_cast<std::uintptr_t>(o);
+  return g_segment_map.Get(addr)->SpanOf(addr);
+}
+
+TEST_F(CentralPoolTest, ARefillTakesFromSeveralSpansFreeListsInTurn) {
+  // Three spans' worth and more out, so that three spans are fully handed out.
+  const std::size_t per_span = SpanObjects(c_, false);
+  while (held_.size() < 3 * per_span + static_cast<std::size_t>(batch_)) ASSERT_EQ(TakeBatch(), batch_);
+  std::vector<Span*> spans;
+  for (FreeObject* o : held_) {
+    Span* s = SpanOfObject(o);
+    if (std::find(spans.begin(), spans.end(), s) == spans.end()) spans.push_back(s);
+  }
+  ASSERT_GE(spans.size(), 4u);
+  // A few objects of each of three spans back to their spans, one at a time
+  // (the first tier takes no single objects): three free lists.
+  constexpr int kPerSpan = 5;
+  std::set<FreeObject*> returned;
+  for (int k = 0; k < 3; ++k) {
+    int given = 0;
+    for (std::size_t i = 0; i < held_.size() && given < kPerSpan;) {
+      if (SpanOfObject(held_[i]) != spans[k]) {
+        ++i;
+        continue;
+      }
+      returned.insert(held_[i]);
+      SetNext(held_[i], nullptr);
+      g_pool.Insert(c_, held_[i], 1);
+      held_.erase(held_.begin() + static_cast<std::ptrdiff_t>(i));
+      ++given;
+    }
+    ASSERT_EQ(given, kPerSpan);
+  }
+  ASSERT_GE(batch_, 2 * kPerSpan + 8);
+  EXPECT_EQ(g_pool.free_objects(c_), returned.size());
+  const std::set<FreeObject*> out_before(held_.begin(), held_.end());
+  FreeObject* head = nullptr;
+  ASSERT_EQ(g_pool.Remove(c_, batch_, &head), batch_);
+  std::vector<FreeObject*> chain = Chain(head);
+  ASSERT_EQ(chain.size(), static_cast<std::size_t>(batch_));
+  const std::set<FreeObject*> got(chain.begin(), chain.end());
+  EXPECT_EQ(got.size(), chain.size()) << "an object handed out twice";
+  // Every freed object came back (the rest was carved), none of them twice,
+  // and none that is still out.
+  for (FreeObject* o : returned) EXPECT_EQ(got.count(o), 1u);
+  for (FreeObject* o : chain) EXPECT_EQ(out_before.count(o), 0u);
+  // The first objects alternate between the spans.
+  ASSERT_GE(chain.size(), 3u);
+  EXPECT_NE(SpanOfObject(chain[0]), SpanOfObject(chain[1]));
+  EXPECT_NE(SpanOfObject(chain[1]), SpanOfObject(chain[2]));
+  EXPECT_EQ(g_pool.free_objects(c_), 0u);
+  EXPECT_EQ(g_pool.objects_out(c_), static_cast<std::int64_t>(held_.size() + chain.size()));
+  held_.insert(held_.end(), chain.begin(), chain.end());
+  // TearDown gives all back, drains, and expects nothing out.
 }
 
 }  // namespace
