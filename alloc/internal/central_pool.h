@@ -25,10 +25,11 @@
 //   2. Spans: partly used spans of the class on a list guarded by the
 //      pool's lock (taken once per batch, only when tier 1 is empty or
 //      full; never held while the page heap's lock is taken, see
-//      engine_lock.h). Objects come from a span's free list, then from its uncarved
-//      tail (a refill takes from up to kInterleavedSpans spans' free lists
-//      in turn, so that their chains' cache misses overlap); returning objects finds each one's span through the page maps,
-//      and a span whose objects have all come back goes to the page heap.
+//      engine_lock.h). Objects come from a span's free list, then from its
+//      uncarved tail (a refill takes from up to kInterleavedSpans spans'
+//      free lists in turn, so that their chains' cache misses overlap);
+//      returning objects finds each one's span through the page maps, and
+//      a span whose objects have all come back goes to the page heap.
 //      A new span's carving starts at an offset of its own and wraps
 //      (Colour, Span::carve_start), so that the most used objects of
 //      different spans do not compete for the same cache sets.
