@@ -27,10 +27,12 @@
 //
 // Thread-safety: lookups are lock-free (relaxed/acquire loads). Leaves are
 // installed with a CAS and never freed; the flat array is reserved once,
-// before the first segment exists, and never freed. Classes are written only by the
+// before the first segment exists, and never freed. Classes are written by the
 // page heap under its lock, for memory no other thread can be using: a
 // slice's class is set before its objects are published and cleared after
-// the last one came back. Owners are rewritten while the span is in use (by
+// the last one came back; and, while the span is in use, by the marks of
+// slices that hold sampled blocks (0 while marked, the class again after:
+// sampled_slices.h, under the slice's lock). Owners are rewritten while the span is in use (by
 // its central pool under the pool's lock, or by a CAS that adopts a slice
 // whose owner exited); a reader sees the old owner or the new one, both
 // valid hints, never a torn class.
