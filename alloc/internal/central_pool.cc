@@ -177,8 +177,7 @@ int CentralPool::CarveFreshLines(int size_class, int n, std::uint32_t owner, Fre
     if (count > objects - first) count = objects - first;
     span->carved += count;
     span->allocated += count;
-    if (owner != 0) ClaimLocked(size_class, span, owner);
-    if (span->free_list == nullptr && span->carved == objects) UnlinkExhaustedLocked(span);
+    TookFromSpanLocked(size_class, span, owner, objects);
   }
   // The carved objects are this thread's alone now: link them unlocked.
   const std::uintptr_t base = span->start();
@@ -266,9 +265,7 @@ int CentralPool::RemoveFromSpans(int size_class, int n, bool align_carve, std::u
         }
       }
       for (int i = 0; i < k; ++i) {
-        Span* s = spans[i];
-        if (owner != 0 && s->allocated != 0) ClaimLocked(size_class, s, owner);
-        if (s->free_list == nullptr && s->carved == objects) UnlinkExhaustedLocked(s);
+        TookFromSpanLocked(size_class, spans[i], owner, objects);
       }
     }
     while (got < n) {
@@ -307,8 +304,7 @@ int CentralPool::RemoveFromSpans(int size_class, int n, bool align_carve, std::u
         append(o);
         ++span->allocated;
       }
-      if (owner != 0) ClaimLocked(size_class, span, owner);
-      if (span->free_list == nullptr && span->carved == objects) UnlinkExhaustedLocked(span);
+      TookFromSpanLocked(size_class, span, owner, objects);
     }
     span_free_objects_.fetch_sub(taken, std::memory_order_relaxed);
     if (last != nullptr) SetNext(last, nullptr);
@@ -316,6 +312,11 @@ int CentralPool::RemoveFromSpans(int size_class, int n, bool align_carve, std::u
   errors.Report();
   *head = out;
   return got;
+}
+
+void CentralPool::TookFromSpanLocked(int size_class, Span* span, std::uint32_t owner, std::uint32_t objects) {
+  if (owner != 0) ClaimLocked(size_class, span, owner);
+  if (span->free_list == nullptr && span->carved == objects) UnlinkExhaustedLocked(span);
 }
 
 void CentralPool::UnlinkExhaustedLocked(Span* span) {

@@ -160,6 +160,11 @@ class alignas(kCacheLineSize) CentralPool {
   // Makes `owner` (non-zero) the owner of `span`, a span of this normal pool.
   void ClaimLocked(int size_class, Span* span, std::uint32_t owner) STRATA_REQUIRES(lock_);
   void UnlinkExhaustedLocked(Span* span) STRATA_REQUIRES(lock_);
+  // After objects were taken from `span` (of `objects` objects) for
+  // `owner`: the span becomes the owner's (owner frees), and leaves the
+  // partial list when it has nothing left to give.
+  void TookFromSpanLocked(int size_class, Span* span, std::uint32_t owner, std::uint32_t objects)
+      STRATA_REQUIRES(lock_);
   // The carve start of a new span of the class (see Span::carve_start).
   // A program's hot objects of a class are the first ones carved from its
   // spans; were every span carved from its start, the hot objects of all
