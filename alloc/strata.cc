@@ -73,6 +73,17 @@ bool AlignedAllocationExplains(int size_class, std::uintptr_t addr, std::size_t 
   return false;
 }
 
+// Whether the block at `addr`, of class `size_class` in a slice the class
+// map does not know, may be a sampled request of a smaller class that took
+// a block of sampled_slices::kSmallSampleClass (its slice's word names it,
+// or may): its free may then name any size up to kMinInPlaceSize, and a
+// reallocation moves it (a new size is judged as a new request).
+bool MaySampleSmaller(std::uintptr_t addr, int size_class) {
+  if (size_class != sampled_slices::kSmallSampleClass) return false;
+  const std::uint64_t word = sampled_slices::Word(addr);
+  return word != 0 && sampled_slices::MayName(word, addr);
+}
+
 void ReportClaimError(ErrorKind kind, void* ptr, const FreeClaim& claim) {
   ErrorReport r{kind, ptr};
   r.size = claim.size == kNoSize ? 0 : claim.size;
@@ -94,6 +105,7 @@ STRATA_NOINLINE void FreeClaimedSlow(void* ptr, int size_class, const FreeClaim&
   int block_class = size_class;
   std::size_t requested = 0, usable = 0, alignment = 0;
   bool tracked_small = false;
+  bool sampled_smaller = false;
   if (block_class == 0) {
     BlockInfo info = LookupBlock(addr);
     if (info.kind == BlockKind::kNone || info.start != addr) {
@@ -103,6 +115,7 @@ STRATA_NOINLINE void FreeClaimedSlow(void* ptr, int size_class, const FreeClaim&
     if (info.kind == BlockKind::kSmall || info.kind == BlockKind::kTrackedSmall) {
       block_class = info.size_class;
       tracked_small = info.kind == BlockKind::kTrackedSmall;
+      sampled_smaller = info.kind == BlockKind::kSmall && MaySampleSmaller(addr, block_class);
     } else {
       bool huge = info.kind == BlockKind::kHuge;
       requested = huge ? info.segment->huge_size : info.span->large_size;
@@ -133,7 +146,8 @@ STRATA_NOINLINE void FreeClaimedSlow(void* ptr, int size_class, const FreeClaim&
         return;
       }
     } else if (claim.size != kNoSize && !SizedFreeMatches(block_class, claim.size) &&
-               !(claim.size <= ClassSize(block_class) && AlignedAllocationExplains(block_class, addr, claim.size))) {
+               !(claim.size <= ClassSize(block_class) && AlignedAllocationExplains(block_class, addr, claim.size)) &&
+               !(sampled_smaller && claim.size <= sampled_slices::kMinInPlaceSize)) {
       ReportClaimError(ErrorKind::kSizeMismatch, ptr, claim);
       return;
     }
@@ -337,8 +351,14 @@ void* Reallocate(void* ptr, std::size_t new_size) noexcept {
                                                  internal::ErrorKind::kReallocFreed);
   if (old == 0) return nullptr;
   if (info.kind == internal::BlockKind::kSmall) {
-    // In a slice that holds sampled blocks: as the class map's path above.
-    if (internal::SmallBlockKeepsPlace(info.size_class, new_size)) return ptr;
+    // In a slice that holds sampled blocks: as the class map's path above,
+    // but for a block that may hold a smaller sampled request, which moves
+    // (its usable size is not what its request's class would have given:
+    // kept in place, its record would keep the old size).
+    if (internal::SmallBlockKeepsPlace(info.size_class, new_size) &&
+        !internal::MaySampleSmaller(addr, info.size_class)) {
+      return ptr;
+    }
     return internal::ReallocateSmallMoving(ptr, new_size, info.size_class);
   }
   if (new_size <= old && new_size >= old / 2) return ptr;

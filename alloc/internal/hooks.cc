@@ -2,22 +2,16 @@
 
 #include "alloc/internal/failure_injection.h"
 #include "alloc/internal/thread_cache.h"
-#include <bit>
 
 namespace strata::internal {
-namespace {
 
-constinit std::atomic<const TrackingHooks*> g_hooks{nullptr};
-constinit std::atomic<std::int64_t> g_sample_rate{0};
-constinit std::atomic<bool> g_track_all{false};
-
-}  // namespace
+constinit hooks_detail::Modes hooks_detail::g_modes;
 
 void InstallTrackingHooks(const TrackingHooks* hooks) {
   // Release: the hook table is initialised before a slow path can use it.
-  g_hooks.store(hooks, std::memory_order_release);
+  hooks_detail::g_modes.hooks.store(hooks, std::memory_order_release);
 }
-const TrackingHooks* InstalledTrackingHooks() { return g_hooks.load(std::memory_order_acquire); }
+const TrackingHooks* InstalledTrackingHooks() { return hooks_detail::g_modes.hooks.load(std::memory_order_acquire); }
 
 // The calling thread picks a mode change up at once (others at their next
 // countdown crossing; see hooks.h).
@@ -35,15 +29,15 @@ void RefreshCallingThread() {
 }
 
 void SetSampleRate(std::int64_t bytes) {
-  g_sample_rate.store(bytes < 0 ? 0 : bytes, std::memory_order_relaxed);
+  hooks_detail::g_modes.sample_rate.store(bytes < 0 ? 0 : bytes, std::memory_order_relaxed);
   RefreshCallingThread();
 }
-std::int64_t SampleRate() { return g_sample_rate.load(std::memory_order_relaxed); }
+std::int64_t SampleRate() { return SampleRateInline(); }
 void SetTrackAll(bool on) {
-  g_track_all.store(on, std::memory_order_relaxed);
+  hooks_detail::g_modes.track_all.store(on, std::memory_order_relaxed);
   RefreshCallingThread();
 }
-bool TrackAll() { return g_track_all.load(std::memory_order_relaxed); }
+bool TrackAll() { return TrackAllInline(); }
 
 std::int64_t NextSampleCountdown() {
   if (TrackAll() || failure_injection::FailureInjectionForcesSlowPath()) return -1;
@@ -69,22 +63,5 @@ std::int64_t SampleStride() {
   return static_cast<std::int64_t>(stride);
 }
 
-double StrideFromBits(std::uint64_t bits53) {
-  // v = (bits53 + 1) / 2^53 in (0, 1]: uniform like 1 - u, and never 0.
-  const double v = static_cast<double>(bits53 + 1) * (1.0 / 9007199254740992.0);
-  const std::uint64_t b = std::bit_cast<std::uint64_t>(v);
-  int e = static_cast<int>(b >> 52) - 1023;
-  double m = std::bit_cast<double>((b & 0x000fffffffffffffull) | 0x3ff0000000000000ull);  // [1, 2)
-  if (m > 1.4142135623730951) {
-    m *= 0.5;
-    ++e;
-  }
-  // ln(m) = 2 atanh(s), |s| < 0.172: the odd series to s^9 (next term
-  // below 1e-9 of ln 2).
-  const double s = (m - 1.0) / (m + 1.0);
-  const double s2 = s * s;
-  const double ln_m = 2.0 * s * (1.0 + s2 * (1.0 / 3 + s2 * (1.0 / 5 + s2 * (1.0 / 7 + s2 * (1.0 / 9)))));
-  return -(static_cast<double>(e) * 0.6931471805599453 + ln_m);
-}
 
 }  // namespace strata::internal

@@ -8,27 +8,29 @@
 //     is on and the stride was crossed, or when every allocation is tracked
 //     (leak checking; the countdown is then -1, so every allocation
 //     crosses), the block is served from a *tracked pool*
-//     (g_tracked_central), or for a sampled block of a bigger class from
-//     the thread's own list with its slice marked (sampled_slices.h), or
-//     flagged as a tracked large block, and the hooks record it.
+//     (g_tracked_central), or for a sampled small block (mostly) from the
+//     thread's own list of its class, or of a bigger one for the smaller
+//     classes, with its slice marked (sampled_slices.h), or flagged as a
+//     tracked large block, and the hooks record it.
 //   - Free: tracked small blocks live in spans the class map does not know
 //     (class 0), so their frees always reach the slow path, which calls
 //     hooks->on_free. Untracked blocks are never looked up. Sampled blocks
-//     of the bigger classes are the exception: they stay in the normal
-//     spans, and the slice each starts in is marked (class 0 in the class
-//     map while it holds sampled blocks, sampled_slices.h); frees of a
-//     marked slice's blocks ask on_sampled_free. When every
-//     allocation is tracked, small blocks go through a per-thread cache
-//     (tracked_cache.h); sampled ones too, within a small bound. Tracked
-//     small blocks use the on_small_* hooks (their records sit at the
-//     block's place: no lookup); on_allocate and on_free serve large and
-//     huge blocks.
+//     kept in place are the exception: they stay in the normal spans, and
+//     the slice each starts in is marked (class 0 in the class map while
+//     it holds sampled blocks, sampled_slices.h); frees of a marked
+//     slice's blocks ask on_sampled_free. When every allocation is
+//     tracked, small blocks go through a per-thread cache
+//     (tracked_cache.h); sampled ones of the tracked pools too, within a
+//     small bound. Tracked small blocks use the on_small_* hooks (their
+//     records sit at the block's place: no lookup); on_allocate and
+//     on_free serve large and huge blocks.
 //   - Realloc: a tracked large or huge block grown into the free space
 //     after it stays tracked, and hooks->on_resize gives its record the new
 //     sizes. A realloc within the usable size changes nothing (the record
-//     keeps the size last recorded, which is at most the usable size). A
-//     block that moves is a free of the old block and an allocation of the
-//     new.
+//     keeps the size last recorded, which is at most the usable size),
+//     but for a sampled small request in a bigger class's block, which
+//     always moves (sampled_slices.h). A block that moves is a free of the
+//     old block and an allocation of the new.
 //   - Failure injection (failure_injection.h) forces the slow path the same
 //     way (a countdown of -1) and keeps the real countdown itself.
 //   - Mode changes reach every thread at its next countdown crossing; with
@@ -42,6 +44,7 @@
 #define STRATA_ALLOC_INTERNAL_HOOKS_H_
 
 #include <atomic>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 
@@ -88,6 +91,17 @@ struct TrackingHooks {
   bool (*on_sampled_free)(void* ptr, int size_class, int slot);
 };
 
+namespace hooks_detail {
+// The installed hooks, the sampling stride and the leak-check mode, on one
+// line (a sample reads them all). Written by the setters below only.
+struct alignas(64) Modes {
+  std::atomic<const TrackingHooks*> hooks{nullptr};
+  std::atomic<std::int64_t> sample_rate{0};
+  std::atomic<bool> track_all{false};
+};
+extern constinit Modes g_modes;
+}  // namespace hooks_detail
+
 // Installs the hooks (once, from the tracking layer's init).
 void InstallTrackingHooks(const TrackingHooks* hooks);
 const TrackingHooks* InstalledTrackingHooks();
@@ -99,13 +113,34 @@ std::int64_t SampleRate();
 // calling thread at once.
 void SetTrackAll(bool on);
 bool TrackAll();
+// The same two reads inline, for the tracking layer's per-sample work (the
+// engine calls the functions above: its slow paths stay as compact as
+// they are).
+inline std::int64_t SampleRateInline() { return hooks_detail::g_modes.sample_rate.load(std::memory_order_relaxed); }
+inline bool TrackAllInline() { return hooks_detail::g_modes.track_all.load(std::memory_order_relaxed); }
 
 // -ln(v) for v = (bits53 + 1) / 2^53 (bits53 < 2^53, uniform: v is
 // uniform in (0, 1], so the result is exponential with mean 1): the
 // sampling stride in units of the rate. To about 1e-9 absolute, in some 25
 // instructions (one division); base::NegLogOneMinus's 1e-13 costs five
 // times that on every sample, for nothing a stride can use.
-double StrideFromBits(std::uint64_t bits53);
+inline double StrideFromBits(std::uint64_t bits53) {
+  // v = (bits53 + 1) / 2^53 in (0, 1]: uniform like 1 - u, and never 0.
+  const double v = static_cast<double>(bits53 + 1) * (1.0 / 9007199254740992.0);
+  const std::uint64_t b = std::bit_cast<std::uint64_t>(v);
+  int e = static_cast<int>(b >> 52) - 1023;
+  double m = std::bit_cast<double>((b & 0x000fffffffffffffull) | 0x3ff0000000000000ull);  // [1, 2)
+  if (m > 1.4142135623730951) {
+    m *= 0.5;
+    ++e;
+  }
+  // ln(m) = 2 atanh(s), |s| < 0.172: the odd series to s^9 (next term
+  // below 1e-9 of ln 2).
+  const double s = (m - 1.0) / (m + 1.0);
+  const double s2 = s * s;
+  const double ln_m = 2.0 * s * (1.0 + s2 * (1.0 / 3 + s2 * (1.0 / 5 + s2 * (1.0 / 7 + s2 * (1.0 / 9)))));
+  return -(static_cast<double>(e) * 0.6931471805599453 + ln_m);
+}
 
 // The next sampling stride in bytes (exponential with mean SampleRate();
 // kIdleCountdown with sampling off), whatever forces the slow path.

@@ -9,8 +9,10 @@
 // program its writes to memory apart from the blocks it recycles
 // (bench/RESULTS.md, "Sampling cost"). So a sampled block of a class above
 // kMinInPlaceSize is an ordinary block of its class, taken where the
-// thread's next block of the class would have come from, and only the
-// 64 KiB slice it starts in is marked:
+// thread's next block of the class would have come from, and a sampled
+// request of a smaller class takes the thread's next block of
+// kSmallSampleClass (4608 bytes; InPlaceClass); only the 64 KiB slice the
+// block starts in is marked:
 //   - Mark: the slice's word counts it (and names it, in one of three
 //     slots); at the first, the slice's class map entry becomes 0, so that
 //     every free of a block that starts in the slice (the sampled one and
@@ -28,14 +30,26 @@
 //   - A reader that saw the entry 0 and then the word of a slice unmarked
 //     meanwhile (or the reverse) settles the class under the slice's lock
 //     (SettledClass): the usable-size and realloc paths, and FreeSlow.
-// Small classes keep the tracked pools: a long-lived sampled block of a
-// small class would send every free of a whole slice of a hot class to
-// the slow path (a first version with every class in place ran mstress
-// 13% more instructions than the tracked pools did), while a byte-weighted
-// sampler picks mostly big blocks.
+// Small classes are not marked in their own slices: a long-lived sampled
+// block of a small class would send every free of a whole slice of a hot
+// class to the slow path (a first version with every class in place ran
+// mstress 13% more instructions than the tracked pools did). A slice of
+// kSmallSampleClass holds 14 blocks. What a small request sampled this way
+// sees (as tcmalloc's sampled small objects, which take a page each): its
+// usable size is its block's (4608), a sized free may name any size up to
+// kMinInPlaceSize (strata.cc accepts it for a block its slice's word may
+// name), a reallocation always moves it (so that its record, kept with the
+// request's size, never stands for a block grown in place), and it holds
+// up to 4.5 KiB more than its class would: at strides of
+// kMinSmallSampleRate and more, under 2% of the memory a sample stands for
+// (shorter strides, and aligned small requests, keep the tracked pools).
+// Per sample this saves the tracked pool's span and lock, the cold blocks
+// of tracked spans and their page faults (bench/RESULTS.md).
 //
 // A double free of a sampled block kept in place is not detected (as for
 // any untracked block in normal mode): its first free removed the record.
+// Nor is a sized free of a sampled small request that names a wrong size
+// up to kMinInPlaceSize.
 //
 // Only in a default build's normal mode while sampling (not leak checking,
 // where every block is tracked, nor hardened mode, nor a build with owner
@@ -56,6 +70,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "alloc/internal/hooks.h"
 #include "alloc/internal/page_map.h"
 #include "alloc/internal/remote_free.h"
 #include "alloc/internal/size_classes.h"
@@ -71,13 +86,37 @@ namespace detail {
 extern constinit internal::RadixMap<std::uint64_t, internal::kSliceShift, 16> g_words;
 }  // namespace detail
 
-// Sampled blocks of classes up to this size stay in the tracked pools.
+// Classes above this size keep their sampled blocks in place; a sampled
+// request of a smaller class takes a block of kSmallSampleClass, at
+// sampling strides of kMinSmallSampleRate and more.
 inline constexpr std::size_t kMinInPlaceSize = 4096;
+// The smallest class above kMinInPlaceSize (4608 bytes: a multiple of 512).
+inline constexpr int kSmallSampleClass = internal::SizeToClass(kMinInPlaceSize + 1);
+static_assert(internal::ClassSize(kSmallSampleClass) > kMinInPlaceSize &&
+              internal::ClassSize(kSmallSampleClass - 1) <= kMinInPlaceSize);
+// A sampled small block stands for about a stride of the program's memory
+// and takes up to 4.5 KiB more than its class would: under 2% of the heap
+// from this stride on (0.9% at the default 512 KiB). Below it (down to the
+// tests' stride of 1, which samples everything) small samples keep the
+// tracked pools.
+inline constexpr std::int64_t kMinSmallSampleRate = 256 << 10;
 
 // Whether a sampled block of class `size_class` is kept in place (never
 // in a build with owner frees).
 constexpr bool InPlace(int size_class) {
   return !internal::kOwnerFreesBuilt && internal::ClassSize(size_class) > kMinInPlaceSize;
+}
+
+// The class whose block a sampled request of class `size_class` with
+// `alignment` (0, or what the caller named) takes in place: its own when
+// InPlace; kSmallSampleClass for a smaller class when the request needs no
+// more than the 16 bytes every block has and the stride is at least
+// kMinSmallSampleRate; else 0 (the tracked pools: an aligned small request,
+// a short stride, or a build with owner frees).
+inline int InPlaceClass(int size_class, std::size_t alignment) {
+  if (internal::kOwnerFreesBuilt) return 0;
+  if (InPlace(size_class)) return size_class;
+  return alignment <= 16 && internal::SampleRateInline() >= kMinSmallSampleRate ? kSmallSampleClass : 0;
 }
 
 // Mark's answer besides a slot (0..2) of the slice's word that names the
@@ -97,8 +136,9 @@ int Mark(std::uintptr_t addr, int size_class);
 // back.
 void Unmark(std::uintptr_t addr, int size_class);
 
-// Records the sampled block `ptr` (a small block of class `size_class`
-// for a request of `requested` bytes, just taken by the calling thread)
+// Records the sampled block `ptr` (a small block of class `size_class`,
+// InPlaceClass of the request's, for a request of `requested` bytes, just
+// taken by the calling thread)
 // and marks its slice. A block that cannot be recorded stays a plain one.
 void Sample(void* ptr, std::size_t requested, int size_class);
 
@@ -118,6 +158,12 @@ int FreeInMarkedSlice(void* ptr, std::uint64_t word);
 // True when the slice of `addr` holds sampled blocks (its class map entry
 // is 0 for that reason).
 STRATA_ALWAYS_INLINE bool Holds(std::uintptr_t addr) { return Word(addr) != 0; }
+
+// Whether the word `word` of a marked slice names the block at `addr` as
+// one of its sampled blocks, or may (overflow: any of its blocks may be
+// one). For the checks of sized frees and the moves of reallocations of
+// sampled blocks (alloc/strata.cc).
+bool MayName(std::uint64_t word, std::uintptr_t addr);
 
 // The class of the slice of `addr`, read under the slice's lock, where
 // its mark and the class map agree: for a small block whose class map

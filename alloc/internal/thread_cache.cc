@@ -619,14 +619,17 @@ void* AllocateSlow(std::size_t size, std::size_t alignment, int size_class, Allo
   bool sampled = false;
   bool sample_in_place = false;
   if (CrossesSampleCountdown(tc, size, &sampled)) {
-    // A sampled block of a bigger class is the thread's next block of the
-    // class, its slice marked (sampled_slices.h); the others (and every
-    // block when leak checking) come from the tracked pools.
-    sample_in_place = sampled && sampled_slices::InPlace(size_class);
-    if (!sample_in_place) {
+    // A sampled block is the thread's next block of its class (of a bigger
+    // one for the small classes), its slice marked (sampled_slices.h);
+    // aligned small requests (and every block when leak checking) come
+    // from the tracked pools.
+    const int in_place = sampled ? sampled_slices::InPlaceClass(size_class, alignment) : 0;
+    if (in_place == 0) {
       RelaxedStore(tc.lists[size_class].allocs, tc.lists[size_class].allocs + 1);
       return AllocateTracked(size, size_class, sampled);
     }
+    size_class = in_place;
+    sample_in_place = true;
   }
   FreeList& list = tc.lists[size_class];
   // Blocks other threads freed back to this one (any class: a thread whose

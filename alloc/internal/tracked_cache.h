@@ -27,9 +27,10 @@
 // come back whole (churn's overflows to the pool cost it 16% more
 // instructions with 64 KiB / 64 objects), at most 256 KiB per class a
 // thread used, in leak-checking mode only. Sampled blocks (the heap
-// profiler's) of the classes up to sampled_slices::kMinInPlaceSize (4 KiB;
-// bigger ones stay in the normal spans, sampled_slices.h) use the same
-// lists with a small bound: a freed sampled block waits for the thread's
+// profiler's) that sampled_slices.h does not keep in the normal spans
+// (aligned requests of the classes up to 4 KiB, any of them at strides
+// under sampled_slices::kMinSmallSampleRate, every one in a build with
+// owner frees) use the same lists with a small bound: a freed sampled block waits for the thread's
 // next sample of its class (at most kSampledCacheObjects per class: 98
 // KiB per thread at most over all those classes), which then takes no
 // pool lock, and a sample finding its list empty takes one block from the

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstring>
 
+#include "alloc/internal/hooks.h"
 #include "alloc/tracking/live_table.h"
 #include "alloc/tracking/tracker.h"
 #include "concurrency/base/fast_math.h"
@@ -14,6 +15,25 @@
 
 namespace strata::tracking {
 namespace {
+
+// size / (1 - e^-x) with x = size/rate is size + rate * x / (e^x - 1).
+// For x < 1 (every small block at the default rate) x / (e^x - 1) is its
+// Bernoulli series, 1 - x/2 + x^2/12 - x^4/720 + x^6/30240 (within 1e-7
+// there): multiplies only, where a division costs a sampled event some 15
+// cycles. Beyond, 1 / (1 + x/2 + x^2/6 + x^3/24 + x^4/120), truncated where
+// the terms dropped only matter where that fraction is small beside x.
+// Both within 1% of RecordWeight.
+STRATA_ALWAYS_INLINE double ApproxSampledBytesInline(std::size_t size, std::int64_t rate) {
+  const double s = static_cast<double>(size);
+  if (rate <= 1) return s;
+  const double r = static_cast<double>(rate);
+  const double x = s / r;
+  if (x < 1.0) {
+    const double x2 = x * x;
+    return s + r * (1.0 - 0.5 * x + x2 * (1.0 / 12 - x2 * (1.0 / 720 - x2 * (1.0 / 30240))));
+  }
+  return s + r / (1.0 + x * (1.0 / 2 + x * (1.0 / 6 + x * (1.0 / 24 + x * (1.0 / 120)))));
+}
 
 // Slots: one per distinct stack (the stack table's capacity and its
 // overflow entry). The index is a power of two at least twice the number
@@ -56,14 +76,16 @@ struct Snapshot {
 constinit Snapshot g_snap STRATA_GUARDED_BY(g_lock);
 
 std::int64_t CurrentRate() {
-  if (TrackAll()) return 1;
-  std::int64_t rate = SampleRate();
+  if (internal::TrackAllInline()) return 1;
+  std::int64_t rate = internal::SampleRateInline();
   return rate <= 0 ? 1 : rate;
 }
 
-std::int64_t WeightBytes(std::size_t size, std::uint32_t flags) {
-  if ((flags & kSampled) == 0 || TrackAll()) return static_cast<std::int64_t>(size);
-  return static_cast<std::int64_t>(ApproxSampledBytes(size, SampleRate()));
+// The modes read inline (one line, alloc/internal/hooks.h), the weight
+// computed here: no calls on a sample's way.
+STRATA_ALWAYS_INLINE std::int64_t WeightBytes(std::size_t size, std::uint32_t flags) {
+  if ((flags & kSampled) == 0 || internal::TrackAllInline()) return static_cast<std::int64_t>(size);
+  return static_cast<std::int64_t>(ApproxSampledBytesInline(size, internal::SampleRateInline()));
 }
 
 bool MapSnapshot() STRATA_REQUIRES(g_lock) {
@@ -200,24 +222,7 @@ void RecordWeight(std::size_t size, std::uint32_t flags, std::int64_t rate, doub
   *bytes = s;
 }
 
-// size / (1 - e^-x) with x = size/rate is size + rate * x / (e^x - 1).
-// For x < 1 (every small block at the default rate) x / (e^x - 1) is its
-// Bernoulli series, 1 - x/2 + x^2/12 - x^4/720 + x^6/30240 (within 1e-7
-// there): multiplies only, where a division costs a sampled event some 15
-// cycles. Beyond, 1 / (1 + x/2 + x^2/6 + x^3/24 + x^4/120), truncated where
-// the terms dropped only matter where that fraction is small beside x.
-// Both within 1% of RecordWeight.
-double ApproxSampledBytes(std::size_t size, std::int64_t rate) {
-  const double s = static_cast<double>(size);
-  if (rate <= 1) return s;
-  const double r = static_cast<double>(rate);
-  const double x = s / r;
-  if (x < 1.0) {
-    const double x2 = x * x;
-    return s + r * (1.0 - 0.5 * x + x2 * (1.0 / 12 - x2 * (1.0 / 720 - x2 * (1.0 / 30240))));
-  }
-  return s + r / (1.0 + x * (1.0 / 2 + x * (1.0 / 6 + x * (1.0 / 24 + x * (1.0 / 120)))));
-}
+double ApproxSampledBytes(std::size_t size, std::int64_t rate) { return ApproxSampledBytesInline(size, rate); }
 
 void PeakOnAllocate(std::size_t size, std::uint32_t flags) { Add(WeightBytes(size, flags)); }
 void PeakOnFree(std::size_t size, std::uint32_t flags) { Add(-WeightBytes(size, flags)); }

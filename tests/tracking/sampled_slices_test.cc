@@ -77,6 +77,108 @@ TEST(SampledSlices, OnlyTheBiggerClassesStayInPlace) {
   EXPECT_TRUE(sampled_slices::InPlace(internal::SizeToClass(internal::kMaxSmallSize)));
 }
 
+// Where a sampled request goes by class, alignment and stride: its own
+// class's next block for the bigger classes; a block of kSmallSampleClass
+// for a smaller one with no alignment beyond 16 at the default stride; the
+// tracked pools (0) for an aligned small request or a short stride.
+TEST(SampledSlices, SmallRequestsTakeABlockOfTheSmallSampleClass) {
+  if (internal::kOwnerFreesBuilt) GTEST_SKIP() << "a build with owner frees keeps every sampled block in the tracked pools";
+  const int small = internal::SizeToClass(100);
+  const int big = internal::SizeToClass(kBig);
+  EXPECT_EQ(internal::ClassSize(sampled_slices::kSmallSampleClass), 4608u);
+  {
+    SampleRateScope rate(kDefaultSampleRate);
+    EXPECT_EQ(sampled_slices::InPlaceClass(big, 0), big);
+    EXPECT_EQ(sampled_slices::InPlaceClass(big, 4096), big);
+    EXPECT_EQ(sampled_slices::InPlaceClass(small, 0), sampled_slices::kSmallSampleClass);
+    EXPECT_EQ(sampled_slices::InPlaceClass(small, 16), sampled_slices::kSmallSampleClass);
+    EXPECT_EQ(sampled_slices::InPlaceClass(small, 64), 0);
+    EXPECT_EQ(sampled_slices::InPlaceClass(internal::SizeToClass(4096), 0), sampled_slices::kSmallSampleClass);
+  }
+  {
+    SampleRateScope rate(sampled_slices::kMinSmallSampleRate - 1);
+    EXPECT_EQ(sampled_slices::InPlaceClass(big, 0), big);
+    EXPECT_EQ(sampled_slices::InPlaceClass(small, 0), 0);
+  }
+}
+
+// The first of many 100-byte allocations the profiler samples at the
+// default stride (about 20 expected in 10 MB); the others freed.
+void* SampledSmallBlock(std::size_t size) {
+  std::vector<void*> all;
+  void* found = nullptr;
+  LiveInfo live;
+  for (std::size_t i = 0; i < (std::size_t{10} << 20) / size && found == nullptr; ++i) {
+    void* p = strata::Allocate(size);
+    if (FindLive(Key(p), &live)) {
+      found = p;
+    } else {
+      all.push_back(p);
+    }
+  }
+  for (void* p : all) strata::Free(p);
+  return found;
+}
+
+// End to end at the default stride: a sampled 100-byte request is a block
+// of kSmallSampleClass in a marked slice, recorded with its own size; a
+// sized free naming its requested size is accepted (no report) and ends
+// the record; a reallocation moves it, even within its block (the new block is judged as a new
+// request, the old record ends); an aligned small request still takes the
+// tracked pools.
+TEST(SampledSlices, SampledSmallRequestsLiveInTheNormalSpans) {
+  if (internal::kOwnerFreesBuilt) GTEST_SKIP() << "no sampling in place in this build";
+  SampleRateScope rate(kDefaultSampleRate);
+  const std::uint64_t marked_before = sampled_slices::MarkedBlocks();
+  void* p = SampledSmallBlock(100);
+  ASSERT_NE(p, nullptr) << "nothing sampled in 10 MB at a 512 KiB stride";
+  const internal::BlockInfo info = internal::LookupBlock(Key(p));
+  EXPECT_EQ(info.kind, internal::BlockKind::kSmall);
+  EXPECT_EQ(info.size_class, sampled_slices::kSmallSampleClass);
+  EXPECT_EQ(g_class_map.Get(Key(p)), 0);
+  EXPECT_EQ(sampled_slices::MarkedBlocks(), marked_before + 1);
+  LiveInfo live;
+  ASSERT_TRUE(FindLive(Key(p), &live));
+  EXPECT_EQ(live.flags, static_cast<std::uint32_t>(kSampled));
+  EXPECT_EQ(live.size, 100u);
+  std::memset(p, 7, 100);
+  // 3000 bytes fit the block (and more than half of it): a block of the
+  // class would stay.
+  void* q = strata::Reallocate(p, 3000);
+  ASSERT_NE(q, p) << "a sampled small request moves on realloc";
+  EXPECT_EQ(static_cast<unsigned char*>(q)[99], 7);
+  EXPECT_FALSE(FindLive(Key(p), &live)) << "the moved block's record stayed";
+  if (FindLive(Key(q), &live)) EXPECT_EQ(live.size, 3000u);
+  strata::Free(q);
+  EXPECT_EQ(sampled_slices::MarkedBlocks(), marked_before);
+  // Sized frees name the request's size, as for any block of its class
+  // (a wrong size would be reported: the process would stop here).
+  for (std::size_t size : {std::size_t{16}, std::size_t{100}, std::size_t{2000}, std::size_t{4096}}) {
+    void* s = SampledSmallBlock(size);
+    ASSERT_NE(s, nullptr) << size;
+    ASSERT_EQ(internal::LookupBlock(Key(s)).size_class, sampled_slices::kSmallSampleClass) << size;
+    strata::FreeSized(s, size);
+    EXPECT_FALSE(FindLive(Key(s), &live)) << size;
+  }
+  EXPECT_EQ(sampled_slices::MarkedBlocks(), marked_before);
+  // An aligned small request: the tracked pools.
+  std::vector<void*> all;
+  void* a = nullptr;
+  for (int i = 0; i < 200000 && a == nullptr; ++i) {
+    void* x = strata::AllocateAligned(64, 64);
+    if (FindLive(Key(x), &live)) {
+      a = x;
+    } else {
+      all.push_back(x);
+    }
+  }
+  for (void* x : all) strata::Free(x);
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(internal::LookupBlock(Key(a)).kind, internal::BlockKind::kTrackedSmall);
+  strata::FreeAlignedSized(a, 64, 64);
+  EXPECT_FALSE(FindLive(Key(a), &live));
+}
+
 // A mark takes the slice off the class map until its last sampled block is
 // unmarked; more sampled blocks than the slice word names (overflow) still
 // count exactly. The slice's other blocks are freed through the slow path
