@@ -81,6 +81,12 @@ std::int64_t CurrentRate() {
   return rate <= 0 ? 1 : rate;
 }
 
+// The least margin over the last snapshot (peak_tracker.h), at sampling
+// stride `rate` (1 when every allocation is tracked).
+std::int64_t MinMargin(std::int64_t rate) {
+  return rate > kMinMarginBytes / kMarginStrides ? kMarginStrides * rate : kMinMarginBytes;
+}
+
 // The modes read inline (one line, alloc/internal/hooks.h), the weight
 // computed here: no calls on a sample's way.
 STRATA_ALWAYS_INLINE std::int64_t WeightBytes(std::size_t size, std::uint32_t flags) {
@@ -161,7 +167,7 @@ void TakeSnapshot() STRATA_REQUIRES(g_lock) {
   std::int64_t estimate = g_estimate.load(std::memory_order_relaxed);
   if (estimate > base) base = estimate;
   std::int64_t margin = base / kMarginDivisor;
-  if (margin < kMinMarginBytes) margin = kMinMarginBytes;
+  if (margin < MinMargin(walk.rate)) margin = MinMargin(walk.rate);
   g_next_threshold.store(base + margin, std::memory_order_relaxed);
 }
 
@@ -248,6 +254,8 @@ bool ReadPeakSnapshot(void (*fn)(const PeakSite& site, void* arg), void* arg, Pe
   info->truncated = s.truncated;
   g_lock.Unlock();
   info->highest_estimate = g_highest.load(std::memory_order_relaxed);
+  info->estimate = g_estimate.load(std::memory_order_relaxed);
+  info->next_threshold = g_next_threshold.load(std::memory_order_relaxed);
   return true;
 }
 
@@ -260,7 +268,7 @@ void ResetPeak() {
   std::int64_t estimate = g_estimate.load(std::memory_order_relaxed);
   if (estimate < 0) estimate = 0;
   g_highest.store(static_cast<std::uint64_t>(estimate), std::memory_order_relaxed);
-  g_next_threshold.store(estimate + kMinMarginBytes, std::memory_order_relaxed);
+  g_next_threshold.store(estimate + MinMargin(CurrentRate()), std::memory_order_relaxed);
 }
 
 }  // namespace strata::tracking

@@ -19,10 +19,15 @@
 // stack, bounded by the stack table), so it never allocates through
 // malloc and its memory is bounded. It runs under a try-lock (a thread
 // that finds it busy goes on) when the estimate reaches
-//   previous snapshot + max(previous / kMarginDivisor, kMinMarginBytes).
-// That margin is the rate limit, in bytes rather than time: between two
+//   previous snapshot + max(previous / kMarginDivisor, kMinMarginBytes,
+//                           kMarginStrides * sampling stride)
+// (the stride term only when sampling: a sampled estimate moves a stride
+// at a time, and by some sqrt(samples) strides of noise, so highs a stride
+// or two past the last snapshot are mostly noise; at the default 512 KiB
+// it takes mstress from 17 snapshots to 10). That margin is the rate limit,
+// in bytes rather than time: between two
 // snapshots of a heap of N records the heap must grow by N/16 records'
-// worth (or 1 MiB), so a snapshot's walk is paid for by the allocations
+// worth (or the least margin), so a snapshot's walk is paid for by the allocations
 // that led to it (about 16 record visits per new record, amortized), the
 // number of snapshots grows with the log of the heap's growth (about 12
 // per doubling), and a heap that stays below its peak takes none. A time
@@ -32,7 +37,8 @@
 //
 // Accuracy: the snapshot is the live set at a moment when the estimate
 // had just passed the threshold. The true sampled peak may be higher than
-// the snapshot by up to the margin (1/16, or 1 MiB for small heaps). The
+// the snapshot by up to the margin (1/16, or for small heaps 1 MiB, or
+// four strides when sampling). The
 // running estimate may drift from the table by each exited thread's
 // unflushed delta (< kFlushBytes), by blocks grown in place (their
 // record's size changes, their weight in the estimate does not), by a rate
@@ -59,6 +65,7 @@ namespace strata::tracking {
 inline constexpr std::int64_t kFlushBytes = 256 * 1024;
 inline constexpr std::int64_t kMinMarginBytes = 1 << 20;
 inline constexpr std::int64_t kMarginDivisor = 16;
+inline constexpr std::int64_t kMarginStrides = 4;
 
 // A stack's cumulative counters, copied at one moment: alloc_* are the
 // totals (every tracked allocation, sampled or not), sampled_alloc_* the
@@ -101,6 +108,8 @@ struct PeakInfo {
   std::uint64_t snapshot_time_ns = 0;
   std::int64_t snapshot_rate = 0;    // sampling stride when it was taken
   std::uint64_t highest_estimate = 0;  // highest running estimate seen (bytes)
+  std::int64_t estimate = 0;         // the running estimate (bytes; flushed deltas)
+  std::int64_t next_threshold = 0;   // the estimate that takes the next snapshot (bytes)
   std::uint64_t sites = 0;           // sites in the snapshot
   bool truncated = false;            // some records found no slot (never expected)
 };

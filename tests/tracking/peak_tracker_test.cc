@@ -65,6 +65,30 @@ TEST(PeakTracker, SnapshotTrailsTheExactPeakByAtMostTheMargin) {
   EXPECT_FALSE(info.truncated);
 }
 
+// The least margin: 1 MiB when every allocation is tracked or the stride is
+// short, four strides when sampling at longer strides (a sampled estimate
+// moves a stride at a time).
+TEST(PeakTracker, TheLeastMarginIsFourStridesWhenSampling) {
+  struct Case {
+    bool track_all;
+    std::int64_t rate;
+    std::int64_t margin;
+  };
+  for (const Case& c : {Case{true, kDefaultSampleRate, 1 << 20}, Case{false, 64 << 10, 1 << 20},
+                        Case{false, 256 << 10, 1 << 20}, Case{false, kDefaultSampleRate, 2 << 20},
+                        Case{false, 4 << 20, 16 << 20}}) {
+    SetTrackAll(c.track_all);
+    SetSampleRate(c.rate);
+    ResetPeak();
+    PeakInfo info;
+    ReadSnapshot(&info);
+    EXPECT_EQ(info.next_threshold - info.estimate, c.margin) << c.track_all << " " << c.rate;
+  }
+  SetTrackAll(false);
+  SetSampleRate(kDefaultSampleRate);
+  ResetPeak();
+}
+
 // A heap that never passes its first margin takes no snapshot.
 TEST(PeakTracker, NoSnapshotBelowTheFirstMargin) {
   SetTrackAll(true);
