@@ -16,8 +16,8 @@ constinit TrackedCentralPool g_tracked_central[kNumClasses];
 namespace {
 
 // First-tier slots per normal pool, apart from the pools (see
-// transfer_stack.h); tracked pools have no first tier. A slot is 280
-// bytes with its batch's object addresses: a class's slots span 70 KiB of
+// transfer_stack.h); tracked pools have no first tier. A slot is 1,048
+// bytes with its batch's object addresses: a class's slots span 262 KiB of
 // address space, of which a program touches the slots its batches use.
 alignas(4096) constinit CentralPool::Transfer::Slots g_transfer_slots[kNumClasses];
 
@@ -82,7 +82,8 @@ int CentralPool::RemoveChain(int size_class, int n, bool whole_batch_ok, bool fo
     std::uint32_t count = 0;
     FreeObject* objects[Transfer::kMaxHints];
     std::uint32_t n_objects = 0;
-    if (FreeObject* whole = transfer_.Pop(transfer_slots(size_class), &count, objects, &n_objects)) {
+    if (FreeObject* whole = transfer_.Pop(transfer_slots(size_class), &count, objects, &n_objects,
+                                          ClassInfo(size_class).batch)) {
       // The batch's objects were most likely freed by another thread, and
       // their lines sit in its core's cache: the caller's pops would find
       // them one by one through the links (a miss each, in series). Their

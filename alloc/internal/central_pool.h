@@ -55,7 +55,7 @@
 // Thread-safety: all methods are thread-safe. The pool is cache-line
 // padded so that pools of neighbouring classes do not share lines. The
 // pools' fields sit together (about 200 bytes per class); the first tier's
-// slots (280 bytes each, 70 KiB of address space per class) are kept
+// slots (1,048 bytes each, 262 KiB of address space per class) are kept
 // apart, so that the classes a program never uses cost it no memory and a
 // class costs only the slots its batches use.
 #ifndef STRATA_ALLOC_INTERNAL_CENTRAL_POOL_H_

@@ -35,10 +35,19 @@ inline constexpr std::size_t kMaxSmallSize = 256 * 1024;
 inline constexpr int kNumClasses = 1 + 8 + 8 * 11;       // 97, class 0 unused
 inline constexpr std::size_t kSmallLookupMax = 1024;
 
-// Objects moved per batch between cache and central pool: enough to amortise
-// a central operation (up to 32), at most 64 KiB worth, at least 2.
+// Objects moved per batch between cache and central pool: at most 64 KiB
+// worth (kBatchBytes) and at least 2; 32 objects for classes of 256 bytes
+// and more, and for the smaller classes as many as fill kSmallBatchBytes
+// (up to kMaxBatch: 128 objects of 16-64 bytes, 64 of 128 bytes). A batch
+// that moves between threads costs a few cross-core line transfers of its
+// own whatever its size (the transfer stack's two heads and its slot, on
+// each side); 32 objects of 64 bytes left those fixed costs a third of a
+// producer/consumer hand-off's allocator time (bench/RESULTS.md, "Bigger
+// batches for small classes").
 inline constexpr std::size_t kBatchBytes = 64 * 1024;
-inline constexpr int kMaxBatch = 32;
+inline constexpr std::size_t kSmallBatchBytes = 8 * 1024;
+inline constexpr int kBatchObjects = 32;
+inline constexpr int kMaxBatch = 128;
 // Every span holds at least this many objects, so that a span can serve at
 // least one batch on its own (big classes use multi-slice spans).
 inline constexpr int kMinObjectsPerSpan = 4;
@@ -68,6 +77,8 @@ constexpr SizeClassInfo ComputeInfo(int cls) {
   if (cls == 0) return {0, 0, 0, 0};
   std::uint32_t size = ComputeClassSize(cls);
   std::size_t batch = kBatchBytes / size;
+  if (batch > kBatchObjects) batch = kBatchObjects;
+  if (kSmallBatchBytes / size > batch) batch = kSmallBatchBytes / size;
   if (batch > kMaxBatch) batch = kMaxBatch;
   const int min_objects = size > kFewObjectsAbove ? 1 : kMinObjectsPerSpan;
   if (batch < 2) batch = size > kFewObjectsAbove ? 1 : 2;

@@ -124,17 +124,23 @@ void ReleaseFromList(FreeList& list, int size_class, std::uint32_t n, bool reuse
     // The chain's objects, for the first tier's batch (CentralPool::Insert).
     FreeObject* objects[kMaxBatch];
     objects[0] = head;
-    for (std::uint32_t i = 1; i < take && last != nullptr; ++i) {
-      last = GetNext(last);
-      objects[i] = last;
+    std::uint32_t walked = 1;
+    while (walked < take) {
+      FreeObject* next = GetNext(last);
+      if (next == nullptr) break;
+      objects[walked++] = last = next;
     }
-    FreeObject* rest = last != nullptr ? GetNext(last) : nullptr;
-    if (last != nullptr) SetNext(last, nullptr);
-    // Re-count the cut chain (cheap: it is in cache). A block freed twice
-    // into this list made it cyclic: the chain then ends early. See
-    // hardening.h ("at flush time").
-    std::uint32_t count = 0;
-    for (FreeObject* o = head; o != nullptr && count <= take; o = GetNext(o)) ++count;
+    FreeObject* rest = GetNext(last);
+    SetNext(last, nullptr);
+    // Check the cut chain. A block freed twice into this list made it
+    // cyclic: the walk repeated blocks from the first repeat on, so `last`
+    // is also an earlier object, whose link the cut just ended: the chain
+    // from `head` is shorter than the walk (see hardening.h, "at flush
+    // time"). Each link is compared with the object recorded after it:
+    // independent loads of lines in cache, not a second walk that waits
+    // for one link before loading the next.
+    std::uint32_t count = 1;
+    while (count < walked && GetNext(objects[count - 1]) == objects[count]) ++count;
     if (STRATA_PREDICT_FALSE(count != take)) {
       // The rest of the list cannot be trusted: hand over the `count`
       // distinct objects and drop the others (leaked, never reused).

@@ -87,7 +87,8 @@ class TransferStack {
   // ever used.
   bool Push(Slots& slots, T* value, std::uint32_t count = 0, T* const* hints = nullptr,
             std::uint32_t n_hints = 0, std::uint32_t limit = kCapacity) {
-    std::uint32_t slot = PopSlot(slots, free_);
+    if (hints == nullptr || n_hints > kHints) n_hints = 0;
+    std::uint32_t slot = PopSlot(slots, free_, n_hints);
     if (slot == kNoSlot) {
       slot = FreshSlot(limit < kCapacity ? limit : kCapacity);
       if (slot == kNoSlot) return false;  // full
@@ -95,7 +96,6 @@ class TransferStack {
     slots.slot[slot].value.store(value, std::memory_order_relaxed);
     slots.slot[slot].count.store(count, std::memory_order_relaxed);
     if constexpr (kHints > 0) {
-      if (hints == nullptr || n_hints > kHints) n_hints = 0;
       for (std::uint32_t i = 0; i < n_hints; ++i) slots.slot[slot].hint[i] = hints[i];
       slots.slot[slot].hint_count = n_hints;
     }
@@ -108,8 +108,11 @@ class TransferStack {
   // Pops the value pushed last (nullptr when none) and, when `count` is
   // given, the count pushed with it; when `hints` is given (room for
   // kHints), the hints pushed with it, and their number in `n_hints`.
-  T* Pop(Slots& slots, std::uint32_t* count = nullptr, T** hints = nullptr, std::uint32_t* n_hints = nullptr) {
-    std::uint32_t slot = PopSlot(slots, full_);
+  // `expect_hints`: how many hints the caller expects (the lines of the
+  // slot that hold them are fetched early; more are still copied).
+  T* Pop(Slots& slots, std::uint32_t* count = nullptr, T** hints = nullptr, std::uint32_t* n_hints = nullptr,
+         std::uint32_t expect_hints = kHints) {
+    std::uint32_t slot = PopSlot(slots, full_, hints != nullptr ? expect_hints : 0);
     if (slot == kNoSlot) return nullptr;
     T* value = slots.slot[slot].value.load(std::memory_order_relaxed);
     if (count != nullptr) *count = slots.slot[slot].count.load(std::memory_order_relaxed);
@@ -144,7 +147,9 @@ class TransferStack {
 
   static constexpr std::uint64_t Pack(std::uint64_t tag, std::uint32_t top) { return (tag << 32) | top; }
 
-  static std::uint32_t PopSlot(Slots& slots, std::atomic<std::uint64_t>& head) {
+  // `hint_lines_for`: the hints the taker will read or write next (the
+  // slot's lines up to them are prefetched).
+  static std::uint32_t PopSlot(Slots& slots, std::atomic<std::uint64_t>& head, std::uint32_t hint_lines_for) {
     // Acquire (also on CAS failure, which reloads `h`) pairs with the
     // release CAS that pushed the slot: its `below` and `value` are visible.
     std::uint64_t h = head.load(std::memory_order_acquire);
@@ -157,7 +162,9 @@ class TransferStack {
       // for `below` and then another for the hints). Harmless when stale.
       if constexpr (kHints > 0) {
         const auto at = reinterpret_cast<std::uintptr_t>(&slots.slot[top - 1]);
-        for (std::uintptr_t line = at & ~(std::uintptr_t{kCacheLineSize} - 1); line < at + sizeof(Slot);
+        const std::uint32_t n = hint_lines_for < kHints ? hint_lines_for : kHints;
+        const std::uintptr_t end = reinterpret_cast<std::uintptr_t>(&slots.slot[top - 1].hint[0]) + n * sizeof(T*);
+        for (std::uintptr_t line = at & ~(std::uintptr_t{kCacheLineSize} - 1); line < end;
              line += kCacheLineSize) {
           __builtin_prefetch(reinterpret_cast<const void*>(line), 1, 3);
         }
