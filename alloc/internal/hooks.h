@@ -82,8 +82,10 @@ struct TrackingHooks {
   // slot of their slice's word that names them (`slot`, 0..2), or by
   // address for a block in no slot (slot < 0).
   // A sampled block of class `size_class` was handed out. False when it
-  // could not be recorded (the caller then unmarks it).
-  bool (*on_sampled_allocate)(void* ptr, int size_class, std::size_t requested, int slot);
+  // could not be recorded (the caller then unmarks it). `frame`: the
+  // caller's frame (__builtin_frame_address(0)), where the walk of the
+  // allocation's stack starts (the frames below it are the hook's own).
+  bool (*on_sampled_allocate)(void* ptr, int size_class, std::size_t requested, int slot, const void* frame);
   // A block of a slice that holds sampled blocks, named by slot `slot` of
   // its word (or by none while the word overflows), is being freed: its
   // record, if it has one, is ended. True when it had one (it was one of

@@ -134,7 +134,9 @@ void Sample(void* ptr, std::size_t requested, int size_class) {
   if (slot == kMarkFailed) return;
   // Marked first: the record is visible to readers only for a block whose
   // free will find it.
-  if (!hooks->on_sampled_allocate(ptr, size_class, requested, slot)) Unmark(addr, size_class);
+  if (!hooks->on_sampled_allocate(ptr, size_class, requested, slot, __builtin_frame_address(0))) {
+    Unmark(addr, size_class);
+  }
 }
 
 int FreeInMarkedSlice(void* ptr, std::uint64_t w) {

@@ -35,18 +35,20 @@ void OnResize(void* ptr, std::size_t requested, std::size_t usable);
 void OnSmallAllocate(void* ptr, int size_class, std::size_t requested, bool sampled, void* record);
 int OnSmallFree(void* ptr, int size_class, bool park, void** record);
 void OnSmallRelease(void* record);
-bool OnSampledAllocate(void* ptr, int size_class, std::size_t requested, int slot);
+bool OnSampledAllocate(void* ptr, int size_class, std::size_t requested, int slot, const void* frame);
 bool OnSampledFree(void* ptr, int size_class, int slot);
 
 constinit internal::TrackingHooks g_hooks = {&OnAllocate,      &OnFree,         &OnResize,
                                              &OnSmallAllocate, &OnSmallFree,    &OnSmallRelease,
                                              &OnSampledAllocate, &OnSampledFree};
 
-// Captures the whole stack, strata's own frames included: skipping a fixed
-// number of frames is fragile across inlining, so the readers (profile
-// writer, leak report) drop the leading allocator frames by symbol name
-// (see alloc/tracking/symbolize.h). Folds the stack's hash in as it goes
-// (*hash, for StackTable::Intern).
+// Captures the stack from the live frame `start` up (RecordAllocation's,
+// or the frame of the engine function that called a hook: the frames of
+// this layer's calls below it are not walked), the engine's other frames
+// included: skipping a fixed number of frames is fragile across inlining,
+// so the readers (profile writer, leak report) drop the leading allocator
+// frames by symbol name (see alloc/tracking/symbolize.h). Folds the
+// stack's hash in as it goes (*hash, for StackTable::Intern).
 //
 // Full tracking walks a stack on every allocation, so the walk takes the
 // fast road where it can: frames that lie in the range of this thread's
@@ -55,12 +57,13 @@ constinit internal::TrackingHooks g_hooks = {&OnAllocate,      &OnFree,         
 // are read directly, with the same stopping rules; a frame outside that
 // range sends the whole walk to the careful walker, which extends the
 // range (so the next walk is fast again) or stops where it must. Both give
-// the same frames (the careful walk skips its own return address).
-STRATA_NOINLINE int CaptureStack(void** frames, std::uint64_t* hash) {
+// the same frames (the careful one, which walks from its own frame, drops
+// those below `start`'s return address).
+STRATA_NOINLINE int CaptureStack(void** frames, std::uint64_t* hash, const void* start) {
   const internal::ThreadCache& tc = internal::tls_cache;
   const std::uintptr_t lo = tc.stack_lo;
   const std::uintptr_t hi = tc.stack_hi;
-  auto fp = reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0));
+  auto fp = reinterpret_cast<std::uintptr_t>(start);
   std::uint64_t h = kStackHashSeed;
   int n = 0;
   if (hi != 0 && fp >= lo && (fp & 7) == 0) {
@@ -84,6 +87,16 @@ STRATA_NOINLINE int CaptureStack(void** frames, std::uint64_t* hash) {
   }
 careful:
   n = internal::CaptureStack(frames, kMaxStackDepth, 1);
+  // `start` is a live frame of this thread's stack, below which only this
+  // layer's frames lie: its return address is among the frames walked.
+  const void* first = reinterpret_cast<void* const*>(start)[1];
+  for (int i = 0; i < n; ++i) {
+    if (frames[i] == first) {
+      n -= i;
+      for (int j = 0; j < n; ++j) frames[j] = frames[j + i];
+      break;
+    }
+  }
   *hash = HashStack(frames, n);
   return n;
 }
@@ -151,10 +164,10 @@ STRATA_ALWAYS_INLINE void CountSite(StackEntry* stack, std::size_t requested) {
 
 // The stack entry of an allocation made now from the calling stack,
 // counted in its totals.
-STRATA_ALWAYS_INLINE StackEntry* StackNow(std::size_t requested, bool sampled) {
+STRATA_ALWAYS_INLINE StackEntry* StackNow(std::size_t requested, bool sampled, const void* start) {
   void* frames[kMaxStackDepth];
   std::uint64_t hash = 0;
-  const int depth = CaptureStack(frames, &hash);
+  const int depth = CaptureStack(frames, &hash, start);
   StackEntry* stack = GlobalStackTable().Intern(frames, depth, hash);
   if (sampled) {
     stack->sampled_alloc_count.fetch_add(1, std::memory_order_relaxed);
@@ -186,13 +199,16 @@ bool Insert(const LiveInfo& info) {
 // Every tracked allocation: a small block's record (`record`, or found from
 // its place) for size_class > 0, a live table record for a large or huge
 // block or a sampled small block kept in place (size_class 0, `usable` its
-// usable size). False when it could not be recorded. One function for both,
-// which the hooks reach by a tail call: the stack walk sees no extra frame,
-// and the walk is not inlined twice (the engine's code must stay within its
-// 64 KiB, alloc/libstrata_order.txt).
+// usable size). False when it could not be recorded. One function for all
+// (the walk is not inlined twice: the engine's code must stay within its
+// 64 KiB, alloc/libstrata_order.txt). The stack is walked from `start`, a
+// live frame of the caller's (a sampled block kept in place: the engine
+// function that called the hook, so that neither the hook's frames nor
+// this one are walked), or from this function's own frame when null.
 STRATA_NOINLINE bool RecordAllocation(void* ptr, int size_class, std::size_t requested, std::size_t usable,
-                                      bool sampled, void* record) {
-  StackEntry* stack = StackNow(requested, sampled);
+                                      bool sampled, void* record, const void* start) {
+  if (start == nullptr) start = __builtin_frame_address(0);
+  StackEntry* stack = StackNow(requested, sampled, start);
   if (size_class == 0) {
     return Insert(
         LiveInfo{reinterpret_cast<std::uintptr_t>(ptr), requested, usable, stack, RecordTimeNs(), FlagsOf(sampled)});
@@ -212,7 +228,7 @@ STRATA_NOINLINE bool RecordAllocation(void* ptr, int size_class, std::size_t req
 }
 
 void OnSmallAllocate(void* ptr, int size_class, std::size_t requested, bool sampled, void* record) {
-  RecordAllocation(ptr, size_class, requested, 0, sampled, record);
+  RecordAllocation(ptr, size_class, requested, 0, sampled, record, nullptr);
 }
 
 int OnSmallFree(void* ptr, int size_class, bool park, void** record) {
@@ -233,14 +249,14 @@ void OnSmallRelease(void* record) { ReleaseParkedRecord(static_cast<BlockRecord*
 // Sampled small blocks kept in place (alloc/internal/sampled_slices.h):
 // recorded in their slot's record (sampled_records.h), or in the live
 // table when they have no slot or the slice's array could not be mapped.
-bool OnSampledAllocate(void* ptr, int size_class, std::size_t requested, int slot) {
+bool OnSampledAllocate(void* ptr, int size_class, std::size_t requested, int slot, const void* frame) {
   const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
   SampledRecord* s = slot >= 0 ? SampledRecordFor(addr, slot) : nullptr;
-  if (s == nullptr) return RecordAllocation(ptr, 0, requested, internal::ClassSize(size_class), true, nullptr);
+  if (s == nullptr) return RecordAllocation(ptr, 0, requested, internal::ClassSize(size_class), true, nullptr, frame);
   // Before the state (RecordAllocation's release store): a reader that
   // sees the record live sees its block.
   s->ptr.store(addr, std::memory_order_relaxed);
-  return RecordAllocation(ptr, size_class, requested, 0, true, &s->record);
+  return RecordAllocation(ptr, size_class, requested, 0, true, &s->record, frame);
 }
 
 // Every free of a block in a slice that holds sampled blocks and whose
@@ -316,7 +332,7 @@ bool FindFreed(std::uintptr_t ptr, LiveInfo* out) {
 
 // Large and huge tracked blocks (small ones take the on_small_* hooks).
 void OnAllocate(void* ptr, std::size_t requested, std::size_t usable, bool sampled) {
-  RecordAllocation(ptr, 0, requested, usable, sampled, nullptr);
+  RecordAllocation(ptr, 0, requested, usable, sampled, nullptr, nullptr);
 }
 
 void OnFree(void* ptr) {
