@@ -19,23 +19,37 @@ using internal::kSliceSize;
 // A slice's word: how many sampled blocks start in it, which (so that the
 // frees of its other blocks need not ask the tracking layer), and the
 // class of its span (so that they need no span lookup either):
-//   bits 0..38   kSlots slots of 13 bits, each 0 (empty) or a sampled
-//                block's granule index in the slice plus one;
-//   bits 39..46  the class;
-//   bits 47..62  the count;
+//   bits 0..31   kSlots slots of 8 bits, each 0 (empty) or a sampled
+//                block's granule index in the slice plus one (granules of
+//                512 bytes: every class kept in place is a multiple of
+//                512, and spans start on slice boundaries);
+//   bits 32..39  the class;
+//   bits 40..62  the count;
 //   bit 63       overflow: more than kSlots blocks were counted at once
 //                since the count was last 0 (the slots no longer name
 //                them all: every block of the slice may be a sampled one).
-// 0: the slice holds no sampled block.
-constexpr int kSlotBits = 13;
-constexpr int kSlots = 3;
+// 0: the slice holds no sampled block. Four slots, not three of 16-byte
+// granules: the 4608-byte blocks of the small classes' samples, which a
+// thread reuses first, share slices (a sample in no slot costs a live
+// table insert and removal, and a lookup at each free of its neighbours).
+constexpr int kSlotBits = 8;
+static_assert(kSlots * kSlotBits <= 32);
 constexpr std::uint64_t kSlotMask = (std::uint64_t{1} << kSlotBits) - 1;
-constexpr int kClassShift = kSlotBits * kSlots;
+constexpr int kClassShift = 32;
 constexpr int kCountShift = kClassShift + 8;
 constexpr std::uint64_t kCountMask = (std::uint64_t{1} << (63 - kCountShift)) - 1;
 constexpr std::uint64_t kOverflow = std::uint64_t{1} << 63;
-constexpr int kGranuleShift = 4;
+constexpr int kGranuleShift = 9;
 static_assert((kSliceSize >> kGranuleShift) < kSlotMask, "a slot holds any granule index plus one");
+constexpr bool InPlaceBlocksStartOnGranules() {
+  for (int c = 1; c < internal::kNumClasses; ++c) {
+    if (internal::ClassSize(c) > kMinInPlaceSize && internal::ClassSize(c) % (std::size_t{1} << kGranuleShift) != 0) {
+      return false;
+    }
+  }
+  return true;
+}
+static_assert(InPlaceBlocksStartOnGranules(), "a block kept in place starts on a granule of its slice");
 static_assert(internal::kNumClasses <= 256, "the class fits its byte");
 static_assert(kSliceSize / (kMinInPlaceSize + 1) < kCountMask, "the count holds a slice's blocks");
 

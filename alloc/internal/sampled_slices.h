@@ -13,7 +13,7 @@
 // request of a smaller class takes the thread's next block of
 // kSmallSampleClass (4608 bytes; InPlaceClass); only the 64 KiB slice the
 // block starts in is marked:
-//   - Mark: the slice's word counts it (and names it, in one of three
+//   - Mark: the slice's word counts it (and names it, in one of kSlots
 //     slots); at the first, the slice's class map entry becomes 0, so that
 //     every free of a block that starts in the slice (the sampled one and
 //     its neighbours) takes the slow path (thread_cache.h: class 0 never
@@ -119,9 +119,10 @@ inline int InPlaceClass(int size_class, std::size_t alignment) {
   return alignment <= 16 && internal::SampleRateInline() >= kMinSmallSampleRate ? kSmallSampleClass : 0;
 }
 
-// Mark's answer besides a slot (0..2) of the slice's word that names the
-// block: counted in no slot (more sampled blocks at once than slots), or
-// not counted at all (the word's map could not be mapped).
+// Mark's answer besides a slot (0..kSlots-1) of the slice's word that
+// names the block: counted in no slot (more sampled blocks at once than
+// slots), or not counted at all (the word's map could not be mapped).
+inline constexpr int kSlots = 4;
 inline constexpr int kNoSlot = -1;
 inline constexpr int kMarkFailed = -2;
 

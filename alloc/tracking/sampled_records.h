@@ -2,7 +2,7 @@
 // place (alloc/internal/sampled_slices.h), one per slot of their slice.
 //
 // A sampled block of a bigger class stays in its normal span, and its
-// slice's word names it in one of three slots (or, past three at once, in
+// slice's word names it in one of four slots (or, past four at once, in
 // none: overflow). Its record sits in that slot's entry of the slice's
 // record array, found from the slice (a radix map: two loads) and the slot
 // the engine hands over: recording and ending a sampled block are a few
@@ -11,7 +11,7 @@
 // not be mapped, keeps its record in the live table (live_table.h).
 //
 // A slice's array is made at its first sampled block (from a record arena,
-// 128 bytes) and kept for the process's life (type stable); a slot's record
+// 144 bytes) and kept for the process's life (type stable); a slot's record
 // is rewritten by the next block that takes the slot. The record's state
 // word is the block records' (block_records.h: kSampled plus the class,
 // kFreed once freed), and the block's address is kept beside it.
@@ -29,12 +29,13 @@
 #include <atomic>
 #include <cstdint>
 
+#include "alloc/internal/sampled_slices.h"
 #include "alloc/tracking/block_records.h"
 #include "alloc/tracking/live_table.h"
 
 namespace strata::tracking {
 
-inline constexpr int kSampledSlots = 3;
+inline constexpr int kSampledSlots = sampled_slices::kSlots;
 
 struct SampledRecord {
   BlockRecord record;

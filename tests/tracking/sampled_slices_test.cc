@@ -186,29 +186,30 @@ TEST(SampledSlices, SampledSmallRequestsLiveInTheNormalSpans) {
 TEST(SampledSlices, MarksCountPerSliceAndTheClassComesBackAtTheLast) {
   SampleRateScope rate(0);
   const int c = internal::SizeToClass(kBig);
-  std::vector<void*> v = BlocksOfOneSlice(kBig, 7);
-  ASSERT_EQ(v.size(), 7u);
+  std::vector<void*> v = BlocksOfOneSlice(kBig, 8);
+  ASSERT_EQ(v.size(), 8u);
   const std::uintptr_t slice = SliceOf(v[0]);
   ASSERT_EQ(g_class_map.Get(slice), c);
   const std::uint64_t marked_before = sampled_slices::MarkedBlocks();
-  // Five marked: one more than the word's slots.
-  // The first three take the word's slots in order; the others none.
-  for (int i = 0; i < 5; ++i) ASSERT_EQ(sampled_slices::Mark(Key(v[i]), c), i < 3 ? i : sampled_slices::kNoSlot);
-  EXPECT_EQ(sampled_slices::MarkedBlocks(), marked_before + 5);
+  // Six marked: two more than the word's slots.
+  // The first four take the word's slots in order; the others none.
+  static_assert(sampled_slices::kSlots == 4);
+  for (int i = 0; i < 6; ++i) ASSERT_EQ(sampled_slices::Mark(Key(v[i]), c), i < 4 ? i : sampled_slices::kNoSlot);
+  EXPECT_EQ(sampled_slices::MarkedBlocks(), marked_before + 6);
   EXPECT_EQ(g_class_map.Get(slice), 0);
-  EXPECT_TRUE(sampled_slices::Holds(Key(v[6])));
+  EXPECT_TRUE(sampled_slices::Holds(Key(v[7])));
   // A neighbour's free: the slow path frees it as a block of the class
   // (UsableSize and the free see a live block, no report).
-  EXPECT_EQ(strata::UsableSize(v[6]), internal::ClassSize(c));
-  strata::Free(v[6]);
+  EXPECT_EQ(strata::UsableSize(v[7]), internal::ClassSize(c));
+  strata::Free(v[7]);
   void* again = strata::Allocate(kBig);
-  EXPECT_EQ(again, v[6]) << "the freed neighbour went to the thread's list";
+  EXPECT_EQ(again, v[7]) << "the freed neighbour went to the thread's list";
   strata::Free(again);
   // A slot an unmark frees is taken by the next mark (the overflow stays).
   sampled_slices::Unmark(Key(v[1]), c);
-  EXPECT_EQ(sampled_slices::Mark(Key(v[5]), c), 1);
-  sampled_slices::Unmark(Key(v[5]), c);
-  for (int i = 4; i >= 1; --i) {
+  EXPECT_EQ(sampled_slices::Mark(Key(v[6]), c), 1);
+  sampled_slices::Unmark(Key(v[6]), c);
+  for (int i = 5; i >= 1; --i) {
     if (i != 1) sampled_slices::Unmark(Key(v[i]), c);
     EXPECT_EQ(g_class_map.Get(slice), 0) << "unmarked too early, " << i << " left";
   }
@@ -216,7 +217,7 @@ TEST(SampledSlices, MarksCountPerSliceAndTheClassComesBackAtTheLast) {
   EXPECT_EQ(g_class_map.Get(slice), c);
   EXPECT_FALSE(sampled_slices::Holds(Key(v[0])));
   EXPECT_EQ(sampled_slices::MarkedBlocks(), marked_before);
-  for (int i = 0; i < 6; ++i) strata::Free(v[i]);
+  for (int i = 0; i < 7; ++i) strata::Free(v[i]);
 }
 
 // End to end: a sampled block of a bigger class is a normal block of its
@@ -265,7 +266,7 @@ TEST(SampledSlices, SampledBlocksLiveInTheNormalSpans) {
 }
 
 // Records: a sampled block named by a slot of its slice's word has its
-// record in that slot (sampled_records.h), one in no slot (a fourth at
+// record in that slot (sampled_records.h), one in no slot (a fifth at
 // once) in the live table; both are found, walked and ended by the free.
 TEST(SampledSlices, SlotsHoldTheRecordsAndOverflowTakesTheLiveTable) {
   if (!sampled_slices::InPlace(internal::SizeToClass(kBig))) GTEST_SKIP() << "no sampling in place in this build";
@@ -273,22 +274,22 @@ TEST(SampledSlices, SlotsHoldTheRecordsAndOverflowTakesTheLiveTable) {
   std::uintptr_t slice = 0;
   {
     SampleRateScope rate(1);  // every allocation sampled
-    // Four blocks of one slice (the others freed at once).
+    // Five blocks of one slice (the others freed at once).
     std::vector<void*> other;
-    while (v.size() < 4 && other.size() < 4096) {
+    while (v.size() < 5 && other.size() < 4096) {
       void* p = strata::Allocate(kBig);
       if (slice == 0) slice = SliceOf(p);
       (SliceOf(p) == slice ? v : other).push_back(p);
     }
     for (void* p : other) strata::Free(p);
   }
-  ASSERT_EQ(v.size(), 4u);
+  ASSERT_EQ(v.size(), 5u);
   LiveInfo live;
-  for (int i = 0; i < 4; ++i) {
+  for (int i = 0; i < 5; ++i) {
     ASSERT_TRUE(FindLive(Key(v[i]), &live)) << i;
     EXPECT_EQ(live.flags, static_cast<std::uint32_t>(kSampled));
-    EXPECT_EQ(FindSampledLive(Key(v[i]), &live), i < 3) << i;
-    EXPECT_EQ(GlobalLiveTable().Find(Key(v[i]), &live), i == 3) << i;
+    EXPECT_EQ(FindSampledLive(Key(v[i]), &live), i < 4) << i;
+    EXPECT_EQ(GlobalLiveTable().Find(Key(v[i]), &live), i == 4) << i;
   }
   struct Seen {
     std::vector<void*>* v;
@@ -300,7 +301,7 @@ TEST(SampledSlices, SlotsHoldTheRecordsAndOverflowTakesTheLiveTable) {
         for (void* p : *s->v) s->n += r.ptr == Key(p);
       },
       &seen);
-  EXPECT_EQ(seen.n, 4) << "each visited once";
+  EXPECT_EQ(seen.n, 5) << "each visited once";
   for (void* p : v) {
     strata::Free(p);
     EXPECT_FALSE(FindLive(Key(p), &live));
