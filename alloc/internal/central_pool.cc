@@ -111,6 +111,11 @@ void CentralPool::Insert(int size_class, FreeObject* head, int n, bool reuse_soo
   InsertToSpans(size_class, head, n);
 }
 
+void CentralPool::PrepareInsert(int size_class, int n) const {
+  if (tracked() || n != ClassInfo(size_class).batch) return;
+  transfer_.PrefetchForPush(transfer_slots(size_class), static_cast<std::uint32_t>(n));
+}
+
 void CentralPool::Drain(int size_class) {
   if (tracked()) return;  // no first tier
   std::uint32_t count = 0;

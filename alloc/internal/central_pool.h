@@ -105,6 +105,10 @@ class alignas(kCacheLineSize) CentralPool {
   // it can fetch them all at once (RemoveChain).
   void Insert(int size_class, FreeObject* head, int n, bool reuse_soon = false,
               FreeObject* const* objects = nullptr);
+  // A hint that an Insert of `n` objects with their addresses follows
+  // after some work (a thread cache cutting the batch): the first tier's
+  // lines that push would write start coming now.
+  void PrepareInsert(int size_class, int n) const;
   // Moves every batch of tier 1 to the spans (so empty spans can go back).
   void Drain(int size_class);
 

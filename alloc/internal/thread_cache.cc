@@ -119,6 +119,8 @@ void ReleaseFromList(FreeList& list, int size_class, std::uint32_t n, bool reuse
   const int batch = ClassInfo(size_class).batch;
   while (n > 0) {
     std::uint32_t take = n < static_cast<std::uint32_t>(batch) ? n : static_cast<std::uint32_t>(batch);
+    // The first tier's lines the push will write come during the walk.
+    g_central[size_class].PrepareInsert(size_class, static_cast<int>(take));
     FreeObject* head = list.head;
     FreeObject* last = head;
     // The chain's objects, for the first tier's batch (CentralPool::Insert).

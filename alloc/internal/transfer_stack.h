@@ -129,6 +129,19 @@ class TransferStack {
     return value;
   }
 
+  // A hint for a Push about to come with `n_hints` hints (when the caller
+  // has other work to do first): starts fetching, for writing, the stack's
+  // head line and the lines of the slot the push would take now, so that
+  // they arrive while the caller works. Changes nothing; a stale guess
+  // costs a useless fetch.
+  void PrefetchForPush(Slots& slots, std::uint32_t n_hints) const {
+    __builtin_prefetch(&free_, 1, 3);
+    const auto top = static_cast<std::uint32_t>(free_.load(std::memory_order_relaxed));
+    const std::uint32_t slot = top != 0 ? top - 1 : fresh_.load(std::memory_order_relaxed);
+    if (slot >= kCapacity) return;
+    PrefetchSlotLines(slots, slot, n_hints);
+  }
+
   // The sum of the counts of the values held: exact when no push or pop
   // runs, else an estimate (a value being pushed or popped may be counted
   // or not). Reads only the slots ever used.
@@ -160,21 +173,25 @@ class TransferStack {
       // start coming now, beside the load of `below` (a slot another core
       // used last is a miss per line, and would otherwise cost one miss
       // for `below` and then another for the hints). Harmless when stale.
-      if constexpr (kHints > 0) {
-        const auto at = reinterpret_cast<std::uintptr_t>(&slots.slot[top - 1]);
-        const std::uint32_t n = hint_lines_for < kHints ? hint_lines_for : kHints;
-        const std::uintptr_t end = reinterpret_cast<std::uintptr_t>(&slots.slot[top - 1].hint[0]) + n * sizeof(T*);
-        for (std::uintptr_t line = at & ~(std::uintptr_t{kCacheLineSize} - 1); line < end;
-             line += kCacheLineSize) {
-          __builtin_prefetch(reinterpret_cast<const void*>(line), 1, 3);
-        }
-      }
+      PrefetchSlotLines(slots, top - 1, hint_lines_for);
       // May be stale if the slot was popped and reused meanwhile; the tag
       // then differs and the CAS fails.
       std::uint32_t below = slots.slot[top - 1].below.load(std::memory_order_relaxed);
       if (head.compare_exchange_weak(h, Pack((h >> 32) + 1, below), std::memory_order_acquire,
                                      std::memory_order_acquire)) {
         return top - 1;
+      }
+    }
+  }
+
+  // Prefetches, for writing, `slot`'s lines up to its first `n_hints` hints.
+  static void PrefetchSlotLines(Slots& slots, std::uint32_t slot, std::uint32_t n_hints) {
+    if constexpr (kHints > 0) {
+      const auto at = reinterpret_cast<std::uintptr_t>(&slots.slot[slot]);
+      const std::uint32_t n = n_hints < kHints ? n_hints : kHints;
+      const std::uintptr_t end = reinterpret_cast<std::uintptr_t>(&slots.slot[slot].hint[0]) + n * sizeof(T*);
+      for (std::uintptr_t line = at & ~(std::uintptr_t{kCacheLineSize} - 1); line < end; line += kCacheLineSize) {
+        __builtin_prefetch(reinterpret_cast<const void*>(line), 1, 3);
       }
     }
   }
