@@ -9,6 +9,8 @@ constinit hooks_detail::Modes hooks_detail::g_modes;
 
 void InstallTrackingHooks(const TrackingHooks* hooks) {
   // Release: the hook table is initialised before a slow path can use it.
+  hooks_detail::g_modes.on_sampled_allocate.store(hooks->on_sampled_allocate, std::memory_order_release);
+  hooks_detail::g_modes.on_sampled_free.store(hooks->on_sampled_free, std::memory_order_release);
   hooks_detail::g_modes.hooks.store(hooks, std::memory_order_release);
 }
 const TrackingHooks* InstalledTrackingHooks() { return hooks_detail::g_modes.hooks.load(std::memory_order_acquire); }

@@ -95,11 +95,16 @@ struct TrackingHooks {
 
 namespace hooks_detail {
 // The installed hooks, the sampling stride and the leak-check mode, on one
-// line (a sample reads them all). Written by the setters below only.
+// line (a sample reads them all), with copies of the two hooks a sample
+// kept in place calls (sampled_slices.h): no line of the hook table to
+// bring in at its allocation and its free. Written by the setters below
+// only.
 struct alignas(64) Modes {
   std::atomic<const TrackingHooks*> hooks{nullptr};
   std::atomic<std::int64_t> sample_rate{0};
   std::atomic<bool> track_all{false};
+  std::atomic<decltype(TrackingHooks::on_sampled_allocate)> on_sampled_allocate{nullptr};
+  std::atomic<decltype(TrackingHooks::on_sampled_free)> on_sampled_free{nullptr};
 };
 extern constinit Modes g_modes;
 }  // namespace hooks_detail
@@ -119,6 +124,10 @@ bool TrackAll();
 // engine calls the functions above: its slow paths stay as compact as
 // they are).
 inline std::int64_t SampleRateInline() { return hooks_detail::g_modes.sample_rate.load(std::memory_order_relaxed); }
+// The installed hooks' on_sampled_allocate and on_sampled_free (null
+// before the installation; acquire, as InstalledTrackingHooks).
+inline auto SampledAllocateHook() { return hooks_detail::g_modes.on_sampled_allocate.load(std::memory_order_acquire); }
+inline auto SampledFreeHook() { return hooks_detail::g_modes.on_sampled_free.load(std::memory_order_acquire); }
 inline bool TrackAllInline() { return hooks_detail::g_modes.track_all.load(std::memory_order_relaxed); }
 
 // -ln(v) for v = (bits53 + 1) / 2^53 (bits53 < 2^53, uniform: v is

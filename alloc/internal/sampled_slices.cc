@@ -142,13 +142,13 @@ void Unmark(std::uintptr_t addr, int size_class) {
 
 void Sample(void* ptr, std::size_t requested, int size_class) {
   const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
-  const internal::TrackingHooks* hooks = internal::InstalledTrackingHooks();
-  if (hooks == nullptr) return;
+  const auto on_sampled_allocate = internal::SampledAllocateHook();
+  if (on_sampled_allocate == nullptr) return;
   const int slot = Mark(addr, size_class);
   if (slot == kMarkFailed) return;
   // Marked first: the record is visible to readers only for a block whose
   // free will find it.
-  if (!hooks->on_sampled_allocate(ptr, size_class, requested, slot, __builtin_frame_address(0))) {
+  if (!on_sampled_allocate(ptr, size_class, requested, slot, __builtin_frame_address(0))) {
     Unmark(addr, size_class);
   }
 }
@@ -161,8 +161,8 @@ int FreeInMarkedSlice(void* ptr, std::uint64_t w) {
   // before its free: its slot, or the overflow bit, is seen.)
   const int slot = SlotOf(w, addr);
   if (slot != kNoSlot || (w & kOverflow) != 0) {
-    const internal::TrackingHooks* hooks = internal::InstalledTrackingHooks();
-    if (hooks != nullptr && hooks->on_sampled_free(ptr, size_class, slot)) Unmark(addr, size_class);
+    const auto on_sampled_free = internal::SampledFreeHook();
+    if (on_sampled_free != nullptr && on_sampled_free(ptr, size_class, slot)) Unmark(addr, size_class);
   }
   return size_class;
 }
