@@ -32,6 +32,8 @@ void RefreshCallingThread() {
 
 void SetSampleRate(std::int64_t bytes) {
   hooks_detail::g_modes.sample_rate.store(bytes < 0 ? 0 : bytes, std::memory_order_relaxed);
+  hooks_detail::g_modes.inv_sample_rate.store(bytes > 0 ? 1.0 / static_cast<double>(bytes) : 0.0,
+                                              std::memory_order_relaxed);
   RefreshCallingThread();
 }
 std::int64_t SampleRate() { return SampleRateInline(); }

@@ -102,6 +102,7 @@ namespace hooks_detail {
 struct alignas(64) Modes {
   std::atomic<const TrackingHooks*> hooks{nullptr};
   std::atomic<std::int64_t> sample_rate{0};
+  std::atomic<double> inv_sample_rate{0.0};  // 1 / sample_rate (0 when off)
   std::atomic<bool> track_all{false};
   std::atomic<decltype(TrackingHooks::on_sampled_allocate)> on_sampled_allocate{nullptr};
   std::atomic<decltype(TrackingHooks::on_sampled_free)> on_sampled_free{nullptr};
@@ -124,6 +125,8 @@ bool TrackAll();
 // engine calls the functions above: its slow paths stay as compact as
 // they are).
 inline std::int64_t SampleRateInline() { return hooks_detail::g_modes.sample_rate.load(std::memory_order_relaxed); }
+// 1 / SampleRate() (0 with sampling off): a sample's weight multiplies by it.
+inline double InvSampleRateInline() { return hooks_detail::g_modes.inv_sample_rate.load(std::memory_order_relaxed); }
 // The installed hooks' on_sampled_allocate and on_sampled_free (null
 // before the installation; acquire, as InstalledTrackingHooks).
 inline auto SampledAllocateHook() { return hooks_detail::g_modes.on_sampled_allocate.load(std::memory_order_acquire); }

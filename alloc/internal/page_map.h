@@ -114,6 +114,14 @@ class RadixMap {
     }
   }
 
+  // The entry of `addr`, null when its leaf does not exist (Ensure).
+  STRATA_ALWAYS_INLINE std::atomic<T>* EntryFor(std::uintptr_t addr) {
+    std::uintptr_t key = addr >> kShift;
+    if (STRATA_PREDICT_FALSE(key >= (std::uintptr_t{1} << kKeyBits))) return nullptr;
+    Leaf* leaf = root_[key >> kLeafBits].load(std::memory_order_acquire);
+    return leaf == nullptr ? nullptr : &leaf->entries[key & (kLeafSize - 1)];
+  }
+
   // Replaces the entry of `addr` (its leaf must exist) when it is `expected`.
   bool Cas(std::uintptr_t addr, T expected, T desired) {
     std::uintptr_t k = addr >> kShift;

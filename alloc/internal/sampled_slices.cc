@@ -74,37 +74,45 @@ void AddMarked(Stripe& s, std::int64_t delta) {
   s.marked.store(s.marked.load(std::memory_order_relaxed) + static_cast<std::uint64_t>(delta), std::memory_order_relaxed);
 }
 
+// The first of the word `w`'s slots that holds `v` (0: the first empty
+// one), or kNoSlot: the lowest zero byte of the slots xor v in every byte
+// (the classic has-a-zero-byte test; a false hit can only come above a
+// true one, and the lowest set bit is always a true one).
+int FindSlot(std::uint64_t w, std::uint64_t v) {
+  static_assert(kSlotBits == 8 && kSlots == 4);
+  const std::uint32_t x = static_cast<std::uint32_t>(w) ^ static_cast<std::uint32_t>(v * 0x01010101u);
+  const std::uint32_t z = (x - 0x01010101u) & ~x & 0x80808080u;
+  return z == 0 ? kNoSlot : __builtin_ctz(z) / 8;
+}
+
 // The slot of its slice's word `w` that names the block at `addr`, or
 // kNoSlot.
-int SlotOf(std::uint64_t w, std::uintptr_t addr) {
-  const std::uint64_t v = SlotValue(addr);
-  for (int i = 0; i < kSlots; ++i) {
-    if (((w >> (i * kSlotBits)) & kSlotMask) == v) return i;
-  }
-  return kNoSlot;
-}
+int SlotOf(std::uint64_t w, std::uintptr_t addr) { return FindSlot(w, SlotValue(addr)); }
 
 }  // namespace
 
 int Mark(std::uintptr_t addr, int size_class) {
   const std::uintptr_t slice = addr & ~(kSliceSize - 1);
-  if (!g_words.Ensure(slice, kSliceSize)) return kMarkFailed;
+  std::atomic<std::uint64_t>* entry = g_words.EntryFor(slice);
+  if (STRATA_PREDICT_FALSE(entry == nullptr)) {
+    if (!g_words.Ensure(slice, kSliceSize)) return kMarkFailed;
+    entry = g_words.EntryFor(slice);
+  }
   Stripe& stripe = StripeFor(addr);
   SpinLock& lock = stripe.lock;
   lock.Lock();
-  std::uint64_t w = g_words.Get(slice);
+  std::uint64_t w = entry->load(std::memory_order_relaxed);
   const std::uint64_t n = Count(w);
-  int slot = kNoSlot;
-  for (int i = 0; i < kSlots && slot == kNoSlot; ++i) {
-    if (((w >> (i * kSlotBits)) & kSlotMask) == 0) {
-      w |= SlotValue(addr) << (i * kSlotBits);
-      slot = i;
-    }
+  const int slot = FindSlot(w, 0);
+  if (slot == kNoSlot) {
+    w |= kOverflow;
+  } else {
+    w |= SlotValue(addr) << (slot * kSlotBits);
   }
-  if (slot == kNoSlot) w |= kOverflow;
   w = (w & ~(kCountMask << kCountShift) & ~(std::uint64_t{0xff} << kClassShift)) | ((n + 1) << kCountShift) |
       (static_cast<std::uint64_t>(size_class) << kClassShift);
-  g_words.Set(slice, kSliceSize, w);
+  // Release: lock-free readers (Word) see a complete word.
+  entry->store(w, std::memory_order_release);
   if (n == 0) internal::g_class_map.Set(slice, kSliceSize, 0);
   AddMarked(stripe, 1);
   lock.Unlock();
@@ -113,10 +121,12 @@ int Mark(std::uintptr_t addr, int size_class) {
 
 void Unmark(std::uintptr_t addr, int size_class) {
   const std::uintptr_t slice = addr & ~(kSliceSize - 1);
+  // Marked before: the leaf exists.
+  std::atomic<std::uint64_t>* entry = g_words.EntryFor(slice);
   Stripe& stripe = StripeFor(addr);
   SpinLock& lock = stripe.lock;
   lock.Lock();
-  std::uint64_t w = g_words.Get(slice);
+  std::uint64_t w = entry != nullptr ? entry->load(std::memory_order_relaxed) : 0;
   const std::uint64_t n = Count(w);
   if (STRATA_PREDICT_TRUE(n > 0)) {
     AddMarked(stripe, -1);
@@ -126,16 +136,10 @@ void Unmark(std::uintptr_t addr, int size_class) {
       // the fast path.
       internal::g_class_map.Set(slice, kSliceSize, static_cast<std::uint8_t>(size_class));
     } else {
-      const std::uint64_t v = SlotValue(addr);
-      for (int i = 0; i < kSlots; ++i) {
-        if (((w >> (i * kSlotBits)) & kSlotMask) == v) {
-          w &= ~(kSlotMask << (i * kSlotBits));
-          break;
-        }
-      }
+      if (const int slot = SlotOf(w, addr); slot != kNoSlot) w &= ~(kSlotMask << (slot * kSlotBits));
       w = (w & ~(kCountMask << kCountShift)) | ((n - 1) << kCountShift);
     }
-    g_words.Set(slice, kSliceSize, w);
+    entry->store(w, std::memory_order_release);
   }
   lock.Unlock();
 }
