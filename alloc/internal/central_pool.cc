@@ -17,7 +17,7 @@ namespace {
 
 // First-tier slots per normal pool, apart from the pools (see
 // transfer_stack.h); tracked pools have no first tier. A slot is 1,048
-// bytes with its batch's object addresses: a class's slots span 262 KiB of
+// bytes with its batch's object addresses: a class's slots span 1 MiB of
 // address space, of which a program touches the slots its batches use.
 alignas(4096) constinit CentralPool::Transfer::Slots g_transfer_slots[kNumClasses];
 
@@ -40,6 +40,39 @@ int CentralPool::MaxBatches(int size_class) const {
   if (n < 2) n = 2;
   if (n > kMaxTransferBatches) n = kMaxTransferBatches;
   return static_cast<int>(n);
+}
+
+int CentralPool::MaxFlowBatches(int size_class) const {
+  const SizeClassInfo& info = ClassInfo(size_class);
+  std::size_t n = kMaxFlowTransferBytes / (static_cast<std::size_t>(info.batch) * info.size);
+  const auto base = static_cast<std::size_t>(MaxBatches(size_class));
+  if (n < base) n = base;
+  if (n > kMaxTransferBatches) n = kMaxTransferBatches;
+  return static_cast<int>(n);
+}
+
+std::uint32_t CentralPool::first_tier_batches(int /*size_class*/) const { return tracked() ? 0 : transfer_.depth(); }
+
+std::uint32_t CentralPool::first_tier_bound(int size_class) const {
+  if (tracked()) return 0;
+  const auto base = static_cast<std::uint32_t>(MaxBatches(size_class));
+  const std::uint32_t limit = transfer_.limit();
+  return limit > base ? limit : base;
+}
+
+bool CentralPool::GrowForFlow(int size_class) {
+  const auto base = static_cast<std::uint32_t>(MaxBatches(size_class));
+  std::uint32_t limit = transfer_.limit();
+  if (limit < base) limit = base;
+  const auto most = static_cast<std::uint32_t>(MaxFlowBatches(size_class));
+  if (limit >= most) return false;
+  const std::uint64_t pops = transfer_.pops();
+  // pops() counts modulo 2^40.
+  const std::uint64_t since = (pops - flow_mark_.load(std::memory_order_relaxed)) & ((std::uint64_t{1} << 40) - 1);
+  if (since < limit / 2) return false;
+  flow_mark_.store(pops, std::memory_order_relaxed);
+  transfer_.set_limit(limit * 2 < most ? limit * 2 : most);
+  return true;
 }
 
 std::uint64_t CentralPool::TransferObjects(int size_class) const {
@@ -103,8 +136,11 @@ void CentralPool::Insert(int size_class, FreeObject* head, int n, bool reuse_soo
   const int batch = ClassInfo(size_class).batch;
   if ((n == batch || (reuse_soon && n >= 2 && n < batch)) && !tracked()) {
     const auto count = static_cast<std::uint32_t>(n);
-    if (transfer_.Push(transfer_slots(size_class), head, count, objects, objects != nullptr ? count : 0,
-                       static_cast<std::uint32_t>(MaxBatches(size_class)))) {
+    const std::uint32_t n_hints = objects != nullptr ? count : 0;
+    const auto limit = static_cast<std::uint32_t>(MaxBatches(size_class));
+    if (transfer_.Push(transfer_slots(size_class), head, count, objects, n_hints, limit)) return;
+    if (n == batch && GrowForFlow(size_class) &&
+        transfer_.Push(transfer_slots(size_class), head, count, objects, n_hints, limit)) {
       return;
     }
   }
@@ -118,6 +154,8 @@ void CentralPool::PrepareInsert(int size_class, int n) const {
 
 void CentralPool::Drain(int size_class) {
   if (tracked()) return;  // no first tier
+  transfer_.set_limit(0);
+  flow_mark_.store(transfer_.pops(), std::memory_order_relaxed);
   std::uint32_t count = 0;
   while (FreeObject* head = transfer_.Pop(transfer_slots(size_class), &count)) {
     InsertToSpans(size_class, head, static_cast<int>(count));

@@ -20,8 +20,14 @@
 //      whole batch, so that spans can empty and go back to the page heap,
 //      and so do single objects (where they are checked, and where a block
 //      freed by a thread that never allocates its class belongs). The tier
-//      is bounded (kMaxTransferBatches batches and kMaxTransferBytes of
-//      full batches per class); past it batches go to tier 2.
+//      is bounded (kMaxTransferBytes of full batches per class); past it
+//      batches go to tier 2, unless batches flow through the tier (others
+//      took half its bound since it last grew: a consumer that ran ahead
+//      of its producer, as 4 threads on 2 cores do in turns of a time
+//      slice), when the bound doubles, up to kMaxFlowTransferBytes
+//      (GrowForFlow). So a program whose frees and allocations of a class
+//      flow between threads may keep up to that much of the class free in
+//      this tier after the flow stops, until strata::ReleaseMemory (Drain).
 //   2. Spans: partly used spans of the class on a list guarded by the
 //      pool's lock (taken once per batch, only when tier 1 is empty or
 //      full; never held while the page heap's lock is taken, see
@@ -55,7 +61,7 @@
 // Thread-safety: all methods are thread-safe. The pool is cache-line
 // padded so that pools of neighbouring classes do not share lines. The
 // pools' fields sit together (about 200 bytes per class); the first tier's
-// slots (1,048 bytes each, 262 KiB of address space per class) are kept
+// slots (1,048 bytes each, 1 MiB of address space per class) are kept
 // apart, so that the classes a program never uses cost it no memory and a
 // class costs only the slots its batches use.
 #ifndef STRATA_ALLOC_INTERNAL_CENTRAL_POOL_H_
@@ -73,7 +79,7 @@
 namespace strata::internal {
 
 class alignas(kCacheLineSize) CentralPool {
-  static constexpr int kMaxTransferBatches = 256;  // the first tier's capacity
+  static constexpr int kMaxTransferBatches = 1024;  // the first tier's capacity in slots
 
  public:
   // Each batch keeps its objects' addresses beside it (see RemoveChain).
@@ -119,12 +125,19 @@ class alignas(kCacheLineSize) CentralPool {
   // Free objects held by the pool (both tiers; uncarved space excluded).
   std::size_t free_objects(int size_class) const;
   std::uint64_t spans_allocated() const { return spans_allocated_.load(std::memory_order_relaxed); }
+  // The first tier's batches (exact when quiescent) and its current bound
+  // in batches (see GrowForFlow); for statistics and tests.
+  std::uint32_t first_tier_batches(int size_class) const;
+  std::uint32_t first_tier_bound(int size_class) const;
 
   // The engine's pthread_atfork handlers drive this lock (engine_lock.h).
   EngineLock& fork_lock() { return lock_; }
 
  private:
   static constexpr std::size_t kMaxTransferBytes = 256 * 1024;
+  // What the first tier may grow to while batches flow through it (see
+  // GrowForFlow).
+  static constexpr std::size_t kMaxFlowTransferBytes = std::size_t{4} << 20;
   // Spans whose free lists a refill from the span tier takes from in turn
   // (RemoveFromSpans).
   static constexpr int kInterleavedSpans = 4;
@@ -140,8 +153,18 @@ class alignas(kCacheLineSize) CentralPool {
   // flag: a flag set at compile time would put the whole array in .data
   // (file-backed, 435 KiB) instead of .bss.
   bool tracked() const;
-  // The first tier's bound in batches.
+  // The first tier's bound in batches, and what it may grow to.
   int MaxBatches(int size_class) const;
+  int MaxFlowBatches(int size_class) const;
+  // Called when a whole batch found the first tier full: when other
+  // threads took at least half the tier's bound in batches since it last
+  // grew (a flow: batches pushed are being popped, but the pushers ran
+  // ahead, as a consumer does in its time slice while its producer
+  // waits for a core), doubles the bound, up to kMaxFlowTransferBytes
+  // worth; true when it grew. Otherwise the batch goes to the spans. The
+  // bound goes back to kMaxTransferBytes worth on Drain, which also
+  // starts the count of pops afresh.
+  bool GrowForFlow(int size_class);
   // Objects in the first tier's batches (transfer_stack.h HeldCount).
   std::uint64_t TransferObjects(int size_class) const;
   // The first tier's slots for this (normal, not tracked) pool, on a page
@@ -198,6 +221,8 @@ class alignas(kCacheLineSize) CentralPool {
   // stack's two CASes alone: a shared counter would be one more line
   // moving between the cores of a producer and a consumer per batch).
   std::atomic<std::int64_t> span_out_{0};
+  // The first tier's pop count (TransferStack::pops) when it last grew.
+  std::atomic<std::uint64_t> flow_mark_{0};
   std::atomic<std::size_t> span_free_objects_{0};
   std::atomic<std::uint64_t> spans_allocated_{0};
   EngineLock lock_;

@@ -18,9 +18,13 @@
 // indices share the slots: `full_` (slots holding a batch) and `free_`
 // (slots to reuse); slots never used yet are handed out by a counter, so
 // the all-zero object is a valid empty stack (constinit). A head word packs
-// a 32-bit tag (bumped on every change, so a stale CAS fails: ABA-safe
-// unless exactly 2^32 changes happen while one thread stalls between its
-// load and its CAS) with a 32-bit slot index plus one (0: empty).
+// a 40-bit tag bumped by every pop, the stack's depth (12 bits) and the
+// top slot's index plus one (12 bits; 0: empty). No two states of a head
+// share a word, so a stale CAS fails (ABA-safe unless exactly 2^40 pops
+// happen while one thread stalls between its load and its CAS): a pop
+// changes the tag, and pushes alone raise the depth. The tag of `full_`
+// is also the number of values ever popped (Pops), which the central
+// pools read to tell a flow through the stack from a pile-up.
 //
 // The slots live apart from the heads (TransferStack::Slots, passed to
 // every call, always the same one for a given stack): the central pools
@@ -41,9 +45,14 @@
 // Cost: a push or a pop is two uncontended CASes (take a slot, publish it),
 // once per batch of objects, plus the copy of its hints.
 //
-// Contract: Push fails when all kCapacity slots (or its `limit`) hold
-// batches (the caller takes its slow tier); Pop returns nullptr when no
-// batch is held. Both are linearizable; HeldCount is exact when quiescent. Thread-safety: any number of threads. Progress: lock-free.
+// Bound: a push fails when the stack holds its limit (the larger of the
+// push's `limit` and the stack's own, set_limit; at most kCapacity). The
+// check reads the depth before taking a slot, so racing pushes may pass
+// it together: the bound is soft by at most the number of pushers, and
+// never more than kCapacity (the slots).
+//
+// Contract: Push fails when the stack holds its limit (the caller takes
+// its slow tier); Pop returns nullptr when no batch is held. Both are linearizable; HeldCount is exact when quiescent. Thread-safety: any number of threads. Progress: lock-free.
 #ifndef STRATA_ALLOC_INTERNAL_TRANSFER_STACK_H_
 #define STRATA_ALLOC_INTERNAL_TRANSFER_STACK_H_
 
@@ -57,7 +66,8 @@ namespace strata::internal {
 
 template <typename T, std::uint32_t kCapacity, std::uint32_t kHints = 0>
 class TransferStack {
-  static_assert(kCapacity >= 1 && kCapacity < 0xffffffffu, "slot indices are 32-bit");
+  static constexpr int kIndexBits = 12;
+  static_assert(kCapacity >= 1 && kCapacity < (1u << kIndexBits), "slot indices and depths are 12-bit");
 
   struct Slot {
     std::atomic<T*> value{nullptr};
@@ -81,17 +91,20 @@ class TransferStack {
 
   // Pushes `value` with a count the stack keeps beside it (the central
   // pools store how many objects a batch holds), and `n_hints` addresses
-  // from `hints` (more than kHints: none are kept). Fails when `limit`
-  // (at most kCapacity) values are held: slots are reused before fresh
-  // ones are taken, so the stack never holds more values than the slots it
-  // ever used.
+  // from `hints` (more than kHints: none are kept). Fails when the stack
+  // holds its limit (see Bound above): the larger of `limit` and the
+  // stack's own (set_limit), at most kCapacity. Slots are reused before
+  // fresh ones are taken.
   bool Push(Slots& slots, T* value, std::uint32_t count = 0, T* const* hints = nullptr,
             std::uint32_t n_hints = 0, std::uint32_t limit = kCapacity) {
     if (hints == nullptr || n_hints > kHints) n_hints = 0;
+    const std::uint32_t own = limit_.load(std::memory_order_relaxed);
+    if (own > limit) limit = own;
+    if (Depth(full_.load(std::memory_order_relaxed)) >= limit) return false;  // full
     std::uint32_t slot = PopSlot(slots, free_, n_hints);
     if (slot == kNoSlot) {
-      slot = FreshSlot(limit < kCapacity ? limit : kCapacity);
-      if (slot == kNoSlot) return false;  // full
+      slot = FreshSlot(kCapacity);
+      if (slot == kNoSlot) return false;  // every slot holds a value
     }
     slots.slot[slot].value.store(value, std::memory_order_relaxed);
     slots.slot[slot].count.store(count, std::memory_order_relaxed);
@@ -136,7 +149,7 @@ class TransferStack {
   // costs a useless fetch.
   void PrefetchForPush(Slots& slots, std::uint32_t n_hints) const {
     __builtin_prefetch(&free_, 1, 3);
-    const auto top = static_cast<std::uint32_t>(free_.load(std::memory_order_relaxed));
+    const std::uint32_t top = Top(free_.load(std::memory_order_relaxed));
     const std::uint32_t slot = top != 0 ? top - 1 : fresh_.load(std::memory_order_relaxed);
     if (slot >= kCapacity) return;
     PrefetchSlotLines(slots, slot, n_hints);
@@ -155,10 +168,26 @@ class TransferStack {
   // Slots ever used (a bound on what the stack held at once); for tests.
   std::uint32_t slots_used() const { return fresh_.load(std::memory_order_relaxed); }
 
+  // Values held (exact when quiescent).
+  std::uint32_t depth() const { return Depth(full_.load(std::memory_order_relaxed)); }
+  // Values ever popped (modulo 2^40).
+  std::uint64_t pops() const { return full_.load(std::memory_order_relaxed) >> (2 * kIndexBits); }
+  // The stack's own limit (0: none; see Push). Any thread may set it.
+  std::uint32_t limit() const { return limit_.load(std::memory_order_relaxed); }
+  void set_limit(std::uint32_t limit) { limit_.store(limit < kCapacity ? limit : kCapacity, std::memory_order_relaxed); }
+
  private:
   static constexpr std::uint32_t kNoSlot = 0xffffffffu;
 
-  static constexpr std::uint64_t Pack(std::uint64_t tag, std::uint32_t top) { return (tag << 32) | top; }
+  static constexpr std::uint64_t kIndexMask = (std::uint64_t{1} << kIndexBits) - 1;
+  static constexpr std::uint64_t Pack(std::uint64_t tag, std::uint64_t depth, std::uint64_t top) {
+    return (tag << (2 * kIndexBits)) | (depth << kIndexBits) | top;
+  }
+  static constexpr std::uint32_t Top(std::uint64_t h) { return static_cast<std::uint32_t>(h & kIndexMask); }
+  static constexpr std::uint32_t Depth(std::uint64_t h) {
+    return static_cast<std::uint32_t>((h >> kIndexBits) & kIndexMask);
+  }
+  static constexpr std::uint64_t Tag(std::uint64_t h) { return h >> (2 * kIndexBits); }
 
   // `hint_lines_for`: the hints the taker will read or write next (the
   // slot's lines up to them are prefetched).
@@ -167,7 +196,7 @@ class TransferStack {
     // release CAS that pushed the slot: its `below` and `value` are visible.
     std::uint64_t h = head.load(std::memory_order_acquire);
     for (;;) {
-      auto top = static_cast<std::uint32_t>(h);
+      const std::uint32_t top = Top(h);
       if (top == 0) return kNoSlot;
       // The taker of a slot reads or writes its hints next: their lines
       // start coming now, beside the load of `below` (a slot another core
@@ -177,7 +206,7 @@ class TransferStack {
       // May be stale if the slot was popped and reused meanwhile; the tag
       // then differs and the CAS fails.
       std::uint32_t below = slots.slot[top - 1].below.load(std::memory_order_relaxed);
-      if (head.compare_exchange_weak(h, Pack((h >> 32) + 1, below), std::memory_order_acquire,
+      if (head.compare_exchange_weak(h, Pack(Tag(h) + 1, Depth(h) - 1, below), std::memory_order_acquire,
                                      std::memory_order_acquire)) {
         return top - 1;
       }
@@ -199,8 +228,8 @@ class TransferStack {
   static void PushSlot(Slots& slots, std::atomic<std::uint64_t>& head, std::uint32_t slot) {
     std::uint64_t h = head.load(std::memory_order_relaxed);
     for (;;) {
-      slots.slot[slot].below.store(static_cast<std::uint32_t>(h), std::memory_order_relaxed);
-      if (head.compare_exchange_weak(h, Pack((h >> 32) + 1, slot + 1), std::memory_order_release,
+      slots.slot[slot].below.store(Top(h), std::memory_order_relaxed);
+      if (head.compare_exchange_weak(h, Pack(Tag(h), Depth(h) + 1, slot + 1), std::memory_order_release,
                                      std::memory_order_relaxed)) {
         return;
       }
@@ -218,6 +247,7 @@ class TransferStack {
   alignas(kCacheLineSize) std::atomic<std::uint64_t> full_{0};
   std::atomic<std::uint64_t> free_{0};
   std::atomic<std::uint32_t> fresh_{0};
+  std::atomic<std::uint32_t> limit_{0};
 };
 
 }  // namespace strata::internal

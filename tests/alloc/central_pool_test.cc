@@ -165,5 +165,45 @@ TEST_F(CentralPoolTest, ARefillTakesFromSeveralSpansFreeListsInTurn) {
   // TearDown gives all back, drains, and expects nothing out.
 }
 
+TEST_F(CentralPoolTest, TheFirstTierGrowsWhileBatchesFlowThroughItNotForAPileUp) {
+  g_pool.Drain(c_);
+  const std::uint32_t base = g_pool.first_tier_bound(c_);
+  ASSERT_GE(base, 4u);
+  while (held_.size() < 2 * static_cast<std::size_t>(base + 1) * batch_) ASSERT_EQ(TakeBatch(), batch_);
+  // Gives back held_'s last whole batch with its objects' addresses, as a
+  // thread cache's overflow does.
+  auto give_batch = [&] {
+    const std::size_t from = held_.size() - static_cast<std::size_t>(batch_);
+    std::vector<FreeObject*> objects(held_.begin() + static_cast<std::ptrdiff_t>(from), held_.end());
+    g_pool.Insert(c_, Link(held_, from, held_.size()), batch_, /*reuse_soon=*/true, objects.data());
+    held_.resize(from);
+  };
+  // A pile-up (nothing taken in between): the tier fills to its bound, and
+  // the batch past it goes to the spans; the bound stays.
+  for (std::uint32_t i = 0; i < base; ++i) give_batch();
+  EXPECT_EQ(g_pool.first_tier_batches(c_), base);
+  give_batch();
+  EXPECT_EQ(g_pool.first_tier_batches(c_), base);
+  EXPECT_EQ(g_pool.first_tier_bound(c_), base);
+  // A flow: half the tier is taken, given back, and the next batch finds
+  // the tier full: the bound doubles and the batch waits in the tier.
+  for (std::uint32_t i = 0; i < base / 2; ++i) ASSERT_EQ(TakeBatch(), batch_);
+  EXPECT_EQ(g_pool.first_tier_batches(c_), base - base / 2);
+  for (std::uint32_t i = 0; i < base / 2; ++i) give_batch();
+  EXPECT_EQ(g_pool.first_tier_batches(c_), base);
+  give_batch();
+  EXPECT_EQ(g_pool.first_tier_bound(c_), 2 * base);
+  EXPECT_EQ(g_pool.first_tier_batches(c_), base + 1);
+  // Without more taken, it grows no further.
+  while (g_pool.first_tier_batches(c_) < 2 * base) give_batch();
+  give_batch();
+  EXPECT_EQ(g_pool.first_tier_bound(c_), 2 * base);
+  EXPECT_EQ(g_pool.first_tier_batches(c_), 2 * base);
+  // A drain empties the tier and brings the bound back.
+  g_pool.Drain(c_);
+  EXPECT_EQ(g_pool.first_tier_batches(c_), 0u);
+  EXPECT_EQ(g_pool.first_tier_bound(c_), base);
+}
+
 }  // namespace
 }  // namespace strata::internal

@@ -1,6 +1,6 @@
 // Tests of alloc/internal/transfer_stack.h, the central pools' first tier:
-// LIFO order, the capacity bound, reuse of slots, the hints kept beside a
-// value, and many-thread stresses in which every pushed value must be
+// LIFO order, the capacity bound, reuse of slots, the depth, pop count
+// and own limit, the hints kept beside a value, and many-thread stresses in which every pushed value must be
 // popped exactly once (no loss, no duplicate) and with the count and hints
 // pushed beside it, with preemption landing between a slot's claim and its
 // publication (8 threads on 2 cores).
@@ -169,6 +169,42 @@ TEST(TransferStackTest, HintsStayWithTheirValueUnderContention) {
   }
   EXPECT_EQ(bad, 0u) << "items lost or popped twice";
   EXPECT_EQ(wrong.load(), 0u) << "an item popped with another push's count or hints";
+}
+
+TEST(TransferStackTest, CountsItsDepthAndPopsAndHonoursItsOwnLimit) {
+  static TransferStack<Item, 8> stack;
+  static TransferStack<Item, 8>::Slots slots;
+  Item items[8];
+  EXPECT_EQ(stack.depth(), 0u);
+  EXPECT_EQ(stack.pops(), 0u);
+  ASSERT_TRUE(stack.Push(slots, &items[0], 0, nullptr, 0, /*limit=*/2));
+  ASSERT_TRUE(stack.Push(slots, &items[1], 0, nullptr, 0, 2));
+  EXPECT_FALSE(stack.Push(slots, &items[2], 0, nullptr, 0, 2));
+  EXPECT_EQ(stack.depth(), 2u);
+  // The stack's own limit, when larger, wins over the push's.
+  stack.set_limit(4);
+  EXPECT_TRUE(stack.Push(slots, &items[2], 0, nullptr, 0, 2));
+  EXPECT_TRUE(stack.Push(slots, &items[3], 0, nullptr, 0, 2));
+  EXPECT_FALSE(stack.Push(slots, &items[4], 0, nullptr, 0, 2));
+  EXPECT_EQ(stack.depth(), 4u);
+  // Back to the push's: full until pops bring the depth under it.
+  stack.set_limit(0);
+  EXPECT_EQ(stack.Pop(slots), &items[3]);
+  EXPECT_FALSE(stack.Push(slots, &items[3], 0, nullptr, 0, 2));
+  EXPECT_EQ(stack.Pop(slots), &items[2]);
+  EXPECT_FALSE(stack.Push(slots, &items[2], 0, nullptr, 0, 2));
+  EXPECT_EQ(stack.Pop(slots), &items[1]);
+  EXPECT_TRUE(stack.Push(slots, &items[1], 0, nullptr, 0, 2));
+  EXPECT_EQ(stack.depth(), 2u);
+  EXPECT_EQ(stack.pops(), 3u);
+  // A limit past the capacity is the capacity.
+  stack.set_limit(1000);
+  EXPECT_EQ(stack.limit(), 8u);
+  while (stack.Pop(slots) != nullptr) {
+  }
+  EXPECT_EQ(stack.depth(), 0u);
+  EXPECT_EQ(stack.pops(), 5u);
+  EXPECT_LE(stack.slots_used(), 8u);
 }
 
 TEST(TransferStackTest, EveryValueIsPoppedExactlyOnceUnderContention) {
