@@ -43,8 +43,7 @@ int CentralPool::MaxBatches(int size_class) const {
 }
 
 int CentralPool::MaxFlowBatches(int size_class) const {
-  const SizeClassInfo& info = ClassInfo(size_class);
-  std::size_t n = kMaxFlowTransferBytes / (static_cast<std::size_t>(info.batch) * info.size);
+  std::size_t n = kMaxFlowTransferBytes / BatchBytes(size_class);
   const auto base = static_cast<std::size_t>(MaxBatches(size_class));
   if (n < base) n = base;
   if (n > kMaxTransferBatches) n = kMaxTransferBatches;
@@ -60,18 +59,40 @@ std::uint32_t CentralPool::first_tier_bound(int size_class) const {
   return limit > base ? limit : base;
 }
 
+namespace {
+// Bytes the first tiers of all classes have grown by past their bound
+// (CentralPool::GrowForFlow); given back by Drain.
+constinit std::atomic<std::size_t> g_flow_growth_bytes{0};
+}  // namespace
+
+std::size_t CentralPool::BatchBytes(int size_class) {
+  const SizeClassInfo& info = ClassInfo(size_class);
+  return static_cast<std::size_t>(info.batch) * info.size;
+}
+
 bool CentralPool::GrowForFlow(int size_class) {
   const auto base = static_cast<std::uint32_t>(MaxBatches(size_class));
-  std::uint32_t limit = transfer_.limit();
-  if (limit < base) limit = base;
+  const std::uint32_t own = transfer_.limit();
+  const std::uint32_t limit = own > base ? own : base;
   const auto most = static_cast<std::uint32_t>(MaxFlowBatches(size_class));
   if (limit >= most) return false;
   const std::uint64_t pops = transfer_.pops();
   // pops() counts modulo 2^40.
   const std::uint64_t since = (pops - flow_mark_.load(std::memory_order_relaxed)) & ((std::uint64_t{1} << 40) - 1);
   if (since < limit / 2) return false;
+  // Growers of one class may race: the first to move the limit wins, the
+  // others find it moved and charge nothing.
+  const std::uint32_t grown = limit * 2 < most ? limit * 2 : most;
+  const std::size_t extra = static_cast<std::size_t>(grown - limit) * BatchBytes(size_class);
+  std::size_t used = g_flow_growth_bytes.load(std::memory_order_relaxed);
+  do {
+    if (used + extra > kFlowGrowthBudgetBytes) return false;
+  } while (!g_flow_growth_bytes.compare_exchange_weak(used, used + extra, std::memory_order_relaxed));
+  if (!transfer_.CompareAndSetLimit(own, grown)) {
+    g_flow_growth_bytes.fetch_sub(extra, std::memory_order_relaxed);
+    return false;
+  }
   flow_mark_.store(pops, std::memory_order_relaxed);
-  transfer_.set_limit(limit * 2 < most ? limit * 2 : most);
   return true;
 }
 
@@ -154,7 +175,12 @@ void CentralPool::PrepareInsert(int size_class, int n) const {
 
 void CentralPool::Drain(int size_class) {
   if (tracked()) return;  // no first tier
-  transfer_.set_limit(0);
+  const auto base = static_cast<std::uint32_t>(MaxBatches(size_class));
+  const std::uint32_t limit = transfer_.ExchangeLimit(0);
+  if (limit > base) {
+    g_flow_growth_bytes.fetch_sub(static_cast<std::size_t>(limit - base) * BatchBytes(size_class),
+                                  std::memory_order_relaxed);
+  }
   flow_mark_.store(transfer_.pops(), std::memory_order_relaxed);
   std::uint32_t count = 0;
   while (FreeObject* head = transfer_.Pop(transfer_slots(size_class), &count)) {

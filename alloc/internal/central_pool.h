@@ -24,10 +24,12 @@
 //      batches go to tier 2, unless batches flow through the tier (others
 //      took half its bound since it last grew: a consumer that ran ahead
 //      of its producer, as 4 threads on 2 cores do in turns of a time
-//      slice), when the bound doubles, up to kMaxFlowTransferBytes
-//      (GrowForFlow). So a program whose frees and allocations of a class
-//      flow between threads may keep up to that much of the class free in
-//      this tier after the flow stops, until strata::ReleaseMemory (Drain).
+//      slice), when the bound doubles, up to kMaxFlowTransferBytes, and
+//      kFlowGrowthBudgetBytes over all classes (GrowForFlow). So a program
+//      whose frees and allocations of a class flow between threads may
+//      keep up to 8 MiB of the class free in this tier after the flow
+//      stops (32 MiB over all classes), until strata::ReleaseMemory
+//      (Drain).
 //   2. Spans: partly used spans of the class on a list guarded by the
 //      pool's lock (taken once per batch, only when tier 1 is empty or
 //      full; never held while the page heap's lock is taken, see
@@ -136,8 +138,9 @@ class alignas(kCacheLineSize) CentralPool {
  private:
   static constexpr std::size_t kMaxTransferBytes = 256 * 1024;
   // What the first tier may grow to while batches flow through it (see
-  // GrowForFlow).
-  static constexpr std::size_t kMaxFlowTransferBytes = std::size_t{4} << 20;
+  // GrowForFlow), per class and over all classes' growth together.
+  static constexpr std::size_t kMaxFlowTransferBytes = std::size_t{8} << 20;
+  static constexpr std::size_t kFlowGrowthBudgetBytes = std::size_t{32} << 20;
   // Spans whose free lists a refill from the span tier takes from in turn
   // (RemoveFromSpans).
   static constexpr int kInterleavedSpans = 4;
@@ -156,12 +159,15 @@ class alignas(kCacheLineSize) CentralPool {
   // The first tier's bound in batches, and what it may grow to.
   int MaxBatches(int size_class) const;
   int MaxFlowBatches(int size_class) const;
+  // The bytes of a whole batch of the class.
+  static std::size_t BatchBytes(int size_class);
   // Called when a whole batch found the first tier full: when other
   // threads took at least half the tier's bound in batches since it last
   // grew (a flow: batches pushed are being popped, but the pushers ran
   // ahead, as a consumer does in its time slice while its producer
   // waits for a core), doubles the bound, up to kMaxFlowTransferBytes
-  // worth; true when it grew. Otherwise the batch goes to the spans. The
+  // worth, while the growth of all classes' first tiers stays within
+  // kFlowGrowthBudgetBytes; true when it grew. Otherwise the batch goes to the spans. The
   // bound goes back to kMaxTransferBytes worth on Drain, which also
   // starts the count of pops afresh.
   bool GrowForFlow(int size_class);

@@ -175,6 +175,14 @@ class TransferStack {
   // The stack's own limit (0: none; see Push). Any thread may set it.
   std::uint32_t limit() const { return limit_.load(std::memory_order_relaxed); }
   void set_limit(std::uint32_t limit) { limit_.store(limit < kCapacity ? limit : kCapacity, std::memory_order_relaxed); }
+  // Sets the limit to `limit` if it is still `expected`; true when it was.
+  bool CompareAndSetLimit(std::uint32_t expected, std::uint32_t limit) {
+    return limit_.compare_exchange_strong(expected, limit < kCapacity ? limit : kCapacity, std::memory_order_relaxed);
+  }
+  // Sets the limit, returning the one before.
+  std::uint32_t ExchangeLimit(std::uint32_t limit) {
+    return limit_.exchange(limit < kCapacity ? limit : kCapacity, std::memory_order_relaxed);
+  }
 
  private:
   static constexpr std::uint32_t kNoSlot = 0xffffffffu;
