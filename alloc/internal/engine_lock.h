@@ -19,6 +19,16 @@
 // Which locks the prepare took is recorded in a thread-local set, so the
 // lock itself carries no fork state.
 //
+// Registration: the process init (EnsureProcessInit, thread_cache.cc)
+// registers the handlers once, with the thread's signals blocked, before
+// any thread may take an engine lock; a fork child whose parent was inside
+// the init on another thread finishes it, registering the handlers only if
+// the parent had not (glibc's list of them is inherited). In the one case
+// the child cannot tell (the parent registered them while that fork ran
+// its prepare handlers: in the child's list, not run for that fork) it
+// registers them again, and they count their nesting on the forking
+// thread: only the outermost prepare and the last parent/child handler act.
+//
 // LEAF LOCKS: no engine lock is ever taken while another is held (the
 // registry, each central pool, each tracked pool, the page heap; the central
 // pools drop their lock while the page heap hands them a span). So a thread

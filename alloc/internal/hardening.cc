@@ -465,7 +465,12 @@ const char* FreeKindName(AllocKind kind) {
 }
 
 void InitHardening() {
-  if (!kHardenedBuild && !EnvFlagOn("STRATA_HARDENED")) return;
+  if (!kHardenedBuild && !EnvFlagOn("STRATA_HARDENED")) {
+    // Normal mode (also in a fork child that redoes the init its parent
+    // left unfinished, possibly after this store: what that run set goes).
+    g_hardened.store(false, std::memory_order_relaxed);
+    return;
+  }
   // Entropy without allocating or blocking: the kernel's AT_RANDOM bytes,
   // the clock, the TSC and an address (ASLR).
   std::uint64_t seed = 0;

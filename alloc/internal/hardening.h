@@ -124,7 +124,9 @@ extern constinit std::atomic<bool> g_hardened;
 STRATA_ALWAYS_INLINE bool Hardened() { return g_hardened.load(std::memory_order_relaxed); }
 
 // Decides the mode (environment, build) and, when hardened, draws the
-// secret. Called once from EnsureProcessInit before anything else.
+// secret. Called once from EnsureProcessInit before anything else (once
+// more in a fork child that finishes the init its parent left in this
+// step: no block was handed out under the first run's values).
 void InitHardening();
 
 // --- Hardened block layout ---------------------------------------------------

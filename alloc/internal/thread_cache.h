@@ -81,6 +81,14 @@
 // kind (AllocKind) is passed down as a compile-time constant that only the
 // slow-path calls materialise.
 //
+// Process init (EnsureProcessInit, once, on the first thread to reach a
+// slow path; the others wait): the mode and settings from the environment,
+// then the fork handlers (engine_lock.h), then the tracking layer's init.
+// Its state names the process running it and the step reached, so a fork
+// child whose parent was inside it on another thread (a thread the child
+// does not have: a fork from a signal handler, or one racing the first
+// allocation) takes it over at that step instead of waiting forever.
+//
 // Thread-safety: a ThreadCache is written only by its thread. Statistics
 // readers (GetStats) read `length` and `allocs` of other threads with
 // relaxed atomic loads, which is why the owner writes those two fields with
@@ -417,8 +425,26 @@ void ForEachThreadCache(void (*fn)(const ThreadCache& cache, void* arg), void* a
 // Totals left behind by exited threads (allocation counts per class).
 std::uint64_t ExitedAllocations(int size_class);
 
-// One-time process init (env, fork handlers); idempotent and cheap.
+// One-time process init (env, fork handlers); idempotent and cheap (one
+// acquire load once done). A fork child whose parent was inside the init
+// on another thread finishes it (thread_cache.cc, "Process init").
 void EnsureProcessInit();
+
+// For tests: where the process init stands when the observer is called,
+// on the thread running it (in a fork child that took the init over, on
+// that child's thread).
+enum class ProcessInitPoint {
+  kSettings,                // before reading the environment (the mode, ...)
+  kForkHandlers,            // settings done, the fork handlers next
+  kForkHandlersRegistered,  // pthread_atfork returned (this run registered them)
+};
+// Installs `fn` (nullptr: none), called at each point above. Set it before
+// the process's first allocation; it must not allocate through strata.
+void SetProcessInitObserverForTesting(void (*fn)(ProcessInitPoint point));
+// How many times the engine's fork prepare handler ran in this process
+// (its children inherit the count): one per fork once the handlers are
+// registered once.
+std::uint64_t ForkPrepareRuns();
 
 // The sample countdown for a fresh or reset thread (used by the profiler).
 std::int64_t NextSampleCountdown();

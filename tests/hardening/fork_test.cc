@@ -23,6 +23,17 @@
 //   ForkFromSignalHandlerInsideTheRegistryLock: deterministic version: the
 //     signal is raised while the thread holds the registry lock (inside
 //     ForEachThreadCache's callback).
+//   ForkDuringProcessInit*: in a fresh process one thread's first
+//     allocation runs the engine's process init, paused at one of its
+//     points (internal::SetProcessInitObserverForTesting), while the main
+//     thread forks: before the settings, before the fork handlers, after
+//     pthread_atfork returned, and with the registration landing while the
+//     fork runs its prepare handlers. The child's only thread allocates
+//     (it used to wait forever for the parent's init), resuming at the
+//     parent's step; it then works, and its forks run the engine's prepare
+//     handler as often as the handlers are registered (once, or twice in
+//     the last case, where they act once). The parent's init then finishes
+//     and its process works too.
 //
 // TSan does not support fork() in a multithreaded process: tagged no-tsan.
 // The workers call nothing but strata (no glibc malloc, no stdio): glibc's
@@ -251,13 +262,10 @@ void ForkingHandler(int) {
 
 [[noreturn]] void ForkFromSignalHandler(int seconds) {
   InstallWatchdog();
-  // The engine's process init runs here, before any worker can be
-  // signalled: a handler-fork on one worker while another is inside the
-  // process init would leave the child an init in progress that no thread
-  // of the child finishes (its next allocation waits for it forever; seen
-  // once in CI under load). That is a limitation of strata's one-time init
-  // (README, "What strata does not do yet"), not what this test checks.
-  Free(Allocate(16));
+  // No allocation before the workers: the engine's process init runs on
+  // the first of them to allocate, and a handler may fork on another one
+  // meanwhile (its child takes the init over; the deterministic cases are
+  // the ForkDuringProcessInit tests below).
   struct sigaction sa;
   std::memset(&sa, 0, sizeof(sa));
   sa.sa_handler = &ForkingHandler;
@@ -387,6 +395,189 @@ TEST_P(Fork, ForkFromSignalHandlerInsideTheRegistryLock) {
       },
       GetParam(), 30000);
   EXPECT_TRUE(r.exited && r.exit_code == 0) << r.Describe();
+}
+
+// --- fork while another thread is inside the process init ------------------
+
+using internal::ProcessInitPoint;
+
+constexpr int kNumInitPoints = 3;
+constexpr int Bit(ProcessInitPoint point) { return 1 << static_cast<int>(point); }
+constexpr int kAllInitPoints = Bit(ProcessInitPoint::kSettings) | Bit(ProcessInitPoint::kForkHandlers) |
+                               Bit(ProcessInitPoint::kForkHandlersRegistered);
+
+// The process (a fresh engine: RunInChild's) whose init pauses, at which
+// points, and the hand-shake with the test's main thread.
+pid_t g_init_pausing_pid = 0;
+int g_init_pause_mask = 0;
+std::atomic<bool> g_init_reached[kNumInitPoints];
+std::atomic<bool> g_init_go[kNumInitPoints];
+// The points the init went through in this process (a child clears it
+// after the fork, then sees those of its own takeover).
+std::atomic<int> g_init_points_seen{0};
+// RegisterDuringForkPrepare acts on the next fork of g_init_pausing_pid.
+std::atomic<bool> g_register_in_prepare{false};
+
+void InitObserver(ProcessInitPoint point) {
+  g_init_points_seen.fetch_or(Bit(point));
+  if (getpid() != g_init_pausing_pid || (g_init_pause_mask & Bit(point)) == 0) return;
+  const int i = static_cast<int>(point);
+  g_init_reached[i].store(true);
+  while (!g_init_go[i].load()) sched_yield();
+}
+
+// Waits for `flag` up to kChildDeadlineMs; false on timeout.
+bool AwaitFlag(const std::atomic<bool>& flag) {
+  const std::uint64_t deadline = testing::MonotonicMs() + kChildDeadlineMs;
+  while (!flag.load()) {
+    if (testing::MonotonicMs() > deadline) return false;
+    sched_yield();
+  }
+  return true;
+}
+
+// A prepare handler of the test's, registered before the engine's: when
+// armed, it lets the paused init call pthread_atfork and waits until that
+// returned. glibc runs this fork's handlers from a list taken before, and
+// unlocks its registration lock around each one, so the engine's handlers
+// land in the list (and the child's copy of it) without running for this
+// fork, and the init is paused before recording them.
+void RegisterDuringForkPrepare() {
+  if (getpid() != g_init_pausing_pid || !g_register_in_prepare.exchange(false)) return;
+  g_init_go[static_cast<int>(ProcessInitPoint::kForkHandlers)].store(true);
+  if (!AwaitFlag(g_init_reached[static_cast<int>(ProcessInitPoint::kForkHandlersRegistered)])) {
+    static const char kMsg[] = "prepare: the init did not register the fork handlers\n";
+    (void)!write(2, kMsg, sizeof(kMsg) - 1);
+  }
+}
+
+// Forks `forks` times while another thread allocates; each fork must run
+// the engine's prepare handler `prepare_runs` times (1: the handlers are
+// registered once; 0 would mean not at all) and its child must work.
+// Returns an exit code (0: fine). Forks only once the worker runs (see
+// ForkWhileThreadsAllocate: ASan's runtime and a starting thread).
+int ForkWhileAThreadAllocates(int forks, std::uint64_t prepare_runs) {
+  std::atomic<bool> stop{false};
+  std::atomic<bool> started{false};
+  std::thread worker([&stop, &started] {
+    testing::Prng rng(3);
+    for (std::uint64_t ops = 1; !stop.load(std::memory_order_relaxed); ++ops) {
+      Free(Allocate(1 + rng.Below(4096)));
+      started.store(true, std::memory_order_relaxed);
+      if (ops % 256 == 0) FlushThreadCache();
+      if (ops % 2048 == 0) ReleaseMemory();
+    }
+  });
+  while (!started.load()) sched_yield();
+  int result = 0;
+  for (int i = 0; i < forks && result == 0; ++i) {
+    void* inherited = Allocate(1000);
+    const std::uint64_t before = internal::ForkPrepareRuns();
+    pid_t pid = fork();
+    if (pid == 0) {
+      ArmWatchdog();
+      _exit(ChildWork(inherited));
+    }
+    if (pid < 0) result = 9;
+    if (result == 0 && internal::ForkPrepareRuns() - before != prepare_runs) result = 10;
+    const int code = pid > 0 ? WaitChild(pid) : 0;
+    if (result == 0 && code != 0) result = code == -1 ? 11 : code == -2 ? 12 : 13;
+    Free(inherited);
+  }
+  stop.store(true);
+  worker.join();
+  return result;
+}
+
+// The child of a fork made while another thread of the parent was inside
+// the process init (paused at one of its points): its only thread
+// allocates, which finishes the init here (it waited forever for the
+// parent's thread before). `points`: the init points the child must go
+// through (it resumes at the parent's step); `prepare_runs`: how many
+// times its forks run the engine's prepare handler.
+int ChildOfForkDuringInit(int points, std::uint64_t prepare_runs, bool hardened) {
+  void* p = Allocate(100);
+  if (p == nullptr) return 3;
+  if (g_init_points_seen.load() != points) {
+    std::fprintf(stderr, "child: init points 0x%x, expected 0x%x\n", g_init_points_seen.load(), points);
+    return 7;
+  }
+  if (internal::Hardened() != hardened) return 8;
+  const int code = ChildWork(p);
+  if (code != 0) return code;
+  return ForkWhileAThreadAllocates(8, prepare_runs);
+}
+
+// In a fresh process: one thread starts the process init (its first
+// allocation), which pauses at `pause`; the main thread forks meanwhile
+// (with `register_in_prepare`: the init registers the fork handlers while
+// that fork runs its prepare handlers, then pauses). The child must finish
+// the init and work; the parent's init then finishes, and its process
+// works and has the fork handlers once.
+[[noreturn]] void ForkDuringProcessInit(ProcessInitPoint pause, bool register_in_prepare, int child_points,
+                                        std::uint64_t child_prepare_runs, Mode mode) {
+  InstallWatchdog();
+  g_init_pausing_pid = getpid();
+  g_init_pause_mask = Bit(pause);
+  if (register_in_prepare) {
+    g_init_pause_mask |= Bit(ProcessInitPoint::kForkHandlersRegistered);
+    if (pthread_atfork(&RegisterDuringForkPrepare, nullptr, nullptr) != 0) _exit(61);
+  }
+  internal::SetProcessInitObserverForTesting(&InitObserver);
+  std::thread init([] { Free(Allocate(64)); });
+  if (!AwaitFlag(g_init_reached[static_cast<int>(pause)])) _exit(60);
+  g_register_in_prepare.store(register_in_prepare);
+  pid_t pid = fork();
+  if (pid == 0) {
+    ArmWatchdog();
+    g_init_points_seen.store(0);
+    _exit(ChildOfForkDuringInit(child_points, child_prepare_runs, mode == Mode::kHardened || internal::kHardenedBuild));
+  }
+  if (pid < 0) _exit(62);
+  const int code = WaitChild(pid);
+  for (auto& go : g_init_go) go.store(true);
+  init.join();
+  if (code != 0) _exit(code == -1 ? 21 : code == -2 ? 22 : 30 + code);
+  if (g_init_points_seen.load() != kAllInitPoints) _exit(63);
+  const int parent = ForkWhileAThreadAllocates(8, 1);
+  _exit(parent == 0 ? 0 : 70 + parent);
+}
+
+void ExpectForkDuringProcessInitWorks(Mode mode, ProcessInitPoint pause, bool register_in_prepare, int child_points,
+                                      std::uint64_t child_prepare_runs) {
+  ChildResult r = RunInChild(
+      [=] { ForkDuringProcessInit(pause, register_in_prepare, child_points, child_prepare_runs, mode); }, mode,
+      30000);
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.Describe();
+}
+
+constexpr int kFromTheForkHandlers = Bit(ProcessInitPoint::kForkHandlers) |
+                                     Bit(ProcessInitPoint::kForkHandlersRegistered);
+
+// Before the settings (mode, secret, ...): the child redoes the whole init.
+TEST_P(Fork, ForkDuringProcessInitBeforeTheSettings) {
+  ExpectForkDuringProcessInitWorks(GetParam(), ProcessInitPoint::kSettings, false, kAllInitPoints, 1);
+}
+
+// Settings done, fork handlers not yet registered: the child keeps the
+// settings (and redoes nothing else) and registers the handlers.
+TEST_P(Fork, ForkDuringProcessInitBeforeTheForkHandlers) {
+  ExpectForkDuringProcessInitWorks(GetParam(), ProcessInitPoint::kForkHandlers, false, kFromTheForkHandlers, 1);
+}
+
+// The handlers registered (and so run for this fork), the init not yet
+// told: the child inherits them and must not register them again.
+TEST_P(Fork, ForkDuringProcessInitAfterTheForkHandlers) {
+  ExpectForkDuringProcessInitWorks(GetParam(), ProcessInitPoint::kForkHandlersRegistered, false,
+                                   Bit(ProcessInitPoint::kForkHandlers), 1);
+}
+
+// The handlers registered while the fork ran its prepare handlers: they
+// are in the child's list without having run, and the child cannot tell,
+// so it registers them again; its forks run the prepare twice, and the
+// handlers act once.
+TEST_P(Fork, ForkDuringProcessInitRegisteringWhileTheForkPrepares) {
+  ExpectForkDuringProcessInitWorks(GetParam(), ProcessInitPoint::kForkHandlers, true, kFromTheForkHandlers, 2);
 }
 
 INSTANTIATE_TEST_SUITE_P(BothModes, Fork, ::testing::Values(Mode::kNormal, Mode::kHardened),
