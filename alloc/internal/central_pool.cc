@@ -34,9 +34,7 @@ bool CentralPool::tracked() const {
 }
 
 int CentralPool::MaxBatches(int size_class) const {
-  const SizeClassInfo& info = ClassInfo(size_class);
-  std::size_t batch_bytes = static_cast<std::size_t>(info.batch) * info.size;
-  std::size_t n = kMaxTransferBytes / batch_bytes;
+  std::size_t n = kMaxTransferBytes / BatchBytes(size_class);
   if (n < 2) n = 2;
   if (n > kMaxTransferBatches) n = kMaxTransferBatches;
   return static_cast<int>(n);
@@ -77,9 +75,7 @@ bool CentralPool::GrowForFlow(int size_class) {
   const auto most = static_cast<std::uint32_t>(MaxFlowBatches(size_class));
   if (limit >= most) return false;
   const std::uint64_t pops = transfer_.pops();
-  // pops() counts modulo 2^40.
-  const std::uint64_t since = (pops - flow_mark_.load(std::memory_order_relaxed)) & ((std::uint64_t{1} << 40) - 1);
-  if (since < limit / 2) return false;
+  if (Transfer::PopsSince(pops, flow_mark_.load(std::memory_order_relaxed)) < limit / 2) return false;
   // Growers of one class may race: the first to move the limit wins, the
   // others find it moved and charge nothing.
   const std::uint32_t grown = limit * 2 < most ? limit * 2 : most;

@@ -52,7 +52,9 @@
 // never more than kCapacity (the slots).
 //
 // Contract: Push fails when the stack holds its limit (the caller takes
-// its slow tier); Pop returns nullptr when no batch is held. Both are linearizable; HeldCount is exact when quiescent. Thread-safety: any number of threads. Progress: lock-free.
+// its slow tier); Pop returns nullptr when no batch is held. Both are
+// linearizable; HeldCount is exact when quiescent. Thread-safety: any
+// number of threads. Progress: lock-free.
 #ifndef STRATA_ALLOC_INTERNAL_TRANSFER_STACK_H_
 #define STRATA_ALLOC_INTERNAL_TRANSFER_STACK_H_
 
@@ -103,7 +105,7 @@ class TransferStack {
     if (Depth(full_.load(std::memory_order_relaxed)) >= limit) return false;  // full
     std::uint32_t slot = PopSlot(slots, free_, n_hints);
     if (slot == kNoSlot) {
-      slot = FreshSlot(kCapacity);
+      slot = FreshSlot();
       if (slot == kNoSlot) return false;  // every slot holds a value
     }
     slots.slot[slot].value.store(value, std::memory_order_relaxed);
@@ -170,24 +172,27 @@ class TransferStack {
 
   // Values held (exact when quiescent).
   std::uint32_t depth() const { return Depth(full_.load(std::memory_order_relaxed)); }
-  // Values ever popped (modulo 2^40).
-  std::uint64_t pops() const { return full_.load(std::memory_order_relaxed) >> (2 * kIndexBits); }
+  // Values ever popped (modulo 2^40), and the pops since an earlier
+  // reading `mark` of pops() (exact across the wrap).
+  std::uint64_t pops() const { return Tag(full_.load(std::memory_order_relaxed)); }
+  static std::uint64_t PopsSince(std::uint64_t now, std::uint64_t mark) { return (now - mark) & kTagMask; }
   // The stack's own limit (0: none; see Push). Any thread may set it.
   std::uint32_t limit() const { return limit_.load(std::memory_order_relaxed); }
-  void set_limit(std::uint32_t limit) { limit_.store(limit < kCapacity ? limit : kCapacity, std::memory_order_relaxed); }
+  // Limits past kCapacity are kCapacity.
+  void set_limit(std::uint32_t limit) { limit_.store(Clamp(limit), std::memory_order_relaxed); }
   // Sets the limit to `limit` if it is still `expected`; true when it was.
   bool CompareAndSetLimit(std::uint32_t expected, std::uint32_t limit) {
-    return limit_.compare_exchange_strong(expected, limit < kCapacity ? limit : kCapacity, std::memory_order_relaxed);
+    return limit_.compare_exchange_strong(expected, Clamp(limit), std::memory_order_relaxed);
   }
   // Sets the limit, returning the one before.
-  std::uint32_t ExchangeLimit(std::uint32_t limit) {
-    return limit_.exchange(limit < kCapacity ? limit : kCapacity, std::memory_order_relaxed);
-  }
+  std::uint32_t ExchangeLimit(std::uint32_t limit) { return limit_.exchange(Clamp(limit), std::memory_order_relaxed); }
 
  private:
   static constexpr std::uint32_t kNoSlot = 0xffffffffu;
 
   static constexpr std::uint64_t kIndexMask = (std::uint64_t{1} << kIndexBits) - 1;
+  static constexpr std::uint64_t kTagMask = (std::uint64_t{1} << (64 - 2 * kIndexBits)) - 1;
+  static constexpr std::uint32_t Clamp(std::uint32_t limit) { return limit < kCapacity ? limit : kCapacity; }
   static constexpr std::uint64_t Pack(std::uint64_t tag, std::uint64_t depth, std::uint64_t top) {
     return (tag << (2 * kIndexBits)) | (depth << kIndexBits) | top;
   }
@@ -197,9 +202,9 @@ class TransferStack {
   }
   static constexpr std::uint64_t Tag(std::uint64_t h) { return h >> (2 * kIndexBits); }
 
-  // `hint_lines_for`: the hints the taker will read or write next (the
-  // slot's lines up to them are prefetched).
-  static std::uint32_t PopSlot(Slots& slots, std::atomic<std::uint64_t>& head, std::uint32_t hint_lines_for) {
+  // `n_hints`: the hints the taker will read or write next (the slot's
+  // lines up to them are prefetched).
+  static std::uint32_t PopSlot(Slots& slots, std::atomic<std::uint64_t>& head, std::uint32_t n_hints) {
     // Acquire (also on CAS failure, which reloads `h`) pairs with the
     // release CAS that pushed the slot: its `below` and `value` are visible.
     std::uint64_t h = head.load(std::memory_order_acquire);
@@ -210,7 +215,7 @@ class TransferStack {
       // start coming now, beside the load of `below` (a slot another core
       // used last is a miss per line, and would otherwise cost one miss
       // for `below` and then another for the hints). Harmless when stale.
-      PrefetchSlotLines(slots, top - 1, hint_lines_for);
+      PrefetchSlotLines(slots, top - 1, n_hints);
       // May be stale if the slot was popped and reused meanwhile; the tag
       // then differs and the CAS fails.
       std::uint32_t below = slots.slot[top - 1].below.load(std::memory_order_relaxed);
@@ -244,9 +249,9 @@ class TransferStack {
     }
   }
 
-  std::uint32_t FreshSlot(std::uint32_t limit) {
+  std::uint32_t FreshSlot() {
     std::uint32_t n = fresh_.load(std::memory_order_relaxed);
-    while (n < limit) {
+    while (n < kCapacity) {
       if (fresh_.compare_exchange_weak(n, n + 1, std::memory_order_relaxed)) return n;
     }
     return kNoSlot;
