@@ -34,6 +34,7 @@
 
 #include "alloc/heap_profiler.h"
 #include "alloc/internal/globals.h"
+#include "alloc/internal/thread_cache.h"
 #include "alloc/stats.h"
 #include "alloc/strata.h"
 #include "concurrency/base/macros.h"
@@ -282,7 +283,13 @@ constinit std::atomic<std::size_t> g_soft_limit{0};
 constinit std::atomic<std::uint64_t> g_pressure_sequence{0};
 constinit SpinLock g_pressure_lock;
 
-std::size_t CommittedBytes() { return internal::g_page_heap.Stats().committed_bytes; }
+// Takes the page heap's lock: after the process init, which registers the
+// engine's fork handlers (CheckMemoryLimitNow may be a program's first
+// call into strata).
+std::size_t CommittedBytes() {
+  internal::EnsureProcessInit();
+  return internal::g_page_heap.Stats().committed_bytes;
+}
 
 std::size_t PressureThreshold(std::size_t limit) {
   // limit * kPressurePercent / 100 without overflow.

@@ -43,6 +43,10 @@ constinit std::atomic<std::int64_t> g_peak_live{0};
 }  // namespace
 
 Stats GetStats() noexcept {
+  // The walks below take engine locks (the registry, the page heap): the
+  // process init registers their fork handlers first, also when this is
+  // the program's first call into strata (EnsureProcessInit).
+  internal::EnsureProcessInit();
   Stats s{};
   ThreadTotals t{};
   internal::ForEachThreadCache(&AddThread, &t);

@@ -383,6 +383,9 @@ std::size_t GoodSize(std::size_t size) noexcept {
 }
 
 bool Owns(const void* ptr) noexcept {
+  // The mode is decided by the process init (also when this is the
+  // program's first call into strata).
+  internal::EnsureProcessInit();
   auto addr = reinterpret_cast<std::uintptr_t>(ptr);
   internal::BlockInfo info = internal::LookupBlock(addr);
   if (info.kind == internal::BlockKind::kNone || info.start != addr) return false;
@@ -394,9 +397,17 @@ bool Owns(const void* ptr) noexcept {
   return true;
 }
 
-void FlushThreadCache() noexcept { internal::FlushCurrentThread(); }
+void FlushThreadCache() noexcept {
+  internal::EnsureProcessInit();
+  internal::FlushCurrentThread();
+}
 
 std::size_t ReleaseMemory() noexcept {
+  // The engine's locks are taken below: the process init registers their
+  // fork handlers first (this may be the program's first call into strata,
+  // or a fork child's whose parent was inside the init: see
+  // EnsureProcessInit).
+  internal::EnsureProcessInit();
   internal::FlushCurrentThread();
   for (int c = 1; c < internal::kNumClasses; ++c) internal::g_central[c].Drain(c);
   return internal::g_page_heap.ReleaseAll();

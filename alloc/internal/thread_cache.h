@@ -427,7 +427,12 @@ std::uint64_t ExitedAllocations(int size_class);
 
 // One-time process init (env, fork handlers); idempotent and cheap (one
 // acquire load once done). A fork child whose parent was inside the init
-// on another thread finishes it (thread_cache.cc, "Process init").
+// on another thread finishes it (thread_cache.cc, "Process init"). Every
+// entry point that reads the mode or takes an engine lock without
+// allocating first calls it (GetStats, ReleaseMemory, FlushThreadCache,
+// Owns, UsableSize, GoodSize, Reallocate, the monitor's limit checks): it
+// may be a program's first call into strata, and engine locks must not be
+// taken before their fork handlers are registered.
 void EnsureProcessInit();
 
 // For tests: where the process init stands when the observer is called,
