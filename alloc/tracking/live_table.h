@@ -22,9 +22,10 @@
 // larger tiers only once they have been used).
 //
 // Since small tracked blocks keep their records at the block's place
-// (block_records.h), this table holds the large and huge tracked blocks:
-// the few that sampling picks and, when leak checking, every block of more
-// than 256 KiB.
+// (block_records.h) and sampled ones in their slices' arrays
+// (sampled_records.h), this table holds, when leak checking, every block
+// of more than 256 KiB, and the few sampled blocks that found no place in
+// an array (a slice's overflow, an array that could not be mapped).
 //
 // Contract: keys are unique (a block address is inserted when the block is
 // handed out and removed when it is freed, before it can be handed out

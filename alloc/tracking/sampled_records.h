@@ -10,11 +10,22 @@
 // guard. A block named in no slot (overflow), or whose slice's array could
 // not be mapped, keeps its record in the live table (live_table.h).
 //
+// A sampled large or huge block (a span or mapping of its own, which starts
+// on a slice boundary) keeps its record in the array of the slice it
+// starts in too, in the array's large record (no slice holds a large block
+// and small ones at once): its allocation and free are a radix lookup and
+// a few stores, where the live table took a hash insert, an epoch-guarded
+// removal and a lock on its record free list (bench/RESULTS.md, "Sampling
+// cost"). Tracked large blocks of leak checking, and a sampled one whose
+// array could not be mapped, stay in the live table.
+//
 // A slice's array is made at its first sampled block (from a record arena,
-// 144 bytes) and kept for the process's life (type stable); a slot's record
+// 192 bytes) and kept for the process's life (type stable); a slot's record
 // is rewritten by the next block that takes the slot. The record's state
 // word is the block records' (block_records.h: kSampled plus the class,
-// kFreed once freed), and the block's address is kept beside it.
+// kFreed once freed; class 0 for the large record), and the block's address
+// is kept beside it (the large record's is the slice's; its requested and
+// usable sizes are kept whole beside it).
 //
 // Readers (ForEachSampledRecord, FindSampledRecord) read the state
 // (acquire), then the fields: a record rewritten during a walk may be seen
@@ -27,6 +38,7 @@
 #define STRATA_ALLOC_TRACKING_SAMPLED_RECORDS_H_
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 
 #include "alloc/internal/sampled_slices.h"
@@ -42,13 +54,29 @@ struct SampledRecord {
   std::atomic<std::uintptr_t> ptr{0};  // the block (written before the state)
 };
 
+// A sampled large or huge block's record: its state word is record.state
+// (class 0), its sizes are `size` and `usable` (record.size is not read).
+struct SampledLargeRecord {
+  BlockRecord record;
+  std::atomic<std::size_t> size{0};    // requested bytes
+  std::atomic<std::size_t> usable{0};  // usable bytes (a realloc in place grows both)
+};
+
+// The large record of the slice that the block at `ptr` (a large or huge
+// block, on a slice boundary) starts, mapping the slice's array at first
+// use; null when it could not be mapped.
+SampledLargeRecord* SampledLargeRecordFor(std::uintptr_t ptr);
+// The live large record of the block at `ptr` (null: none).
+SampledLargeRecord* FindSampledLarge(std::uintptr_t ptr);
+
 // The record of slot `slot` (0 <= slot < kSampledSlots) of the slice of
 // `ptr`, mapping the slice's array at first use; null when it could not be
 // mapped.
 SampledRecord* SampledRecordFor(std::uintptr_t ptr, int slot);
 // The same without mapping: null when the slice never had an array.
 SampledRecord* FindSampledRecord(std::uintptr_t ptr, int slot);
-// The live record of the block at `ptr` in any slot of its slice.
+// The live record of the block at `ptr` in any slot of its slice, or its
+// large record.
 bool FindSampledLive(std::uintptr_t ptr, LiveInfo* out);
 
 // Calls fn for each live record (a copy).

@@ -24,7 +24,9 @@ namespace strata::tracking {
 namespace {
 
 // Per-thread slots (no locked RMW on every tracked allocation and free).
-// kLiveSmall: live records of small blocks (block_records.h).
+// kLiveSmall: live records in the per-slice arrays (small blocks,
+// block_records.h; sampled blocks kept in place and sampled large blocks,
+// sampled_records.h).
 enum Counter : std::size_t { kAllocs, kFrees, kRecordFailures, kLiveSmall, kNumCounters };
 constinit ShardedCounterArray<kNumCounters> g_counters;
 constinit std::atomic<bool> g_installed{false};
@@ -197,9 +199,11 @@ bool Insert(const LiveInfo& info) {
 }
 
 // Every tracked allocation: a small block's record (`record`, or found from
-// its place) for size_class > 0, a live table record for a large or huge
-// block or a sampled small block kept in place (size_class 0, `usable` its
-// usable size). False when it could not be recorded. One function for all
+// its place) for size_class > 0; for size_class 0 (a large or huge block,
+// or a sampled small block kept in place in no slot, `usable` its usable
+// size), the record `record` (a sampled large block's in its slice's
+// array, its sizes written by the caller) or, when null, a live table
+// record. False when it could not be recorded. One function for all
 // (the walk is not inlined twice: the engine's code must stay within its
 // 64 KiB, alloc/libstrata_order.txt). The stack is walked from `start`, a
 // live frame of the caller's (a sampled block kept in place: the engine
@@ -209,7 +213,7 @@ STRATA_NOINLINE bool RecordAllocation(void* ptr, int size_class, std::size_t req
                                       bool sampled, void* record, const void* start) {
   if (start == nullptr) start = __builtin_frame_address(0);
   StackEntry* stack = StackNow(requested, sampled, start);
-  if (size_class == 0) {
+  if (size_class == 0 && record == nullptr) {
     return Insert(
         LiveInfo{reinterpret_cast<std::uintptr_t>(ptr), requested, usable, stack, RecordTimeNs(), FlagsOf(sampled)});
   }
@@ -330,14 +334,39 @@ bool FindFreed(std::uintptr_t ptr, LiveInfo* out) {
   return found;
 }
 
-// Large and huge tracked blocks (small ones take the on_small_* hooks).
+// Large and huge tracked blocks (small ones take the on_small_* hooks): a
+// sampled one in the large record of its slice's array (sampled_records.h),
+// the others (leak checking) in the live table.
 void OnAllocate(void* ptr, std::size_t requested, std::size_t usable, bool sampled) {
-  RecordAllocation(ptr, 0, requested, usable, sampled, nullptr, nullptr);
+  SampledLargeRecord* l = sampled ? SampledLargeRecordFor(reinterpret_cast<std::uintptr_t>(ptr)) : nullptr;
+  if (l != nullptr) {
+    // Before the state (RecordAllocation's release store).
+    l->size.store(requested, std::memory_order_relaxed);
+    l->usable.store(usable, std::memory_order_relaxed);
+  }
+  RecordAllocation(ptr, 0, requested, usable, sampled, l != nullptr ? &l->record : nullptr, nullptr);
+}
+
+// Ends the live sampled large record of the block at `addr` (*info: what
+// it held). False when the block has none (its record, if any, is in the
+// live table).
+bool EndSampledLarge(std::uintptr_t addr, LiveInfo* info) {
+  SampledLargeRecord* l = FindSampledLarge(addr);
+  if (l == nullptr) return false;
+  bool double_free = false;
+  const std::uint32_t state = EndBlockRecord(&l->record, false, &double_free);
+  if (state == 0) return false;
+  *info = LiveInfo{addr, l->size.load(std::memory_order_relaxed), l->usable.load(std::memory_order_relaxed),
+                   l->record.stack.load(std::memory_order_relaxed), l->record.time_ns.load(std::memory_order_relaxed),
+                   state & 0xff};
+  g_counters.Decrement(kLiveSmall);
+  return true;
 }
 
 void OnFree(void* ptr) {
+  const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
   LiveInfo info;
-  if (GlobalLiveTable().Remove(reinterpret_cast<std::uintptr_t>(ptr), &info)) {
+  if (EndSampledLarge(addr, &info) || GlobalLiveTable().Remove(addr, &info)) {
     // Only where a double free is described from it (leak checking,
     // hardened mode): a sampled block's free would touch the table's cold
     // pages for nothing (page faults at the first frees of a run).
@@ -350,7 +379,13 @@ void OnFree(void* ptr) {
 // The cumulative counts of the block's stack stay as they were: they count
 // allocations, and a block resized in place was allocated once.
 void OnResize(void* ptr, std::size_t requested, std::size_t usable) {
-  GlobalLiveTable().Resize(reinterpret_cast<std::uintptr_t>(ptr), requested, usable);
+  const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
+  if (SampledLargeRecord* l = FindSampledLarge(addr); l != nullptr) {
+    l->size.store(requested, std::memory_order_relaxed);
+    l->usable.store(usable, std::memory_order_relaxed);
+    return;
+  }
+  GlobalLiveTable().Resize(addr, requested, usable);
 }
 
 // --- Error describer (alloc/internal/errors.h) --------------------------------
@@ -380,7 +415,7 @@ void DescribeBlock(const void* ptr, raw::Buffer* out) {
     if (state == 0) return;
     info = BlockRecordInfo(*r, addr, state);
     live = StateLive(state);
-  } else if ((block.kind == internal::BlockKind::kSmall && block.start == addr && FindSampledLive(addr, &info)) ||
+  } else if ((block.kind != internal::BlockKind::kNone && block.start == addr && FindSampledLive(addr, &info)) ||
              GlobalLiveTable().Find(addr, &info)) {
     live = true;
   } else if (!FindFreed(addr, &info)) {
@@ -542,7 +577,8 @@ bool FindLive(std::uintptr_t ptr, LiveInfo* out) {
     *out = BlockRecordInfo(*r, ptr, state);
     return true;
   }
-  if (block.kind == internal::BlockKind::kSmall && block.start == ptr && FindSampledLive(ptr, out)) return true;
+  // A sampled block kept in place, or a sampled large or huge block.
+  if (block.kind != internal::BlockKind::kNone && block.start == ptr && FindSampledLive(ptr, out)) return true;
   return GlobalLiveTable().Find(ptr, out);
 }
 

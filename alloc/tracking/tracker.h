@@ -5,8 +5,9 @@
 // alloc/internal/hooks.h); this layer's hooks capture the call stack
 // (internal::CaptureStack: frame pointers, which strata builds keep), intern
 // it, and keep a record per tracked block until it is freed: at the block's
-// place for small blocks (block_records.h), in the live table for large and
-// huge ones (live_table.h).
+// place for small blocks (block_records.h), per slice for sampled blocks
+// kept in place and sampled large and huge blocks (sampled_records.h), in
+// the live table for the other large and huge ones (live_table.h).
 //
 // Error reports (alloc/internal/errors.h): installing the hooks also
 // installs an error describer, so a report about a tracked block (live, or
@@ -59,7 +60,8 @@ std::uint64_t RecordTimeNs();
 std::uint64_t WindowStartNs();
 
 // Live tracked blocks: small ones from their records at the block's place
-// (block_records.h), large and huge ones from the live table.
+// (block_records.h), sampled ones from their slices' arrays
+// (sampled_records.h), the other large and huge ones from the live table.
 // Calls fn with a copy of each live record (see the walks' contracts in
 // block_records.h and live_table.h: blocks live for the whole walk are
 // visited once).

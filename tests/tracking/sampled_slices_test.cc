@@ -268,6 +268,21 @@ TEST(SampledSlices, SampledBlocksLiveInTheNormalSpans) {
 // Records: a sampled block named by a slot of its slice's word has its
 // record in that slot (sampled_records.h), one in no slot (a fifth at
 // once) in the live table; both are found, walked and ended by the free.
+// How many records of the blocks `v` a walk of the live records visits.
+int LiveVisits(const std::vector<void*>& v) {
+  struct Seen {
+    const std::vector<void*>* v;
+    int n;
+  } seen{&v, 0};
+  ForEachLive(
+      [](const LiveInfo& r, void* arg) {
+        auto* s = static_cast<Seen*>(arg);
+        for (void* p : *s->v) s->n += r.ptr == Key(p);
+      },
+      &seen);
+  return seen.n;
+}
+
 TEST(SampledSlices, SlotsHoldTheRecordsAndOverflowTakesTheLiveTable) {
   if (!sampled_slices::InPlace(internal::SizeToClass(kBig))) GTEST_SKIP() << "no sampling in place in this build";
   std::vector<void*> v;
@@ -291,22 +306,64 @@ TEST(SampledSlices, SlotsHoldTheRecordsAndOverflowTakesTheLiveTable) {
     EXPECT_EQ(FindSampledLive(Key(v[i]), &live), i < 4) << i;
     EXPECT_EQ(GlobalLiveTable().Find(Key(v[i]), &live), i == 4) << i;
   }
-  struct Seen {
-    std::vector<void*>* v;
-    int n;
-  } seen{&v, 0};
-  ForEachLive(
-      [](const LiveInfo& r, void* arg) {
-        auto* s = static_cast<Seen*>(arg);
-        for (void* p : *s->v) s->n += r.ptr == Key(p);
-      },
-      &seen);
-  EXPECT_EQ(seen.n, 5) << "each visited once";
+  EXPECT_EQ(LiveVisits(v), 5) << "each visited once";
   for (void* p : v) {
     strata::Free(p);
     EXPECT_FALSE(FindLive(Key(p), &live));
   }
   EXPECT_FALSE(sampled_slices::Holds(slice));
+}
+
+// Sampled large and huge blocks keep their records in the array of the
+// slice they start in, not in the live table: found, walked once, resized
+// in place, ended at their free. Tracked ones of leak checking stay in the
+// live table.
+TEST(SampledSlices, LargeSamplesKeepTheirRecordsInTheirSlicesArray) {
+  const std::size_t mib = std::size_t{1} << 20;
+  const std::size_t sizes[] = {300 << 10, 3 * mib, 9 * mib};
+  std::vector<void*> v;
+  {
+    SampleRateScope rate(1);  // every allocation sampled
+    strata::Free(strata::Allocate(16 << 20));
+    for (std::size_t size : sizes) v.push_back(strata::Allocate(size));
+  }
+  LiveInfo live;
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    const internal::BlockInfo block = internal::LookupBlock(Key(v[i]));
+    ASSERT_TRUE(block.kind == internal::BlockKind::kLarge || block.kind == internal::BlockKind::kHuge) << i;
+    ASSERT_TRUE(FindLive(Key(v[i]), &live)) << i;
+    EXPECT_EQ(live.ptr, Key(v[i]));
+    EXPECT_EQ(live.flags, static_cast<std::uint32_t>(kSampled));
+    EXPECT_EQ(live.size, sizes[i]);
+    EXPECT_EQ(live.usable, block.usable);
+    ASSERT_NE(live.stack, nullptr);
+    EXPECT_TRUE(FindSampledLive(Key(v[i]), &live)) << i;
+    EXPECT_FALSE(GlobalLiveTable().Find(Key(v[i]), &live)) << i;
+  }
+  EXPECT_EQ(LiveVisits(v), 3) << "each visited once";
+  // Within its usable size: the record keeps its sizes (hooks.h); grown in
+  // place: the new ones.
+  void* grown = strata::Reallocate(v[2], 10 * mib);
+  if (grown == v[2]) {
+    ASSERT_TRUE(FindSampledLive(Key(grown), &live));
+    EXPECT_EQ(live.size, 10 * mib);
+    EXPECT_EQ(live.usable, internal::LookupBlock(Key(grown)).usable);
+  }
+  v[2] = grown;
+  for (void* p : v) {
+    strata::Free(p);
+    EXPECT_FALSE(FindLive(Key(p), &live));
+    EXPECT_FALSE(FindSampledLive(Key(p), &live));
+  }
+  // Leak checking: the live table.
+  SetTrackAll(true);
+  strata::Free(strata::Allocate(16 << 20));
+  void* tracked = strata::Allocate(300 << 10);
+  EXPECT_TRUE(GlobalLiveTable().Find(Key(tracked), &live));
+  EXPECT_FALSE(FindSampledLive(Key(tracked), &live));
+  strata::Free(tracked);
+  EXPECT_FALSE(FindLive(Key(tracked), &live));
+  SetTrackAll(false);
 }
 
 struct Estimate {
