@@ -9,7 +9,23 @@
 
 namespace strata::sampled_slices {
 
-constinit internal::RadixMap<std::uint64_t, internal::kSliceShift, 16> detail::g_words;
+constinit detail::SliceStates detail::g_slices;
+
+detail::SliceState* detail::SliceStates::Ensure(std::uintptr_t addr) {
+  const std::uintptr_t key = addr >> internal::kSliceShift;
+  if (key >= (std::uintptr_t{1} << kKeyBits)) return nullptr;
+  std::atomic<Leaf*>& root = root_[key >> kLeafBits];
+  if (root.load(std::memory_order_acquire) == nullptr) {
+    auto* fresh = static_cast<Leaf*>(internal::page_map_detail::AllocateLeaf(sizeof(Leaf)));
+    if (fresh == nullptr) return nullptr;
+    Leaf* expected = nullptr;
+    // Release publishes the zeroed leaf (pairs with Find's acquire). A lost
+    // race leaves `fresh` unused: a rare small leak of address space, as
+    // with the engine's radix maps.
+    root.compare_exchange_strong(expected, fresh, std::memory_order_acq_rel);
+  }
+  return Find(addr);
+}
 
 namespace {
 
@@ -56,7 +72,8 @@ static_assert(kSliceSize / (kMinInPlaceSize + 1) < kCountMask, "the count holds 
 constexpr std::uint64_t Count(std::uint64_t w) { return (w >> kCountShift) & kCountMask; }
 constexpr std::uint64_t SlotValue(std::uintptr_t addr) { return ((addr & (kSliceSize - 1)) >> kGranuleShift) + 1; }
 
-using detail::g_words;
+using detail::g_slices;
+using detail::SliceState;
 
 // A stripe's lock, and the sampled blocks counted in its slices (written
 // under the lock, read by MarkedBlocks: no shared counter line, no locked
@@ -93,15 +110,15 @@ int SlotOf(std::uint64_t w, std::uintptr_t addr) { return FindSlot(w, SlotValue(
 
 int Mark(std::uintptr_t addr, int size_class) {
   const std::uintptr_t slice = addr & ~(kSliceSize - 1);
-  std::atomic<std::uint64_t>* entry = g_words.EntryFor(slice);
-  if (STRATA_PREDICT_FALSE(entry == nullptr)) {
-    if (!g_words.Ensure(slice, kSliceSize)) return kMarkFailed;
-    entry = g_words.EntryFor(slice);
+  SliceState* state = g_slices.Find(slice);
+  if (STRATA_PREDICT_FALSE(state == nullptr)) {
+    state = g_slices.Ensure(slice);
+    if (state == nullptr) return kMarkFailed;
   }
   Stripe& stripe = StripeFor(addr);
   SpinLock& lock = stripe.lock;
   lock.Lock();
-  std::uint64_t w = entry->load(std::memory_order_relaxed);
+  std::uint64_t w = state->word.load(std::memory_order_relaxed);
   const std::uint64_t n = Count(w);
   const int slot = FindSlot(w, 0);
   if (slot == kNoSlot) {
@@ -112,7 +129,7 @@ int Mark(std::uintptr_t addr, int size_class) {
   w = (w & ~(kCountMask << kCountShift) & ~(std::uint64_t{0xff} << kClassShift)) | ((n + 1) << kCountShift) |
       (static_cast<std::uint64_t>(size_class) << kClassShift);
   // Release: lock-free readers (Word) see a complete word.
-  entry->store(w, std::memory_order_release);
+  state->word.store(w, std::memory_order_release);
   if (n == 0) internal::g_class_map.Set(slice, kSliceSize, 0);
   AddMarked(stripe, 1);
   lock.Unlock();
@@ -121,12 +138,13 @@ int Mark(std::uintptr_t addr, int size_class) {
 
 void Unmark(std::uintptr_t addr, int size_class) {
   const std::uintptr_t slice = addr & ~(kSliceSize - 1);
-  // Marked before: the leaf exists.
-  std::atomic<std::uint64_t>* entry = g_words.EntryFor(slice);
+  // Marked before: the state exists.
+  SliceState* state = g_slices.Find(slice);
+  if (STRATA_PREDICT_FALSE(state == nullptr)) return;
   Stripe& stripe = StripeFor(addr);
   SpinLock& lock = stripe.lock;
   lock.Lock();
-  std::uint64_t w = entry != nullptr ? entry->load(std::memory_order_relaxed) : 0;
+  std::uint64_t w = state->word.load(std::memory_order_relaxed);
   const std::uint64_t n = Count(w);
   if (STRATA_PREDICT_TRUE(n > 0)) {
     AddMarked(stripe, -1);
@@ -139,7 +157,7 @@ void Unmark(std::uintptr_t addr, int size_class) {
       if (const int slot = SlotOf(w, addr); slot != kNoSlot) w &= ~(kSlotMask << (slot * kSlotBits));
       w = (w & ~(kCountMask << kCountShift)) | ((n - 1) << kCountShift);
     }
-    entry->store(w, std::memory_order_release);
+    state->word.store(w, std::memory_order_release);
   }
   lock.Unlock();
 }
@@ -174,9 +192,12 @@ int FreeInMarkedSlice(void* ptr, std::uint64_t w) {
 bool MayName(std::uint64_t w, std::uintptr_t addr) { return SlotOf(w, addr) != kNoSlot || (w & kOverflow) != 0; }
 
 int SettledClass(std::uintptr_t addr) {
+  SliceState* state = g_slices.Find(addr);
+  // Never marked: the class map alone says.
+  if (state == nullptr) return internal::g_class_map.Get(addr);
   SpinLock& lock = LockFor(addr);
   lock.Lock();
-  const std::uint64_t w = g_words.Get(addr);
+  const std::uint64_t w = state->word.load(std::memory_order_relaxed);
   const int c = w != 0 ? static_cast<int>((w >> kClassShift) & 0xff) : internal::g_class_map.Get(addr);
   lock.Unlock();
   return c;
@@ -186,6 +207,13 @@ std::uint64_t MarkedBlocks() {
   std::uint64_t n = 0;
   for (const Stripe& s : g_stripes) n += s.marked.load(std::memory_order_relaxed);
   return n;
+}
+
+bool InstallRecords(std::uintptr_t addr, void* expected, void* desired) {
+  SliceState* state = g_slices.Ensure(addr);
+  // Release: the records are complete before a reader finds them.
+  return state != nullptr &&
+         state->records.compare_exchange_strong(expected, desired, std::memory_order_acq_rel, std::memory_order_relaxed);
 }
 
 void ForkChild() {

@@ -60,13 +60,19 @@
 // before the block is freed, so the page heap (which writes the entries of
 // spans it hands out and takes back) never races with it.
 //
+// One map holds what this module and the tracking layer keep per slice
+// (SliceState: the word, the lock and the tracking layer's records of the
+// slice's sampled blocks, alloc/tracking/sampled_records.h), so that a
+// sample's mark, its record and its unmark find one line through one walk.
+//
 // Thread-safety: Mark, Unmark and SettledClass serialise per slice (a spin
 // lock of a small striped array, held for a word update and a class map
-// store); Word and Holds are lock-free reads. Fork: the child resets the
-// locks (ForkChild). Never allocates through malloc.
+// store); Word, Holds and Records are lock-free reads. Fork: the child
+// resets the locks (ForkChild). Never allocates through malloc.
 #ifndef STRATA_ALLOC_INTERNAL_SAMPLED_SLICES_H_
 #define STRATA_ALLOC_INTERNAL_SAMPLED_SLICES_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
@@ -79,11 +85,55 @@
 namespace strata::sampled_slices {
 
 namespace detail {
-// Slice -> its word (sampled_slices.cc says what a word holds; 0: the
-// slice holds no sampled block): 2^31 slices, 2^15 root entries, 512 KiB
-// leaves (zero pages until a slice of theirs is marked). Written under the
-// slice's lock; read lock-free.
-extern constinit internal::RadixMap<std::uint64_t, internal::kSliceShift, 16> g_words;
+// What is kept per slice (a quarter line).
+struct alignas(16) SliceState {
+  // sampled_slices.cc says what a word holds; 0: the slice holds no
+  // sampled block. Written under the lock; read lock-free.
+  std::atomic<std::uint64_t> word{0};
+  // The tracking layer's records of the slice's sampled blocks (null:
+  // none yet); installed with a CAS, never changed after.
+  std::atomic<void*> records{nullptr};
+};
+
+// Slice -> its state: 2^31 slices, 2^15 root entries, 1 MiB leaves (zero
+// pages until a slice of theirs is written).
+class SliceStates {
+ public:
+  static constexpr int kKeyBits = internal::kAddressBits - internal::kSliceShift;
+  static constexpr int kLeafBits = 16;
+  static constexpr std::size_t kLeafSize = std::size_t{1} << kLeafBits;
+  static constexpr std::size_t kRootSize = std::size_t{1} << (kKeyBits - kLeafBits);
+  struct Leaf {
+    SliceState states[kLeafSize];
+  };
+
+  constexpr SliceStates() = default;
+
+  // The state of the slice of `addr` (any address, also garbage); null when
+  // its leaf was never made.
+  STRATA_ALWAYS_INLINE SliceState* Find(std::uintptr_t addr) const {
+    const std::uintptr_t key = addr >> internal::kSliceShift;
+    if (STRATA_PREDICT_FALSE(key >= (std::uintptr_t{1} << kKeyBits))) return nullptr;
+    // Acquire pairs with the release CAS that installs a leaf.
+    Leaf* leaf = root_[key >> kLeafBits].load(std::memory_order_acquire);
+    return leaf == nullptr ? nullptr : &leaf->states[key & (kLeafSize - 1)];
+  }
+  // The same, making its leaf first when needed; null when out of memory.
+  SliceState* Ensure(std::uintptr_t addr);
+  // Calls fn(state) for every state of every leaf made (statistics, tests).
+  template <typename Fn>
+  void ForEach(Fn fn) const {
+    for (const auto& root : root_) {
+      if (const Leaf* leaf = root.load(std::memory_order_acquire); leaf != nullptr) {
+        for (const SliceState& state : leaf->states) fn(state);
+      }
+    }
+  }
+
+ private:
+  std::atomic<Leaf*> root_[kRootSize] = {};
+};
+extern constinit SliceStates g_slices;
 }  // namespace detail
 
 // Classes above this size keep their sampled blocks in place; a sampled
@@ -147,7 +197,10 @@ void Sample(void* ptr, std::size_t requested, int size_class);
 // blocks. Inline (two loads) so that the engine's slow free of a block the
 // class map does not know (large blocks, mostly) asks it without reaching
 // this module's code, which a program that samples nothing never maps.
-STRATA_ALWAYS_INLINE std::uint64_t Word(std::uintptr_t addr) { return detail::g_words.Get(addr); }
+STRATA_ALWAYS_INLINE std::uint64_t Word(std::uintptr_t addr) {
+  const detail::SliceState* s = detail::g_slices.Find(addr);
+  return s == nullptr ? 0 : s->word.load(std::memory_order_acquire);
+}
 
 // Before `ptr` is freed, when the class map said 0 for it and its slice's
 // word was `word` (non-zero: marked): removes its record and unmarks it
@@ -175,6 +228,17 @@ int SettledClass(std::uintptr_t addr);
 
 // Sampled blocks counted in all slices (statistics, tests).
 std::uint64_t MarkedBlocks();
+
+// The tracking layer's records of the slice of `addr` (acquire: what was
+// installed is complete), or null.
+STRATA_ALWAYS_INLINE void* Records(std::uintptr_t addr) {
+  const detail::SliceState* s = detail::g_slices.Find(addr);
+  return s == nullptr ? nullptr : s->records.load(std::memory_order_acquire);
+}
+// Installs `desired` as the records of the slice of `addr` when they are
+// `expected` (release); false when they were not, or when the slice's
+// state could not be mapped.
+bool InstallRecords(std::uintptr_t addr, void* expected, void* desired);
 
 // fork() child: the locks may have been held by threads that are gone.
 void ForkChild();

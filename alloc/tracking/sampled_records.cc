@@ -16,8 +16,17 @@ struct alignas(64) SlotArray {
 };
 static_assert(sizeof(SlotArray) == 192);
 
-// Slice -> its array (slice_arrays.h).
-constinit SliceArrays<SlotArray> g_arrays;
+// Slice -> its array: in the slice's state beside its word
+// (sampled_slices.h), which the sample's mark and unmark have just read:
+// no second radix walk to a line of its own.
+struct InSliceStates {
+  SlotArray* Get(std::uintptr_t ptr) const { return static_cast<SlotArray*>(sampled_slices::Records(ptr)); }
+  bool Ensure(std::uintptr_t, std::size_t) { return true; }  // InstallRecords maps the state
+  bool Cas(std::uintptr_t base, SlotArray* old, SlotArray* fresh) {
+    return sampled_slices::InstallRecords(base, old, fresh);
+  }
+};
+constinit SliceArrays<SlotArray, InSliceStates> g_arrays;
 
 LiveInfo Info(const SampledRecord& s, std::uint32_t state) {
   return BlockRecordInfo(s.record, s.ptr.load(std::memory_order_relaxed), state);

@@ -4,8 +4,9 @@
 // A sampled block of a bigger class stays in its normal span, and its
 // slice's word names it in one of four slots (or, past four at once, in
 // none: overflow). Its record sits in that slot's entry of the slice's
-// record array, found from the slice (a radix map: two loads) and the slot
-// the engine hands over: recording and ending a sampled block are a few
+// record array, found from the slice's state beside its word
+// (sampled_slices.h Records: the line the mark and unmark read) and the
+// slot the engine hands over: recording and ending a sampled block are a few
 // stores and a CAS at a computed address, with no hash table and no epoch
 // guard. A block named in no slot (overflow), or whose slice's array could
 // not be mapped, keeps its record in the live table (live_table.h).

@@ -9,6 +9,11 @@
 // stable) and linked in a list that walks read. An Array is a struct whose
 // first members are `std::uintptr_t base` (the slice) and `Array* next`.
 //
+// The map from a slice to its array is a radix map of its own by default;
+// `Map` may name another with the same Get, Ensure and Cas (the sampled
+// records' arrays sit in the slice states of sampled_slices.h, beside the
+// slice's word).
+//
 // Thread-safety: lock-free (an array is installed with a CAS; the list is
 // pushed with a CAS and only grows). Never allocates through malloc.
 #ifndef STRATA_ALLOC_TRACKING_SLICE_ARRAYS_H_
@@ -25,7 +30,7 @@
 
 namespace strata::tracking {
 
-template <typename Array>
+template <typename Array, typename Map = internal::RadixMap<Array*, internal::kSliceShift, 16>>
 class SliceArrays {
  public:
   constexpr SliceArrays() = default;
@@ -62,9 +67,9 @@ class SliceArrays {
   std::size_t slices() const { return slices_.load(std::memory_order_relaxed); }
 
  private:
-  // 2^31 slices, 2^15 root entries, 512 KiB leaves (zero pages until a
-  // slice of theirs is used).
-  internal::RadixMap<Array*, internal::kSliceShift, 16> map_;
+  // The default: 2^31 slices, 2^15 root entries, 512 KiB leaves (zero pages
+  // until a slice of theirs is used).
+  Map map_;
   std::atomic<Array*> list_{nullptr};
   RawRecordArena arena_;
   std::atomic<std::size_t> slices_{0};
