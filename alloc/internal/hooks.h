@@ -97,8 +97,9 @@ namespace hooks_detail {
 // The installed hooks, the sampling stride and the leak-check mode, on one
 // line (a sample reads them all), with copies of the two hooks a sample
 // kept in place calls (sampled_slices.h): no line of the hook table to
-// bring in at its allocation and its free. Written by the setters below
-// only.
+// bring in at its allocation and its free; and the fork generation that
+// sampled_slices.h's slice locks name (read at each mark and unmark).
+// Written by the setters below and sampled_slices::ForkChild only.
 struct alignas(64) Modes {
   std::atomic<const TrackingHooks*> hooks{nullptr};
   std::atomic<std::int64_t> sample_rate{0};
@@ -106,7 +107,9 @@ struct alignas(64) Modes {
   std::atomic<bool> track_all{false};
   std::atomic<decltype(TrackingHooks::on_sampled_allocate)> on_sampled_allocate{nullptr};
   std::atomic<decltype(TrackingHooks::on_sampled_free)> on_sampled_free{nullptr};
+  std::atomic<std::uint32_t> fork_generation{0};
 };
+static_assert(sizeof(Modes) == 64);
 extern constinit Modes g_modes;
 }  // namespace hooks_detail
 

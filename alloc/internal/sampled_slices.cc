@@ -1,11 +1,12 @@
 #include "alloc/internal/sampled_slices.h"
 
+#include <sched.h>
+
 #include <atomic>
 
 #include "alloc/internal/hooks.h"
 #include "alloc/internal/page_map.h"
 #include "concurrency/base/macros.h"
-#include "concurrency/base/spin_lock.h"
 
 namespace strata::sampled_slices {
 
@@ -75,21 +76,47 @@ constexpr std::uint64_t SlotValue(std::uintptr_t addr) { return ((addr & (kSlice
 using detail::g_slices;
 using detail::SliceState;
 
-// A stripe's lock, and the sampled blocks counted in its slices (written
-// under the lock, read by MarkedBlocks: no shared counter line, no locked
-// add per sample).
-constexpr int kLocks = 64;
-struct alignas(64) Stripe {
-  SpinLock lock;
-  std::atomic<std::uint64_t> marked{0};
-};
-constinit Stripe g_stripes[kLocks];
-
-Stripe& StripeFor(std::uintptr_t addr) { return g_stripes[(addr >> kSliceShift) % kLocks]; }
-SpinLock& LockFor(std::uintptr_t addr) { return StripeFor(addr).lock; }
-void AddMarked(Stripe& s, std::int64_t delta) {
-  s.marked.store(s.marked.load(std::memory_order_relaxed) + static_cast<std::uint64_t>(delta), std::memory_order_relaxed);
+// The slice's lock, on the line of its word (a lock of a shared striped
+// array was a cache miss per mark and unmark): 2 * the fork generation + 1
+// while held. A holder of another generation was a thread of a parent
+// process, gone in this fork child: its lock is taken over.
+STRATA_ALWAYS_INLINE std::uint64_t LockValue() {
+  return (std::uint64_t{internal::hooks_detail::g_modes.fork_generation.load(std::memory_order_relaxed)} << 1) | 1;
 }
+
+STRATA_NOINLINE void LockSlow(SliceState& s, std::uint64_t mine) {
+  // Spins with a growing number of pauses, then yields the CPU (a holder
+  // preempted on 2 cores: spinning would only burn its time slice).
+  constexpr int kMaxSpins = 64;
+  int spins = 1;
+  std::uint64_t cur = s.lock.load(std::memory_order_relaxed);
+  for (;;) {
+    if (cur != mine) {
+      // Free, or a parent's: acquire pairs with Unlock's release store.
+      if (s.lock.compare_exchange_weak(cur, mine, std::memory_order_acquire, std::memory_order_relaxed)) return;
+      continue;
+    }
+    if (spins <= kMaxSpins) {
+      for (int i = 0; i < spins; ++i) __builtin_ia32_pause();
+      spins <<= 1;
+    } else {
+      sched_yield();
+    }
+    cur = s.lock.load(std::memory_order_relaxed);
+  }
+}
+
+STRATA_ALWAYS_INLINE void Lock(SliceState& s) {
+  const std::uint64_t mine = LockValue();
+  std::uint64_t free = 0;
+  if (STRATA_PREDICT_TRUE(s.lock.compare_exchange_strong(free, mine, std::memory_order_acquire,
+                                                         std::memory_order_relaxed))) {
+    return;
+  }
+  LockSlow(s, mine);
+}
+
+STRATA_ALWAYS_INLINE void Unlock(SliceState& s) { s.lock.store(0, std::memory_order_release); }
 
 // The first of the word `w`'s slots that holds `v` (0: the first empty
 // one), or kNoSlot: the lowest zero byte of the slots xor v in every byte
@@ -115,9 +142,7 @@ int Mark(std::uintptr_t addr, int size_class) {
     state = g_slices.Ensure(slice);
     if (state == nullptr) return kMarkFailed;
   }
-  Stripe& stripe = StripeFor(addr);
-  SpinLock& lock = stripe.lock;
-  lock.Lock();
+  Lock(*state);
   std::uint64_t w = state->word.load(std::memory_order_relaxed);
   const std::uint64_t n = Count(w);
   const int slot = FindSlot(w, 0);
@@ -131,8 +156,7 @@ int Mark(std::uintptr_t addr, int size_class) {
   // Release: lock-free readers (Word) see a complete word.
   state->word.store(w, std::memory_order_release);
   if (n == 0) internal::g_class_map.Set(slice, kSliceSize, 0);
-  AddMarked(stripe, 1);
-  lock.Unlock();
+  Unlock(*state);
   return slot;
 }
 
@@ -141,13 +165,10 @@ void Unmark(std::uintptr_t addr, int size_class) {
   // Marked before: the state exists.
   SliceState* state = g_slices.Find(slice);
   if (STRATA_PREDICT_FALSE(state == nullptr)) return;
-  Stripe& stripe = StripeFor(addr);
-  SpinLock& lock = stripe.lock;
-  lock.Lock();
+  Lock(*state);
   std::uint64_t w = state->word.load(std::memory_order_relaxed);
   const std::uint64_t n = Count(w);
   if (STRATA_PREDICT_TRUE(n > 0)) {
-    AddMarked(stripe, -1);
     if (n == 1) {
       w = 0;
       // Release (the class map's store): the slice's blocks are back on
@@ -159,7 +180,7 @@ void Unmark(std::uintptr_t addr, int size_class) {
     }
     state->word.store(w, std::memory_order_release);
   }
-  lock.Unlock();
+  Unlock(*state);
 }
 
 void Sample(void* ptr, std::size_t requested, int size_class) {
@@ -195,17 +216,16 @@ int SettledClass(std::uintptr_t addr) {
   SliceState* state = g_slices.Find(addr);
   // Never marked: the class map alone says.
   if (state == nullptr) return internal::g_class_map.Get(addr);
-  SpinLock& lock = LockFor(addr);
-  lock.Lock();
+  Lock(*state);
   const std::uint64_t w = state->word.load(std::memory_order_relaxed);
   const int c = w != 0 ? static_cast<int>((w >> kClassShift) & 0xff) : internal::g_class_map.Get(addr);
-  lock.Unlock();
+  Unlock(*state);
   return c;
 }
 
 std::uint64_t MarkedBlocks() {
   std::uint64_t n = 0;
-  for (const Stripe& s : g_stripes) n += s.marked.load(std::memory_order_relaxed);
+  g_slices.ForEach([&n](const SliceState& s) { n += Count(s.word.load(std::memory_order_relaxed)); });
   return n;
 }
 
@@ -217,7 +237,13 @@ bool InstallRecords(std::uintptr_t addr, void* expected, void* desired) {
 }
 
 void ForkChild() {
-  for (Stripe& s : g_stripes) s.lock.ResetAfterFork();
+  // The child's only thread: a lock some other thread of the parent held
+  // names the old generation now.
+  auto& generation = internal::hooks_detail::g_modes.fork_generation;
+  generation.store(generation.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
 }
+
+void HoldLockForTesting(std::uintptr_t addr) { Lock(*g_slices.Find(addr)); }
+void ReleaseLockForTesting(std::uintptr_t addr) { Unlock(*g_slices.Find(addr)); }
 
 }  // namespace strata::sampled_slices

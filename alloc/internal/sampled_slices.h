@@ -65,10 +65,12 @@
 // slice's sampled blocks, alloc/tracking/sampled_records.h), so that a
 // sample's mark, its record and its unmark find one line through one walk.
 //
-// Thread-safety: Mark, Unmark and SettledClass serialise per slice (a spin
-// lock of a small striped array, held for a word update and a class map
-// store); Word, Holds and Records are lock-free reads. Fork: the child
-// resets the locks (ForkChild). Never allocates through malloc.
+// Thread-safety: Mark, Unmark and SettledClass serialise per slice (the
+// lock in the slice's state, on the word's line, held for a word update
+// and a class map store); Word, Holds and Records are lock-free reads.
+// Fork: a lock names the fork generation that took it, and a fork child
+// (ForkChild raises the generation) takes over a lock that a thread of its
+// parent held. Never allocates through malloc.
 #ifndef STRATA_ALLOC_INTERNAL_SAMPLED_SLICES_H_
 #define STRATA_ALLOC_INTERNAL_SAMPLED_SLICES_H_
 
@@ -85,17 +87,19 @@
 namespace strata::sampled_slices {
 
 namespace detail {
-// What is kept per slice (a quarter line).
-struct alignas(16) SliceState {
+// What is kept per slice (one half line).
+struct alignas(32) SliceState {
   // sampled_slices.cc says what a word holds; 0: the slice holds no
   // sampled block. Written under the lock; read lock-free.
   std::atomic<std::uint64_t> word{0};
   // The tracking layer's records of the slice's sampled blocks (null:
   // none yet); installed with a CAS, never changed after.
   std::atomic<void*> records{nullptr};
+  // 0: free; else 2 * the fork generation that holds it + 1.
+  std::atomic<std::uint64_t> lock{0};
 };
 
-// Slice -> its state: 2^31 slices, 2^15 root entries, 1 MiB leaves (zero
+// Slice -> its state: 2^31 slices, 2^15 root entries, 2 MiB leaves (zero
 // pages until a slice of theirs is written).
 class SliceStates {
  public:
@@ -226,7 +230,9 @@ bool MayName(std::uint64_t word, std::uintptr_t addr);
 // side of a change). 0: the slice is neither marked nor a small span's.
 int SettledClass(std::uintptr_t addr);
 
-// Sampled blocks counted in all slices (statistics, tests).
+// Sampled blocks counted in all slices, by a walk of every state
+// (statistics, tests: it reads 2 MiB per 4 GiB of address space that held
+// a sampled block).
 std::uint64_t MarkedBlocks();
 
 // The tracking layer's records of the slice of `addr` (acquire: what was
@@ -240,8 +246,14 @@ STRATA_ALWAYS_INLINE void* Records(std::uintptr_t addr) {
 // state could not be mapped.
 bool InstallRecords(std::uintptr_t addr, void* expected, void* desired);
 
-// fork() child: the locks may have been held by threads that are gone.
+// fork() child: the locks may have been held by threads that are gone
+// (raises the fork generation: such locks are taken over).
 void ForkChild();
+
+// Tests: takes the lock of the slice of `addr` (marked before), and gives
+// it back.
+void HoldLockForTesting(std::uintptr_t addr);
+void ReleaseLockForTesting(std::uintptr_t addr);
 
 }  // namespace strata::sampled_slices
 

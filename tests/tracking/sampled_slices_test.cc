@@ -4,6 +4,7 @@
 #include "alloc/internal/sampled_slices.h"
 
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -22,6 +23,7 @@
 #include "alloc/tracking/sampled_records.h"
 #include "alloc/tracking/tracker.h"
 #include "tests/alloc/test_util.h"
+#include "tests/hardening/child.h"
 
 namespace strata::tracking {
 namespace {
@@ -519,6 +521,43 @@ TEST(SampledSlicesStress, NeighboursFreedWhileTheSliceIsUnmarked) {
   marker.join();
   EXPECT_EQ(g_class_map.Get(Key(v[0])), c);
   for (void* p : v) strata::Free(p);
+}
+
+// A fork child takes over a slice's lock that a thread of its parent held
+// at the fork (ForkChild raises the generation the locks name): it frees a
+// sampled block of that slice (Unmark takes the lock) and samples again.
+// Without the takeover it would wait for a thread it does not have, until
+// the deadline kills it.
+TEST(SampledSlicesFork, AChildTakesOverASliceLockItsParentHeld) {
+  if (!sampled_slices::InPlace(internal::SizeToClass(kBig))) GTEST_SKIP() << "no sampling in place in this build";
+  void* p = nullptr;
+  {
+    SampleRateScope rate(1);  // every allocation sampled
+    p = strata::Allocate(kBig);
+  }
+  ASSERT_TRUE(sampled_slices::Holds(Key(p)));
+  std::atomic<int> step{0};
+  std::thread holder([&] {
+    sampled_slices::HoldLockForTesting(Key(p));
+    step.store(1);
+    while (step.load() != 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    sampled_slices::ReleaseLockForTesting(Key(p));
+  });
+  while (step.load() != 1) std::this_thread::yield();
+  const strata::testing::ChildResult r = strata::testing::RunInChild(
+      [p] {
+        SetSampleRate(1);
+        strata::Free(p);
+        void* q = strata::Allocate(kBig);
+        if (!sampled_slices::Holds(Key(q))) _exit(2);
+        strata::Free(q);
+      },
+      strata::testing::Mode::kInherit, 10000);
+  step.store(2);
+  holder.join();
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.Describe();
+  strata::Free(p);
+  EXPECT_FALSE(sampled_slices::Holds(Key(p)));
 }
 
 }  // namespace
