@@ -230,15 +230,27 @@ int CentralPool::CarveFreshLines(int size_class, int n, std::uint32_t owner, Fre
     span = partial_;
     if (span == nullptr || span->carved >= objects) return 0;
     first = span->carved;
-    // The objects up to the next line boundary share their line with the
-    // previous carve: they go to the end of the chain, so the head (the
-    // object the thread uses first and most) starts a fresh line. (The
-    // span's start, where the carving wraps to, is a line boundary.)
+    // The objects that start before the next kCarveSeparation boundary lie
+    // near the previous carve (most likely another thread's hot objects):
+    // they go to the end of the chain, so the head (the object the thread
+    // uses first and most) starts past the boundary. (The span's start,
+    // where the carving wraps to, is a boundary.) The chain ends on a line
+    // boundary, so that the next carve shares no line with it.
     const std::uint32_t at_index = CarvedObject(span, first, objects);
-    lead = (run - at_index % run) % run;
-    if (lead > objects - at_index) lead = objects - at_index;
+    const std::size_t at_offset = static_cast<std::size_t>(at_index) * info.size;
+    const std::size_t boundary = (at_offset + kCarveSeparation - 1) / kCarveSeparation * kCarveSeparation;
+    std::uint32_t head_index = static_cast<std::uint32_t>((boundary + info.size - 1) / info.size);
+    if (head_index > objects) head_index = objects;
+    lead = head_index - at_index;
+    if (head_index == objects) head_index = 0;  // wraps to the span's start
+    // The chain covers kCarveSeparation bytes from the head, so that the
+    // next carve (a first refill or not) starts that far from it.
+    const std::size_t head_offset = static_cast<std::size_t>(head_index) * info.size;
+    const auto past = static_cast<std::uint32_t>((head_offset + kCarveSeparation + info.size - 1) / info.size);
     std::uint32_t want = static_cast<std::uint32_t>(n);
-    if (want % run != 0) want += run - want % run;
+    if (want < past - head_index) want = past - head_index;
+    const std::uint32_t end = head_index + want;
+    if (end % run != 0) want += run - end % run;
     count = lead + want;
     if (count > objects - first) count = objects - first;
     span->carved += count;

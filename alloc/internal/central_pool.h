@@ -100,7 +100,8 @@ class alignas(kCacheLineSize) CentralPool {
   // `first_refill` (the thread has never allocated this class): fresh
   // lines from the current span's uncarved tail when it has one, so that
   // a new thread's hot objects share no line with other threads' objects,
-  // however they were freed (passive false sharing). `owner` (the cache's
+  // however they were freed (passive false sharing), and lie
+  // kCarveSeparation bytes or more past the previous carve's. `owner` (the cache's
   // owner slot, remote_free.h; 0 for none) becomes the owner of every span
   // objects are taken from (not of a first-tier batch's, which may mix
   // spans): the blocks' frees by other threads then come back to it.
@@ -181,6 +182,13 @@ class alignas(kCacheLineSize) CentralPool {
   // spans.
   // The coherence unit two threads' objects must not share.
   static constexpr std::size_t kCoherenceLine = 64;
+  // The least distance between the head of a thread's first carve
+  // (CarveFreshLines) and other threads' carves, before and after it.
+  // Lines a few apart still interfere: a core's prefetchers pull its
+  // neighbours' lines while they write them (cache_thrash and
+  // cache_scratch at 4 threads on 2 cores: 8-12% more CPU time with
+  // 64-byte or 128-byte separation than with 256 bytes or more).
+  static constexpr std::size_t kCarveSeparation = 256;
   // Objects per run that starts and ends on a line boundary.
   static int ObjectsPerLineRun(int size_class);
   int RemoveChain(int size_class, int n, bool whole_batch_ok, bool for_cache, std::uint32_t owner,
@@ -188,7 +196,9 @@ class alignas(kCacheLineSize) CentralPool {
   // `align_carve`: carving ends on a line boundary (see RemoveForCache).
   int RemoveFromSpans(int size_class, int n, bool align_carve, std::uint32_t owner, FreeObject** head);
   // At least `n` objects from fresh lines of the current span's uncarved
-  // tail, 0 when it has none.
+  // tail, 0 when it has none. The chain's head is the first object at or
+  // past the next kCarveSeparation boundary; the objects before it (near
+  // the previous carve) end the chain.
   int CarveFreshLines(int size_class, int n, std::uint32_t owner, FreeObject** head);
   // Makes `owner` (non-zero) the owner of `span`, a span of this normal pool.
   void ClaimLocked(int size_class, Span* span, std::uint32_t owner) STRATA_REQUIRES(lock_);

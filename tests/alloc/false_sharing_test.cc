@@ -8,6 +8,10 @@
 //     cache that kept the foreign object would hand it straight back).
 // Every thread keeps what it allocated until all are checked, so no object
 // is reused between threads during a round.
+//
+// Fresh threads' first objects are also kept apart by more than a line
+// (central_pool.h kCarveSeparation, 256 bytes): lines a few apart still
+// interfere through the cores' prefetchers.
 #include <barrier>
 #include <cstdint>
 #include <set>
@@ -22,34 +26,36 @@ namespace strata {
 namespace {
 
 constexpr std::size_t kLine = 64;
+constexpr std::size_t kSeparation = 256;
 constexpr std::size_t kSizes[] = {8, 16, 24, 32, 48, 64, 80, 96, 112, 128, 160};
 constexpr int kNumSizes = sizeof(kSizes) / sizeof(kSizes[0]);
 constexpr int kThreads = 4;
 constexpr int kRounds = 4;
 
-std::uintptr_t FirstLine(const void* p) { return reinterpret_cast<std::uintptr_t>(p) / kLine; }
-std::uintptr_t LastLine(const void* p, std::size_t size) {
-  return (reinterpret_cast<std::uintptr_t>(p) + size - 1) / kLine;
+// The aligned blocks of `unit` bytes that the object of `size` bytes at
+// `p` touches.
+std::set<std::uintptr_t> Blocks(const void* p, std::size_t size, std::size_t unit = kLine) {
+  const auto start = reinterpret_cast<std::uintptr_t>(p);
+  std::set<std::uintptr_t> blocks;
+  for (std::uintptr_t l = start / unit; l <= (start + size - 1) / unit; ++l) blocks.insert(l);
+  return blocks;
 }
 
-// The lines [first, last] of the object at `p`.
-std::set<std::uintptr_t> Lines(const void* p, std::size_t size) {
-  std::set<std::uintptr_t> lines;
-  for (std::uintptr_t l = FirstLine(p); l <= LastLine(p, size); ++l) lines.insert(l);
-  return lines;
-}
+std::set<std::uintptr_t> Lines(const void* p, std::size_t size) { return Blocks(p, size); }
 
 // Fails the test for every pair of objects of different owners that share
-// a line. objects[t][k]: thread t's object of size kSizes[k].
-void ExpectNoSharedLines(const std::vector<std::vector<void*>>& objects, const char* what) {
+// an aligned block of `unit` bytes (a line by default). objects[t][k]:
+// thread t's object of size kSizes[k].
+void ExpectNoSharedLines(const std::vector<std::vector<void*>>& objects, const char* what,
+                         std::size_t unit = kLine) {
   for (int k = 0; k < kNumSizes; ++k) {
     for (std::size_t a = 0; a < objects.size(); ++a) {
       for (std::size_t b = a + 1; b < objects.size(); ++b) {
-        std::set<std::uintptr_t> la = Lines(objects[a][k], kSizes[k]);
-        for (std::uintptr_t l : Lines(objects[b][k], kSizes[k])) {
+        std::set<std::uintptr_t> la = Blocks(objects[a][k], kSizes[k], unit);
+        for (std::uintptr_t l : Blocks(objects[b][k], kSizes[k], unit)) {
           EXPECT_EQ(la.count(l), 0u) << what << ": size " << kSizes[k] << ": threads " << a << " and "
-                                     << b << " share a line (" << objects[a][k] << ", "
-                                     << objects[b][k] << ")";
+                                     << b << " share a " << unit << "-byte block (" << objects[a][k]
+                                     << ", " << objects[b][k] << ")";
         }
       }
     }
@@ -91,6 +97,7 @@ TEST(FalseSharingTest, ConcurrentFreshThreadsGetTheirOwnLines) {
       }
     });
     ExpectNoSharedLines(objects, "concurrent allocation");
+    ExpectNoSharedLines(objects, "concurrent allocation", kSeparation);
     FreeAll(objects);
   }
   for (void* p : mine) Free(p);
