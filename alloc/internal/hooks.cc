@@ -7,6 +7,10 @@ namespace strata::internal {
 
 constinit hooks_detail::Modes hooks_detail::g_modes;
 
+alignas(64) constinit const double hooks_detail::kSampleConstants[16] = {
+    1.0 / 9007199254740992.0, 1.0, 1.0 / 9, 1.0 / 7, 1.0 / 5, 1.0 / 3, 0.6931471805599453, 9e15,
+    0.5, 1.0 / 12, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 30240, 1e-12};
+
 void InstallTrackingHooks(const TrackingHooks* hooks) {
   // Release: the hook table is initialised before a slow path can use it.
   hooks_detail::g_modes.on_sampled_allocate.store(hooks->on_sampled_allocate, std::memory_order_release);
@@ -43,14 +47,15 @@ void SetTrackAll(bool on) {
 }
 bool TrackAll() { return TrackAllInline(); }
 
+// The modes read inline (the mode line): no calls on a sample's way.
 std::int64_t NextSampleCountdown() {
-  if (TrackAll() || failure_injection::FailureInjectionForcesSlowPath()) return -1;
+  if (TrackAllInline() || failure_injection::FailureInjectionForcesSlowPath()) return -1;
   return SampleStride();
 }
 
 std::int64_t SampleStride() {
-  std::int64_t rate = SampleRate();
-  if (rate <= 0 || InstalledTrackingHooks() == nullptr) return kIdleCountdown;
+  std::int64_t rate = SampleRateInline();
+  if (rate <= 0 || hooks_detail::g_modes.hooks.load(std::memory_order_acquire) == nullptr) return kIdleCountdown;
   if (rate == 1) return -1;
   // Exponentially distributed stride with mean `rate` (a Poisson process
   // over allocated bytes, as Go and tcmalloc sample), from a per-thread
@@ -63,7 +68,8 @@ std::int64_t SampleStride() {
   x ^= x >> 27;
   tc.sample_rng = x;
   double stride = StrideFromBits((x * 0x2545F4914F6CDD1Dull) >> 11) * static_cast<double>(rate);
-  if (stride > 9e15) stride = 9e15;
+  const double most = hooks_detail::SampleConstants()[hooks_detail::kMostStride];
+  if (stride > most) stride = most;
   return static_cast<std::int64_t>(stride);
 }
 

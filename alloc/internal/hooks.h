@@ -136,27 +136,58 @@ inline auto SampledAllocateHook() { return hooks_detail::g_modes.on_sampled_allo
 inline auto SampledFreeHook() { return hooks_detail::g_modes.on_sampled_free.load(std::memory_order_acquire); }
 inline bool TrackAllInline() { return hooks_detail::g_modes.track_all.load(std::memory_order_relaxed); }
 
+namespace hooks_detail {
+// The floating-point constants of a sample's arithmetic (StrideFromBits
+// and SampleStride here, the peak tracker's weight in
+// alloc/tracking/peak_tracker.cc), on two lines of their own: a sample
+// computes one stride and two weights, and constants the compiler places
+// itself were some five cold lines of the read-only data (among other
+// functions' constants). Read through SampleConstants(), whose pointer the
+// compiler cannot see through (it would fold values it knows into
+// constants of its own again).
+enum SampleConstant : int {
+  kTwoToMinus53, kOne, kNinth, kSeventh, kFifth, kThird, kLn2, kMostStride,  // the stride
+  kHalf, kTwelfth, kSixth, k24th, k120th, k720th, k30240th,                 // the weight
+  kInverseCheck,                                                            // (1e-6)^2
+  kNumSampleConstants
+};
+extern const double kSampleConstants[16];
+static_assert(kNumSampleConstants <= 16);
+inline const double* SampleConstants() {
+  const double* k = kSampleConstants;
+  asm("" : "+r"(k));
+  return k;
+}
+}  // namespace hooks_detail
+
 // -ln(v) for v = (bits53 + 1) / 2^53 (bits53 < 2^53, uniform: v is
 // uniform in (0, 1], so the result is exponential with mean 1): the
 // sampling stride in units of the rate. To about 1e-9 absolute, in some 25
-// instructions (one division); base::NegLogOneMinus's 1e-13 costs five
-// times that on every sample, for nothing a stride can use.
+// instructions (one division, off the chain that the allocation waits
+// for: the stride only feeds the next countdown); base::NegLogOneMinus's
+// 1e-13 costs five times that on every sample, for nothing a stride can
+// use. Every constant but integer immediates comes from kSampleConstants.
 inline double StrideFromBits(std::uint64_t bits53) {
+  using namespace hooks_detail;  // NOLINT: the constants' names
+  const double* k = SampleConstants();
   // v = (bits53 + 1) / 2^53 in (0, 1]: uniform like 1 - u, and never 0.
-  const double v = static_cast<double>(bits53 + 1) * (1.0 / 9007199254740992.0);
+  const double v = static_cast<double>(bits53 + 1) * k[kTwoToMinus53];
   const std::uint64_t b = std::bit_cast<std::uint64_t>(v);
-  int e = static_cast<int>(b >> 52) - 1023;
-  double m = std::bit_cast<double>((b & 0x000fffffffffffffull) | 0x3ff0000000000000ull);  // [1, 2)
-  if (m > 1.4142135623730951) {
-    m *= 0.5;
-    ++e;
-  }
+  const std::uint64_t fraction = b & 0x000fffffffffffffull;
+  // m in [sqrt(1/2), sqrt(2)): the fraction of v with exponent 0, or -1
+  // above sqrt(2) (whose fraction bits these are): an integer compare, and
+  // m / 2 by its exponent, both exact.
+  const bool high = fraction > 0x6a09e667f3bcdull;
+  const int e = static_cast<int>(b >> 52) - 1023 + static_cast<int>(high);
+  const double m = std::bit_cast<double>(fraction | (high ? 0x3fe0000000000000ull : 0x3ff0000000000000ull));
   // ln(m) = 2 atanh(s), |s| < 0.172: the odd series to s^9 (next term
   // below 1e-9 of ln 2).
-  const double s = (m - 1.0) / (m + 1.0);
+  const double one = k[kOne];
+  const double s = (m - one) / (m + one);
   const double s2 = s * s;
-  const double ln_m = 2.0 * s * (1.0 + s2 * (1.0 / 3 + s2 * (1.0 / 5 + s2 * (1.0 / 7 + s2 * (1.0 / 9)))));
-  return -(static_cast<double>(e) * 0.6931471805599453 + ln_m);
+  const double ln_m =
+      (s + s) * (one + s2 * (k[kThird] + s2 * (k[kFifth] + s2 * (k[kSeventh] + s2 * k[kNinth]))));
+  return static_cast<double>(-e) * k[kLn2] - ln_m;
 }
 
 // The next sampling stride in bytes (exponential with mean SampleRate();

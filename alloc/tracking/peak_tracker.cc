@@ -25,16 +25,20 @@ namespace {
 // Both within 1% of RecordWeight.
 // `inv_rate`: 1 / rate (a multiply where a division would cost some 15
 // cycles of the chain).
+// The constants come from the sample constants' lines (alloc/internal/hooks.h).
 STRATA_ALWAYS_INLINE double ApproxSampledBytesInline(std::size_t size, std::int64_t rate, double inv_rate) {
+  using namespace internal::hooks_detail;  // NOLINT: the constants' names
   const double s = static_cast<double>(size);
   if (rate <= 1) return s;
+  const double* k = SampleConstants();
+  const double one = k[kOne];
   const double r = static_cast<double>(rate);
   const double x = s * inv_rate;
-  if (x < 1.0) {
+  if (x < one) {
     const double x2 = x * x;
-    return s + r * (1.0 - 0.5 * x + x2 * (1.0 / 12 - x2 * (1.0 / 720 - x2 * (1.0 / 30240))));
+    return s + r * (one - k[kHalf] * x + x2 * (k[kTwelfth] - x2 * (k[k720th] - x2 * k[k30240th])));
   }
-  return s + r / (1.0 + x * (1.0 / 2 + x * (1.0 / 6 + x * (1.0 / 24 + x * (1.0 / 120)))));
+  return s + r / (one + x * (k[kHalf] + x * (k[kSixth] + x * (k[k24th] + x * k[k120th]))));
 }
 
 // Slots: one per distinct stack (the stack table's capacity and its
@@ -95,9 +99,13 @@ STRATA_ALWAYS_INLINE std::int64_t WeightBytes(std::size_t size, std::uint32_t fl
   if ((flags & kSampled) == 0 || internal::TrackAllInline()) return static_cast<std::int64_t>(size);
   const std::int64_t rate = internal::SampleRateInline();
   double inv_rate = internal::InvSampleRateInline();
-  // The rate changed between the two reads: its own inverse.
-  const double check = inv_rate * static_cast<double>(rate);
-  if (STRATA_PREDICT_FALSE(!(check > 0.999999 && check < 1.000001))) inv_rate = 1.0 / static_cast<double>(rate);
+  // The rate changed between the two reads: its own inverse. (Off by more
+  // than 1e-6, in the sample constants' terms: no constant of its own.)
+  const double* k = internal::hooks_detail::SampleConstants();
+  const double off = inv_rate * static_cast<double>(rate) - k[internal::hooks_detail::kOne];
+  if (STRATA_PREDICT_FALSE(!(off * off < k[internal::hooks_detail::kInverseCheck]))) {
+    inv_rate = 1.0 / static_cast<double>(rate);
+  }
   return static_cast<std::int64_t>(ApproxSampledBytesInline(size, rate, inv_rate));
 }
 
