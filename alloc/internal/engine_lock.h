@@ -27,7 +27,8 @@
 // the child cannot tell (the parent registered them while that fork ran
 // its prepare handlers: in the child's list, not run for that fork) it
 // registers them again, and they count their nesting on the forking
-// thread: only the outermost prepare and the last parent/child handler act.
+// thread: only the outermost prepare and the last parent/child handler act
+// (fork_handler_set.h).
 //
 // LEAF LOCKS: no engine lock is ever taken while another is held (the
 // registry, each central pool, each tracked pool, the page heap; the central

@@ -198,8 +198,10 @@ std::int64_t SampleStride();
 // they notice a mode change.
 inline constexpr std::int64_t kIdleCountdown = std::int64_t{8} << 20;
 
-// The tracking layer's optional one-time init, called from the engine's
-// process init when the layer is linked in (weak symbol).
+// The tracking layer's optional one-time init, called as the engine's
+// process init's last step when the layer is linked in (weak symbol): with
+// the init's thread's signals blocked, while other threads' first calls
+// wait for it; it must not start threads or wait for other threads.
 extern "C" void StrataTrackingInit() __attribute__((weak));
 
 }  // namespace strata::internal

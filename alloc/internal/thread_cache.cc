@@ -2,9 +2,7 @@
 
 #include <pthread.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdlib.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -16,9 +14,11 @@
 #include "alloc/internal/globals.h"
 #include "alloc/internal/hardening.h"
 #include "alloc/internal/failure_injection.h"
+#include "alloc/internal/fork_handler_set.h"
 #include "alloc/internal/hooks.h"
 #include "alloc/internal/remote_free.h"
 #include "alloc/internal/sampled_slices.h"
+#include "alloc/internal/staged_init.h"
 #include "alloc/internal/tracked_cache.h"
 
 namespace strata::internal {
@@ -34,30 +34,21 @@ constinit std::atomic<std::uint64_t> g_exited_allocs[kNumClasses] = {};
 // Caches in the registry (the share of kTotalThreadCacheBytes): written
 // under the registry lock, read without it.
 constinit std::atomic<std::uint32_t> g_active_caches{0};
-// Process init (EnsureProcessInit): kInitNotStarted, kInitDone (only the
-// tracking layer's optional init may still be running), or running:
-// InitRunning(pid, step), the process whose thread runs it and the step it
-// is at. A fork child inherits the word; finding another process's pid
-// there, a thread of the child takes the init over at that step.
-constexpr std::uint64_t kInitNotStarted = 0;
-constexpr std::uint64_t kInitDone = 1;
-// The steps. Settings: the mode, the secret, the decay, owner frees (no
-// block is handed out before they are done, so a child redoes the step
-// from the start). Fork handlers: registered once (glibc's list of them is
-// inherited), as g_fork_handlers_registered tells.
-constexpr std::uint64_t kStepSettings = 1;
-constexpr std::uint64_t kStepForkHandlers = 2;
-constexpr std::uint64_t kInitStepBits = 8;
-constexpr std::uint64_t InitRunning(std::uint64_t pid, std::uint64_t step) { return pid << kInitStepBits | step; }
-constinit std::atomic<std::uint64_t> g_process_init{kInitNotStarted};
-// The thread running the process init (its pthread_atfork call may allocate).
-constinit thread_local bool tls_in_process_init STRATA_INITIAL_EXEC = false;
-// The engine's fork handlers are in glibc's list (inherited by a child):
-// set after pthread_atfork returns, and by the prepare handler (which runs
-// only once they are registered), so that a child whose parent forked right
-// after the registration, before the init's own store, knows it too.
-constinit std::atomic<bool> g_fork_handlers_registered{false};
-constinit std::atomic<std::uint64_t> g_fork_prepare_runs{0};
+// Process init (EnsureProcessInit; staged_init.h: a fork child whose
+// parent was inside it on another thread takes it over at its step). The
+// steps. Settings: the mode, the secret, the decay, owner frees (no block
+// is handed out before they are done, so a child redoes the step from the
+// start). Fork handlers: registered once (glibc's list of them is
+// inherited), as g_fork_handlers tells. Layers above: the tracking layer's
+// own one-time init (StrataTrackingInit), when it is linked in, which
+// resumes where it stands in a child too.
+constexpr int kStepSettings = 0;
+constexpr int kStepForkHandlers = 1;
+constexpr int kStepLayersAbove = 2;
+void RunProcessInit(std::uint64_t pid, int step);
+constinit StagedInit g_process_init{&RunProcessInit};
+// The engine's fork handlers (engine_lock.h), registered by the init.
+constinit ForkHandlerSet g_fork_handlers{kEngineForkHandlers};
 constinit std::atomic<void (*)(ProcessInitPoint)> g_process_init_observer{nullptr};
 
 // Fork child: the registry must forget the threads that do not exist
@@ -518,15 +509,6 @@ EngineLock& ForkLock(int i) {
 // Which locks the running fork's prepare handler took (fork handlers run
 // on the forking thread; the child keeps the forking thread's TLS).
 constinit thread_local bool tls_fork_taken[kNumForkLocks] STRATA_INITIAL_EXEC = {};
-// Handlers of the running fork entered and not yet left on this thread. The
-// handlers may be registered twice in one case (a child that takes over
-// its parent's init when the parent's registration landed during that
-// fork's prepare handlers, see RunProcessInit): glibc then
-// runs prepare #2, prepare #1, and parent or child #1, #2. Only the
-// outermost prepare and the last parent or child handler act, so a second
-// registration changes nothing (without this, prepare #1 would find every
-// lock held by its own thread and forget that #2 took them).
-constinit thread_local int tls_fork_handler_depth STRATA_INITIAL_EXEC = 0;
 
 // All the engine's locks or none (engine_lock.h): a lock that stays busy
 // makes the prepare give back what it took and retry after a back-off, so
@@ -536,12 +518,12 @@ constinit thread_local int tls_fork_handler_depth STRATA_INITIAL_EXEC = 0;
 // thread waits longer before giving up and backs off less: no other fork
 // can complete before its handler returns, so it should win; after
 // kGiveUpRounds (~0.1 s) it forks without the locks it cannot get.
+// The handlers act once per fork even when registered twice (a child that
+// took over its parent's init, fork_handler_set.h): without that, prepare
+// #1 would find every lock held by its own thread and forget that #2 took
+// them.
 void ForkPrepare() {
-  g_fork_prepare_runs.fetch_add(1, std::memory_order_relaxed);
-  if (!g_fork_handlers_registered.load(std::memory_order_relaxed)) {
-    g_fork_handlers_registered.store(true, std::memory_order_relaxed);
-  }
-  if (tls_fork_handler_depth++ != 0) return;
+  if (!g_fork_handlers.EnterPrepare()) return;
   bool holds_engine_lock = false;
   for (int i = 0; i < kNumForkLocks; ++i) holds_engine_lock |= ForkLock(i).HeldByCurrentThread();
   const int attempts = holds_engine_lock ? 1024 : 256;
@@ -577,7 +559,7 @@ void ForkPrepare() {
 }
 
 void ForkParent() {
-  if (--tls_fork_handler_depth != 0) return;
+  if (!g_fork_handlers.Leave()) return;
   for (int i = kNumForkLocks - 1; i >= 0; --i) {
     if (tls_fork_taken[i]) ForkLock(i).Unlock();
     tls_fork_taken[i] = false;
@@ -585,7 +567,7 @@ void ForkParent() {
 }
 
 void ForkChild() {
-  if (--tls_fork_handler_depth != 0) return;
+  if (!g_fork_handlers.Leave()) return;
   sampled_slices::ForkChild();
   const bool registry_taken = tls_fork_taken[0];
   for (int i = kNumForkLocks - 1; i >= 0; --i) {
@@ -618,106 +600,55 @@ void ObserveProcessInit(ProcessInitPoint point) {
   if (STRATA_PREDICT_FALSE(fn != nullptr)) fn(point);
 }
 
-// The pid from the kernel (no cache to go stale in a fork child, no
-// malloc).
-std::uint64_t CurrentPid() { return static_cast<std::uint64_t>(syscall(SYS_getpid)); }
-
-// Runs the process init from `step` on, as process `pid` (the owner of
-// g_process_init's running state).
-void RunProcessInit(std::uint64_t pid, std::uint64_t step) {
-  tls_in_process_init = true;
-  // No signal handler runs on this thread inside the init: one that forked
-  // here would wait in glibc's fork for the atfork lock this thread holds
-  // inside pthread_atfork (or leave its child an init that the child's only
-  // thread, this one, is in the middle of). Signals sent meanwhile are
-  // delivered when the mask is restored.
-  sigset_t all;
-  sigset_t saved;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &saved);
+// Runs the process init from `step` on, as process `pid` (StagedInit:
+// with this thread's signals blocked; an allocation on this thread, from
+// pthread_atfork or the tracking layer's init, finds the engine usable).
+void RunProcessInit(std::uint64_t pid, int step) {
   if (step == kStepSettings) {
     ObserveProcessInit(ProcessInitPoint::kSettings);
     InitHardening();
     g_page_heap.set_decay_ns(ParseEnvU64("STRATA_DECAY_MS", 200) * 1'000'000u);
     // Hardened mode checks every free centrally: no owners there.
     g_owner_frees = kOwnerFreesBuilt && !Hardened() && ParseEnvU64("STRATA_OWNER_FREES", 1) != 0;
-    g_process_init.store(InitRunning(pid, kStepForkHandlers), std::memory_order_release);
+    g_process_init.Reached(pid, kStepForkHandlers);
+    step = kStepForkHandlers;
   }
-  ObserveProcessInit(ProcessInitPoint::kForkHandlers);
-  // Registered by the parent before it forked (the list is inherited):
-  // not again. Registered after the fork's prepare handlers started (glibc
-  // runs none of its handlers for that fork) and before the parent's store
-  // below: this child cannot tell, and registers a second time, which the
-  // handlers tolerate (tls_fork_handler_depth).
-  if (!g_fork_handlers_registered.load(std::memory_order_acquire)) {
-    pthread_atfork(&ForkPrepare, &ForkParent, &ForkChild);
-    ObserveProcessInit(ProcessInitPoint::kForkHandlersRegistered);
-    g_fork_handlers_registered.store(true, std::memory_order_release);
+  if (step == kStepForkHandlers) {
+    ObserveProcessInit(ProcessInitPoint::kForkHandlers);
+    // Registered by the parent before it forked (the list is inherited):
+    // not again. Registered after the fork's prepare handlers started and
+    // before the parent's record below: this child cannot tell, and
+    // registers a second time, which the handlers tolerate.
+    if (!g_fork_handlers.registered()) {
+      pthread_atfork(&ForkPrepare, &ForkParent, &ForkChild);
+      ObserveProcessInit(ProcessInitPoint::kForkHandlersRegistered);
+      g_fork_handlers.MarkRegistered();
+    }
+    g_process_init.Reached(pid, kStepLayersAbove);
   }
-  g_process_init.store(kInitDone, std::memory_order_release);
-  tls_in_process_init = false;
-  pthread_sigmask(SIG_SETMASK, &saved, nullptr);
-  // Last, and with the engine open to every thread (and this thread's
-  // signal mask back: threads the tracking layer's init may start inherit
-  // it, and allocate).
+  // Last, once the engine is usable. Other threads' first calls wait for
+  // it too (a thread that allocated before the tracking layer's hooks are
+  // installed would be missed by the leak checker), and a fork child of a
+  // parent inside it finishes it from here.
   if (&StrataTrackingInit != nullptr) StrataTrackingInit();
-}
-
-// Starts the init, waits for the thread running it, or, in a fork child
-// whose parent was inside the init on another thread (a thread that does
-// not exist here: a fork from a signal handler, or from plain code racing
-// the first allocation), takes it over at its step. The pid is read again
-// on every round: this thread may itself be the one a signal handler forked
-// while it waited here, continuing in the child. (A pid is reused only
-// after its process is gone: a descendant could find its own pid in the
-// word only if an ancestor left the init unfinished, exited, and the pid
-// space wrapped around before the descendant was created.)
-STRATA_NOINLINE void StartOrAwaitProcessInit() {
-  std::uint64_t state = g_process_init.load(std::memory_order_acquire);
-  for (;;) {
-    if (state == kInitDone) return;
-    const std::uint64_t pid = CurrentPid();
-    std::uint64_t step = kStepSettings;
-    if (state != kInitNotStarted) {
-      if (state >> kInitStepBits == pid) {
-        // A thread of this process runs it (a few instructions, one
-        // pthread_atfork call): wait, so that no thread initialises its
-        // cache in the wrong mode, or forks before the fork handlers are
-        // registered (its child could inherit an engine lock held by a
-        // thread that is gone).
-        sched_yield();
-        state = g_process_init.load(std::memory_order_acquire);
-        continue;
-      }
-      step = state & ((std::uint64_t{1} << kInitStepBits) - 1);
-    }
-    // Acquire: what the parent's run did before the step it reached.
-    if (g_process_init.compare_exchange_strong(state, InitRunning(pid, step), std::memory_order_acq_rel,
-                                               std::memory_order_acquire)) {
-      RunProcessInit(pid, step);
-      return;
-    }
-  }
 }
 
 }  // namespace
 
 void EnsureProcessInit() {
-  // Acquire pairs with the release store of kInitDone: the mode, the
-  // secret, the link key and the fork handlers are in place for every
-  // thread that returns from here.
-  if (STRATA_PREDICT_TRUE(g_process_init.load(std::memory_order_acquire) == kInitDone)) return;
-  // pthread_atfork may allocate, which comes back here on the initialising
-  // thread: the mode is decided by then, the engine is usable.
-  if (tls_in_process_init) return;
-  StartOrAwaitProcessInit();
+  // Done (an acquire load): the mode, the secret, the link key and the fork
+  // handlers are in place for every thread that returns from here. On the
+  // thread running the init (pthread_atfork may allocate) Ensure returns
+  // at once: the mode is decided by then, the engine is usable.
+  if (STRATA_PREDICT_TRUE(g_process_init.Done())) return;
+  g_process_init.Ensure();
 }
 
 void SetProcessInitObserverForTesting(void (*fn)(ProcessInitPoint point)) {
   g_process_init_observer.store(fn, std::memory_order_release);
 }
 
-std::uint64_t ForkPrepareRuns() { return g_fork_prepare_runs.load(std::memory_order_relaxed); }
+std::uint64_t ForkPrepareRuns() { return g_fork_handlers.prepare_runs(); }
 
 void* AllocateSlow(std::size_t size, std::size_t alignment, int size_class, AllocKind kind) {
   ThreadCache& tc = tls_cache;

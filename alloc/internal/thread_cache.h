@@ -83,11 +83,13 @@
 //
 // Process init (EnsureProcessInit, once, on the first thread to reach a
 // slow path; the others wait): the mode and settings from the environment,
-// then the fork handlers (engine_lock.h), then the tracking layer's init.
-// Its state names the process running it and the step reached, so a fork
-// child whose parent was inside it on another thread (a thread the child
-// does not have: a fork from a signal handler, or one racing the first
-// allocation) takes it over at that step instead of waiting forever.
+// then the fork handlers (engine_lock.h), then the tracking layer's own
+// one-time init when that layer is linked in. A StagedInit
+// (staged_init.h): its state names the process running it and the step
+// reached, so a fork child whose parent was inside it on another thread (a
+// thread the child does not have: a fork from a signal handler, or one
+// racing the first allocation) takes it over at that step instead of
+// waiting forever; it runs with its thread's signals blocked.
 //
 // Thread-safety: a ThreadCache is written only by its thread. Statistics
 // readers (GetStats) read `length` and `allocs` of other threads with

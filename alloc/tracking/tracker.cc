@@ -8,8 +8,10 @@
 
 #include "alloc/internal/block_lookup.h"
 #include "alloc/internal/errors.h"
+#include "alloc/internal/fork_handler_set.h"
 #include "alloc/internal/hardening.h"
 #include "alloc/internal/hooks.h"
+#include "alloc/internal/staged_init.h"
 #include "alloc/internal/thread_cache.h"
 #include "alloc/profile/system_libraries.h"
 #include "alloc/tracking/block_records.h"
@@ -29,7 +31,6 @@ namespace {
 // sampled_records.h).
 enum Counter : std::size_t { kAllocs, kFrees, kRecordFailures, kLiveSmall, kNumCounters };
 constinit ShardedCounterArray<kNumCounters> g_counters;
-constinit std::atomic<bool> g_installed{false};
 
 void OnAllocate(void* ptr, std::size_t requested, std::size_t usable, bool sampled);
 void OnFree(void* ptr);
@@ -516,13 +517,61 @@ std::uint64_t WindowStartNs() {
   return now;
 }
 
-void EnsureTrackingInstalled() {
-  if (g_installed.exchange(true, std::memory_order_acq_rel)) return;
-  // Registered after the engine's handlers, so (prepare handlers running in
-  // reverse order) this lock is taken before the engine's: the order in
-  // which tracked allocation takes them.
-  pthread_atfork(&LiveTableForkPrepare, &LiveTableForkParent, &LiveTableForkChild);
-  pthread_atfork(nullptr, nullptr, &PeakForkChild);
+// --- The one-time init ------------------------------------------------------
+//
+// A StagedInit (internal/staged_init.h), run as the engine's process init's
+// last step (StrataTrackingInit below) or by a call into this layer, which
+// runs the engine's init first. Steps: the fork handlers (registered once:
+// glibc's list is inherited, g_fork_handlers says whether they are in it),
+// then the install (hooks, error describer, settings from the environment:
+// stores a fork child redoes). A fork child whose parent was inside it on
+// another thread takes it over at its step; it runs with the thread's
+// signals blocked.
+
+namespace {
+
+constexpr int kStepForkHandlers = 0;
+constexpr int kStepInstall = 1;
+
+constinit internal::ForkHandlerSet g_fork_handlers{internal::kTrackingForkHandlers};
+constinit std::atomic<void (*)(TrackingInitPoint)> g_init_observer{nullptr};
+
+void ObserveInit(TrackingInitPoint point) {
+  void (*fn)(TrackingInitPoint) = g_init_observer.load(std::memory_order_acquire);
+  if (STRATA_PREDICT_FALSE(fn != nullptr)) fn(point);
+}
+
+// This layer's locks across fork: registered after the engine's handlers
+// (its init runs after the engine's), so (prepare handlers running in
+// reverse order) the live table's free-list lock is taken before the
+// engine's locks. Once per fork even when registered twice
+// (internal/fork_handler_set.h).
+void TrackingForkPrepare() {
+  if (g_fork_handlers.EnterPrepare()) LiveTableForkPrepare();
+}
+void TrackingForkParent() {
+  if (g_fork_handlers.Leave()) LiveTableForkParent();
+}
+void TrackingForkChild() {
+  if (!g_fork_handlers.Leave()) return;
+  LiveTableForkChild();
+  PeakForkChild();
+}
+
+void RunTrackingInit(std::uint64_t pid, int step);
+constinit internal::StagedInit g_init{&RunTrackingInit};
+
+void RunTrackingInit(std::uint64_t pid, int step) {
+  if (step == kStepForkHandlers) {
+    ObserveInit(TrackingInitPoint::kForkHandlers);
+    if (!g_fork_handlers.registered()) {
+      pthread_atfork(&TrackingForkPrepare, &TrackingForkParent, &TrackingForkChild);
+      ObserveInit(TrackingInitPoint::kForkHandlersRegistered);
+      g_fork_handlers.MarkRegistered();
+    }
+    g_init.Reached(pid, kStepInstall);
+  }
+  ObserveInit(TrackingInitPoint::kInstall);
   // Nothing here may allocate through the engine: on a thread whose cache
   // is already initialised, the SetSampleRate/SetTrackAll below would reset
   // its sample countdown (hooks.cc RefreshCallingThread), which in hardened
@@ -533,6 +582,23 @@ void EnsureTrackingInstalled() {
   internal::SetSampleRate(ParseBytes(getenv("STRATA_SAMPLE_RATE"), kDefaultSampleRate));
   if (EnvFlag("STRATA_LEAKCHECK")) internal::SetTrackAll(true);
 }
+
+}  // namespace
+
+void EnsureTrackingInstalled() {
+  if (STRATA_PREDICT_TRUE(g_init.Done())) return;
+  // The engine's init first (its fork handlers before this layer's); its
+  // last step runs this init, so this thread either runs it there or
+  // finds it done (or, on the thread running it, reentered, returns).
+  internal::EnsureProcessInit();
+  g_init.Ensure();
+}
+
+void SetTrackingInitObserverForTesting(void (*fn)(TrackingInitPoint point)) {
+  g_init_observer.store(fn, std::memory_order_release);
+}
+
+std::uint64_t TrackingForkPrepareRuns() { return g_fork_handlers.prepare_runs(); }
 
 void SetSampleRate(std::int64_t bytes) {
   EnsureTrackingInstalled();

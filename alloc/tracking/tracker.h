@@ -35,8 +35,29 @@ namespace strata::tracking {
 
 inline constexpr std::int64_t kDefaultSampleRate = 512 * 1024;
 
-// Installs the hooks and applies the environment; idempotent.
+// Installs the hooks and applies the environment; idempotent (one acquire
+// load once done). The layer's one-time init: the engine's process init
+// runs it as its last step (so it is done before any thread's first
+// allocation returns); a call here first runs the engine's. Its state
+// names the process running it and the step reached (its fork handlers,
+// then the install), so a fork child whose parent was inside it on
+// another thread finishes it (internal/staged_init.h).
 void EnsureTrackingInstalled();
+
+// For tests: where the init stands when the observer is called, on the
+// thread running it (in a fork child that took the init over, on that
+// child's thread).
+enum class TrackingInitPoint {
+  kForkHandlers,            // before this layer's fork handlers
+  kForkHandlersRegistered,  // pthread_atfork returned (this run registered them)
+  kInstall,                 // handlers in place, the hooks and settings next
+};
+// Installs `fn` (nullptr: none), called at each point above. Set it before
+// the process's first allocation; it must not allocate through strata.
+void SetTrackingInitObserverForTesting(void (*fn)(TrackingInitPoint point));
+// How many times this layer's fork prepare handler ran in this process
+// (its children inherit the count): one per fork once registered once.
+std::uint64_t TrackingForkPrepareRuns();
 
 void SetSampleRate(std::int64_t bytes);
 std::int64_t SampleRate();

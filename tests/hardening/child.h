@@ -11,12 +11,15 @@
 #define STRATA_TESTS_HARDENING_CHILD_H_
 
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cstdint>
 #include <cstdio>
 #include <functional>
 #include <string>
@@ -119,6 +122,32 @@ inline ChildResult RunInChild(const std::function<void()>& body, Mode mode = Mod
     result.signal = WTERMSIG(status);
   }
   return result;
+}
+
+// Waits until `flag` is set, at most `timeout_ms`; false on timeout.
+inline bool AwaitFlag(const std::atomic<bool>& flag, int timeout_ms) {
+  const std::uint64_t deadline = MonotonicMs() + static_cast<std::uint64_t>(timeout_ms);
+  while (!flag.load()) {
+    if (MonotonicMs() > deadline) return false;
+    sched_yield();
+  }
+  return true;
+}
+
+// Waits for the process `pid` (a fork of this one) at most `timeout_ms`,
+// then kills it. Its exit code; -1 on timeout, -2 when a signal ended it.
+inline int WaitChildFor(pid_t pid, int timeout_ms) {
+  const std::uint64_t deadline = MonotonicMs() + static_cast<std::uint64_t>(timeout_ms);
+  for (;;) {
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : -2;
+    if (MonotonicMs() > deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      return -1;
+    }
+    usleep(1000);
+  }
 }
 
 }  // namespace strata::testing

@@ -58,21 +58,7 @@ std::atomic<int> g_points[kNumInitPoints];
 
 void CountPoint(ProcessInitPoint point) { g_points[static_cast<int>(point)].fetch_add(1); }
 
-// Waits for `pid` up to kChildDeadlineMs (then kills it). Its exit code,
-// -1 on timeout, -2 when it died of a signal.
-int WaitChild(pid_t pid) {
-  const std::uint64_t deadline = testing::MonotonicMs() + kChildDeadlineMs;
-  for (;;) {
-    int status = 0;
-    if (waitpid(pid, &status, WNOHANG) == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : -2;
-    if (testing::MonotonicMs() > deadline) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      return -1;
-    }
-    usleep(1000);
-  }
-}
+int WaitChild(pid_t pid) { return testing::WaitChildFor(pid, kChildDeadlineMs); }
 
 // A fork child's work: small, large and huge blocks (the central pools'
 // and the page heap's locks), then exact counts. Exit code (0: fine).

@@ -58,6 +58,7 @@
 #include "alloc/stats.h"
 #include "alloc/strata.h"
 #include "tests/hardening/child.h"
+#include "tests/hardening/init_pause.h"
 #include "tests/hardening/util.h"
 
 namespace strata {
@@ -164,23 +165,7 @@ void WorkerLoop(int seed, bool exit_in_child) {
 
 // Waits for `pid` with a deadline; returns its exit code, or -1 (timeout,
 // child killed) / -2 (killed by a signal).
-int WaitChild(pid_t pid) {
-  std::uint64_t deadline = testing::MonotonicMs() + kChildDeadlineMs;
-  for (;;) {
-    int status = 0;
-    pid_t w = waitpid(pid, &status, WNOHANG);
-    if (w == pid) {
-      if (WIFEXITED(status)) return WEXITSTATUS(status);
-      return -2;
-    }
-    if (testing::MonotonicMs() > deadline) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      return -1;
-    }
-    usleep(1000);
-  }
-}
+int WaitChild(pid_t pid) { return testing::WaitChildFor(pid, kChildDeadlineMs); }
 
 // --- plain fork -------------------------------------------------------------
 
@@ -401,54 +386,22 @@ TEST_P(Fork, ForkFromSignalHandlerInsideTheRegistryLock) {
 
 using internal::ProcessInitPoint;
 
-constexpr int kNumInitPoints = 3;
 constexpr int Bit(ProcessInitPoint point) { return 1 << static_cast<int>(point); }
 constexpr int kAllInitPoints = Bit(ProcessInitPoint::kSettings) | Bit(ProcessInitPoint::kForkHandlers) |
                                Bit(ProcessInitPoint::kForkHandlersRegistered);
 
-// The process (a fresh engine: RunInChild's) whose init pauses, at which
-// points, and the hand-shake with the test's main thread.
-pid_t g_init_pausing_pid = 0;
-int g_init_pause_mask = 0;
-std::atomic<bool> g_init_reached[kNumInitPoints];
-std::atomic<bool> g_init_go[kNumInitPoints];
-// The points the init went through in this process (a child clears it
-// after the fork, then sees those of its own takeover).
-std::atomic<int> g_init_points_seen{0};
-// RegisterDuringForkPrepare acts on the next fork of g_init_pausing_pid.
-std::atomic<bool> g_register_in_prepare{false};
+// Pauses the init of the process (a fresh engine: RunInChild's) at its
+// points; the points it went through.
+testing::InitPause g_pause;
 
-void InitObserver(ProcessInitPoint point) {
-  g_init_points_seen.fetch_or(Bit(point));
-  if (getpid() != g_init_pausing_pid || (g_init_pause_mask & Bit(point)) == 0) return;
-  const int i = static_cast<int>(point);
-  g_init_reached[i].store(true);
-  while (!g_init_go[i].load()) sched_yield();
-}
-
-// Waits for `flag` up to kChildDeadlineMs; false on timeout.
-bool AwaitFlag(const std::atomic<bool>& flag) {
-  const std::uint64_t deadline = testing::MonotonicMs() + kChildDeadlineMs;
-  while (!flag.load()) {
-    if (testing::MonotonicMs() > deadline) return false;
-    sched_yield();
-  }
-  return true;
-}
+void InitObserver(ProcessInitPoint point) { g_pause.At(static_cast<int>(point)); }
 
 // A prepare handler of the test's, registered before the engine's: when
 // armed, it lets the paused init call pthread_atfork and waits until that
-// returned. glibc runs this fork's handlers from a list taken before, and
-// unlocks its registration lock around each one, so the engine's handlers
-// land in the list (and the child's copy of it) without running for this
-// fork, and the init is paused before recording them.
+// returned (testing::InitPause::DuringForkPrepare).
 void RegisterDuringForkPrepare() {
-  if (getpid() != g_init_pausing_pid || !g_register_in_prepare.exchange(false)) return;
-  g_init_go[static_cast<int>(ProcessInitPoint::kForkHandlers)].store(true);
-  if (!AwaitFlag(g_init_reached[static_cast<int>(ProcessInitPoint::kForkHandlersRegistered)])) {
-    static const char kMsg[] = "prepare: the init did not register the fork handlers\n";
-    (void)!write(2, kMsg, sizeof(kMsg) - 1);
-  }
+  g_pause.DuringForkPrepare(static_cast<int>(ProcessInitPoint::kForkHandlers),
+                            static_cast<int>(ProcessInitPoint::kForkHandlersRegistered), kChildDeadlineMs);
 }
 
 // Forks `forks` times while another thread allocates; each fork must run
@@ -498,8 +451,8 @@ int ForkWhileAThreadAllocates(int forks, std::uint64_t prepare_runs) {
 int ChildOfForkDuringInit(int points, std::uint64_t prepare_runs, bool hardened) {
   void* p = Allocate(100);
   if (p == nullptr) return 3;
-  if (g_init_points_seen.load() != points) {
-    std::fprintf(stderr, "child: init points 0x%x, expected 0x%x\n", g_init_points_seen.load(), points);
+  if (g_pause.seen() != points) {
+    std::fprintf(stderr, "child: init points 0x%x, expected 0x%x\n", g_pause.seen(), points);
     return 7;
   }
   if (internal::Hardened() != hardened) return 8;
@@ -517,28 +470,24 @@ int ChildOfForkDuringInit(int points, std::uint64_t prepare_runs, bool hardened)
 [[noreturn]] void ForkDuringProcessInit(ProcessInitPoint pause, bool register_in_prepare, int child_points,
                                         std::uint64_t child_prepare_runs, Mode mode) {
   InstallWatchdog();
-  g_init_pausing_pid = getpid();
-  g_init_pause_mask = Bit(pause);
-  if (register_in_prepare) {
-    g_init_pause_mask |= Bit(ProcessInitPoint::kForkHandlersRegistered);
-    if (pthread_atfork(&RegisterDuringForkPrepare, nullptr, nullptr) != 0) _exit(61);
-  }
+  g_pause.Arm(getpid(), Bit(pause) | (register_in_prepare ? Bit(ProcessInitPoint::kForkHandlersRegistered) : 0));
+  if (register_in_prepare && pthread_atfork(&RegisterDuringForkPrepare, nullptr, nullptr) != 0) _exit(61);
   internal::SetProcessInitObserverForTesting(&InitObserver);
   std::thread init([] { Free(Allocate(64)); });
-  if (!AwaitFlag(g_init_reached[static_cast<int>(pause)])) _exit(60);
-  g_register_in_prepare.store(register_in_prepare);
+  if (!g_pause.AwaitReached(static_cast<int>(pause), kChildDeadlineMs)) _exit(60);
+  g_pause.ArmRegisterInPrepare(register_in_prepare);
   pid_t pid = fork();
   if (pid == 0) {
     ArmWatchdog();
-    g_init_points_seen.store(0);
+    g_pause.ClearSeen();
     _exit(ChildOfForkDuringInit(child_points, child_prepare_runs, mode == Mode::kHardened || internal::kHardenedBuild));
   }
   if (pid < 0) _exit(62);
   const int code = WaitChild(pid);
-  for (auto& go : g_init_go) go.store(true);
+  g_pause.ReleaseAll();
   init.join();
   if (code != 0) _exit(code == -1 ? 21 : code == -2 ? 22 : 30 + code);
-  if (g_init_points_seen.load() != kAllInitPoints) _exit(63);
+  if (g_pause.seen() != kAllInitPoints) _exit(63);
   const int parent = ForkWhileAThreadAllocates(8, 1);
   _exit(parent == 0 ? 0 : 70 + parent);
 }

@@ -74,6 +74,7 @@ ENGINE=(alloc/strata.cc alloc/stats.cc alloc/internal/block_lookup.cc alloc/inte
         alloc/internal/page_heap.cc alloc/internal/page_map.cc alloc/internal/remote_free.cc
         alloc/internal/sampled_slices.cc alloc/internal/thread_cache.cc
         alloc/internal/tracked_cache.cc alloc/internal/failure_injection.cc alloc/os/os_linux.cc
+        alloc/internal/staged_init.cc alloc/internal/fork_handler_set.cc
         concurrency/base/raw_log.cc concurrency/base/raw_memory.cc concurrency/base/thread_exit.cc)
 EPOCH=(concurrency/epoch/collector.cc concurrency/thread_registry.cc
        concurrency/base/raw_log.cc concurrency/base/raw_memory.cc concurrency/base/thread_exit.cc)
