@@ -79,7 +79,7 @@ struct TrackingHooks {
   // A parked block (its token) leaves its cache for the pool.
   void (*on_small_release)(void* record);
   // Sampled small blocks kept in place (sampled_slices.h), recorded in the
-  // slot of their slice's word that names them (`slot`, 0..2), or by
+  // slot of their slice's word that names them (`slot`, 0..kSlots-1), or by
   // address for a block in no slot (slot < 0).
   // A sampled block of class `size_class` was handed out. False when it
   // could not be recorded (the caller then unmarks it). `frame`: the

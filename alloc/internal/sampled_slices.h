@@ -176,7 +176,7 @@ inline int InPlaceClass(int size_class, std::size_t alignment) {
 // Mark's answer besides a slot (0..kSlots-1) of the slice's word that
 // names the block: counted in no slot (more sampled blocks at once than
 // slots), or not counted at all (the word's map could not be mapped).
-inline constexpr int kSlots = 4;
+inline constexpr int kSlots = 6;
 inline constexpr int kNoSlot = -1;
 inline constexpr int kMarkFailed = -2;
 

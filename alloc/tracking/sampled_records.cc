@@ -12,9 +12,9 @@ struct alignas(64) SlotArray {
   std::uintptr_t base;  // the slice's address
   SlotArray* next;      // the list of every array (written before it is published)
   SampledRecord slots[kSampledSlots];
-  SampledLargeRecord large;  // in what alignment left over: three lines in all
+  SampledLargeRecord large;  // in what alignment left over: four lines in all
 };
-static_assert(sizeof(SlotArray) == 192);
+static_assert(sizeof(SlotArray) == 256);
 
 // Slice -> its array: in the slice's state beside its word
 // (sampled_slices.h), which the sample's mark and unmark have just read:

@@ -2,7 +2,7 @@
 // place (alloc/internal/sampled_slices.h), one per slot of their slice.
 //
 // A sampled block of a bigger class stays in its normal span, and its
-// slice's word names it in one of four slots (or, past four at once, in
+// slice's word names it in one of six slots (or, past six at once, in
 // none: overflow). Its record sits in that slot's entry of the slice's
 // record array, found from the slice's state beside its word
 // (sampled_slices.h Records: the line the mark and unmark read) and the
@@ -21,7 +21,7 @@
 // array could not be mapped, stay in the live table.
 //
 // A slice's array is made at its first sampled block (from a record arena,
-// 192 bytes) and kept for the process's life (type stable); a slot's record
+// 256 bytes) and kept for the process's life (type stable); a slot's record
 // is rewritten by the next block that takes the slot. The record's state
 // word is the block records' (block_records.h: kSampled plus the class,
 // kFreed once freed; class 0 for the large record), and the block's address

@@ -187,31 +187,37 @@ TEST(SampledSlices, SampledSmallRequestsLiveInTheNormalSpans) {
 // meanwhile and come back as blocks of their class.
 TEST(SampledSlices, MarksCountPerSliceAndTheClassComesBackAtTheLast) {
   SampleRateScope rate(0);
-  const int c = internal::SizeToClass(kBig);
-  std::vector<void*> v = BlocksOfOneSlice(kBig, 8);
-  ASSERT_EQ(v.size(), 8u);
+  using sampled_slices::kSlots;
+  // 4608-byte blocks: 14 a slice, room for kSlots + 4.
+  const int c = sampled_slices::kSmallSampleClass;
+  const std::size_t size = internal::ClassSize(c);
+  static_assert(kSlots + 4 <= internal::kSliceSize / 4608);
+  std::vector<void*> v = BlocksOfOneSlice(size, kSlots + 4);
+  ASSERT_EQ(v.size(), static_cast<std::size_t>(kSlots + 4));
   const std::uintptr_t slice = SliceOf(v[0]);
   ASSERT_EQ(g_class_map.Get(slice), c);
   const std::uint64_t marked_before = sampled_slices::MarkedBlocks();
-  // Six marked: two more than the word's slots.
-  // The first four take the word's slots in order; the others none.
-  static_assert(sampled_slices::kSlots == 4);
-  for (int i = 0; i < 6; ++i) ASSERT_EQ(sampled_slices::Mark(Key(v[i]), c), i < 4 ? i : sampled_slices::kNoSlot);
-  EXPECT_EQ(sampled_slices::MarkedBlocks(), marked_before + 6);
+  // Two more marked than the word's slots: the first kSlots take the
+  // word's slots in order; the others none.
+  for (int i = 0; i < kSlots + 2; ++i) {
+    ASSERT_EQ(sampled_slices::Mark(Key(v[i]), c), i < kSlots ? i : sampled_slices::kNoSlot) << i;
+  }
+  EXPECT_EQ(sampled_slices::MarkedBlocks(), marked_before + kSlots + 2);
   EXPECT_EQ(g_class_map.Get(slice), 0);
-  EXPECT_TRUE(sampled_slices::Holds(Key(v[7])));
+  void* const neighbour = v[kSlots + 3];
+  EXPECT_TRUE(sampled_slices::Holds(Key(neighbour)));
   // A neighbour's free: the slow path frees it as a block of the class
   // (UsableSize and the free see a live block, no report).
-  EXPECT_EQ(strata::UsableSize(v[7]), internal::ClassSize(c));
-  strata::Free(v[7]);
-  void* again = strata::Allocate(kBig);
-  EXPECT_EQ(again, v[7]) << "the freed neighbour went to the thread's list";
+  EXPECT_EQ(strata::UsableSize(neighbour), size);
+  strata::Free(neighbour);
+  void* again = strata::Allocate(size);
+  EXPECT_EQ(again, neighbour) << "the freed neighbour went to the thread's list";
   strata::Free(again);
   // A slot an unmark frees is taken by the next mark (the overflow stays).
   sampled_slices::Unmark(Key(v[1]), c);
-  EXPECT_EQ(sampled_slices::Mark(Key(v[6]), c), 1);
-  sampled_slices::Unmark(Key(v[6]), c);
-  for (int i = 5; i >= 1; --i) {
+  EXPECT_EQ(sampled_slices::Mark(Key(v[kSlots + 2]), c), 1);
+  sampled_slices::Unmark(Key(v[kSlots + 2]), c);
+  for (int i = kSlots + 1; i >= 1; --i) {
     if (i != 1) sampled_slices::Unmark(Key(v[i]), c);
     EXPECT_EQ(g_class_map.Get(slice), 0) << "unmarked too early, " << i << " left";
   }
@@ -219,7 +225,7 @@ TEST(SampledSlices, MarksCountPerSliceAndTheClassComesBackAtTheLast) {
   EXPECT_EQ(g_class_map.Get(slice), c);
   EXPECT_FALSE(sampled_slices::Holds(Key(v[0])));
   EXPECT_EQ(sampled_slices::MarkedBlocks(), marked_before);
-  for (int i = 0; i < 7; ++i) strata::Free(v[i]);
+  for (int i = 0; i < kSlots + 3; ++i) strata::Free(v[i]);
 }
 
 // End to end: a sampled block of a bigger class is a normal block of its
@@ -291,24 +297,25 @@ TEST(SampledSlices, SlotsHoldTheRecordsAndOverflowTakesTheLiveTable) {
   std::uintptr_t slice = 0;
   {
     SampleRateScope rate(1);  // every allocation sampled
-    // Five blocks of one slice (the others freed at once).
+    // kSlots + 1 blocks of one slice (the others freed at once).
     std::vector<void*> other;
-    while (v.size() < 5 && other.size() < 4096) {
+    while (v.size() < sampled_slices::kSlots + 1u && other.size() < 4096) {
       void* p = strata::Allocate(kBig);
       if (slice == 0) slice = SliceOf(p);
       (SliceOf(p) == slice ? v : other).push_back(p);
     }
     for (void* p : other) strata::Free(p);
   }
-  ASSERT_EQ(v.size(), 5u);
+  constexpr int kBlocks = sampled_slices::kSlots + 1;
+  ASSERT_EQ(v.size(), static_cast<std::size_t>(kBlocks));
   LiveInfo live;
-  for (int i = 0; i < 5; ++i) {
+  for (int i = 0; i < kBlocks; ++i) {
     ASSERT_TRUE(FindLive(Key(v[i]), &live)) << i;
     EXPECT_EQ(live.flags, static_cast<std::uint32_t>(kSampled));
-    EXPECT_EQ(FindSampledLive(Key(v[i]), &live), i < 4) << i;
-    EXPECT_EQ(GlobalLiveTable().Find(Key(v[i]), &live), i == 4) << i;
+    EXPECT_EQ(FindSampledLive(Key(v[i]), &live), i < kBlocks - 1) << i;
+    EXPECT_EQ(GlobalLiveTable().Find(Key(v[i]), &live), i == kBlocks - 1) << i;
   }
-  EXPECT_EQ(LiveVisits(v), 5) << "each visited once";
+  EXPECT_EQ(LiveVisits(v), kBlocks) << "each visited once";
   for (void* p : v) {
     strata::Free(p);
     EXPECT_FALSE(FindLive(Key(p), &live));
