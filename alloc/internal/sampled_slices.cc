@@ -42,9 +42,10 @@ using internal::kSliceSize;
 //                512, and spans start on slice boundaries);
 //   bits 48..55  the class;
 //   bits 56..62  the count;
-//   bit 63       overflow: more than kSlots blocks were counted at once
-//                since the count was last 0 (the slots no longer name
-//                them all: every block of the slice may be a sampled one).
+//   bit 63       overflow: more than kSlots blocks were counted at once,
+//                and not all of those in no slot are gone yet (the slots
+//                do not name them all: every block of the slice may be a
+//                sampled one).
 // 0: the slice holds no sampled block. Six slots: the 4608-byte blocks of
 // the small classes' samples, which a thread reuses first, share slices,
 // and a sample in no slot costs a live table insert and removal (an epoch
@@ -133,6 +134,14 @@ int FindSlot(std::uint64_t w, std::uint64_t v) {
   return z == 0 ? kNoSlot : __builtin_ctzll(z) / 8;
 }
 
+// How many of the word `w`'s slots name a block (the non-zero bytes).
+int NamedBlocks(std::uint64_t w) {
+  constexpr std::uint64_t kOnes = kSlotsMask / 0xff;
+  const std::uint64_t x = w & kSlotsMask;
+  // A byte's top bit: set when the byte is not zero.
+  return __builtin_popcountll((((x & (kOnes * 0x7f)) + kOnes * 0x7f) | x) & (kOnes << 7));
+}
+
 // The slot of its slice's word `w` that names the block at `addr`, or
 // kNoSlot.
 int SlotOf(std::uint64_t w, std::uintptr_t addr) { return FindSlot(w, SlotValue(addr)); }
@@ -181,6 +190,9 @@ void Unmark(std::uintptr_t addr, int size_class) {
     } else {
       if (const int slot = SlotOf(w, addr); slot != kNoSlot) w &= ~(kSlotMask << (slot * kSlotBits));
       w = (w & ~(kCountMask << kCountShift)) | ((n - 1) << kCountShift);
+      // The last block counted in no slot is gone: the slots name every
+      // block left, and the neighbours' frees stop asking the live table.
+      if ((w & kOverflow) != 0 && NamedBlocks(w) == n - 1) w &= ~kOverflow;
     }
     state->word.store(w, std::memory_order_release);
   }

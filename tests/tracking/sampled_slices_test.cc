@@ -220,6 +220,9 @@ TEST(SampledSlices, MarksCountPerSliceAndTheClassComesBackAtTheLast) {
   for (int i = kSlots + 1; i >= 1; --i) {
     if (i != 1) sampled_slices::Unmark(Key(v[i]), c);
     EXPECT_EQ(g_class_map.Get(slice), 0) << "unmarked too early, " << i << " left";
+    // The overflow lasts while a block counted in no slot is marked
+    // (v[kSlots] and v[kSlots + 1]), and no longer.
+    EXPECT_EQ(sampled_slices::MayName(sampled_slices::Word(slice), Key(neighbour)), i > kSlots) << i;
   }
   sampled_slices::Unmark(Key(v[0]), c);
   EXPECT_EQ(g_class_map.Get(slice), c);
