@@ -165,8 +165,18 @@ STRATA_ALWAYS_INLINE void CountSite(StackEntry* stack, std::size_t requested) {
   if (STRATA_PREDICT_FALSE(++t.since_flush >= kFlushEvery)) FlushAllSlots(t);
 }
 
+// Adds `delta_a` to counter `a` and `delta_b` to counter `b` of the
+// calling thread's slot: one look-up of the slot for the two counts of a
+// tracked allocation or free.
+STRATA_ALWAYS_INLINE void Count2(Counter a, std::int64_t delta_a, Counter b, std::int64_t delta_b) {
+  if (auto* slot = g_counters.CurrentSlot(); STRATA_PREDICT_TRUE(slot != nullptr)) {
+    slot->Add(a, delta_a);
+    slot->Add(b, delta_b);
+  }
+}
+
 // The stack entry of an allocation made now from the calling stack,
-// counted in its totals.
+// counted in its totals (the allocation is counted by the caller).
 STRATA_ALWAYS_INLINE StackEntry* StackNow(std::size_t requested, bool sampled, const void* start) {
   void* frames[kMaxStackDepth];
   std::uint64_t hash = 0;
@@ -178,7 +188,6 @@ STRATA_ALWAYS_INLINE StackEntry* StackNow(std::size_t requested, bool sampled, c
   } else {
     CountSite(stack, requested);
   }
-  g_counters.Increment(kAllocs);
   return stack;
 }
 
@@ -215,6 +224,7 @@ STRATA_NOINLINE bool RecordAllocation(void* ptr, int size_class, std::size_t req
   if (start == nullptr) start = __builtin_frame_address(0);
   StackEntry* stack = StackNow(requested, sampled, start);
   if (size_class == 0 && record == nullptr) {
+    g_counters.Increment(kAllocs);
     return Insert(
         LiveInfo{reinterpret_cast<std::uintptr_t>(ptr), requested, usable, stack, RecordTimeNs(), FlagsOf(sampled)});
   }
@@ -222,12 +232,12 @@ STRATA_NOINLINE bool RecordAllocation(void* ptr, int size_class, std::size_t req
   if (r == nullptr) {
     r = BlockRecordFor(reinterpret_cast<std::uintptr_t>(ptr), size_class);
     if (STRATA_PREDICT_FALSE(r == nullptr)) {
-      g_counters.Increment(kRecordFailures);
+      Count2(kAllocs, 1, kRecordFailures, 1);
       return false;
     }
   }
   WriteBlockRecord(r, stack, RecordTimeNs(), requested, FlagsOf(sampled), size_class);
-  g_counters.Increment(kLiveSmall);
+  Count2(kAllocs, 1, kLiveSmall, 1);
   PeakOnAllocate(requested, FlagsOf(sampled));
   return true;
 }
@@ -244,8 +254,7 @@ int OnSmallFree(void* ptr, int size_class, bool park, void** record) {
   if (state == 0) return double_free ? -1 : 0;
   *record = r;
   PeakOnFree(r->size.load(std::memory_order_relaxed), state);
-  g_counters.Increment(kFrees);
-  g_counters.Decrement(kLiveSmall);
+  Count2(kFrees, 1, kLiveSmall, -1);
   return 1;
 }
 
@@ -277,8 +286,7 @@ bool OnSampledFree(void* ptr, int size_class, int slot) {
       const std::uint32_t state = EndBlockRecord(&s->record, false, &double_free);
       if (state != 0) {
         PeakOnFree(s->record.size.load(std::memory_order_relaxed), state);
-        g_counters.Increment(kFrees);
-        g_counters.Decrement(kLiveSmall);
+        Count2(kFrees, 1, kLiveSmall, -1);
         return true;
       }
     }
