@@ -24,7 +24,8 @@ alignas(4096) constinit CentralPool::Transfer::Slots g_transfer_slots[kNumClasse
 }  // namespace
 
 CentralPool::Transfer::Slots& CentralPool::transfer_slots(int size_class) const {
-  return g_transfer_slots[size_class];  // callers check !tracked()
+  // Callers check !tracked().
+  return STRATA_PREDICT_TRUE(own_slots_ == nullptr) ? g_transfer_slots[size_class] : *own_slots_;
 }
 
 bool CentralPool::tracked() const {

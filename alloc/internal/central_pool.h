@@ -88,6 +88,11 @@ class alignas(kCacheLineSize) CentralPool {
   using Transfer = TransferStack<FreeObject, kMaxTransferBatches, kMaxBatch>;
 
   constexpr CentralPool() = default;
+  // A pool apart from the engine's g_central (tests): its first tier keeps
+  // its batches in `slots`, not in the slots of the class that the engine's
+  // pool of the class uses (two stacks on one slot array would hand out the
+  // same slots). Such a pool serves one class.
+  constexpr explicit CentralPool(Transfer::Slots* slots) : own_slots_(slots) {}
 
   // Removes up to `n` objects (n <= batch) as a chain linked through
   // FreeObject::next; returns how many (0 when out of memory).
@@ -243,6 +248,7 @@ class alignas(kCacheLineSize) CentralPool {
   std::atomic<std::uint64_t> spans_allocated_{0};
   EngineLock lock_;
   Span* partial_ STRATA_GUARDED_BY(lock_) = nullptr;
+  Transfer::Slots* own_slots_ = nullptr;  // null: g_transfer_slots of the class
   // Tracked pools: spans kept on the partial list with every object back
   // (at most kTrackedIdleBytes of them; see InsertToSpans).
   std::uint32_t idle_spans_ STRATA_GUARDED_BY(lock_) = 0;

@@ -23,7 +23,10 @@
 namespace strata::internal {
 namespace {
 
-constinit CentralPool g_pool;
+// Its own first-tier slots: the engine's pool of the same class uses the
+// class's slots in this process too.
+constinit CentralPool::Transfer::Slots g_pool_slots;
+constinit CentralPool g_pool(&g_pool_slots);
 
 std::vector<FreeObject*> Chain(FreeObject* head) {
   std::vector<FreeObject*> v;
@@ -244,7 +247,10 @@ TEST(CentralPoolFlowTest, TheFirstTiersGrowWithinOneBudgetOverAllClasses) {
   // Classes of 1 KiB and up: 32-object batches of 32 KiB and more, so that
   // a few classes reach their 8 MiB and the 32 MiB over all of them.
   constexpr int kClasses = 6;
-  static constinit CentralPool pools[kClasses];
+  static constinit CentralPool::Transfer::Slots slots[kClasses];
+  static constinit CentralPool pools[kClasses] = {CentralPool(&slots[0]), CentralPool(&slots[1]),
+                                                  CentralPool(&slots[2]), CentralPool(&slots[3]),
+                                                  CentralPool(&slots[4]), CentralPool(&slots[5])};
   std::vector<FreeObject*> out[kClasses];
   const int first = SizeToClass(1024);
   std::size_t grown_bytes = 0;

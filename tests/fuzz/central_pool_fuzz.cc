@@ -6,8 +6,10 @@
 // already out; the pool's objects_out equals what the test holds; objects
 // written by the test are never touched by the pool beyond the link word;
 // returning everything and draining gives the spans back.
+#include <array>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 #include <set>
 #include <vector>
 
@@ -20,7 +22,16 @@ namespace {
 
 using namespace strata::internal;
 
-constinit CentralPool g_pools[kNumClasses];
+// Each with first-tier slots of its own (the engine's pools use the
+// classes' slots in this process too).
+constinit CentralPool::Transfer::Slots g_pool_slots[kNumClasses];
+
+template <std::size_t... I>
+constexpr std::array<CentralPool, sizeof...(I)> MakePools(std::index_sequence<I...>) {
+  return {CentralPool(&g_pool_slots[I])...};
+}
+
+constinit std::array<CentralPool, kNumClasses> g_pools = MakePools(std::make_index_sequence<kNumClasses>());
 
 struct Held {
   std::vector<FreeObject*> objects;
