@@ -245,6 +245,8 @@ std::uint64_t MarkedBlocks() {
   return n;
 }
 
+bool EnsureState(std::uintptr_t addr) { return g_slices.Ensure(addr) != nullptr; }
+
 bool InstallRecords(std::uintptr_t addr, void* expected, void* desired) {
   SliceState* state = g_slices.Ensure(addr);
   // Release: the records are complete before a reader finds them.

@@ -87,8 +87,8 @@
 namespace strata::sampled_slices {
 
 namespace detail {
-// What is kept per slice (one half line).
-struct alignas(32) SliceState {
+// What is kept per slice (one line).
+struct alignas(64) SliceState {
   // sampled_slices.cc says what a word holds; 0: the slice holds no
   // sampled block. Written under the lock; read lock-free.
   std::atomic<std::uint64_t> word{0};
@@ -97,9 +97,15 @@ struct alignas(32) SliceState {
   std::atomic<void*> records{nullptr};
   // 0: free; else 2 * the fork generation that holds it + 1.
   std::atomic<std::uint64_t> lock{0};
+  // The tracking layer's record of the block the word's first slot names
+  // (StateOf; all zero: never recorded): a slice's first sampled
+  // block, most samples' only one, is marked, recorded, ended and
+  // unmarked on this one line.
+  std::atomic<std::uint64_t> first_record[5] = {};
 };
+static_assert(sizeof(SliceState) == 64);
 
-// Slice -> its state: 2^31 slices, 2^15 root entries, 2 MiB leaves (zero
+// Slice -> its state: 2^31 slices, 2^15 root entries, 4 MiB leaves (zero
 // pages until a slice of theirs is written).
 class SliceStates {
  public:
@@ -231,7 +237,7 @@ bool MayName(std::uint64_t word, std::uintptr_t addr);
 int SettledClass(std::uintptr_t addr);
 
 // Sampled blocks counted in all slices, by a walk of every state
-// (statistics, tests: it reads 2 MiB per 4 GiB of address space that held
+// (statistics, tests: it reads 4 MiB per 4 GiB of address space that held
 // a sampled block).
 std::uint64_t MarkedBlocks();
 
@@ -241,6 +247,15 @@ STRATA_ALWAYS_INLINE void* Records(std::uintptr_t addr) {
   const detail::SliceState* s = detail::g_slices.Find(addr);
   return s == nullptr ? nullptr : s->records.load(std::memory_order_acquire);
 }
+// For the tracking layer, which keeps its records of the slice's sampled
+// blocks in `records` and `first_record` (kFirstRecordBytes, 8-aligned,
+// zero until written): the state of the slice of `addr`, or null when it
+// has none (EnsureState). One walk for both.
+inline constexpr std::size_t kFirstRecordBytes = sizeof(detail::SliceState::first_record);
+STRATA_ALWAYS_INLINE detail::SliceState* StateOf(std::uintptr_t addr) { return detail::g_slices.Find(addr); }
+// Makes the state of the slice of `addr` exist; false when out of memory.
+bool EnsureState(std::uintptr_t addr);
+
 // Installs `desired` as the records of the slice of `addr` when they are
 // `expected` (release); false when they were not, or when the slice's
 // state could not be mapped.

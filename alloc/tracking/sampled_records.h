@@ -4,11 +4,12 @@
 // A sampled block of a bigger class stays in its normal span, and its
 // slice's word names it in one of six slots (or, past six at once, in
 // none: overflow). Its record sits in that slot's entry of the slice's
-// record array, found from the slice's state beside its word
-// (sampled_slices.h Records: the line the mark and unmark read) and the
-// slot the engine hands over: recording and ending a sampled block are a few
-// stores and a CAS at a computed address, with no hash table and no epoch
-// guard. A block named in no slot (overflow), or whose slice's array could
+// record array, or for slot 0 (a slice's first sampled block, most
+// samples' only one) in the slice's state itself, beside its word
+// (sampled_slices.h StateOf: the line the mark and unmark read), found
+// from the slice and the slot the engine hands over: recording and ending
+// a sampled block are a few stores and a CAS at a computed address, with
+// no hash table and no epoch guard. A block named in no slot (overflow), or whose slice's array could
 // not be mapped, keeps its record in the live table (live_table.h).
 //
 // A sampled large or huge block (a span or mapping of its own, which starts
