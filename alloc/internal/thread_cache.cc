@@ -149,15 +149,18 @@ void ReleaseFromList(FreeList& list, int size_class, std::uint32_t n, bool reuse
     FreeObject* rest = GetNext(last);
     SetNext(last, nullptr);
     // Check the cut chain. A block freed twice into this list made it
-    // cyclic: the walk repeated blocks from the first repeat on, so `last`
-    // is also an earlier object, whose link the cut just ended: the chain
-    // from `head` is shorter than the walk (see hardening.h, "at flush
-    // time"). Each link is compared with the object recorded after it:
-    // independent loads of lines in cache, not a second walk that waits
-    // for one link before loading the next.
-    std::uint32_t count = 1;
-    while (count < walked && GetNext(objects[count - 1]) == objects[count]) ++count;
-    if (STRATA_PREDICT_FALSE(count != take)) {
+    // cyclic: the walk went round the cycle, so `last` is also an earlier
+    // object, whose link the cut just ended: the chain from `head` is
+    // shorter than the walk (see hardening.h, "at flush time"). The check
+    // looks for `last` among the objects recorded before it: compares of
+    // values already in the array, no object's line touched again, and no
+    // early exit (the compiler vectorizes it).
+    bool repeated = false;
+    for (std::uint32_t i = 0; i + 1 < walked; ++i) repeated |= objects[i] == last;
+    if (STRATA_PREDICT_FALSE(repeated || walked != take)) {
+      // The chain from `head` ends at the first occurrence of `last`.
+      std::uint32_t count = 1;
+      while (count < walked && objects[count - 1] != last) ++count;
       // The rest of the list cannot be trusted: hand over the `count`
       // distinct objects and drop the others (leaked, never reused).
       if (count > 0) g_central[size_class].Insert(size_class, head, static_cast<int>(count));
