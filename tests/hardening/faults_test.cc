@@ -6,6 +6,7 @@
 // child (a fresh engine, so the first allocations must map memory), in
 // normal and in hardened mode.
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdint>
 #include <cstring>
@@ -122,8 +123,14 @@ TEST_P(Faults, IntermittentMmapFailuresUnderThreads) {
             }
           });
         }
-        // Every other mmap fails, in bursts, for a while.
-        for (int burst = 0; burst < 200; ++burst) {
+        // Every other mmap fails, in bursts, for a while: 200 bursts, or
+        // fewer when they take more than 2 s (on a loaded machine this
+        // thread waits long for a CPU after each sleep, while the workers
+        // fill and check blocks of up to 13 MiB all along: the run grew
+        // to the child's 60 s deadline).
+        const auto bursts_end = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+        for (int burst = 0; burst < 200 && (burst < 20 || std::chrono::steady_clock::now() < bursts_end);
+             ++burst) {
           InjectFaultsForTesting(FaultKind::kReserve, burst % 2 == 0 ? 3 : 0);
           ReleaseMemory();  // so that later allocations must map again
           usleep(2000);
