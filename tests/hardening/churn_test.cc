@@ -10,7 +10,6 @@
 // mode, each in a forked child (a fresh engine per mode).
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -83,19 +82,16 @@ class Handoff {
       while (!stop.load(std::memory_order_relaxed)) {
         void* p;
         std::size_t n;
-        bool took = false;
         while (handoff.Pop(&p, &n)) {
           if (static_cast<unsigned char*>(p)[n - 1] != static_cast<unsigned char>(n)) corrupt.fetch_add(1);
           FreeSized(p, n);
-          took = true;
         }
         int i = static_cast<int>(rng.Below(32));
         Free(own[i]);
         own[i] = Allocate(1 + rng.Below(rng.OneIn(16) ? 400000 : 2000));
-        // Nothing handed over: let the thread that creates the waves run
-        // (on a loaded machine three spinning threads starved it, and the
-        // child took 40-55 s of its deadline).
-        if (!took) std::this_thread::sleep_for(std::chrono::microseconds(20));
+        // Let the thread that creates the waves run when it is ready: three
+        // threads spinning here starved it on a loaded machine.
+        std::this_thread::yield();
       }
       for (void* q : own) Free(q);
       void* p;
