@@ -46,6 +46,18 @@ struct ChildResult {
 
 enum class Mode { kInherit, kNormal, kHardened };
 
+// "Normal" or "Hardened": the suffix of a test instantiated per mode.
+inline const char* ModeName(Mode mode) { return mode == Mode::kNormal ? "Normal" : "Hardened"; }
+
+// INSTANTIATE_TEST_SUITE_P's name generator for a suite whose parameter
+// is a Mode.
+struct ModeParamName {
+  template <typename Info>
+  std::string operator()(const Info& info) const {
+    return ModeName(info.param);
+  }
+};
+
 inline std::uint64_t MonotonicMs() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -183,9 +183,7 @@ TEST_P(ThreadChurn, CachesDrainedAndMemoryFlat) {
 }
 
 INSTANTIATE_TEST_SUITE_P(BothModes, ThreadChurn, ::testing::Values(Mode::kNormal, Mode::kHardened),
-                         [](const ::testing::TestParamInfo<Mode>& info) {
-                           return info.param == Mode::kNormal ? "Normal" : "Hardened";
-                         });
+                         testing::ModeParamName());
 
 }  // namespace
 }  // namespace strata

@@ -331,9 +331,7 @@ TEST_P(Faults, StatsCountOsFailures) {
 }
 
 INSTANTIATE_TEST_SUITE_P(BothModes, Faults, ::testing::Values(Mode::kNormal, Mode::kHardened),
-                         [](const ::testing::TestParamInfo<Mode>& info) {
-                           return info.param == Mode::kNormal ? "Normal" : "Hardened";
-                         });
+                         testing::ModeParamName());
 
 }  // namespace
 }  // namespace strata

@@ -200,7 +200,7 @@ INSTANTIATE_TEST_SUITE_P(
                        ::testing::Values(FirstCall::kReleaseMemory, FirstCall::kGetStats,
                                          FirstCall::kFlushThreadCache, FirstCall::kOwns)),
     [](const ::testing::TestParamInfo<std::tuple<Mode, FirstCall>>& info) {
-      return std::string(std::get<0>(info.param) == Mode::kNormal ? "Normal" : "Hardened") + "_" +
+      return std::string(testing::ModeName(std::get<0>(info.param))) + "_" +
              FirstCallName(std::get<1>(info.param));
     });
 
@@ -212,9 +212,7 @@ TEST_P(FirstCallsWhileForking, ThreadsCallingThemWhileForking) {
 }
 
 INSTANTIATE_TEST_SUITE_P(BothModes, FirstCallsWhileForking, ::testing::Values(Mode::kNormal, Mode::kHardened),
-                         [](const ::testing::TestParamInfo<Mode>& info) {
-                           return info.param == Mode::kNormal ? "Normal" : "Hardened";
-                         });
+                         testing::ModeParamName());
 
 }  // namespace
 }  // namespace strata

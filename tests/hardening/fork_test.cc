@@ -530,9 +530,7 @@ TEST_P(Fork, ForkDuringProcessInitRegisteringWhileTheForkPrepares) {
 }
 
 INSTANTIATE_TEST_SUITE_P(BothModes, Fork, ::testing::Values(Mode::kNormal, Mode::kHardened),
-                         [](const ::testing::TestParamInfo<Mode>& info) {
-                           return info.param == Mode::kNormal ? "Normal" : "Hardened";
-                         });
+                         testing::ModeParamName());
 
 }  // namespace
 }  // namespace strata

@@ -342,9 +342,7 @@ TEST_P(Misuse, ReallocOfForeignPointer) {
 }
 
 INSTANTIATE_TEST_SUITE_P(BothModes, Misuse, ::testing::Values(Mode::kNormal, Mode::kHardened),
-                         [](const ::testing::TestParamInfo<Mode>& info) {
-                           return info.param == Mode::kNormal ? "Normal" : "Hardened";
-                         });
+                         testing::ModeParamName());
 
 // --- hardened mode only ----------------------------------------------------------------
 

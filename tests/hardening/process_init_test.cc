@@ -89,9 +89,7 @@ TEST_P(ProcessInit, ThreadsRacingTheFirstAllocation) {
 }
 
 INSTANTIATE_TEST_SUITE_P(BothModes, ProcessInit, ::testing::Values(Mode::kNormal, Mode::kHardened),
-                         [](const ::testing::TestParamInfo<Mode>& info) {
-                           return info.param == Mode::kNormal ? "Normal" : "Hardened";
-                         });
+                         testing::ModeParamName());
 
 }  // namespace
 }  // namespace strata

@@ -301,9 +301,7 @@ TEST_P(TrackingInitFork, SignalsAreBlockedInsideTheInit) {
 }
 
 INSTANTIATE_TEST_SUITE_P(BothModes, TrackingInitFork, ::testing::Values(Mode::kNormal, Mode::kHardened),
-                         [](const ::testing::TestParamInfo<Mode>& info) {
-                           return info.param == Mode::kNormal ? "Normal" : "Hardened";
-                         });
+                         testing::ModeParamName());
 
 }  // namespace
 }  // namespace strata
