@@ -94,10 +94,14 @@ std::int64_t MinMargin(std::int64_t rate) {
 }
 
 // The modes read inline (one line, alloc/internal/hooks.h), the weight
-// computed here: no calls on a sample's way.
-STRATA_ALWAYS_INLINE std::int64_t WeightBytes(std::size_t size, std::uint32_t flags) {
+// computed here: no calls on a sample's way. *bound: how far the calling
+// thread's pending delta may go either way before it is added to the
+// shared estimate (peak_tracker.h FlushBound).
+STRATA_ALWAYS_INLINE std::int64_t WeightBytes(std::size_t size, std::uint32_t flags, std::int64_t* bound) {
+  *bound = kFlushBytes;
   if ((flags & kSampled) == 0 || internal::TrackAllInline()) return static_cast<std::int64_t>(size);
   const std::int64_t rate = internal::SampleRateInline();
+  *bound = FlushBound(rate);
   double inv_rate = internal::InvSampleRateInline();
   // The rate changed between the two reads: its own inverse. (Off by more
   // than 1e-6, in the sample constants' terms: no constant of its own.)
@@ -203,9 +207,9 @@ void NoteHighest(std::int64_t total) {
   }
 }
 
-void Add(std::int64_t delta) {
+void Add(std::int64_t delta, std::int64_t bound) {
   std::int64_t pending = t_pending + delta;
-  if (pending < kFlushBytes && pending > -kFlushBytes) {
+  if (pending < bound && pending > -bound) {
     t_pending = pending;
     return;
   }
@@ -247,8 +251,16 @@ double ApproxSampledBytes(std::size_t size, std::int64_t rate) {
   return ApproxSampledBytesInline(size, rate, 1.0 / static_cast<double>(rate));
 }
 
-void PeakOnAllocate(std::size_t size, std::uint32_t flags) { Add(WeightBytes(size, flags)); }
-void PeakOnFree(std::size_t size, std::uint32_t flags) { Add(-WeightBytes(size, flags)); }
+void PeakOnAllocate(std::size_t size, std::uint32_t flags) {
+  std::int64_t bound;
+  const std::int64_t weight = WeightBytes(size, flags, &bound);
+  Add(weight, bound);
+}
+void PeakOnFree(std::size_t size, std::uint32_t flags) {
+  std::int64_t bound;
+  const std::int64_t weight = WeightBytes(size, flags, &bound);
+  Add(-weight, bound);
+}
 
 void PeakForkChild() STRATA_NO_THREAD_SAFETY_ANALYSIS { g_lock.ResetAfterFork(); }
 

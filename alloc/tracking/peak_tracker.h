@@ -12,7 +12,8 @@
 // Cost: the hooks run only for tracked allocations and frees, which are
 // already off the fast path (alloc/internal/hooks.h): a weight
 // (ApproxSampledBytes, a few instructions), an add to a per-thread pending
-// delta, and when it reaches kFlushBytes either way an
+// delta, and when it reaches FlushBound either way (kFlushBytes, two
+// strides for sampled records) an
 // atomic add to the shared estimate and a compare with the next threshold.
 // A snapshot walks the live records once (O(record arrays + buckets used
 // + live records)) and aggregates into a preallocated, mmap'd table (one slot per distinct
@@ -38,12 +39,14 @@
 // Accuracy: the snapshot is the live set at a moment when the estimate
 // had just passed the threshold. The true sampled peak may be higher than
 // the snapshot by up to the margin (1/16, or for small heaps 1 MiB, or
-// four strides when sampling). The
+// four strides when sampling), and by what the threads' pending deltas
+// hold back (each under FlushBound: kFlushBytes, or two strides when
+// sampling). The
 // running estimate may drift from the table by each exited thread's
-// unflushed delta (< kFlushBytes), by blocks grown in place (their
+// unflushed delta (under FlushBound), by blocks grown in place (their
 // record's size changes, their weight in the estimate does not), by a rate
 // change between a block's allocation and its free, and by up to
-// kFlushBytes per thread of pending deltas; it only decides *when* to
+// FlushBound per thread of pending deltas; it only decides *when* to
 // snapshot: a snapshot's total is computed from the records themselves.
 // Readers compare the snapshot with the current live set and keep the
 // larger (alloc/heap_profiler.cc).
@@ -63,6 +66,19 @@
 namespace strata::tracking {
 
 inline constexpr std::int64_t kFlushBytes = 256 * 1024;
+// How far a thread's pending delta may go either way before it reaches the
+// shared estimate, for a sampled record at sampling stride `rate`: two
+// strides, at least kFlushBytes. A sampled record weighs about a stride,
+// so with kFlushBytes alone every sample's allocation and free took a
+// locked add on the shared estimate's line (its compares and the highest
+// seen with it); with two strides a sample and its free cancel in the
+// thread's own delta, and about one sampled event in four reaches the
+// estimate (mstress). The estimate trails by under two strides a thread,
+// half the least margin of four (and a sampled estimate's own noise is
+// some sqrt(samples) strides).
+constexpr std::int64_t FlushBound(std::int64_t rate) {
+  return rate > kFlushBytes / 2 ? 2 * rate : kFlushBytes;
+}
 inline constexpr std::int64_t kMinMarginBytes = 1 << 20;
 inline constexpr std::int64_t kMarginDivisor = 16;
 inline constexpr std::int64_t kMarginStrides = 4;
