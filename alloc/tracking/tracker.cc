@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include <atomic>
+#include <bit>
 
 #include "alloc/internal/block_lookup.h"
 #include "alloc/internal/errors.h"
@@ -69,22 +70,29 @@ STRATA_NOINLINE int CaptureStack(void** frames, std::uint64_t* hash, const void*
   auto fp = reinterpret_cast<std::uintptr_t>(start);
   std::uint64_t h = kStackHashSeed;
   int n = 0;
-  if (hi != 0 && fp >= lo && (fp & 7) == 0) {
+  if (hi >= 16 && fp >= lo && (fp & 7) == 0) {
+    // A frame's two words lie below `last` (hi - 16: no add a frame).
+    const std::uintptr_t last = hi - 16;
+    void** out = frames;
+    void** const end = frames + kMaxStackDepth;
     for (;;) {
       // Frames go up the stack: fp >= lo holds for every later one.
-      if (fp + 16 > hi) goto careful;  // not verified yet
+      if (fp > last) goto careful;  // not verified yet
       const auto* frame = reinterpret_cast<const std::uintptr_t*>(fp);
       const std::uintptr_t next = frame[0];
       const std::uintptr_t ret = frame[1];
       if (ret < 4096) break;
-      frames[n++] = reinterpret_cast<void*>(ret);
+      *out++ = reinterpret_cast<void*>(ret);
       h = HashStackStep(h, reinterpret_cast<void*>(ret));
       // The careful walk's stopping rules: the next frame must be above
-      // this one by at most 1 MiB (one unsigned compare: next <= fp wraps
-      // around) and 8-aligned.
-      if (n == kMaxStackDepth || next - fp - 1 >= (std::uintptr_t{1} << 20) || (next & 7) != 0) break;
+      // this one by at most 1 MiB and 8-aligned. fp is 8-aligned, so
+      // next - fp - 8 must be a multiple of 8 below 1 MiB: rotated right
+      // by 3, its low bits land on top, and one unsigned compare checks
+      // both (next <= fp wraps around to the top too).
+      if (out == end || std::rotr(next - fp - 8, 3) >= (std::uintptr_t{1} << 17)) break;
       fp = next;
     }
+    n = static_cast<int>(out - frames);
     *hash = HashStackEnd(h, n);
     return n;
   }
