@@ -7,14 +7,22 @@
 // Locks, in the order they may nest (a lock is never taken while holding a
 // lock listed after it):
 //   g_control_lock   start/stop of the worker thread (held across
-//                    pthread_create/pthread_join; the worker never takes it)
+//                    pthread_create/pthread_join, with the thread's signals
+//                    blocked; the worker never takes it)
 //   g_tick_lock      the monitor's configuration and per-tick state
 //   g_pressure_lock  serialises soft-limit releases and pressure callbacks
 //   g_alert_callbacks.lock_ / g_pressure_callbacks.lock_
 //                    held while callbacks run, so that Unregister waits
-//   g_history_lock, g_queue_lock   leaves: short copies only
+//   g_history_lock, g_queue_lock   leaves: short copies only, with the
+//                    thread's signals blocked (the fork prepare takes them)
 // Callbacks run with t_in_callback set; every entry point that could wait
 // for a lock held around a callback refuses when it is set.
+//
+// Fork: the fork handlers (ForkPrepare/Parent/Child below) are registered
+// by a one-time init (alloc/layer_fork_init.h) that every entry point
+// taking a lock runs first, so they are in place before any of these locks
+// is held: a fork child never inherits one held by a thread it does not
+// have (the prepare takes the leaves, the child forgets the others).
 #include "alloc/monitor.h"
 
 #include <fcntl.h>
@@ -35,10 +43,12 @@
 #include "alloc/heap_profiler.h"
 #include "alloc/internal/globals.h"
 #include "alloc/internal/thread_cache.h"
+#include "alloc/layer_fork_init.h"
 #include "alloc/stats.h"
 #include "alloc/strata.h"
 #include "concurrency/base/macros.h"
 #include "concurrency/base/raw_log.h"
+#include "concurrency/base/signals_blocked.h"
 #include "concurrency/base/spin_lock.h"
 
 namespace strata {
@@ -146,6 +156,24 @@ class CallbackTable {
 constinit CallbackTable<PressureCallback, const PressureEvent> g_pressure_callbacks;
 constinit CallbackTable<AlertCallback, Alert> g_alert_callbacks;
 
+// Holds a lock with the thread's signals blocked. For g_queue_lock and
+// g_history_lock, which the fork prepare handler takes: a handler that
+// forked on a thread holding one would wait in that prepare for its own
+// thread. And for g_control_lock: a handler that forked on a thread inside
+// pthread_create or pthread_join of the worker would leave the child
+// recording a worker it does not have (the child handler's reset undone).
+class STRATA_SCOPED_CAPABILITY NoSignalsLockHolder {
+ public:
+  explicit NoSignalsLockHolder(SpinLock* lock) STRATA_ACQUIRE(lock) : lock_(lock) { lock_->Lock(); }
+  ~NoSignalsLockHolder() STRATA_RELEASE() { lock_->Unlock(); }
+  NoSignalsLockHolder(const NoSignalsLockHolder&) = delete;
+  NoSignalsLockHolder& operator=(const NoSignalsLockHolder&) = delete;
+
+ private:
+  SignalsBlocked blocked_;  // before the lock is taken, after it is released
+  SpinLock* lock_;
+};
+
 // ---- counters ----
 
 struct Counters {
@@ -171,7 +199,7 @@ constinit std::uint32_t g_queue_head STRATA_GUARDED_BY(g_queue_lock) = 0;  // ol
 constinit std::uint32_t g_queue_count STRATA_GUARDED_BY(g_queue_lock) = 0;
 
 void QueuePush(const Alert& alert) {
-  SpinLockHolder h(&g_queue_lock);
+  NoSignalsLockHolder h(&g_queue_lock);
   if (g_queue_count >= kAlertQueueCapacity) {
     g_queue_head = (g_queue_head + 1) % kAlertQueueCapacity;
     g_queue_count = kAlertQueueCapacity - 1;
@@ -188,13 +216,13 @@ constinit std::uint32_t g_recent_next STRATA_GUARDED_BY(g_queue_lock) = 0;
 constinit std::uint32_t g_recent_count STRATA_GUARDED_BY(g_queue_lock) = 0;
 
 void QueueClear() {
-  SpinLockHolder h(&g_queue_lock);
+  NoSignalsLockHolder h(&g_queue_lock);
   g_queue_head = g_queue_count = 0;
   g_recent_next = g_recent_count = 0;
 }
 
 void RecentPush(const Alert& alert) {
-  SpinLockHolder h(&g_queue_lock);
+  NoSignalsLockHolder h(&g_queue_lock);
   g_recent[g_recent_next] = alert;
   g_recent_next = (g_recent_next + 1) % kRecentAlerts;
   if (g_recent_count < kRecentAlerts) ++g_recent_count;
@@ -209,21 +237,21 @@ constinit std::uint32_t g_history_next STRATA_GUARDED_BY(g_history_lock) = 0;  /
 constinit std::uint32_t g_history_count STRATA_GUARDED_BY(g_history_lock) = 0;
 
 void HistoryPush(const MemorySnapshot& s) {
-  SpinLockHolder h(&g_history_lock);
+  NoSignalsLockHolder h(&g_history_lock);
   g_history[g_history_next] = s;
   g_history_next = (g_history_next + 1) % g_history_capacity;
   if (g_history_count < g_history_capacity) ++g_history_count;
 }
 
 void HistoryReset(std::uint32_t capacity) {
-  SpinLockHolder h(&g_history_lock);
+  NoSignalsLockHolder h(&g_history_lock);
   g_history_capacity = capacity;
   g_history_next = g_history_count = 0;
 }
 
 // The lowest live_bytes among snapshots taken at or after `since_ns`.
 std::int64_t HistoryMinLiveSince(std::uint64_t since_ns, std::int64_t current) {
-  SpinLockHolder h(&g_history_lock);
+  NoSignalsLockHolder h(&g_history_lock);
   std::int64_t low = current;
   for (std::uint32_t i = 0; i < g_history_count; ++i) {
     const MemorySnapshot& s = g_history[(g_history_next + g_history_capacity - 1 - i) % g_history_capacity];
@@ -474,7 +502,6 @@ constinit std::atomic<bool> g_worker_stop{false};
 constinit SpinLock g_control_lock;
 constinit bool g_worker_running STRATA_GUARDED_BY(g_control_lock) = false;
 constinit pthread_t g_worker_thread STRATA_GUARDED_BY(g_control_lock) = {};
-constinit std::atomic<bool> g_atfork_registered{false};
 
 std::uint32_t* FutexWord() { return reinterpret_cast<std::uint32_t*>(&g_wake); }
 
@@ -561,24 +588,28 @@ void ForkChild() STRATA_RELEASE(g_queue_lock, g_history_lock) {
   g_monitor_enabled.store(false, std::memory_order_relaxed);
 }
 
+struct MonitorForkLayer {
+  static constexpr ForkInitLayer kLayer = ForkInitLayer::kMonitor;
+  static void Prepare() STRATA_NO_THREAD_SAFETY_ANALYSIS { ForkPrepare(); }
+  static void Parent() STRATA_NO_THREAD_SAFETY_ANALYSIS { ForkParent(); }
+  static void Child() STRATA_NO_THREAD_SAFETY_ANALYSIS { ForkChild(); }
+};
+
+// First thing in every entry point that takes one of this file's locks.
+void EnsureForkHandlers() { LayerForkInit<MonitorForkLayer>::Ensure(); }
+
 bool EnsureWorkerLocked() STRATA_REQUIRES(g_control_lock) {
   if (g_worker_running) {
     WakeWorker();
     return true;
   }
-  if (!g_atfork_registered.exchange(true, std::memory_order_relaxed)) {
-    pthread_atfork(&ForkPrepare, &ForkParent, &ForkChild);
-  }
+  layer_fork_init::Observe(ForkInitLayer::kMonitor, ForkInitPoint::kStart);
   g_worker_stop.store(false, std::memory_order_relaxed);
-  // The worker runs with every signal blocked: handlers run on the
+  // The worker runs with every signal blocked (it inherits the mask of
+  // this thread, which holds g_control_lock): handlers run on the
   // program's threads, and the worker's sleeps are never interrupted.
-  sigset_t all;
-  sigset_t saved;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &saved);
   pthread_t thread;
   int rc = pthread_create(&thread, nullptr, &WorkerMain, nullptr);
-  pthread_sigmask(SIG_SETMASK, &saved, nullptr);
   if (rc != 0) {
     raw::Log("monitor: cannot create the monitor thread");
     return false;
@@ -674,12 +705,13 @@ void LogBadValue(const char* name, const char* value, const char* expected) {
 // Soft limit.
 
 void SetMemoryLimit(std::size_t bytes) noexcept {
+  EnsureForkHandlers();
   g_soft_limit.store(bytes, std::memory_order_relaxed);
   // Inside a callback only the value changes: taking g_control_lock there
   // could wait for a thread that joins the worker, which may wait for the
   // lock held around this callback.
   if (t_in_callback) return;
-  SpinLockHolder h(&g_control_lock);
+  NoSignalsLockHolder h(&g_control_lock);
   if (bytes != 0) {
     EnsureWorkerLocked();
   } else {
@@ -690,16 +722,19 @@ void SetMemoryLimit(std::size_t bytes) noexcept {
 std::size_t MemoryLimit() noexcept { return g_soft_limit.load(std::memory_order_relaxed); }
 
 bool RegisterMemoryPressureCallback(PressureCallback fn, void* arg) noexcept {
+  EnsureForkHandlers();
   if (t_in_callback) return false;
   return g_pressure_callbacks.Add(fn, arg);
 }
 
 bool UnregisterMemoryPressureCallback(PressureCallback fn, void* arg) noexcept {
+  EnsureForkHandlers();
   if (t_in_callback) return false;
   return g_pressure_callbacks.Remove(fn, arg);
 }
 
 bool CheckMemoryLimitNow() noexcept {
+  EnsureForkHandlers();
   if (t_in_callback) return false;
   return RelievePressure();
 }
@@ -743,6 +778,7 @@ const char* AlertLevelName(AlertLevel level) noexcept {
 }
 
 bool ConfigureMemoryMonitor(const MonitorConfig& config) noexcept {
+  EnsureForkHandlers();
   if (t_in_callback || !ValidConfig(config)) return false;
   {
     SpinLockHolder h(&g_tick_lock);
@@ -770,9 +806,10 @@ bool ConfigureMemoryMonitor(const MonitorConfig& config) noexcept {
 }
 
 bool StartMemoryMonitor(const MonitorConfig& config) noexcept {
+  EnsureForkHandlers();
   if (t_in_callback) return false;
   if (!ConfigureMemoryMonitor(config)) return false;
-  SpinLockHolder h(&g_control_lock);
+  NoSignalsLockHolder h(&g_control_lock);
   g_monitor_enabled.store(true, std::memory_order_release);
   if (!EnsureWorkerLocked()) {
     g_monitor_enabled.store(false, std::memory_order_relaxed);
@@ -782,8 +819,9 @@ bool StartMemoryMonitor(const MonitorConfig& config) noexcept {
 }
 
 void StopMemoryMonitor() noexcept {
+  EnsureForkHandlers();
   if (t_in_callback) return;
-  SpinLockHolder h(&g_control_lock);
+  NoSignalsLockHolder h(&g_control_lock);
   g_monitor_enabled.store(false, std::memory_order_release);
   StopWorkerIfIdleLocked();
 }
@@ -791,6 +829,7 @@ void StopMemoryMonitor() noexcept {
 bool MemoryMonitorRunning() noexcept { return g_monitor_enabled.load(std::memory_order_acquire); }
 
 bool MemoryMonitorTick() noexcept {
+  EnsureForkHandlers();
   if (t_in_callback) return false;
   PendingAlerts pending;
   char profile_path[kProfilePathBytes];
@@ -858,7 +897,8 @@ bool MemoryMonitorTick() noexcept {
 }
 
 std::size_t PollAlerts(Alert* out, std::size_t max) noexcept {
-  SpinLockHolder h(&g_queue_lock);
+  EnsureForkHandlers();
+  NoSignalsLockHolder h(&g_queue_lock);
   std::size_t n = 0;
   while (n < max && g_queue_count > 0) {
     out[n++] = g_queue[g_queue_head];
@@ -869,7 +909,8 @@ std::size_t PollAlerts(Alert* out, std::size_t max) noexcept {
 }
 
 std::size_t GetMemoryHistory(MemorySnapshot* out, std::size_t max) noexcept {
-  SpinLockHolder h(&g_history_lock);
+  EnsureForkHandlers();
+  NoSignalsLockHolder h(&g_history_lock);
   std::size_t n = g_history_count < max ? g_history_count : max;
   // The newest n, oldest first: start n slots behind the write position.
   std::uint32_t start = (g_history_next + g_history_capacity - static_cast<std::uint32_t>(n)) % g_history_capacity;
@@ -895,6 +936,7 @@ MonitorCounters GetMonitorCounters() noexcept {
 }
 
 MonitorStatus GetMonitorStatus() noexcept {
+  EnsureForkHandlers();
   MonitorStatus s{};
   s.running = g_monitor_enabled.load(std::memory_order_acquire);
   SpinLockHolder h(&g_tick_lock);
@@ -916,7 +958,8 @@ MonitorStatus GetMonitorStatus() noexcept {
 }
 
 std::size_t GetRecentAlerts(Alert* out, std::size_t max) noexcept {
-  SpinLockHolder h(&g_queue_lock);
+  EnsureForkHandlers();
+  NoSignalsLockHolder h(&g_queue_lock);
   std::size_t n = g_recent_count < max ? g_recent_count : max;
   // The newest n, oldest first.
   for (std::size_t i = 0; i < n; ++i) {
@@ -926,11 +969,13 @@ std::size_t GetRecentAlerts(Alert* out, std::size_t max) noexcept {
 }
 
 bool RegisterAlertCallback(AlertCallback fn, void* arg) noexcept {
+  EnsureForkHandlers();
   if (t_in_callback) return false;
   return g_alert_callbacks.Add(fn, arg);
 }
 
 bool UnregisterAlertCallback(AlertCallback fn, void* arg) noexcept {
+  EnsureForkHandlers();
   if (t_in_callback) return false;
   return g_alert_callbacks.Remove(fn, arg);
 }

@@ -58,7 +58,15 @@
 // Thread-safety: every function is thread-safe. Fork: the monitor thread
 // does not exist in a fork child; the child starts with the monitor
 // stopped (limits stay set, the soft limit is not watched until
-// SetMemoryLimit or StartMemoryMonitor is called again).
+// SetMemoryLimit or StartMemoryMonitor is called again), whenever the fork
+// happens: also during another thread's first start (the one-time
+// registration of the monitor's fork handlers, or the thread's creation;
+// the child can start its own monitor), and from a signal handler (the
+// start, and every section holding a lock the fork handlers need, run
+// with the thread's signals blocked: the signal waits until it is left).
+// The child keeps the configuration, history and alerts; a fork while
+// another thread was configuring may leave it a mix of the old and new
+// settings until it configures again.
 #ifndef STRATA_ALLOC_MONITOR_H_
 #define STRATA_ALLOC_MONITOR_H_
 

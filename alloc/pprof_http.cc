@@ -9,9 +9,11 @@
 
 #include "alloc/heap_profiler.h"
 #include "alloc/http/server.h"
+#include "alloc/layer_fork_init.h"
 #include "alloc/observe/dashboard.h"
 #include "alloc/observe/dashboard_json.h"
 #include "alloc/observe/prometheus.h"
+#include "concurrency/base/macros.h"
 #include "concurrency/base/raw_log.h"
 
 namespace strata {
@@ -30,19 +32,27 @@ constexpr http::Route kRoutes[] = {
 
 constinit http::Server g_server;
 
-void ForkChild() { g_server.ForgetAfterFork(); }
-constinit std::atomic<bool> g_atfork_registered{false};
+// The server's fork handlers, registered before its first Start or Stop
+// (alloc/layer_fork_init.h: a fork during that registration is safe too).
+struct PprofForkLayer {
+  static constexpr ForkInitLayer kLayer = ForkInitLayer::kPprof;
+  static void Prepare() STRATA_NO_THREAD_SAFETY_ANALYSIS { g_server.PrepareFork(); }
+  static void Parent() STRATA_NO_THREAD_SAFETY_ANALYSIS { g_server.ParentAfterFork(); }
+  static void Child() STRATA_NO_THREAD_SAFETY_ANALYSIS { g_server.ChildAfterFork(); }
+};
+using PprofForkInit = LayerForkInit<PprofForkLayer>;
 
 }  // namespace
 
 bool StartPprofServer(int port, int* bound_port) noexcept {
-  if (!g_atfork_registered.exchange(true, std::memory_order_relaxed)) {
-    pthread_atfork(nullptr, nullptr, &ForkChild);
-  }
+  PprofForkInit::Ensure();
   return g_server.Start(kRoutes, sizeof(kRoutes) / sizeof(kRoutes[0]), port, "strata-http", bound_port);
 }
 
-void StopPprofServer() noexcept { g_server.Stop(); }
+void StopPprofServer() noexcept {
+  PprofForkInit::Ensure();
+  g_server.Stop();
+}
 
 int PprofServerPort() noexcept { return g_server.port(); }
 

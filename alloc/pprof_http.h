@@ -35,7 +35,13 @@
 //
 // Thread-safety: Start/Stop are thread-safe and serialised; at most one
 // server runs per process. A fork child starts without a server (its
-// copies of the sockets are closed; the parent keeps serving).
+// copies of the listening socket and wake-up pipe are closed; the parent
+// keeps serving) and can start its own, whenever the fork happens: also
+// during another thread's Start or Stop (the first one registers the fork
+// handlers, once per process; a fork waits for the few system calls that
+// open or close the sockets), and from a signal handler (Start and Stop
+// run with the thread's signals blocked). A connection being served when
+// the fork happens stays open in the child until it exits or execs.
 #ifndef STRATA_ALLOC_PPROF_HTTP_H_
 #define STRATA_ALLOC_PPROF_HTTP_H_
 

@@ -20,7 +20,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
+
 #include "concurrency/base/raw_log.h"
+#include "concurrency/base/signals_blocked.h"
 
 namespace strata::http {
 
@@ -32,6 +35,8 @@ constexpr std::uint64_t kNanosPerMilli = 1'000'000;
 constexpr std::size_t kResponseHeadBytes = 1024;
 // Connections taken from the listening socket per poll round.
 constexpr int kAcceptsPerRound = 32;
+
+constinit std::atomic<void (*)()> g_start_observer{nullptr};
 
 std::uint64_t NowNs() {
   timespec ts;
@@ -187,30 +192,20 @@ bool ContinueWriting(Connection* c, std::uint64_t now, bool* failed) {
 bool Server::Start(const Route* routes, std::size_t count, int port, const char* thread_name,
                    int* bound_port) noexcept {
   if (port < 0 || port > 65535 || routes == nullptr) return false;
+  // Also makes the server thread start with every signal blocked: handlers
+  // stay on the program's threads, and a peer that closes early gives
+  // EPIPE, never SIGPIPE.
+  SignalsBlocked blocked;
   SpinLockHolder h(&lock_);
   if (running_) return false;
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) return false;
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);  // 127.0.0.1 only
-  socklen_t len = sizeof(addr);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || listen(fd, kListenBacklog) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    close(fd);
-    return false;
+  {
+    SpinLockHolder fds(&fds_lock_);
+    if (!OpenSocketsLocked(port, &addr)) {
+      CloseSocketsLocked();
+      return false;
+    }
   }
-  int wake[2];
-  if (pipe2(wake, O_CLOEXEC | O_NONBLOCK) != 0) {
-    close(fd);
-    return false;
-  }
-  listen_fd_ = fd;
-  wake_read_fd_ = wake[0];
-  wake_write_fd_ = wake[1];
   routes_ = routes;
   route_count_ = count;
   accepted_.store(0, std::memory_order_relaxed);
@@ -218,20 +213,12 @@ bool Server::Start(const Route* routes, std::size_t count, int port, const char*
   refused_busy_.store(0, std::memory_order_relaxed);
   timed_out_.store(0, std::memory_order_relaxed);
   bad_requests_.store(0, std::memory_order_relaxed);
-  // Every signal blocked in the server thread: handlers stay on the
-  // program's threads, and a peer that closes early gives EPIPE, never
-  // SIGPIPE.
-  sigset_t all;
-  sigset_t saved;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &saved);
+  if (void (*observer)() = g_start_observer.load(std::memory_order_acquire); observer != nullptr) observer();
   pthread_t thread;
   int rc = pthread_create(&thread, nullptr, &Server::ThreadMain, this);
-  pthread_sigmask(SIG_SETMASK, &saved, nullptr);
   if (rc != 0) {
-    CloseIfOpen(&listen_fd_);
-    CloseIfOpen(&wake_read_fd_);
-    CloseIfOpen(&wake_write_fd_);
+    SpinLockHolder fds(&fds_lock_);
+    CloseSocketsLocked();
     return false;
   }
   if (thread_name != nullptr) pthread_setname_np(thread, thread_name);
@@ -243,32 +230,66 @@ bool Server::Start(const Route* routes, std::size_t count, int port, const char*
   return true;
 }
 
+bool Server::OpenSocketsLocked(int port, sockaddr_in* addr) {
+  listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (listen_fd_ < 0) return false;
+  int one = 1;
+  setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  addr->sin_family = AF_INET;
+  addr->sin_port = htons(static_cast<std::uint16_t>(port));
+  addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);  // 127.0.0.1 only
+  socklen_t len = sizeof(*addr);
+  if (bind(listen_fd_, reinterpret_cast<sockaddr*>(addr), sizeof(*addr)) != 0 ||
+      listen(listen_fd_, kListenBacklog) != 0 ||
+      getsockname(listen_fd_, reinterpret_cast<sockaddr*>(addr), &len) != 0) {
+    return false;
+  }
+  int wake[2];
+  if (pipe2(wake, O_CLOEXEC | O_NONBLOCK) != 0) return false;
+  wake_read_fd_ = wake[0];
+  wake_write_fd_ = wake[1];
+  return true;
+}
+
+void Server::CloseSocketsLocked() {
+  CloseIfOpen(&listen_fd_);
+  CloseIfOpen(&wake_read_fd_);
+  CloseIfOpen(&wake_write_fd_);
+}
+
 void Server::Stop() noexcept {
+  SignalsBlocked blocked;
   SpinLockHolder h(&lock_);
   if (!running_) return;
   char byte = 1;
   while (write(wake_write_fd_, &byte, 1) < 0 && errno == EINTR) {
   }
   pthread_join(thread_, nullptr);
-  CloseIfOpen(&listen_fd_);
-  CloseIfOpen(&wake_read_fd_);
-  CloseIfOpen(&wake_write_fd_);
+  {
+    SpinLockHolder fds(&fds_lock_);
+    CloseSocketsLocked();
+  }
   running_ = false;
   port_.store(0, std::memory_order_relaxed);
 }
 
-void Server::ForgetAfterFork() noexcept {
+void Server::PrepareFork() noexcept { fds_lock_.Lock(); }
+
+void Server::ParentAfterFork() noexcept { fds_lock_.Unlock(); }
+
+void Server::ChildAfterFork() noexcept {
+  // The only thread here is the forking one, which took fds_lock_ in the
+  // prepare: no Start or Stop was inside its socket section. The server's
+  // thread, and any thread inside Start or Stop, do not exist here.
+  CloseSocketsLocked();
+  fds_lock_.Unlock();
   lock_.ResetAfterFork();
   SpinLockHolder h(&lock_);
-  if (!running_) return;
-  // The connections are on the vanished thread's stack; their descriptors
-  // stay open in the child (CLOEXEC closes them on exec).
-  CloseIfOpen(&listen_fd_);
-  CloseIfOpen(&wake_read_fd_);
-  CloseIfOpen(&wake_write_fd_);
   running_ = false;
   port_.store(0, std::memory_order_relaxed);
 }
+
+void SetStartObserverForTesting(void (*fn)()) { g_start_observer.store(fn, std::memory_order_release); }
 
 ServerCounters Server::counters() const noexcept {
   return ServerCounters{accepted_.load(std::memory_order_relaxed), responses_.load(std::memory_order_relaxed),

@@ -39,10 +39,23 @@
 //
 // Thread-safety: Start/Stop/port are thread-safe and serialised per
 // Server. A Server is a constinit-able object; at most one thread serves
-// it. ForgetAfterFork is for a pthread_atfork child handler only.
+// it. Start and Stop run with the calling thread's signals blocked (a
+// handler that forked inside them would leave its child a thread it does
+// not have to create or join).
+//
+// Fork: the owner registers PrepareFork, ParentAfterFork and
+// ChildAfterFork as pthread_atfork handlers (alloc/pprof_http.cc, before
+// its first Start). A fork waits for the short section of Start or Stop
+// that opens or closes the server's sockets, so the child knows all of
+// them: it closes its copies (a listening socket left open in a child
+// would keep the port bound, and accept connections nobody serves, after
+// the parent stopped) and starts with the server stopped, whatever Start
+// or Stop another thread of the parent was in. Connections being served
+// stay open in the child until it exits or execs (CLOEXEC).
 #ifndef STRATA_ALLOC_HTTP_SERVER_H_
 #define STRATA_ALLOC_HTTP_SERVER_H_
 
+#include <netinet/in.h>
 #include <pthread.h>
 
 #include <atomic>
@@ -98,20 +111,29 @@ class Server {
   // The bound port while running, else 0.
   int port() const noexcept { return port_.load(std::memory_order_relaxed); }
   ServerCounters counters() const noexcept;
-  // In a fork child: the thread does not exist there; close this
-  // process's copies of the descriptors and mark the server stopped.
-  void ForgetAfterFork() noexcept;
+  // pthread_atfork handlers (see Fork above).
+  void PrepareFork() noexcept STRATA_ACQUIRE(fds_lock_);
+  void ParentAfterFork() noexcept STRATA_RELEASE(fds_lock_);
+  void ChildAfterFork() noexcept STRATA_RELEASE(fds_lock_);
 
   struct Connection;  // defined in server.cc
 
  private:
   static void* ThreadMain(void* self);
   void Serve();
+  // Opens (closes) the listening socket and the wake-up pipe, recording
+  // each descriptor as soon as it exists. Open leaves what it opened
+  // recorded on failure.
+  bool OpenSocketsLocked(int port, sockaddr_in* addr) STRATA_REQUIRES(fds_lock_);
+  void CloseSocketsLocked() STRATA_REQUIRES(fds_lock_);
 
   SpinLock lock_;
   bool running_ STRATA_GUARDED_BY(lock_) = false;
   pthread_t thread_ STRATA_GUARDED_BY(lock_) = {};
-  // Set before the thread starts, read by it; cleared after it is joined.
+  // Opened and closed under fds_lock_ (which the fork prepare takes), with
+  // lock_ held; set before the thread starts, read by it; closed after it
+  // is joined.
+  SpinLock fds_lock_;
   int listen_fd_ = -1;
   int wake_read_fd_ = -1;
   int wake_write_fd_ = -1;
@@ -124,6 +146,11 @@ class Server {
   std::atomic<std::uint64_t> timed_out_{0};
   std::atomic<std::uint64_t> bad_requests_{0};
 };
+
+// For tests: `fn` (nullptr: none) is called by Start on its thread once
+// the sockets are open, before the server's thread is created (lock held,
+// signals blocked). It must not allocate through strata.
+void SetStartObserverForTesting(void (*fn)());
 
 }  // namespace strata::http
 

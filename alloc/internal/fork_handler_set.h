@@ -33,8 +33,15 @@
 
 namespace strata::internal {
 
-// One slot per set in the process (each has its own nesting count).
-enum ForkHandlerSlot : int { kEngineForkHandlers, kTrackingForkHandlers, kNumForkHandlerSlots };
+// One slot per set in the process (each has its own nesting count). The
+// monitor's and the pprof endpoint's: alloc/layer_fork_init.h.
+enum ForkHandlerSlot : int {
+  kEngineForkHandlers,
+  kTrackingForkHandlers,
+  kMonitorForkHandlers,
+  kPprofForkHandlers,
+  kNumForkHandlerSlots
+};
 
 class ForkHandlerSet {
  public:

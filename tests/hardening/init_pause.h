@@ -11,8 +11,14 @@
 // the init's, calls DuringForkPrepare, which lets the init go on from one
 // point and waits until it reached the next.
 //
+// ForkWhileAThreadRuns, for after such a fork: forks again and again while
+// a worker thread keeps calling into the layer, checks that each fork ran
+// the layer's prepare handler the expected number of times, and waits for
+// each child.
+//
 // Thread-safety: At runs on the init's thread, the rest on the test's;
-// the hand-shake is through atomics. Nothing here allocates.
+// the hand-shake is through atomics. Nothing here allocates (but the
+// worker ForkWhileAThreadRuns starts).
 #ifndef STRATA_TESTS_HARDENING_INIT_PAUSE_H_
 #define STRATA_TESTS_HARDENING_INIT_PAUSE_H_
 
@@ -20,6 +26,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdint>
+#include <thread>
 
 #include "tests/hardening/child.h"
 
@@ -79,6 +87,62 @@ class InitPause {
   std::atomic<int> seen_{0};
   std::atomic<bool> register_in_prepare_{false};
 };
+
+// How ForkWhileAThreadRuns forks and checks.
+struct ForkLoop {
+  int forks = 1;
+  // Each fork must run the layer's prepare handler this many times, as
+  // `prepare_count` (a count this process keeps) tells.
+  std::uint64_t prepare_runs = 1;
+  std::uint64_t (*prepare_count)() = nullptr;
+  // A child must exit within this; its watchdog (alarm, SIGALRM's action:
+  // the caller's) fires two seconds earlier.
+  int child_deadline_ms = 10000;
+  // Optional: before each fork, a value for the child (a block its parent
+  // allocated); after the child is done, released.
+  void* (*inherit)() = nullptr;
+  void (*release)(void* inherited) = nullptr;
+};
+
+// Starts a worker calling `step(i)` for i = 1, 2, ... until the loop ends,
+// and once it ran a step (a thread still starting may hold a lock of a
+// sanitizer's runtime), forks `loop.forks` times; each child runs
+// `child(inherited)` (nullptr without loop.inherit) under its watchdog
+// and exits with what it returns. Returns 0 when every fork ran the
+// prepare handler loop.prepare_runs times and every child exited 0 in
+// time; else 9 (fork failed), 10 (prepare count), 11 (child timed out),
+// 12 (child killed by a signal) or the child's exit code, at the first
+// failure (no more forks).
+template <typename Step, typename Child>
+int ForkWhileAThreadRuns(const ForkLoop& loop, Step step, Child child) {
+  std::atomic<bool> stop{false};
+  std::atomic<bool> started{false};
+  std::thread worker([&stop, &started, &step] {
+    for (std::uint64_t i = 1; !stop.load(std::memory_order_relaxed); ++i) {
+      step(i);
+      started.store(true, std::memory_order_relaxed);
+    }
+  });
+  while (!started.load()) sched_yield();
+  int result = 0;
+  for (int i = 0; i < loop.forks && result == 0; ++i) {
+    void* inherited = loop.inherit != nullptr ? loop.inherit() : nullptr;
+    const std::uint64_t before = loop.prepare_count();
+    const pid_t pid = fork();
+    if (pid == 0) {
+      alarm(static_cast<unsigned>(loop.child_deadline_ms / 1000 - 2));
+      _exit(child(inherited));
+    }
+    if (pid < 0) result = 9;
+    if (result == 0 && loop.prepare_count() - before != loop.prepare_runs) result = 10;
+    const int code = pid > 0 ? WaitChildFor(pid, loop.child_deadline_ms) : 0;
+    if (result == 0 && code != 0) result = code == -1 ? 11 : code == -2 ? 12 : code;
+    if (loop.release != nullptr) loop.release(inherited);
+  }
+  stop.store(true);
+  worker.join();
+  return result;
+}
 
 }  // namespace strata::testing
 
