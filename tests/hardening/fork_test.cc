@@ -406,40 +406,26 @@ void RegisterDuringForkPrepare() {
 
 // Forks `forks` times while another thread allocates; each fork must run
 // the engine's prepare handler `prepare_runs` times (1: the handlers are
-// registered once; 0 would mean not at all) and its child must work.
-// Returns an exit code (0: fine). Forks only once the worker runs (see
-// ForkWhileThreadsAllocate: ASan's runtime and a starting thread).
+// registered once; 0 would mean not at all) and its child must work (with
+// a block its parent allocated before the fork). Returns an exit code (0:
+// fine; testing::ForkWhileAThreadRuns).
 int ForkWhileAThreadAllocates(int forks, std::uint64_t prepare_runs) {
-  std::atomic<bool> stop{false};
-  std::atomic<bool> started{false};
-  std::thread worker([&stop, &started] {
-    testing::Prng rng(3);
-    for (std::uint64_t ops = 1; !stop.load(std::memory_order_relaxed); ++ops) {
-      Free(Allocate(1 + rng.Below(4096)));
-      started.store(true, std::memory_order_relaxed);
-      if (ops % 256 == 0) FlushThreadCache();
-      if (ops % 2048 == 0) ReleaseMemory();
-    }
-  });
-  while (!started.load()) sched_yield();
-  int result = 0;
-  for (int i = 0; i < forks && result == 0; ++i) {
-    void* inherited = Allocate(1000);
-    const std::uint64_t before = internal::ForkPrepareRuns();
-    pid_t pid = fork();
-    if (pid == 0) {
-      ArmWatchdog();
-      _exit(ChildWork(inherited));
-    }
-    if (pid < 0) result = 9;
-    if (result == 0 && internal::ForkPrepareRuns() - before != prepare_runs) result = 10;
-    const int code = pid > 0 ? WaitChild(pid) : 0;
-    if (result == 0 && code != 0) result = code == -1 ? 11 : code == -2 ? 12 : 13;
-    Free(inherited);
-  }
-  stop.store(true);
-  worker.join();
-  return result;
+  testing::ForkLoop loop;
+  loop.forks = forks;
+  loop.prepare_runs = prepare_runs;
+  loop.prepare_count = &internal::ForkPrepareRuns;
+  loop.child_deadline_ms = kChildDeadlineMs;
+  loop.inherit = [] { return Allocate(1000); };
+  loop.release = [](void* inherited) { Free(inherited); };
+  testing::Prng rng(3);
+  return testing::ForkWhileAThreadRuns(
+      loop,
+      [&rng](std::uint64_t ops) {
+        Free(Allocate(1 + rng.Below(4096)));
+        if (ops % 256 == 0) FlushThreadCache();
+        if (ops % 2048 == 0) ReleaseMemory();
+      },
+      &ChildWork);
 }
 
 // The child of a fork made while another thread of the parent was inside

@@ -126,35 +126,17 @@ int TrackingWorks() {
 
 // Forks `forks` times while another thread allocates tracked small and
 // large blocks (the live table's records); each fork must run the layer's
-// prepare handler `prepare_runs` times and its child must work. Exit code.
+// prepare handler `prepare_runs` times and its child must work. Exit code
+// (testing::ForkWhileAThreadRuns).
 int ForkWhileAThreadAllocates(int forks, std::uint64_t prepare_runs) {
-  std::atomic<bool> stop{false};
-  std::atomic<bool> started{false};
-  std::thread worker([&stop, &started] {
-    for (std::uint64_t i = 1; !stop.load(std::memory_order_relaxed); ++i) {
-      Free(Allocate(i % 8 == 0 ? 70000 + i % 5000 : 16 + i % 2000));
-      started.store(true, std::memory_order_relaxed);
-    }
-  });
-  // Fork only once the worker runs (a starting thread may hold a lock of
-  // a sanitizer's runtime, see tests/hardening/fork_test).
-  while (!started.load()) sched_yield();
-  int result = 0;
-  for (int i = 0; i < forks && result == 0; ++i) {
-    const std::uint64_t before = tracking::TrackingForkPrepareRuns();
-    const pid_t pid = fork();
-    if (pid == 0) {
-      ArmWatchdog();
-      _exit(TrackingWorks());
-    }
-    if (pid < 0) result = 9;
-    if (result == 0 && tracking::TrackingForkPrepareRuns() - before != prepare_runs) result = 10;
-    const int code = pid > 0 ? WaitChild(pid) : 0;
-    if (result == 0 && code != 0) result = code == -1 ? 11 : code == -2 ? 12 : code;
-  }
-  stop.store(true);
-  worker.join();
-  return result;
+  testing::ForkLoop loop;
+  loop.forks = forks;
+  loop.prepare_runs = prepare_runs;
+  loop.prepare_count = &tracking::TrackingForkPrepareRuns;
+  loop.child_deadline_ms = kChildDeadlineMs;
+  return testing::ForkWhileAThreadRuns(
+      loop, [](std::uint64_t i) { Free(Allocate(i % 8 == 0 ? 70000 + i % 5000 : 16 + i % 2000)); },
+      [](void*) { return TrackingWorks(); });
 }
 
 // The child of a fork made while another thread was inside the tracking
