@@ -146,9 +146,10 @@ int NamedBlocks(std::uint64_t w) {
 // kNoSlot.
 int SlotOf(std::uint64_t w, std::uintptr_t addr) { return FindSlot(w, SlotValue(addr)); }
 
-}  // namespace
-
-int Mark(std::uintptr_t addr, int size_class) {
+// Mark and Unmark, inlined into their callers on a sample's way (Sample,
+// FreeInMarkedSlice): a call's saves and restores were some 20
+// instructions a sample each way.
+STRATA_ALWAYS_INLINE int MarkInline(std::uintptr_t addr, int size_class) {
   const std::uintptr_t slice = addr & ~(kSliceSize - 1);
   SliceState* state = g_slices.Find(slice);
   if (STRATA_PREDICT_FALSE(state == nullptr)) {
@@ -173,7 +174,7 @@ int Mark(std::uintptr_t addr, int size_class) {
   return slot;
 }
 
-void Unmark(std::uintptr_t addr, int size_class) {
+STRATA_ALWAYS_INLINE void UnmarkInline(std::uintptr_t addr, int size_class) {
   const std::uintptr_t slice = addr & ~(kSliceSize - 1);
   // Marked before: the state exists.
   SliceState* state = g_slices.Find(slice);
@@ -199,11 +200,16 @@ void Unmark(std::uintptr_t addr, int size_class) {
   Unlock(*state);
 }
 
+}  // namespace
+
+int Mark(std::uintptr_t addr, int size_class) { return MarkInline(addr, size_class); }
+void Unmark(std::uintptr_t addr, int size_class) { UnmarkInline(addr, size_class); }
+
 void Sample(void* ptr, std::size_t requested, int size_class) {
   const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
   const auto on_sampled_allocate = internal::SampledAllocateHook();
   if (on_sampled_allocate == nullptr) return;
-  const int slot = Mark(addr, size_class);
+  const int slot = MarkInline(addr, size_class);
   if (slot == kMarkFailed) return;
   // Marked first: the record is visible to readers only for a block whose
   // free will find it.
@@ -221,7 +227,7 @@ int FreeInMarkedSlice(void* ptr, std::uint64_t w) {
   const int slot = SlotOf(w, addr);
   if (slot != kNoSlot || (w & kOverflow) != 0) {
     const auto on_sampled_free = internal::SampledFreeHook();
-    if (on_sampled_free != nullptr && on_sampled_free(ptr, size_class, slot)) Unmark(addr, size_class);
+    if (on_sampled_free != nullptr && on_sampled_free(ptr, size_class, slot)) UnmarkInline(addr, size_class);
   }
   return size_class;
 }
