@@ -5,6 +5,7 @@
 
 #include <atomic>
 
+#include "alloc/internal/cache_slots.h"
 #include "alloc/internal/failure_injection.h"
 #include "alloc/internal/globals.h"
 #include "alloc/internal/thread_cache.h"
@@ -93,7 +94,8 @@ Stats GetStats() noexcept {
   s.reserved_bytes = ph.reserved_bytes;
   s.committed_bytes = ph.committed_bytes;
   s.decommitted_bytes = ph.decommitted_bytes;
-  s.metadata_bytes = ph.metadata_bytes;
+  // The page maps, and the thread caches' slot arrays (cache_slots.h).
+  s.metadata_bytes = ph.metadata_bytes + internal::SlotRegionsMapped() * internal::kRegionBytes;
   s.fragmentation_bytes = static_cast<std::int64_t>(s.committed_bytes) - s.live_bytes;
   for (int k = 0; k < os::kNumFaultKinds; ++k) s.os_failures += os::FailureCount(static_cast<os::FaultKind>(k));
   s.injected_allocation_failures = failure_injection::InjectedFailures();

@@ -45,6 +45,8 @@ struct Stats {
   std::size_t reserved_bytes = 0;
   std::size_t committed_bytes = 0;
   std::size_t decommitted_bytes = 0;    // cumulative bytes given back
+  // Address space of the engine's own tables: the page maps, the thread
+  // caches' slot arrays (reserved; their pages are used as lists grow).
   std::size_t metadata_bytes = 0;
   std::int64_t fragmentation_bytes = 0;  // committed - live
   std::size_t threads_with_cache = 0;

@@ -106,19 +106,77 @@ std::size_t CentralPool::free_objects(int size_class) const {
 }
 
 int CentralPool::Remove(int size_class, int n, FreeObject** head) {
-  return RemoveChain(size_class, n, n == ClassInfo(size_class).batch, /*for_cache=*/false, 0, head);
+  return RemoveChain(size_class, n, n == ClassInfo(size_class).batch, 0, head);
 }
 
-int CentralPool::RemoveForCache(int size_class, int n, bool first_refill, std::uint32_t owner, FreeObject** head) {
+namespace {
+
+// A first-tier batch whose objects are not linked (InsertBatch): its value
+// is its first object's address with this bit set, and its hints hold all
+// of its objects. A batch pushed as a chain (Insert) has the bit clear.
+constexpr std::uintptr_t kUnlinkedBatch = 1;
+
+FreeObject* TagUnlinked(FreeObject* first) {
+  return reinterpret_cast<FreeObject*>(reinterpret_cast<std::uintptr_t>(first) | kUnlinkedBatch);
+}
+bool IsUnlinked(const FreeObject* value) { return (reinterpret_cast<std::uintptr_t>(value) & kUnlinkedBatch) != 0; }
+
+// Links objects[0, n) in that order into a chain; returns its head.
+FreeObject* LinkObjects(FreeObject* const* objects, int n) {
+  for (int i = 0; i + 1 < n; ++i) SetNext(objects[i], objects[i + 1]);
+  SetNext(objects[n - 1], nullptr);
+  return objects[0];
+}
+
+// Writes a chain of `n` objects from `head` into out[0, n) for a thread
+// cache's array: the head (handed out first) at out[n - 1].
+void ChainToArray(FreeObject* head, int n, FreeObject** out) {
+  for (int i = n - 1; i >= 0; --i) {
+    out[i] = head;
+    head = GetNext(head);
+  }
+}
+
+}  // namespace
+
+int CentralPool::RemoveForCache(int size_class, int n, bool first_refill, std::uint32_t owner, FreeObject** out) {
   if (tracked()) owner = 0;  // tracked spans are not in the class map
   if (first_refill) {
-    int got = CarveFreshLines(size_class, n, owner, head);
+    int got = CarveFreshLines(size_class, n, owner, out);
     if (got > 0) {
       span_out_.fetch_add(got, std::memory_order_relaxed);
       return got;
     }
   }
-  return RemoveChain(size_class, n, true, /*for_cache=*/true, owner, head);
+  if (!tracked()) {
+    std::uint32_t count = 0;
+    std::uint32_t n_objects = 0;
+    // The hints land in `out` (room for kMaxBatch): an unlinked batch's are
+    // the objects in the order its cache held them, so they are the array.
+    if (FreeObject* value = transfer_.Pop(transfer_slots(size_class), &count, out, &n_objects,
+                                          ClassInfo(size_class).batch)) {
+      if (IsUnlinked(value)) return static_cast<int>(count);
+      // A chain (its hints, when it has them all, in chain order).
+      if (n_objects == count) {
+        for (std::uint32_t i = 0, j = count - 1; i < j; ++i, --j) {
+          FreeObject* t = out[i];
+          out[i] = out[j];
+          out[j] = t;
+        }
+      } else {
+        ChainToArray(value, static_cast<int>(count), out);
+      }
+      return static_cast<int>(count);
+    }
+  }
+  FreeObject* head = nullptr;
+  int got = RemoveFromSpans(size_class, n, /*align_carve=*/true, owner, &head);
+  if (got > 0) {
+    span_out_.fetch_add(got, std::memory_order_relaxed);
+    // Linked under the lock moments ago: its lines are this core's.
+    ChainToArray(head, got, out);
+  }
+  return got;
 }
 
 void CentralPool::ClaimLocked(int size_class, Span* span, std::uint32_t owner) {
@@ -127,25 +185,18 @@ void CentralPool::ClaimLocked(int size_class, Span* span, std::uint32_t owner) {
   g_class_map.SetOwner(span->start(), span->bytes(), size_class, owner);
 }
 
-int CentralPool::RemoveChain(int size_class, int n, bool whole_batch_ok, bool for_cache, std::uint32_t owner,
-                             FreeObject** head) {
+int CentralPool::RemoveChain(int size_class, int n, bool whole_batch_ok, std::uint32_t owner, FreeObject** head) {
   if (whole_batch_ok && !tracked()) {
     std::uint32_t count = 0;
     FreeObject* objects[Transfer::kMaxHints];
     std::uint32_t n_objects = 0;
-    if (FreeObject* whole = transfer_.Pop(transfer_slots(size_class), &count, objects, &n_objects,
+    if (FreeObject* value = transfer_.Pop(transfer_slots(size_class), &count, objects, &n_objects,
                                           ClassInfo(size_class).batch)) {
-      // The batch's objects were most likely freed by another thread, and
-      // their lines sit in its core's cache: the caller's pops would find
-      // them one by one through the links (a miss each, in series). Their
-      // loads start here together, for writing (the caller's user writes
-      // them next).
-      for (std::uint32_t i = 0; i < n_objects; ++i) __builtin_prefetch(objects[i], 1, 3);
-      *head = whole;
+      *head = IsUnlinked(value) ? LinkObjects(objects, static_cast<int>(count)) : value;
       return static_cast<int>(count);
     }
   }
-  int got = RemoveFromSpans(size_class, n, for_cache, owner, head);
+  int got = RemoveFromSpans(size_class, n, /*align_carve=*/false, owner, head);
   if (got > 0) span_out_.fetch_add(got, std::memory_order_relaxed);
   return got;
 }
@@ -165,9 +216,20 @@ void CentralPool::Insert(int size_class, FreeObject* head, int n, bool reuse_soo
   InsertToSpans(size_class, head, n);
 }
 
-void CentralPool::PrepareInsert(int size_class, int n) const {
-  if (tracked() || n != ClassInfo(size_class).batch) return;
-  transfer_.PrefetchForPush(transfer_slots(size_class), static_cast<std::uint32_t>(n));
+void CentralPool::InsertBatch(int size_class, FreeObject* const* objects, int n, bool reuse_soon) {
+  if (n <= 0) return;
+  const int batch = ClassInfo(size_class).batch;
+  if ((n == batch || (reuse_soon && n >= 2 && n < batch)) && !tracked()) {
+    const auto count = static_cast<std::uint32_t>(n);
+    const auto limit = static_cast<std::uint32_t>(MaxBatches(size_class));
+    FreeObject* value = TagUnlinked(objects[0]);
+    if (transfer_.Push(transfer_slots(size_class), value, count, objects, count, limit)) return;
+    if (n == batch && GrowForFlow(size_class) &&
+        transfer_.Push(transfer_slots(size_class), value, count, objects, count, limit)) {
+      return;
+    }
+  }
+  InsertToSpans(size_class, LinkObjects(objects, n), n);
 }
 
 void CentralPool::Drain(int size_class) {
@@ -180,7 +242,10 @@ void CentralPool::Drain(int size_class) {
   }
   flow_mark_.store(transfer_.pops(), std::memory_order_relaxed);
   std::uint32_t count = 0;
-  while (FreeObject* head = transfer_.Pop(transfer_slots(size_class), &count)) {
+  FreeObject* objects[Transfer::kMaxHints];
+  std::uint32_t n_objects = 0;
+  while (FreeObject* value = transfer_.Pop(transfer_slots(size_class), &count, objects, &n_objects)) {
+    FreeObject* head = IsUnlinked(value) ? LinkObjects(objects, static_cast<int>(count)) : value;
     InsertToSpans(size_class, head, static_cast<int>(count));
   }
 }
@@ -218,7 +283,7 @@ int CentralPool::ObjectsPerLineRun(int size_class) {
   return static_cast<int>(k);
 }
 
-int CentralPool::CarveFreshLines(int size_class, int n, std::uint32_t owner, FreeObject** head) {
+int CentralPool::CarveFreshLines(int size_class, int n, std::uint32_t owner, FreeObject** out) {
   const SizeClassInfo& info = ClassInfo(size_class);
   const std::uint32_t objects = SpanObjects(size_class, tracked());
   const auto run = static_cast<std::uint32_t>(ObjectsPerLineRun(size_class));
@@ -253,26 +318,22 @@ int CentralPool::CarveFreshLines(int size_class, int n, std::uint32_t owner, Fre
     const std::uint32_t end = head_index + want;
     if (end % run != 0) want += run - end % run;
     count = lead + want;
+    if (count > RefillBound(size_class)) count = RefillBound(size_class);
     if (count > objects - first) count = objects - first;
     span->carved += count;
     span->allocated += count;
     TookFromSpanLocked(size_class, span, owner, objects);
   }
-  // The carved objects are this thread's alone now: link them unlocked.
+  // The carved objects are this thread's alone now. Their addresses go to
+  // the cache's array (the head, handed out first, at its top); the
+  // objects themselves are not touched (fresh pages are faulted in by the
+  // program's first write, not by the allocator).
   const std::uintptr_t base = span->start();
-  auto at = [&](std::uint32_t i) {
-    const std::uint32_t index = CarvedObject(span, first + i, objects);
-    return reinterpret_cast<FreeObject*>(base + static_cast<std::uintptr_t>(index) * info.size);
-  };
   const std::uint32_t fresh = lead < count ? lead : 0;  // index of the head
-  FreeObject* prev = nullptr;
   for (std::uint32_t k = 0; k < count; ++k) {
-    FreeObject* o = at((fresh + k) % count);
-    if (prev != nullptr) SetNext(prev, o);
-    prev = o;
+    const std::uint32_t index = CarvedObject(span, first + (fresh + k) % count, objects);
+    out[count - 1 - k] = reinterpret_cast<FreeObject*>(base + static_cast<std::uintptr_t>(index) * info.size);
   }
-  SetNext(prev, nullptr);
-  *head = at(fresh);
   return static_cast<int>(count);
 }
 

@@ -1,17 +1,19 @@
 // alloc/internal/central_pool.h: one central pool per size class.
 //
 // Two tiers:
-//   1. A lock-free LIFO transfer stack of batches (chains of 2 up to
-//      ClassInfo.batch objects linked through FreeObject::next, each with
-//      its count; see transfer_stack.h): a thread cache that overflows
-//      pushes a batch, one that runs dry pops the most recently pushed
-//      (still cache-warm) one. In steady state (including producer/consumer
-//      programs, where the consumer's frees flow back to the producer as
-//      batches) objects move between threads through this tier alone, two
-//      CASes per batch. A batch keeps its objects' addresses beside it, so
-//      that the thread that takes it starts the loads of all of them at
-//      once: a batch another core freed is otherwise a cache miss per
-//      object, one after the other, as its pops follow the links. A partial batch takes this tier too when it is to
+//   1. A lock-free LIFO transfer stack of batches (2 up to ClassInfo.batch
+//      objects, each with its count; see transfer_stack.h): a thread cache
+//      that overflows pushes a batch, one that runs dry pops the most
+//      recently pushed (still cache-warm) one. In steady state (including
+//      producer/consumer programs, where the consumer's frees flow back to
+//      the producer as batches) objects move between threads through this
+//      tier alone, two CASes per batch. A thread cache's batch is its
+//      objects' addresses, kept in the stack's slot (InsertBatch, "unlinked":
+//      the objects are not touched, cache_slots.h); the thread that takes
+//      it copies them into its array (RemoveForCache). A chain (Insert:
+//      single frees, an owner-frees build's messages) is linked through
+//      FreeObject::next; a caller that wants a chain (Remove) gets an
+//      unlinked batch linked on the way out. A partial batch takes this tier too when it is to
 //      be reused soon: a list in slow start that overflows hands over
 //      everything it holds, and its next refill takes it back; through the
 //      spans every object would be checked and relinked under the lock and
@@ -73,6 +75,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "alloc/internal/cache_slots.h"
 #include "alloc/internal/engine_lock.h"
 #include "alloc/internal/page_heap.h"
 #include "alloc/internal/span.h"
@@ -98,10 +101,14 @@ class alignas(kCacheLineSize) CentralPool {
   // FreeObject::next; returns how many (0 when out of memory).
   int Remove(int size_class, int n, FreeObject** head);
   // For a thread cache's refill: the batch on top of the first tier when
-  // there is one (it may hold more than `n`: the objects are free and warm already,
-  // and a cache in slow start would otherwise take them from the spans a
-  // few at a time, under the lock), else as Remove, with the chain carved
-  // to end on a line boundary (up to a line's worth more than `n`).
+  // there is one (it may hold more than `n`: the objects are free and warm
+  // already, and a cache in slow start would otherwise take them from the
+  // spans a few at a time, under the lock), else as Remove, with the
+  // objects carved to end on a line boundary (up to a line's worth more
+  // than `n`). The objects' addresses go to out[0, returned) in the order
+  // of a thread cache's array (cache_slots.h: the one to hand out first
+  // last); `out` has room for RefillBound(size_class) (cache_slots.h). A first-tier batch that a
+  // cache handed back (InsertBatch) is copied without touching its objects.
   // `first_refill` (the thread has never allocated this class): fresh
   // lines from the current span's uncarved tail when it has one, so that
   // a new thread's hot objects share no line with other threads' objects,
@@ -110,19 +117,21 @@ class alignas(kCacheLineSize) CentralPool {
   // owner slot, remote_free.h; 0 for none) becomes the owner of every span
   // objects are taken from (not of a first-tier batch's, which may mix
   // spans): the blocks' frees by other threads then come back to it.
-  int RemoveForCache(int size_class, int n, bool first_refill, std::uint32_t owner, FreeObject** head);
+  int RemoveForCache(int size_class, int n, bool first_refill, std::uint32_t owner, FreeObject** out);
+  // A thread cache's batch of `n` objects (1 <= n <= kMaxBatch), given by
+  // their addresses and not linked: a whole batch goes to the first tier
+  // as addresses only (the objects are not touched, see cache_slots.h), a
+  // partial one when `reuse_soon`, as Insert; otherwise they are linked
+  // and go to the spans.
+  void InsertBatch(int size_class, FreeObject* const* objects, int n, bool reuse_soon);
   // Inserts a chain of `n` objects (any n >= 1) linked through next. A
   // whole batch goes to the first tier when it has room; a partial one
   // (2 <= n < batch) only when `reuse_soon` (see the header comment).
   // `objects`, when given, holds the chain's n objects in order (n <=
-  // kMaxBatch): a first-tier batch keeps them, so that the thread that takes
-  // it can fetch them all at once (RemoveChain).
+  // kMaxBatch): a first-tier batch keeps them, so that a thread cache that
+  // takes it copies them instead of walking the chain.
   void Insert(int size_class, FreeObject* head, int n, bool reuse_soon = false,
               FreeObject* const* objects = nullptr);
-  // A hint that an Insert of `n` objects with their addresses follows
-  // after some work (a thread cache cutting the batch): the first tier's
-  // lines that push would write start coming now.
-  void PrepareInsert(int size_class, int n) const;
   // Moves every batch of tier 1 to the spans (so empty spans can go back).
   void Drain(int size_class);
 
@@ -196,15 +205,15 @@ class alignas(kCacheLineSize) CentralPool {
   static constexpr std::size_t kCarveSeparation = 256;
   // Objects per run that starts and ends on a line boundary.
   static int ObjectsPerLineRun(int size_class);
-  int RemoveChain(int size_class, int n, bool whole_batch_ok, bool for_cache, std::uint32_t owner,
-                  FreeObject** head);
+  int RemoveChain(int size_class, int n, bool whole_batch_ok, std::uint32_t owner, FreeObject** head);
   // `align_carve`: carving ends on a line boundary (see RemoveForCache).
   int RemoveFromSpans(int size_class, int n, bool align_carve, std::uint32_t owner, FreeObject** head);
-  // At least `n` objects from fresh lines of the current span's uncarved
-  // tail, 0 when it has none. The chain's head is the first object at or
-  // past the next kCarveSeparation boundary; the objects before it (near
-  // the previous carve) end the chain.
-  int CarveFreshLines(int size_class, int n, std::uint32_t owner, FreeObject** head);
+  // At least `n` objects (at most RefillBound) from fresh lines of
+  // the current span's uncarved tail, 0 when it has none, their addresses
+  // in out[] as RemoveForCache gives them. The head (handed out first) is
+  // the first object at or past the next kCarveSeparation boundary; the
+  // objects before it (near the previous carve) are handed out last.
+  int CarveFreshLines(int size_class, int n, std::uint32_t owner, FreeObject** out);
   // Makes `owner` (non-zero) the owner of `span`, a span of this normal pool.
   void ClaimLocked(int size_class, Span* span, std::uint32_t owner) STRATA_REQUIRES(lock_);
   void UnlinkExhaustedLocked(Span* span) STRATA_REQUIRES(lock_);

@@ -239,7 +239,14 @@ bool CrossesSample(ThreadCache& tc, std::size_t size, bool* sampled) {
 // list, refilling it from the central pool. Validates every link.
 FreeObject* PopChecked(ThreadCache& tc, int size_class) {
   FreeList& list = tc.lists[size_class];
-  if (list.head == nullptr) {
+  if (list.base == nullptr) {
+    // No slot region (the OS refused it): a block at a time.
+    FreeObject* one = nullptr;
+    if (g_central[size_class].Remove(size_class, 1, &one) == 0) return nullptr;
+    RelaxedStore(list.allocs, list.allocs + 1);
+    return one;
+  }
+  if (list.top == list.base) {
     FreeObject* head = nullptr;
     int got = g_central[size_class].Remove(size_class, ClassInfo(size_class).batch, &head);
     if (got == 0) return nullptr;
@@ -247,24 +254,43 @@ FreeObject* PopChecked(ThreadCache& tc, int size_class) {
       ReportError(ErrorKind::kFreeListCorruption, head, ClassSize(size_class));
       return nullptr;
     }
-    list.head = head;
-    SetListLength(list, static_cast<std::uint32_t>(got));
+    // The chain's links are checked as it is copied into the array, the
+    // first to come out last. A link written after free ends the chain
+    // there: the objects before it are kept (each was validated when it
+    // came back), the rest dropped (leaked, never handed out).
+    FreeObject* chain[kMaxRefillObjects];
+    int n = 0;
+    for (FreeObject* o = head; o != nullptr && n < got && n < static_cast<int>(kMaxRefillObjects);) {
+      chain[n++] = o;
+      FreeObject* next = GetNext(o);
+      if (STRATA_PREDICT_FALSE(!HardenedValidLink(next, size_class))) {
+        ErrorReport r{ErrorKind::kFreeListCorruption, o};
+        r.size = ClassSize(size_class);
+        r.detail = "a freed block's link was overwritten (write after free?)";
+        ReportError(r);
+        break;
+      }
+      o = next;
+    }
+    // Each cached block's first word holds an encoded null (as a pushed
+    // one does, FreeSmallChecked), checked when it is popped.
+    for (int i = 0; i < n; ++i) {
+      SetNext(chain[n - 1 - i], nullptr);
+      list.base[i] = chain[n - 1 - i];
+    }
+    RelaxedStore(list.top, list.base + n);
   }
-  FreeObject* object = list.head;
-  FreeObject* next = GetNext(object);
-  if (STRATA_PREDICT_FALSE(!HardenedValidLink(next, size_class))) {
-    // Written after free: keep the object (validated when it became the
-    // head), drop the rest of the list (leaked, never handed out).
+  FreeObject* object = static_cast<FreeObject*>(list.top[-1]);
+  RelaxedStore(list.top, list.top - 1);
+  RelaxedStore(list.allocs, list.allocs + 1);
+  if (STRATA_PREDICT_FALSE(GetNext(object) != nullptr)) {
+    // The encoded null written when the block was cached was overwritten
+    // (a write after free, or a forged pointer).
     ErrorReport r{ErrorKind::kFreeListCorruption, object};
     r.size = ClassSize(size_class);
     r.detail = "a freed block's link was overwritten (write after free?)";
     ReportError(r);
-    next = nullptr;
-    SetListLength(list, 1);
   }
-  list.head = next;
-  AddListLength(list, -1);
-  RelaxedStore(list.allocs, list.allocs + 1);
   return object;
 }
 
@@ -359,10 +385,18 @@ void FreeSmallChecked(void* ptr, const BlockInfo& info, const FreeClaim& claim) 
     return;
   }
   FreeList& list = tc.lists[c];
-  SetNext(object, list.head);
-  list.head = object;
-  AddListLength(list, 1);
-  // Bounded: at most two batches per class wait here.
+  if (list.base == nullptr) {
+    SetNext(object, nullptr);
+    g_central[c].Insert(c, object, 1);
+    return;
+  }
+  // An encoded null in the block's first word: a write after free there
+  // is seen when the block is popped (PopChecked).
+  SetNext(object, nullptr);
+  *list.top = object;
+  RelaxedStore(list.top, list.top + 1);
+  // Bounded: at most two batches per class wait here (the near slots have
+  // room for them and the push that overflows them, cache_slots.h).
   const std::uint32_t batch = ClassInfo(c).batch;
   if (ListLength(list) > 2 * batch) ReleaseFromList(list, c, batch);
 }

@@ -13,17 +13,19 @@
 //     block's class (a range check against a per-class table, ~4
 //     instructions, in those entry points only; Free is unchanged);
 //   - double, interior and misaligned frees of small blocks *at flush
-//     time*: when a thread cache hands a chain back (overflow, flush,
-//     thread exit) the chain is re-counted (a block freed twice into one
-//     list makes it cyclic), and every block that reaches its span is
-//     checked against the span's layout and the block bitmap ("already on
-//     the span's free list" = freed twice). Detection is eventual and
-//     best-effort: a duplicate that is handed out again from a thread
-//     cache before any flush, or from a batch waiting in the central
-//     pool's first tier (whole batches, and the partial batches of a
-//     cache's overflow, see central_pool.h) before it reaches its span, is
-//     not seen. That is the price of a free fast path of a few
-//     instructions with no per-block state.
+//     time*: when a thread cache hands blocks back (overflow, flush,
+//     thread exit), each batch's addresses are compared with their next
+//     few neighbours in the list (ReleaseFromList: a block freed twice
+//     within a few frees shows twice there), and every block that reaches
+//     its span is checked against the span's layout and the block bitmap
+//     ("already on the span's free list" = freed twice). Detection is
+//     eventual and best-effort: a duplicate that is handed out again from
+//     a thread cache before any flush, one whose copies lie further apart
+//     in the list, or one in a batch waiting in the central pool's first
+//     tier (whole batches, and the partial batches of a cache's overflow,
+//     see central_pool.h) before it reaches its span, is not seen. That is
+//     the price of a free fast path of a few instructions with no
+//     per-block state.
 //
 // Hardened mode (STRATA_HARDENED=1 in the environment, read once at process
 // init; or built with --config=hardened, which defines
@@ -47,10 +49,13 @@
 //     printed with a later double free.
 //   - interior and misaligned small frees at once (block boundary check).
 //   - free-list pointer encoding: links are XORed with a per-process secret
-//     and their own address (span.h GetNext/SetNext), and every pop checks
-//     that the decoded link is null or the start of a free block of the
-//     same class: a use-after-free write to a freed block's first word
-//     is reported instead of handing out an attacker-chosen address.
+//     and their own address (span.h GetNext/SetNext), and every pop from a
+//     span's free list checks that the decoded link is null or the start
+//     of a free block of the same class; a block waiting in a thread's
+//     hardened list (an array of addresses, outside the block) keeps an
+//     encoded null in its first word, checked when it is handed out: a
+//     use-after-free write to a freed block's first word is reported
+//     instead of handing out an attacker-chosen address.
 //   - canaries: a small block of a request of n bytes comes from the class
 //     of n + 8; its last 8 bytes hold a trailer (n, the allocation kind,
 //     the alignment, a check value; XORed with a secret derived from the

@@ -11,8 +11,8 @@
 // the owner's inbox with one CAS when it is full, when the next remote free
 // of the class names another owner, and when the thread flushes or exits.
 // The owner takes its whole inbox with one exchange when a list of its runs
-// dry (before it asks a central pool) and splices each batch into its list
-// of that class. Producer/consumer programs then cycle their blocks between
+// dry (before it asks a central pool) and pushes each batch's blocks onto
+// its list of that class. Producer/consumer programs then cycle their blocks between
 // the two threads without a central pool (no lock, no span bookkeeping),
 // and a block goes back to the thread whose cache lines it shares.
 //
@@ -20,17 +20,17 @@
 //     `-> FreeSlow -> RemoteFree: append to remote[class]  (no atomic)
 //            `-> batch full / other owner: PostRemoteBatch  (one CAS on S's inbox)
 //   malloc miss in S's thread (list empty)
-//     `-> AllocateSlow -> DrainInbox: exchange(S.inbox, null), splice every
-//         message into its class's list          (one atomic per drain)
+//     `-> AllocateSlow -> DrainInbox: exchange(S.inbox, null), push every
+//         message's blocks onto its class's list  (one atomic per drain)
 //            `-> still empty: Refill from the central pool (as before)
 //
 // A message is a batch: a null-terminated chain of objects of one class
 // linked through their first word (FreeObject::next); its head's second
 // word links the next message and carries the chain's count, and the
-// second block's second word its tail (every class is at least 16 bytes),
-// so the owner splices a message in O(1) without touching its blocks (they
-// were written last by another core: it touches each when it allocates
-// it). A block freed twice in a row into one batch is reported at once; a
+// second block's second word its tail (every class is at least 16 bytes).
+// The owner walks a message's chain to push its blocks' addresses onto its
+// list (an array, cache_slots.h): a read of each block's link, which the
+// posting core wrote. A block freed twice in a row into one batch is reported at once; a
 // message found inconsistent when drained is reported as a double free and
 // dropped. Other double frees are caught as in the thread's own list: at
 // flush time in normal mode, at once in hardened mode (hardening.h), where

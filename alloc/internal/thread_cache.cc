@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "alloc/internal/block_lookup.h"
+#include "alloc/internal/cache_slots.h"
 #include "alloc/internal/engine_lock.h"
 #include "alloc/internal/errors.h"
 #include "alloc/internal/globals.h"
@@ -126,53 +127,73 @@ FreeObject* RegistryRemove(ThreadCache* tc) {
 
 }  // namespace
 
-// Hands `n` objects from the head of `list` to the central pool.
+namespace {
+
+// A block freed twice into one list shows as the same address twice in its
+// array. Checked in each batch handed back: every address against the
+// next kDuplicateWindow ones (the usual double free, `free(p)` again a few
+// frees later, falls within it; compares of values already loaded, no
+// block's memory touched). Copies further apart are caught when they reach
+// their span (central_pool.h), unless a thread gets the block first.
+constexpr std::uint32_t kDuplicateWindow = 4;
+
+bool HasNearDuplicate(FreeObject* const* objects, std::uint32_t n) {
+  bool repeated = false;
+  for (std::uint32_t d = 1; d <= kDuplicateWindow; ++d) {
+    for (std::uint32_t i = 0; i + d < n; ++i) repeated |= objects[i] == objects[i + d];
+  }
+  return repeated;
+}
+
+// Drops the later copies of repeated addresses from objects[0, n) (a
+// double free already reported) and returns how many remain.
+std::uint32_t DropDuplicates(FreeObject** objects, std::uint32_t n) {
+  std::uint32_t kept = 0;
+  for (std::uint32_t i = 0; i < n; ++i) {
+    bool seen = false;
+    for (std::uint32_t j = 0; j < kept; ++j) seen |= objects[j] == objects[i];
+    if (!seen) objects[kept++] = objects[i];
+  }
+  return kept;
+}
+
+// A batch with a block freed twice in it (HasNearDuplicate): reports the
+// double free and hands the pool each block once. Rare: out of the
+// engine's code window (libstrata_order.txt).
+STRATA_NOINLINE void ReleaseWithDuplicates(int size_class, FreeObject** objects, std::uint32_t n) {
+  FreeObject* repeated = nullptr;
+  for (std::uint32_t d = 1; d <= kDuplicateWindow && repeated == nullptr; ++d) {
+    for (std::uint32_t i = 0; i + d < n; ++i) {
+      if (objects[i] == objects[i + d]) {
+        repeated = objects[i];
+        break;
+      }
+    }
+  }
+  const std::uint32_t kept = DropDuplicates(objects, n);
+  g_central[size_class].InsertBatch(size_class, objects, static_cast<int>(kept), false);
+  ReportError(ErrorKind::kDoubleFree, repeated, ClassSize(size_class));
+}
+
+}  // namespace
+
+// Hands the `n` newest blocks of `list` to the central pool, a batch at a
+// time.
 void ReleaseFromList(FreeList& list, int size_class, std::uint32_t n, bool reuse_soon) {
-  if (n == 0 || list.head == nullptr) return;
-  if (n > ListLength(list)) n = ListLength(list);
-  const int batch = ClassInfo(size_class).batch;
+  const std::uint32_t length = ListLength(list);
+  if (n > length) n = length;
+  const auto batch = static_cast<std::uint32_t>(ClassInfo(size_class).batch);
   while (n > 0) {
-    std::uint32_t take = n < static_cast<std::uint32_t>(batch) ? n : static_cast<std::uint32_t>(batch);
-    // The first tier's lines the push will write come during the walk.
-    g_central[size_class].PrepareInsert(size_class, static_cast<int>(take));
-    FreeObject* head = list.head;
-    FreeObject* last = head;
-    // The chain's objects, for the first tier's batch (CentralPool::Insert).
-    FreeObject* objects[kMaxBatch];
-    objects[0] = head;
-    std::uint32_t walked = 1;
-    while (walked < take) {
-      FreeObject* next = GetNext(last);
-      if (next == nullptr) break;
-      objects[walked++] = last = next;
-    }
-    FreeObject* rest = GetNext(last);
-    SetNext(last, nullptr);
-    // Check the cut chain. A block freed twice into this list made it
-    // cyclic: the walk went round the cycle, so `last` is also an earlier
-    // object, whose link the cut just ended: the chain from `head` is
-    // shorter than the walk (see hardening.h, "at flush time"). The check
-    // looks for `last` among the objects recorded before it: compares of
-    // values already in the array, no object's line touched again, and no
-    // early exit (the compiler vectorizes it).
-    bool repeated = false;
-    for (std::uint32_t i = 0; i + 1 < walked; ++i) repeated |= objects[i] == last;
-    if (STRATA_PREDICT_FALSE(repeated || walked != take)) {
-      // The chain from `head` ends at the first occurrence of `last`.
-      std::uint32_t count = 1;
-      while (count < walked && objects[count - 1] != last) ++count;
-      // The rest of the list cannot be trusted: hand over the `count`
-      // distinct objects and drop the others (leaked, never reused).
-      if (count > 0) g_central[size_class].Insert(size_class, head, static_cast<int>(count));
-      list.head = nullptr;
-      SetListLength(list, 0);
-      ReportError(ErrorKind::kDoubleFree, last, ClassSize(size_class));
-      return;
-    }
-    list.head = rest;
-    AddListLength(list, -static_cast<std::int32_t>(take));
-    g_central[size_class].Insert(size_class, head, static_cast<int>(take), reuse_soon, objects);
+    const std::uint32_t take = n < batch ? n : batch;
+    void** const from = list.top - take;
+    auto** objects = reinterpret_cast<FreeObject**>(from);
+    RelaxedStore(list.top, from);
     n -= take;
+    if (STRATA_PREDICT_FALSE(HasNearDuplicate(objects, take))) {
+      ReleaseWithDuplicates(size_class, objects, take);
+      continue;
+    }
+    g_central[size_class].InsertBatch(size_class, objects, static_cast<int>(take), reuse_soon);
   }
 }
 
@@ -185,14 +206,45 @@ void FlushAll(ThreadCache& tc) {
   }
 }
 
-// Splices a drained or taken-back chain of `count` blocks of class `c`
-// into the thread's list.
-void SpliceIntoList(ThreadCache& tc, int c, FreeObject* head, FreeObject* tail, std::uint32_t count) {
+// The slots list c may fill: its near slots, or its far ones once it moved
+// there (cache_slots.h).
+std::uint32_t ListCapacity(const ThreadCache& tc, int c) {
+  return tc.lists[c].base == tc.slot_region + NearSlotOffset(c) ? NearSlotCapacity(c) : FarSlotCapacity(c);
+}
+
+// Sets list c's max_length, first moving it to its far slots when its near
+// ones have no room for that many and the push that overflows them.
+void SetListBound(ThreadCache& tc, int c, std::uint32_t max_length) {
   FreeList& list = tc.lists[c];
-  SetNext(tail, list.head);
-  list.head = head;
-  AddListLength(list, static_cast<std::int32_t>(count));
+  if (max_length + 1 > ListCapacity(tc, c)) {
+    void** const far = tc.slot_region + FarSlotOffset(c);
+    const std::uint32_t length = ListLength(list);
+    for (std::uint32_t i = 0; i < length; ++i) far[i] = list.base[i];
+    // Base first: a statistics reader in between sees an empty list, not
+    // one of the distance between the two.
+    RelaxedStore(list.base, far);
+    RelaxedStore(list.top, far + length);
+  }
+  SetMaxLength(list, max_length);
+}
+
+// Pushes a drained or taken-back chain of `count` blocks of class `c` onto
+// the thread's list (handing batches back first when its array is full).
+void SpliceIntoList(ThreadCache& tc, int c, FreeObject* head, std::uint32_t count) {
+  FreeList& list = tc.lists[c];
   RelaxedStore(tc.remote[c].received, tc.remote[c].received + count);
+  if (list.base == nullptr) {  // no slot region: straight to the pool
+    g_central[c].Insert(c, head, static_cast<int>(count));
+    return;
+  }
+  void** const end = list.base + ListCapacity(tc, c);
+  for (FreeObject* o = head; count > 0 && o != nullptr; --count) {
+    if (list.top >= end) ReleaseFromList(list, c, static_cast<std::uint32_t>(ClassInfo(c).batch), true);
+    FreeObject* next = GetNext(o);
+    *list.top = o;
+    RelaxedStore(list.top, list.top + 1);
+    o = next;
+  }
 }
 
 // Takes the thread's whole inbox and splices every message into its list
@@ -204,7 +256,7 @@ bool DrainInbox(ThreadCache& tc) {
   // take it from them on every empty check.
   if (!IsMessage(g_owner_slots[slot].inbox.load(std::memory_order_relaxed))) return false;
   const std::int64_t bytes = ForEachMessage(TakeInbox(slot), [&tc](const RemoteMessage& m) {
-    SpliceIntoList(tc, m.size_class, m.head, m.tail, m.count);
+    SpliceIntoList(tc, m.size_class, m.head, m.count);
     tc.activity[m.size_class] = 1;
   });
   NoteInboxTaken(slot, bytes);
@@ -225,7 +277,7 @@ void AdoptBatch(ThreadCache& tc, int c, RemoteBatch& b) {
     last_slice = slice;
     g_class_map.CasEntry(reinterpret_cast<std::uintptr_t>(o), from, to);
   }
-  SpliceIntoList(tc, c, b.head, b.tail, b.count);
+  SpliceIntoList(tc, c, b.head, b.count);
 }
 
 // Posts the thread's remote batch of class `c` to its owner (or keeps it,
@@ -291,8 +343,29 @@ void ThreadExit(void* arg) {
       tc->remote[c] = RemoteBatch{};
     }
   }
+  ReleaseSlotRegion(tc->slot_region);
+  tc->slot_region = nullptr;
   tc->capacity_bytes = 0;
   tc->state = CacheState::kDead;
+}
+
+// Gives the thread's lists their arrays (cache_slots.h). False when the OS
+// refused the memory: the lists stay null (both fast paths miss) and the
+// slow paths serve the thread one block at a time until a later attempt
+// succeeds.
+bool AttachSlotRegion(ThreadCache& tc) {
+  if (tc.slot_region != nullptr) return true;
+  void** region = AcquireSlotRegion();
+  if (region == nullptr) return false;
+  tc.slot_region = region;
+  for (int c = 1; c < kNumClasses; ++c) {
+    FreeList& list = tc.lists[c];
+    void** const base = region + NearSlotOffset(c);
+    RelaxedStore(list.top, base);
+    RelaxedStore(list.base, base);
+    list.limit = base;  // max_length 0 (see InitThread)
+  }
+  return true;
 }
 
 void InitThread(ThreadCache& tc) {
@@ -308,11 +381,11 @@ void InitThread(ThreadCache& tc) {
     // byte bound; hardened mode: it stays 0, so the fast path always
     // misses). A block freed before that was allocated by another thread;
     // ListTooLong sends the first few back (see kForeignFreesUncached).
-    SetMaxLength(tc.lists[c], 0);
     tc.overages[c] = 0;
     tc.activity[c] = 0;
   }
   tc.capacity_bytes = 0;
+  AttachSlotRegion(tc);  // may fail: see there
   if (hardened) {
     tc.bytes_until_sample = kHardenedCountdown;
     tc.hardened_countdown = NextSampleCountdown();
@@ -338,35 +411,39 @@ std::size_t ThreadCacheBound() {
 
 namespace {
 
+// Fills the empty list `size_class` from the central pool (the thread
+// has its slot region).
 bool Refill(ThreadCache& tc, int size_class) {
   const SizeClassInfo& info = ClassInfo(size_class);
   FreeList& list = tc.lists[size_class];
   // The first object is free of the byte bound (and of the length bound:
   // a list of length 1 is always allowed), then slow start, then grow by
   // batches while the bounds allow.
-  if (list.max_length == 0) SetMaxLength(list, 1);
-  std::uint32_t grow = list.max_length < info.batch ? 1u : info.batch;
-  if (list.max_length + grow <= kMaxListLength &&
-      static_cast<std::size_t>(list.max_length + grow) * info.size <= ListByteBound(info.size) &&
+  std::uint32_t max_length = MaxLength(list);
+  if (max_length == 0) SetListBound(tc, size_class, max_length = 1);
+  std::uint32_t grow = max_length < info.batch ? 1u : info.batch;
+  if (max_length + grow <= kMaxListLength &&
+      static_cast<std::size_t>(max_length + grow) * info.size <= ListByteBound(info.size) &&
       tc.capacity_bytes + static_cast<std::size_t>(grow) * info.size <= ThreadCacheBound()) {
-    SetMaxLength(list, list.max_length + grow);
+    SetListBound(tc, size_class, max_length += grow);
     tc.capacity_bytes += static_cast<std::size_t>(grow) * info.size;
   }
-  int want = list.max_length < info.batch ? static_cast<int>(list.max_length) : info.batch;
-  FreeObject* head = nullptr;
+  int want = max_length < info.batch ? static_cast<int>(max_length) : info.batch;
   const bool first_refill = RelaxedLoad(list.allocs) == 0;
-  int got = g_central[size_class].RemoveForCache(size_class, want, first_refill, tc.owner_slot, &head);
+  // The list is empty: the pool writes the blocks' addresses straight into
+  // its array (the near slots' capacity covers RefillBound).
+  int got = g_central[size_class].RemoveForCache(size_class, want, first_refill, tc.owner_slot,
+                                                 reinterpret_cast<FreeObject**>(list.base));
   if (got == 0) return false;
-  // `head` is a chain of `got` objects; the list is empty. A whole batch
-  // (more than asked) ends the slow start at once when the bounds allow;
-  // when they do not, the next free overflows and hands a batch back.
-  list.head = head;
-  SetListLength(list, static_cast<std::uint32_t>(got));
-  if (static_cast<std::uint32_t>(got) > list.max_length) {
-    const std::size_t extra = static_cast<std::size_t>(got - list.max_length) * info.size;
+  RelaxedStore(list.top, list.base + got);
+  // A whole batch (more than asked) ends the slow start at once when the
+  // bounds allow; when they do not, the next free overflows and hands a
+  // batch back.
+  if (static_cast<std::uint32_t>(got) > max_length) {
+    const std::size_t extra = static_cast<std::size_t>(got - max_length) * info.size;
     if (static_cast<std::size_t>(got) * info.size <= ListByteBound(info.size) &&
         tc.capacity_bytes + extra <= ThreadCacheBound()) {
-      SetMaxLength(list, static_cast<std::uint32_t>(got));
+      SetListBound(tc, size_class, static_cast<std::uint32_t>(got));
       tc.capacity_bytes += extra;
     }
   }
@@ -379,8 +456,8 @@ void ListTooLong(ThreadCache& tc, int size_class) {
   FreeList& list = tc.lists[size_class];
   ReleaseFromList(list, size_class, info.batch, /*reuse_soon=*/true);
   tc.activity[size_class] = 1;
-  if (list.max_length == 0 && RelaxedLoad(list.allocs) == 0 &&
-      ++tc.overages[size_class] <= kForeignFreesUncached) {
+  const std::uint32_t max_length = MaxLength(list);
+  if (max_length == 0 && RelaxedLoad(list.allocs) == 0 && ++tc.overages[size_class] <= kForeignFreesUncached) {
     // Not allocated here yet: the block came from another thread, and its
     // line may be hot in that thread. Caching it would hand it to this
     // thread's next allocation (passive false sharing); it went back to
@@ -388,17 +465,17 @@ void ListTooLong(ThreadCache& tc, int size_class) {
     // allocating is a consumer: past a few blocks its list grows.
     return;
   }
-  if (list.max_length == 0) tc.overages[size_class] = 0;
-  if (list.max_length < info.batch) {
+  if (max_length == 0) tc.overages[size_class] = 0;
+  if (max_length < info.batch) {
     if (tc.capacity_bytes + info.size <= ThreadCacheBound()) {
-      SetMaxLength(list, list.max_length + 1);
+      SetListBound(tc, size_class, max_length + 1);
       tc.capacity_bytes += info.size;
     }
-  } else if (list.max_length > info.batch) {
+  } else if (max_length > info.batch) {
     // Overflowing again and again: this thread frees more than it
     // allocates here (a consumer); a shorter list sends batches back sooner.
     if (++tc.overages[size_class] > 3) {
-      SetMaxLength(list, list.max_length - info.batch);
+      SetMaxLength(list, max_length - info.batch);
       tc.capacity_bytes -= static_cast<std::size_t>(info.batch) * info.size;
       tc.overages[size_class] = 0;
     }
@@ -410,8 +487,8 @@ void ListTooLong(ThreadCache& tc, int size_class) {
 void ShrinkList(ThreadCache& tc, int c, std::uint32_t target) {
   FreeList& list = tc.lists[c];
   if (target < 1) target = 1;
-  if (target >= list.max_length) return;
-  tc.capacity_bytes -= static_cast<std::size_t>(list.max_length - target) * ClassSize(c);
+  if (target >= MaxLength(list)) return;
+  tc.capacity_bytes -= static_cast<std::size_t>(MaxLength(list) - target) * ClassSize(c);
   SetMaxLength(list, target);
   if (ListLength(list) > target) ReleaseFromList(list, c, ListLength(list) - target);
 }
@@ -422,7 +499,7 @@ void ShrinkList(ThreadCache& tc, int c, std::uint32_t target) {
 void TrimToBound(ThreadCache& tc, std::size_t bound) {
   const std::size_t capacity = tc.capacity_bytes;
   for (int c = 1; c < kNumClasses; ++c) {
-    const std::uint64_t max_length = tc.lists[c].max_length;
+    const std::uint64_t max_length = MaxLength(tc.lists[c]);
     ShrinkList(tc, c, static_cast<std::uint32_t>(max_length * bound / capacity));
   }
 }
@@ -441,7 +518,7 @@ void IdleScan(ThreadCache& tc) {
     const auto allocs = static_cast<std::uint32_t>(list.allocs);
     const bool used = tc.activity[c] != 0 || allocs != tc.scan_allocs[c];
     tc.scan_allocs[c] = allocs;
-    if (!used) ShrinkList(tc, c, list.max_length / 2);
+    if (!used) ShrinkList(tc, c, MaxLength(list) / 2);
     tc.activity[c] = 0;
   }
 }
@@ -689,10 +766,17 @@ void* AllocateSlow(std::size_t size, std::size_t alignment, int size_class, Allo
   // Blocks other threads freed back to this one (any class: a thread whose
   // other lists run dry late would keep them from reuse), then the pool.
   if constexpr (kOwnerFreesBuilt) DrainInbox(tc);
-  if (list.head == nullptr && !Refill(tc, size_class)) return nullptr;
-  FreeObject* object = list.head;
-  list.head = GetNext(object);
-  AddListLength(list, -1);
+  void* object = nullptr;
+  if (STRATA_PREDICT_FALSE(list.base == nullptr) && !AttachSlotRegion(tc)) {
+    // No slot region (the OS refused it): a block at a time.
+    FreeObject* one = nullptr;
+    if (g_central[size_class].Remove(size_class, 1, &one) == 0) return nullptr;
+    object = one;
+  } else {
+    if (list.top == list.base && !Refill(tc, size_class)) return nullptr;
+    object = list.top[-1];
+    RelaxedStore(list.top, list.top - 1);
+  }
   RelaxedStore(list.allocs, list.allocs + 1);
   if (++tc.slow_ops % kIdleScanInterval == 0) IdleScan(tc);
   if (sample_in_place) sampled_slices::Sample(object, size, size_class);
@@ -736,10 +820,17 @@ void FreeSlow(void* ptr, int size_class, AllocKind kind) {
       }
     }
     FreeList& list = tc.lists[size_class];
-    SetNext(object, list.head);
-    list.head = object;
-    AddListLength(list, 1);
-    if (list.room < 0) ListTooLong(tc, size_class);
+    if (STRATA_PREDICT_FALSE(list.base == nullptr) && !AttachSlotRegion(tc)) {
+      SetNext(object, nullptr);
+      g_central[size_class].Insert(size_class, object, 1);
+      return;
+    }
+    if (list.top >= list.base + ListCapacity(tc, size_class)) {
+      ReleaseFromList(list, size_class, static_cast<std::uint32_t>(ClassInfo(size_class).batch), true);
+    }
+    *list.top = object;
+    RelaxedStore(list.top, list.top + 1);
+    if (ListRoom(list) < 0) ListTooLong(tc, size_class);
     if (++tc.slow_ops % kIdleScanInterval == 0) IdleScan(tc);
     return;
   }

@@ -1,9 +1,11 @@
 // alloc/internal/thread_cache.h: the per-thread cache and the fast paths.
 //
 // Each thread has one ThreadCache in static TLS (constinit, initial-exec):
-// per size class a singly linked free list. Allocation pops, free pushes;
-// everything else leaves through one predicted-false branch into a
-// noinline slow path (thread_cache.cc):
+// per size class a list of free blocks, kept as a stack of their addresses
+// in an array of the thread's (cache_slots.h says why an array and not a
+// chain through the blocks: the cache never touches a block's memory).
+// Allocation pops, free pushes; everything else leaves through one
+// predicted-false branch into a noinline slow path (thread_cache.cc):
 //
 //   Allocate(size) -- size <= kMaxSmallSize, list non-empty, sample
 //                     countdown not crossed --> pop            (fast)
@@ -16,17 +18,25 @@
 // The fast paths, instruction by instruction (x86-64, libstrata.so; with
 // the caller's loop and PLT jumps a malloc/free pair is 46 instructions,
 // bench/RESULTS.md "Instructions per malloc/free pair"):
-//   malloc (18): size <= 1 KiB (2); class from the thread's copy of the
+//   malloc (17): size <= 1 KiB (2); class from the thread's copy of the
 //     size table, addressed from the TLS offset (2: SmallSizeClass); sample
 //     countdown charged in memory and its sign tested (2); the list's
-//     address (3); head, null test (3); pop and prefetch of the next
-//     block (3); room and allocation count (2); return.
-//   free (16): slice index and compare with the flat class map's bound
-//     (5: page_map.h); the class, one byte (2); the list's address (3); room
-//     taken in memory and its sign tested (2); push (3); return.
-// Misses give back what they took (countdown, room) before the slow path,
-// which reads the class (or the class map entry) again, so no register has
-// to keep it across the fast path.
+//     address (3); top, compared with base (3); the block below top, top
+//     stored back (3); allocation count (1); return.
+//   free (17): slice index and compare with the flat class map's bound
+//     (5: page_map.h); the class, one byte (2); the list's address (3);
+//     top, compared with limit (3); the block stored at top, top stored
+//     back (3); return.
+// A countdown miss gives the charge back before the slow path, which reads
+// the class (or the class map entry) again, so no register has to keep it
+// across the fast path.
+//
+// The slow paths move blocks between a list and the central pools as
+// copies of addresses: a refill has the pool write a batch's addresses
+// straight into the empty array (CentralPool::RemoveForCache); an
+// overflow hands the newest batch of the array to the pool
+// (ReleaseFromList -> CentralPool::InsertBatch), which keeps it as
+// addresses in its first tier. Neither reads nor writes the blocks.
 //
 // Lazy init costs the fast path nothing: a zero-initialised cache has
 // empty lists (allocation misses) and max_length 0 (free misses), exactly
@@ -37,9 +47,11 @@
 //
 // Cross-thread frees. Default build: a cross-thread free goes into the
 // freeing thread's cache (as tcmalloc): a free is always a local push with
-// no atomic, and producer/consumer programs move objects back in whole
-// batches through the central pool's lock-free transfer stack (one CAS per
-// batch).
+// no atomic, and producer/consumer programs move blocks back in whole
+// batches of addresses through the central pool's lock-free transfer stack
+// (two CASes per batch). The blocks' lines move between cores only when
+// the program touches them: the producer writes a block the consumer read
+// (one transfer per block; a chain would add the link's read and write).
 //
 // Build with owner frees (--config=owner_frees, remote_free.h): a free goes
 // back to the block's owner. The class map entry of a block's slice names
@@ -60,8 +72,9 @@
 //                     owner me or none --> push here (ListTooLong on overflow)
 //                     owner exited (post fails) --> AdoptBatch: keep the
 //                       blocks here, CAS their slices' owner to me
-//   Allocate miss -- AllocateSlow --> DrainInbox (one exchange; each message
-//                    spliced into its class's list in O(1))
+//   Allocate miss -- AllocateSlow --> DrainInbox (one exchange; each
+//                    message's blocks pushed onto its class's list: a
+//                    walk of its chain, which the posting thread linked)
 //                                 `-> list still empty: Refill (central)
 //
 // Measured on this project's workloads (bench/RESULTS.md, "Owner-returned
@@ -77,7 +90,9 @@
 //
 // Hardened mode (hardening.h) reuses the same lists with max_length 0 and
 // bytes_until_sample pinned below -kMaxSmallSize, so that both fast paths
-// always miss: the fast paths have no hardened-mode test. The allocation
+// always miss: the fast paths have no hardened-mode test. (Its slow path
+// keeps up to two batches in a list, above max_length: the free fast
+// path's unsigned top < limit test misses there too.) The allocation
 // kind (AllocKind) is passed down as a compile-time constant that only the
 // slow-path calls materialise.
 //
@@ -92,9 +107,10 @@
 // waiting forever; it runs with its thread's signals blocked.
 //
 // Thread-safety: a ThreadCache is written only by its thread. Statistics
-// readers (GetStats) read `length` and `allocs` of other threads with
-// relaxed atomic loads, which is why the owner writes those two fields with
-// relaxed atomic stores (plain moves on x86-64); they walk the registry of
+// readers (GetStats) read a list's `top`, `base` and `allocs` of other
+// threads with relaxed atomic loads, which is why the owner writes those
+// fields with relaxed atomic stores (plain moves on x86-64); the slots
+// themselves are the owner's alone. Readers walk the registry of
 // live caches under its lock, and a thread unregisters before its TLS dies.
 #ifndef STRATA_ALLOC_INTERNAL_THREAD_CACHE_H_
 #define STRATA_ALLOC_INTERNAL_THREAD_CACHE_H_
@@ -103,6 +119,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "alloc/internal/cache_slots.h"
 #include "alloc/internal/hardening.h"
 #include "alloc/internal/page_map.h"
 #include "alloc/internal/remote_free.h"
@@ -134,40 +151,39 @@ STRATA_ALWAYS_INLINE T RelaxedLoad(T& field) {
 // 32 bytes: a list never straddles two cache lines, and the fast paths
 // index the array with a shift.
 //
-// The list's length is kept as `room`, max_length - length: the pushes the
-// list still takes before it is too long. The free fast path decrements it
-// and leaves when it goes negative (one read-modify-write and a sign test,
-// no load of the bound); allocation increments it. Read and write the
-// length and the bound through ListLength, SetListLength, AddListLength and
-// SetMaxLength. In hardened mode and before a thread's first refill
-// max_length is 0, so room is 0 or negative: every push misses.
+// A list is a stack of block addresses in the thread's slot region
+// (cache_slots.h): [base, top) holds the cached blocks, the newest at
+// top - 1; limit = base + max_length. The allocation fast path pops when
+// top != base, the free fast path pushes when top < limit (an unsigned
+// compare: a list above its bound, as hardened mode keeps, misses too).
+// A zero-initialised list (a thread not yet initialised) has all three
+// null: both fast paths miss. Read and write the length and the bound
+// through ListLength, MaxLength and SetMaxLength.
 struct alignas(32) FreeList {
-  FreeObject* head;
-  std::int32_t room;
-  std::uint32_t max_length;
+  void** top;
+  void** limit;
+  void** base;
   std::uint64_t allocs;  // cumulative allocations served to this thread
 };
 static_assert(sizeof(FreeList) == 32);
 
 // The length of `list`: exact for its thread, a relaxed estimate for
-// another (the two fields are read separately: never below 0).
+// another.
 STRATA_ALWAYS_INLINE std::uint32_t ListLength(FreeList& list) {
-  const std::int64_t length = std::int64_t{RelaxedLoad(list.max_length)} - RelaxedLoad(list.room);
-  return length < 0 ? 0u : static_cast<std::uint32_t>(length);
+  void** const base = RelaxedLoad(list.base);
+  void** const top = RelaxedLoad(list.top);
+  return top > base ? static_cast<std::uint32_t>(top - base) : 0u;
 }
-STRATA_ALWAYS_INLINE void SetListLength(FreeList& list, std::uint32_t length) {
-  RelaxedStore(list.room, static_cast<std::int32_t>(list.max_length - length));
+STRATA_ALWAYS_INLINE std::uint32_t MaxLength(const FreeList& list) {
+  return static_cast<std::uint32_t>(list.limit - list.base);
 }
-// Adds `delta` (may be negative) to the list's length.
-STRATA_ALWAYS_INLINE void AddListLength(FreeList& list, std::int32_t delta) {
-  RelaxedStore(list.room, list.room - delta);
-}
-// Changes the bound, keeping the length.
+// Changes the bound (the caller keeps it below the list's ListCapacity),
+// keeping the length.
 STRATA_ALWAYS_INLINE void SetMaxLength(FreeList& list, std::uint32_t max_length) {
-  const auto delta = static_cast<std::int32_t>(max_length - list.max_length);
-  RelaxedStore(list.max_length, max_length);
-  RelaxedStore(list.room, list.room + delta);
+  list.limit = list.base + max_length;
 }
+// The pushes the list still takes before it is too long (negative: over).
+STRATA_ALWAYS_INLINE std::int64_t ListRoom(const FreeList& list) { return list.limit - list.top; }
 
 enum class CacheState : std::uint8_t { kUninitialized = 0, kActive, kDead };
 
@@ -194,6 +210,9 @@ struct ThreadCache {
   // (a list in equilibrium within its max_length).
   std::uint32_t scan_allocs[kNumClasses];
   std::size_t capacity_bytes;
+  // The lists' arrays (cache_slots.h); null before the thread's init, after
+  // its exit, or while the OS refuses the memory.
+  void** slot_region;
   std::uint32_t slow_ops;
   // Hardened mode: the sample countdown (bytes_until_sample stays pinned at
   // kHardenedCountdown).
@@ -217,7 +236,8 @@ struct ThreadCache {
 
 extern constinit thread_local ThreadCache tls_cache STRATA_INITIAL_EXEC;
 
-// Per-thread byte bound on the sum of max_length * size over all lists,
+// Per-thread byte bound on the sum of max_length * size over all lists
+// (the blocks; their slots, 8 bytes a block, come on top: cache_slots.h),
 // shared out of a process-wide budget: each thread may grow its lists to
 // kTotalThreadCacheBytes / (threads with a cache), within
 // [kMinThreadCacheBytes, kMaxThreadCacheBytes] (ThreadCacheBound). A
@@ -230,7 +250,6 @@ extern constinit thread_local ThreadCache tls_cache STRATA_INITIAL_EXEC;
 inline constexpr std::size_t kMaxThreadCacheBytes = std::size_t{2} << 20;
 inline constexpr std::size_t kMinThreadCacheBytes = std::size_t{256} << 10;
 inline constexpr std::size_t kTotalThreadCacheBytes = std::size_t{16} << 20;
-inline constexpr std::uint32_t kMaxListLength = 32768;
 // Blocks of a class a thread frees before it has allocated from that class
 // that go back to the central pool rather than into its list.
 inline constexpr std::uint8_t kForeignFreesUncached = 16;
@@ -247,12 +266,9 @@ inline constexpr std::uint8_t kForeignFreesUncached = 16;
 //    memory: frees go back to the central pool (and empty spans to the
 //    page heap, where they coalesce and serve other sizes) instead of
 //    parking up to the whole thread bound in one class.
-inline constexpr std::size_t kSmallListClassBytes = 1024;
-inline constexpr std::size_t kMaxSmallListBytes = std::size_t{1} << 20;
-inline constexpr std::size_t kMaxListBytes = std::size_t{256} << 10;
-inline constexpr std::size_t ListByteBound(std::size_t class_size) {
-  return class_size <= kSmallListClassBytes ? kMaxSmallListBytes : kMaxListBytes;
-}
+// (kMaxListLength, kSmallListClassBytes, kMaxSmallListBytes, kMaxListBytes
+// and ListByteBound are in cache_slots.h, which sizes the lists' arrays by
+// them.)
 // A scan for idle lists every this many slow-path operations.
 inline constexpr std::uint32_t kIdleScanInterval = 1024;
 // bytes_until_sample in hardened mode: no request can make it non-negative.
@@ -283,15 +299,12 @@ STRATA_ALWAYS_INLINE void* TryPopSmall(std::size_t size, int size_class) {
   // signed overflow.
   tc.bytes_until_sample = static_cast<std::int64_t>(static_cast<std::uint64_t>(tc.bytes_until_sample) - size);
   if (STRATA_PREDICT_TRUE(tc.bytes_until_sample >= 0)) {
-    FreeObject* object = list.head;
-    if (STRATA_PREDICT_TRUE(object != nullptr)) {
-      FreeObject* next = LoadLink(object);
-      list.head = next;
-      // The next pop from this list loads next's link, often a cache miss
-      // (the block was freed long ago): start that load now, while the
-      // caller works on `object`. A prefetch of null does not fault.
-      __builtin_prefetch(next);
-      RelaxedStore(list.room, list.room + 1);
+    void** const top = list.top;
+    if (STRATA_PREDICT_TRUE(top != list.base)) {
+      void* object = top[-1];
+      // A list holds blocks, never null: the caller's miss test folds away.
+      if (object == nullptr) __builtin_unreachable();
+      RelaxedStore(list.top, top - 1);
       RelaxedStore(list.allocs, list.allocs + 1);
       return object;
     }
@@ -335,7 +348,7 @@ STRATA_ALWAYS_INLINE SliceEntry EntryFromLocal(SliceEntry local) {
   if constexpr (kOwnerFreesBuilt) return local ^ tls_cache.owner_tag;
   return local;
 }
-// Class 0 passes: its list never has room (lists[0].max_length stays 0),
+// Class 0 passes: its list never has room (lists[0] stays all null),
 // so a push of it misses like any non-block. A default build has no test
 // at all: its class map holds classes only (page_map.h SliceCell), so
 // every entry is a class of this thread's.
@@ -348,16 +361,12 @@ STRATA_ALWAYS_INLINE bool IsLocalClass(SliceEntry c) {
 // when the class's list has room.
 STRATA_ALWAYS_INLINE bool TryCachePush(void* ptr, SliceEntry c) {
   FreeList& list = tls_cache.lists[c];
-  // Room is taken first, in memory, and its sign tested; a miss gives it
-  // back (FreeList).
-  RelaxedStore(list.room, list.room - 1);
-  if (STRATA_PREDICT_TRUE(list.room >= 0)) {
-    StoreLink(ptr, list.head);
-    list.head = static_cast<FreeObject*>(ptr);
+  void** const top = list.top;
+  if (STRATA_PREDICT_TRUE(top < list.limit)) {
+    *top = ptr;
+    RelaxedStore(list.top, top + 1);
     return true;
   }
-  STRATA_COMPILER_BARRIER();
-  RelaxedStore(list.room, list.room + 1);
   return false;
 }
 

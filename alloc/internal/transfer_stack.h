@@ -144,19 +144,6 @@ class TransferStack {
     return value;
   }
 
-  // A hint for a Push about to come with `n_hints` hints (when the caller
-  // has other work to do first): starts fetching, for writing, the stack's
-  // head line and the lines of the slot the push would take now, so that
-  // they arrive while the caller works. Changes nothing; a stale guess
-  // costs a useless fetch.
-  void PrefetchForPush(Slots& slots, std::uint32_t n_hints) const {
-    __builtin_prefetch(&free_, 1, 3);
-    const std::uint32_t top = Top(free_.load(std::memory_order_relaxed));
-    const std::uint32_t slot = top != 0 ? top - 1 : fresh_.load(std::memory_order_relaxed);
-    if (slot >= kCapacity) return;
-    PrefetchSlotLines(slots, slot, n_hints);
-  }
-
   // The sum of the counts of the values held: exact when no push or pop
   // runs, else an estimate (a value being pushed or popped may be counted
   // or not). Reads only the slots ever used.

@@ -303,7 +303,6 @@ checker's goal: at least 10x).
 {table}
 
 {summary}
-
 """
     print(section)
     if args.write:

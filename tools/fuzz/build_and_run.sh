@@ -69,7 +69,8 @@ COMMON=(-std=c++20 -O1 -g -fno-omit-frame-pointer -I"$SRC" -DSTRATA_FUZZ_BUILD=1
         -fsanitize=address,undefined -fno-sanitize-recover=undefined -Wno-unused-command-line-argument)
 LIBFLAGS=("${COMMON[@]}" -fsanitize=fuzzer-no-link)
 
-ENGINE=(alloc/strata.cc alloc/stats.cc alloc/internal/block_lookup.cc alloc/internal/central_pool.cc
+ENGINE=(alloc/strata.cc alloc/stats.cc alloc/internal/block_lookup.cc alloc/internal/cache_slots.cc
+        alloc/internal/central_pool.cc
         alloc/internal/errors.cc alloc/internal/hardening.cc alloc/internal/hooks.cc
         alloc/internal/page_heap.cc alloc/internal/page_map.cc alloc/internal/remote_free.cc
         alloc/internal/sampled_slices.cc alloc/internal/thread_cache.cc
