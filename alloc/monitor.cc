@@ -19,7 +19,7 @@
 // for a lock held around a callback refuses when it is set.
 //
 // Fork: the fork handlers (ForkPrepare/Parent/Child below) are registered
-// by a one-time init (alloc/layer_fork_init.h) that every entry point
+// by a one-time init (alloc/fork/layer_fork_init.h) that every entry point
 // taking a lock runs first, so they are in place before any of these locks
 // is held: a fork child never inherits one held by a thread it does not
 // have (the prepare takes the leaves, the child forgets the others).
@@ -40,10 +40,10 @@
 #include <cstring>
 #include <type_traits>
 
+#include "alloc/fork/layer_fork_init.h"
 #include "alloc/heap_profiler.h"
 #include "alloc/internal/globals.h"
 #include "alloc/internal/thread_cache.h"
-#include "alloc/layer_fork_init.h"
 #include "alloc/stats.h"
 #include "alloc/strata.h"
 #include "concurrency/base/macros.h"

@@ -7,9 +7,9 @@
 
 #include <atomic>
 
+#include "alloc/fork/layer_fork_init.h"
 #include "alloc/heap_profiler.h"
 #include "alloc/http/server.h"
-#include "alloc/layer_fork_init.h"
 #include "alloc/observe/dashboard.h"
 #include "alloc/observe/dashboard_json.h"
 #include "alloc/observe/prometheus.h"
@@ -33,7 +33,7 @@ constexpr http::Route kRoutes[] = {
 constinit http::Server g_server;
 
 // The server's fork handlers, registered before its first Start or Stop
-// (alloc/layer_fork_init.h: a fork during that registration is safe too).
+// (alloc/fork/layer_fork_init.h: a fork during that registration is safe too).
 struct PprofForkLayer {
   static constexpr ForkInitLayer kLayer = ForkInitLayer::kPprof;
   static void Prepare() STRATA_NO_THREAD_SAFETY_ANALYSIS { g_server.PrepareFork(); }

@@ -34,7 +34,7 @@
 namespace strata::internal {
 
 // One slot per set in the process (each has its own nesting count). The
-// monitor's and the pprof endpoint's: alloc/layer_fork_init.h.
+// monitor's and the pprof endpoint's: alloc/fork/layer_fork_init.h.
 enum ForkHandlerSlot : int {
   kEngineForkHandlers,
   kTrackingForkHandlers,

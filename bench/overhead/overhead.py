@@ -303,6 +303,7 @@ checker's goal: at least 10x).
 {table}
 
 {summary}
+
 """
     print(section)
     if args.write:

@@ -1,6 +1,6 @@
 // tests/monitor/start_fork_test.cc: a fork while another thread is inside
 // the memory monitor's or the pprof endpoint's first start: their one-time
-// init (registering their fork handlers, alloc/layer_fork_init.h) and the
+// init (registering their fork handlers, alloc/fork/layer_fork_init.h) and the
 // start itself (the monitor's control lock held before its thread is
 // created; the endpoint's lock held and its sockets open before its thread
 // is created).
@@ -58,7 +58,7 @@
 #include <gtest/gtest.h>
 
 #include "alloc/http/server.h"
-#include "alloc/layer_fork_init.h"
+#include "alloc/fork/layer_fork_init.h"
 #include "alloc/monitor.h"
 #include "alloc/pprof_http.h"
 #include "alloc/strata.h"

@@ -1,4 +1,4 @@
-#include "alloc/layer_fork_init.h"
+#include "alloc/fork/layer_fork_init.h"
 
 #include <atomic>
 

@@ -1,4 +1,4 @@
-// alloc/layer_fork_init.h: the one-time registration of a diagnostics
+// alloc/fork/layer_fork_init.h: the one-time registration of a diagnostics
 // layer's fork handlers (the memory monitor's, alloc/monitor.cc; the pprof
 // endpoint's, alloc/pprof_http.cc), safe against a fork during it as the
 // engine's and the tracking layer's inits are.
@@ -25,8 +25,8 @@
 // once per fork.
 //
 // Thread-safety: thread-safe; Ensure's fast path is one acquire load.
-#ifndef STRATA_ALLOC_LAYER_FORK_INIT_H_
-#define STRATA_ALLOC_LAYER_FORK_INIT_H_
+#ifndef STRATA_ALLOC_FORK_LAYER_FORK_INIT_H_
+#define STRATA_ALLOC_FORK_LAYER_FORK_INIT_H_
 
 #include <pthread.h>
 
@@ -98,4 +98,4 @@ class LayerForkInit {
 
 }  // namespace strata
 
-#endif  // STRATA_ALLOC_LAYER_FORK_INIT_H_
+#endif  // STRATA_ALLOC_FORK_LAYER_FORK_INIT_H_
