@@ -16,7 +16,7 @@
 //
 // Layout: each thread takes one region of kRegionSlots pointers. Class c
 // owns near slots [NearSlotOffset(c), + NearSlotCapacity(c)), packed with
-// the other classes' (37 KiB for all), where its list starts: room for a
+// the other classes' (57 KiB for all), where its list starts: room for a
 // refill (RefillBound) and for hardened mode's bounded list. A list allowed
 // to grow longer moves once to the class's far slots, room for the
 // longest list it may keep (the byte bounds of thread_cache.h and

@@ -36,18 +36,20 @@ inline constexpr int kNumClasses = 1 + 8 + 8 * 11;       // 97, class 0 unused
 inline constexpr std::size_t kSmallLookupMax = 1024;
 
 // Objects moved per batch between cache and central pool: at most 64 KiB
-// worth (kBatchBytes) and at least 2; 32 objects for classes of 256 bytes
+// worth (kBatchBytes) and at least 2; 32 objects for classes of 512 bytes
 // and more, and for the smaller classes as many as fill kSmallBatchBytes
-// (up to kMaxBatch: 128 objects of 16-64 bytes, 64 of 128 bytes). A batch
-// that moves between threads costs a few cross-core line transfers of its
-// own whatever its size (the transfer stack's two heads and its slot, on
-// each side); 32 objects of 64 bytes left those fixed costs a third of a
-// producer/consumer hand-off's allocator time (bench/RESULTS.md, "Bigger
-// batches for small classes").
+// (up to kMaxBatch: 256 objects of 16-64 bytes, 128 of 128 bytes, 64 of
+// 256 bytes). A batch that moves between threads costs a few cross-core
+// line transfers of its own whatever its size (the transfer stack's two
+// heads, on each side, and CASes that contend there); 32 objects of 64
+// bytes left those fixed costs a third of a producer/consumer hand-off's
+// allocator time, and 128 still half of the transfer stack's (bench/
+// RESULTS.md, "Bigger batches for small classes" and "Prefetching the
+// next block").
 inline constexpr std::size_t kBatchBytes = 64 * 1024;
-inline constexpr std::size_t kSmallBatchBytes = 8 * 1024;
+inline constexpr std::size_t kSmallBatchBytes = 16 * 1024;
 inline constexpr int kBatchObjects = 32;
-inline constexpr int kMaxBatch = 128;
+inline constexpr int kMaxBatch = 256;
 // Every span holds at least this many objects, so that a span can serve at
 // least one batch on its own (big classes use multi-slice spans).
 inline constexpr int kMinObjectsPerSpan = 4;

@@ -16,17 +16,29 @@
 //                      huge blocks, invalid pointers, dead threads
 //
 // The fast paths, instruction by instruction (x86-64, libstrata.so; with
-// the caller's loop and PLT jumps a malloc/free pair is 46 instructions,
+// the caller's loop and PLT jumps a malloc/free pair is 47 instructions,
 // bench/RESULTS.md "Instructions per malloc/free pair"):
-//   malloc (17): size <= 1 KiB (2); class from the thread's copy of the
-//     size table, addressed from the TLS offset (2: SmallSizeClass); sample
-//     countdown charged in memory and its sign tested (2); the list's
-//     address (3); top, compared with base (3); the block below top, top
-//     stored back (3); allocation count (1); return.
+//   malloc (18): size <= 1 KiB (2); the TLS base and offset, and the
+//     list's byte offset from the thread's table (3: SmallListOffset, no
+//     shift); the list's address (2); sample countdown charged in memory
+//     and its sign tested (2); top, compared with base (3); the block below
+//     top (1); the next block's address and its prefetch for writing (2,
+//     see Prefetch); allocation count (1); top moved down in memory (1:
+//     MoveTop); return.
 //   free (17): slice index and compare with the flat class map's bound
 //     (5: page_map.h); the class, one byte (2); the list's address (3);
 //     top, compared with limit (3); the block stored at top, top stored
 //     back (3); return.
+// Prefetch: malloc starts the line of the block the next malloc of the
+// class will return (the address below the one it pops) coming, for
+// writing (PREFETCHW). A program writes a block it just allocated, and
+// that block's line is often in another core's cache: a producer/consumer
+// hand-off gives the producer blocks its consumer read moments ago. The
+// write then waits for the line; prefetched one allocation ahead, it
+// arrives (owned, not shared: a read prefetch would make the write fetch
+// it again) while the program works on the block before. The fast path
+// still never touches a cached block: a prefetch reads nothing. Measured
+// in bench/RESULTS.md, "Prefetching the next block".
 // A countdown miss gives the charge back before the slow path, which reads
 // the class (or the class map entry) again, so no register has to keep it
 // across the fast path.
@@ -149,7 +161,8 @@ STRATA_ALWAYS_INLINE T RelaxedLoad(T& field) {
 }
 
 // 32 bytes: a list never straddles two cache lines, and the fast paths
-// index the array with a shift.
+// index the array with a shift (or, for malloc, by a byte offset from
+// SmallListLookup).
 //
 // A list is a stack of block addresses in the thread's slot region
 // (cache_slots.h): [base, top) holds the cached blocks, the newest at
@@ -166,6 +179,39 @@ struct alignas(32) FreeList {
   std::uint64_t allocs;  // cumulative allocations served to this thread
 };
 static_assert(sizeof(FreeList) == 32);
+
+// Byte offsets of the lists of every request size up to kSmallLookupMax
+// (ThreadCache::small_lists): SmallClassLookup's classes times
+// sizeof(FreeList).
+struct SmallListLookup {
+  std::uint16_t offset[kSmallLookupMax + 1];
+};
+constexpr SmallListLookup ComputeSmallListLookup() {
+  SmallListLookup l{};
+  for (std::size_t n = 0; n <= kSmallLookupMax; ++n) {
+    l.offset[n] = static_cast<std::uint16_t>(kSizeClassTable.small.cls[n] * sizeof(FreeList));
+  }
+  return l;
+}
+inline constexpr SmallListLookup kSmallListLookup = ComputeSmallListLookup();
+static_assert(kNumClasses * sizeof(FreeList) <= 0xffff);
+
+// The owner's move of `list`'s top by `step` slots (-1: a pop), as
+// RelaxedStore(list.top, list.top + step) does, but with one
+// read-modify-write instruction on x86-64 where the compiler would
+// subtract in a register and store that back: one instruction less on the
+// malloc fast path. (The free fast path keeps its plain store: there the
+// compiler computes the list's address a second time for the asm
+// operand.) Sanitizer builds take the plain store, which they instrument.
+// The "memory" clobber: callers use it last, before they return.
+STRATA_ALWAYS_INLINE void MoveTop(FreeList& list, std::ptrdiff_t step) {
+#if defined(__x86_64__) && !defined(STRATA_TSAN) && !defined(STRATA_ASAN)
+  static_assert(offsetof(FreeList, top) == 0);
+  asm volatile("addq %1, (%0)" : : "r"(&list), "er"(step * static_cast<std::ptrdiff_t>(sizeof(void*))) : "memory");
+#else
+  RelaxedStore(list.top, list.top + step);
+#endif
+}
 
 // The length of `list`: exact for its thread, a relaxed estimate for
 // another.
@@ -225,13 +271,15 @@ struct ThreadCache {
   ThreadCache* registry_prev;
   bool in_registry;  // linked in the registry (under its lock)
   ThreadExitHook exit_hook;
-  // A copy of the size-class table for requests up to kSmallLookupMax
-  // (SmallSizeClass), in the thread's static TLS image: the allocation
+  // The size-class table for requests up to kSmallLookupMax, as the byte
+  // offset of each size's list in `lists` (class * sizeof(FreeList):
+  // SmallListOffset), in the thread's static TLS image: the allocation
   // fast path addresses it from the TLS offset it loads anyway, with no
   // separate table address (a shared object would need one instruction
-  // for it). Read-only; 1 KiB per thread, copied by the thread library at
-  // thread start.
-  SmallClassLookup small_classes = kSizeClassTable.small;
+  // for it), and adds the entry to the cache's address with no shift (one
+  // instruction fewer than a class index). Read-only; 2 KiB per thread,
+  // copied by the thread library at thread start.
+  SmallListLookup small_lists = kSmallListLookup;
 };
 
 extern constinit thread_local ThreadCache tls_cache STRATA_INITIAL_EXEC;
@@ -282,16 +330,31 @@ STRATA_NOINLINE void FreeSlow(void* ptr, int size_class, AllocKind kind = AllocK
 // is not cleared again.
 void* AllocateZeroedLarge(std::size_t size);
 
+// The byte offset of class `size_class`'s list in ThreadCache::lists.
+// Unsigned: the class is never negative, and an int index costs a sign
+// extension.
+STRATA_ALWAYS_INLINE std::size_t ListOffset(int size_class) {
+  return static_cast<std::size_t>(static_cast<std::uint32_t>(size_class)) * sizeof(FreeList);
+}
+
+// The list at byte offset `list_offset` in tc.lists (ListOffset,
+// SmallListOffset).
+STRATA_ALWAYS_INLINE FreeList& ListAt(ThreadCache& tc, std::size_t list_offset) {
+  return *reinterpret_cast<FreeList*>(reinterpret_cast<char*>(tc.lists) + list_offset);
+}
+
 // Pops a block of class `size_class` for a request of `size` bytes from the
 // calling thread's list, or returns nullptr when the fast path misses
 // (empty list, sample countdown crossed, tracking, hardened mode, first
 // use): the caller then takes a slow path. Class 0 (no class: a large
 // request) always misses: nothing is ever pushed on lists[0].
-STRATA_ALWAYS_INLINE void* TryPopSmall(std::size_t size, int size_class) {
+//
+// TryPopSmallAt takes the list's byte offset in ThreadCache::lists
+// (ListOffset(size_class), or SmallListOffset(size) from the thread's
+// table with no shift).
+STRATA_ALWAYS_INLINE void* TryPopSmallAt(std::size_t size, std::size_t list_offset) {
   ThreadCache& tc = tls_cache;
-  // Unsigned: the class is never negative, and an int index costs a sign
-  // extension.
-  FreeList& list = tc.lists[static_cast<std::uint32_t>(size_class)];
+  FreeList& list = ListAt(tc, list_offset);
   // The countdown is charged first, in memory, and its sign tested (two
   // instructions); a miss gives the charge back, so the slow path sees
   // the countdown as it was. Unsigned arithmetic: a request near SIZE_MAX
@@ -304,14 +367,23 @@ STRATA_ALWAYS_INLINE void* TryPopSmall(std::size_t size, int size_class) {
       void* object = top[-1];
       // A list holds blocks, never null: the caller's miss test folds away.
       if (object == nullptr) __builtin_unreachable();
-      RelaxedStore(list.top, top - 1);
+      // The next allocation's block starts coming, owned (see Prefetch
+      // above). Below base lies another list's slot or the region's
+      // header (cache_slots.h): readable, and a stale address is harmless
+      // to prefetch.
+      STRATA_PREFETCH_FOR_WRITE(top[-2]);
       RelaxedStore(list.allocs, list.allocs + 1);
+      MoveTop(list, -1);
       return object;
     }
   }
   STRATA_COMPILER_BARRIER();
   tc.bytes_until_sample = static_cast<std::int64_t>(static_cast<std::uint64_t>(tc.bytes_until_sample) + size);
   return nullptr;
+}
+
+STRATA_ALWAYS_INLINE void* TryPopSmall(std::size_t size, int size_class) {
+  return TryPopSmallAt(size, ListOffset(size_class));
 }
 
 // Pops a block of class `size_class` for a request of `size` bytes.
@@ -322,12 +394,16 @@ STRATA_ALWAYS_INLINE void* AllocateSmall(std::size_t size, std::size_t alignment
   return AllocateSlow(size, alignment, size_class, kind);
 }
 
-// SizeToClass(size) for size <= kSmallLookupMax, from the thread's copy of
-// the table.
-STRATA_ALWAYS_INLINE int SmallSizeClass(std::size_t size) { return tls_cache.small_classes.cls[size]; }
+// ListOffset(SizeToClass(size)) for size <= kSmallLookupMax, from the
+// thread's table.
+STRATA_ALWAYS_INLINE std::size_t SmallListOffset(std::size_t size) { return tls_cache.small_lists.offset[size]; }
 
 STRATA_ALWAYS_INLINE void* AllocateFast(std::size_t size, AllocKind kind = AllocKind::kMalloc) {
-  if (STRATA_PREDICT_TRUE(size <= kSmallLookupMax)) return AllocateSmall(size, 0, SmallSizeClass(size), kind);
+  if (STRATA_PREDICT_TRUE(size <= kSmallLookupMax)) {
+    const std::size_t list_offset = SmallListOffset(size);
+    if (void* object = TryPopSmallAt(size, list_offset); STRATA_PREDICT_TRUE(object != nullptr)) return object;
+    return AllocateSlow(size, 0, static_cast<int>(list_offset / sizeof(FreeList)), kind);
+  }
   if (STRATA_PREDICT_TRUE(size <= kMaxSmallSize)) return AllocateSmall(size, 0, SizeToClass(size), kind);
   return AllocateSlow(size, 0, 0, kind);
 }

@@ -220,7 +220,7 @@ class TransferStack {
       const std::uint32_t n = n_hints < kHints ? n_hints : kHints;
       const std::uintptr_t end = reinterpret_cast<std::uintptr_t>(&slots.slot[slot].hint[0]) + n * sizeof(T*);
       for (std::uintptr_t line = at & ~(std::uintptr_t{kCacheLineSize} - 1); line < end; line += kCacheLineSize) {
-        __builtin_prefetch(reinterpret_cast<const void*>(line), 1, 3);
+        STRATA_PREFETCH_FOR_WRITE(reinterpret_cast<const void*>(line));
       }
     }
   }

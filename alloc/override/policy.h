@@ -164,13 +164,13 @@ STRATA_ALWAYS_INLINE void* NewImpl(std::size_t size, std::size_t alignment = kMi
     // matching branch only). A large request pops from class 0's list,
     // which is always empty (thread_cache.h): one slow-path call site, so
     // the compiler keeps the frame setup off the fast path.
-    int size_class = 0;
+    std::size_t list_offset = 0;
     if (STRATA_PREDICT_TRUE(size <= strata::internal::kSmallLookupMax)) {
-      size_class = strata::internal::SmallSizeClass(size);
+      list_offset = strata::internal::SmallListOffset(size);
     } else if (size <= strata::internal::kMaxSmallSize) {
-      size_class = strata::internal::SizeToClass(size);
+      list_offset = strata::internal::ListOffset(strata::internal::SizeToClass(size));
     }
-    if (void* p = strata::internal::TryPopSmall(size, size_class)) return p;
+    if (void* p = strata::internal::TryPopSmallAt(size, list_offset)) return p;
     return NewSlow<OomPolicy, kKind>(size);
   }
   void* p = EngineAllocate<kKind>(size, alignment);

@@ -20,6 +20,17 @@
 // it with one read-modify-write instead of keeping the old value alive.
 #define STRATA_COMPILER_BARRIER() asm volatile("" ::: "memory")
 
+// Starts fetching the line at `p` for writing (no fault for any address;
+// no instruction's result depends on it). GCC lowers a write prefetch to
+// a read one (PREFETCHT0) unless built for PRFCHW, and a line fetched
+// shared must be fetched again, for ownership, when it is written: this
+// emits PREFETCHW (a no-op where unsupported).
+#if defined(__x86_64__) && !defined(__PRFCHW__)
+#define STRATA_PREFETCH_FOR_WRITE(p) asm volatile("prefetchw %0" : : "m"(*static_cast<const char*>(p)))
+#else
+#define STRATA_PREFETCH_FOR_WRITE(p) __builtin_prefetch((p), 1, 3)
+#endif
+
 #if defined(__SANITIZE_THREAD__)
 #define STRATA_TSAN 1
 #elif defined(__has_feature)
