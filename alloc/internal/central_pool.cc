@@ -139,6 +139,15 @@ void ChainToArray(FreeObject* head, int n, FreeObject** out) {
 
 }  // namespace
 
+FreeObject* CentralPool::PopChain(int size_class, std::uint32_t* count) {
+  FreeObject* objects[Transfer::kMaxHints];
+  std::uint32_t n_objects = 0;
+  FreeObject* value =
+      transfer_.Pop(transfer_slots(size_class), count, objects, &n_objects, ClassInfo(size_class).batch);
+  if (value == nullptr) return nullptr;
+  return IsUnlinked(value) ? LinkObjects(objects, static_cast<int>(*count)) : value;
+}
+
 int CentralPool::RemoveForCache(int size_class, int n, bool first_refill, std::uint32_t owner, FreeObject** out) {
   if (tracked()) owner = 0;  // tracked spans are not in the class map
   if (first_refill) {
@@ -188,11 +197,8 @@ void CentralPool::ClaimLocked(int size_class, Span* span, std::uint32_t owner) {
 int CentralPool::RemoveChain(int size_class, int n, bool whole_batch_ok, std::uint32_t owner, FreeObject** head) {
   if (whole_batch_ok && !tracked()) {
     std::uint32_t count = 0;
-    FreeObject* objects[Transfer::kMaxHints];
-    std::uint32_t n_objects = 0;
-    if (FreeObject* value = transfer_.Pop(transfer_slots(size_class), &count, objects, &n_objects,
-                                          ClassInfo(size_class).batch)) {
-      *head = IsUnlinked(value) ? LinkObjects(objects, static_cast<int>(count)) : value;
+    if (FreeObject* chain = PopChain(size_class, &count)) {
+      *head = chain;
       return static_cast<int>(count);
     }
   }
@@ -242,12 +248,7 @@ void CentralPool::Drain(int size_class) {
   }
   flow_mark_.store(transfer_.pops(), std::memory_order_relaxed);
   std::uint32_t count = 0;
-  FreeObject* objects[Transfer::kMaxHints];
-  std::uint32_t n_objects = 0;
-  while (FreeObject* value = transfer_.Pop(transfer_slots(size_class), &count, objects, &n_objects)) {
-    FreeObject* head = IsUnlinked(value) ? LinkObjects(objects, static_cast<int>(count)) : value;
-    InsertToSpans(size_class, head, static_cast<int>(count));
-  }
+  while (FreeObject* head = PopChain(size_class, &count)) InsertToSpans(size_class, head, static_cast<int>(count));
 }
 
 namespace {

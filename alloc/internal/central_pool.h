@@ -186,6 +186,10 @@ class alignas(kCacheLineSize) CentralPool {
   // bound goes back to kMaxTransferBytes worth on Drain, which also
   // starts the count of pops afresh.
   bool GrowForFlow(int size_class);
+  // Pops a first-tier batch as a chain (an unlinked batch, InsertBatch,
+  // is linked here), its object count in *count; nullptr when the tier
+  // holds none.
+  FreeObject* PopChain(int size_class, std::uint32_t* count);
   // Objects in the first tier's batches (transfer_stack.h HeldCount).
   std::uint64_t TransferObjects(int size_class) const;
   // The first tier's slots for this (normal, not tracked) pool, on a page

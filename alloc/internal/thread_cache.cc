@@ -219,7 +219,7 @@ void SetListBound(ThreadCache& tc, int c, std::uint32_t max_length) {
   if (max_length + 1 > ListCapacity(tc, c)) {
     void** const far = tc.slot_region + FarSlotOffset(c);
     const std::uint32_t length = ListLength(list);
-    for (std::uint32_t i = 0; i < length; ++i) far[i] = list.base[i];
+    std::memcpy(far, list.base, length * sizeof(void*));
     // Base first: a statistics reader in between sees an empty list, not
     // one of the distance between the two.
     RelaxedStore(list.base, far);
@@ -411,6 +411,22 @@ std::size_t ThreadCacheBound() {
 
 namespace {
 
+// Raises list c's max_length to `new_max` (above it) when the list's own
+// bounds (kMaxListLength, ListByteBound) and the thread's byte bound
+// (ThreadCacheBound) allow, charging the growth to the thread; true when
+// it grew.
+bool TryGrowList(ThreadCache& tc, int c, std::uint32_t new_max) {
+  const std::size_t size = ClassSize(c);
+  const std::size_t extra = static_cast<std::size_t>(new_max - MaxLength(tc.lists[c])) * size;
+  if (new_max > kMaxListLength || static_cast<std::size_t>(new_max) * size > ListByteBound(size) ||
+      tc.capacity_bytes + extra > ThreadCacheBound()) {
+    return false;
+  }
+  SetListBound(tc, c, new_max);
+  tc.capacity_bytes += extra;
+  return true;
+}
+
 // Fills the empty list `size_class` from the central pool (the thread
 // has its slot region).
 bool Refill(ThreadCache& tc, int size_class) {
@@ -421,13 +437,8 @@ bool Refill(ThreadCache& tc, int size_class) {
   // batches while the bounds allow.
   std::uint32_t max_length = MaxLength(list);
   if (max_length == 0) SetListBound(tc, size_class, max_length = 1);
-  std::uint32_t grow = max_length < info.batch ? 1u : info.batch;
-  if (max_length + grow <= kMaxListLength &&
-      static_cast<std::size_t>(max_length + grow) * info.size <= ListByteBound(info.size) &&
-      tc.capacity_bytes + static_cast<std::size_t>(grow) * info.size <= ThreadCacheBound()) {
-    SetListBound(tc, size_class, max_length += grow);
-    tc.capacity_bytes += static_cast<std::size_t>(grow) * info.size;
-  }
+  const std::uint32_t grow = max_length < info.batch ? 1u : info.batch;
+  if (TryGrowList(tc, size_class, max_length + grow)) max_length += grow;
   int want = max_length < info.batch ? static_cast<int>(max_length) : info.batch;
   const bool first_refill = RelaxedLoad(list.allocs) == 0;
   // The list is empty: the pool writes the blocks' addresses straight into
@@ -439,14 +450,7 @@ bool Refill(ThreadCache& tc, int size_class) {
   // A whole batch (more than asked) ends the slow start at once when the
   // bounds allow; when they do not, the next free overflows and hands a
   // batch back.
-  if (static_cast<std::uint32_t>(got) > max_length) {
-    const std::size_t extra = static_cast<std::size_t>(got - max_length) * info.size;
-    if (static_cast<std::size_t>(got) * info.size <= ListByteBound(info.size) &&
-        tc.capacity_bytes + extra <= ThreadCacheBound()) {
-      SetListBound(tc, size_class, static_cast<std::uint32_t>(got));
-      tc.capacity_bytes += extra;
-    }
-  }
+  if (static_cast<std::uint32_t>(got) > max_length) TryGrowList(tc, size_class, static_cast<std::uint32_t>(got));
   tc.activity[size_class] = 1;
   return true;
 }
@@ -467,10 +471,7 @@ void ListTooLong(ThreadCache& tc, int size_class) {
   }
   if (max_length == 0) tc.overages[size_class] = 0;
   if (max_length < info.batch) {
-    if (tc.capacity_bytes + info.size <= ThreadCacheBound()) {
-      SetListBound(tc, size_class, max_length + 1);
-      tc.capacity_bytes += info.size;
-    }
+    TryGrowList(tc, size_class, max_length + 1);
   } else if (max_length > info.batch) {
     // Overflowing again and again: this thread frees more than it
     // allocates here (a consumer); a shorter list sends batches back sooner.
