@@ -24,7 +24,7 @@
 //     and its sign tested (2); top, compared with base (3); the block below
 //     top (1); the next block's address and its prefetch for writing (2,
 //     see Prefetch); allocation count (1); top moved down in memory (1:
-//     MoveTop); return.
+//     DropTop); return.
 //   free (17): slice index and compare with the flat class map's bound
 //     (5: page_map.h); the class, one byte (2); the list's address (3);
 //     top, compared with limit (3); the block stored at top, top stored
@@ -196,20 +196,20 @@ constexpr SmallListLookup ComputeSmallListLookup() {
 inline constexpr SmallListLookup kSmallListLookup = ComputeSmallListLookup();
 static_assert(kNumClasses * sizeof(FreeList) <= 0xffff);
 
-// The owner's move of `list`'s top by `step` slots (-1: a pop), as
-// RelaxedStore(list.top, list.top + step) does, but with one
-// read-modify-write instruction on x86-64 where the compiler would
-// subtract in a register and store that back: one instruction less on the
-// malloc fast path. (The free fast path keeps its plain store: there the
-// compiler computes the list's address a second time for the asm
-// operand.) Sanitizer builds take the plain store, which they instrument.
-// The "memory" clobber: callers use it last, before they return.
-STRATA_ALWAYS_INLINE void MoveTop(FreeList& list, std::ptrdiff_t step) {
+// The owner's pop of `list`'s top slot, as RelaxedStore(list.top,
+// list.top - 1) does, but with one read-modify-write instruction on
+// x86-64 where the compiler would subtract in a register and store that
+// back: one instruction less on the malloc fast path. (The free fast path
+// keeps its plain store: there the compiler computes the list's address a
+// second time for an asm operand.) Sanitizer builds take the plain store,
+// which they instrument. The "memory" clobber: the fast path calls it
+// last, before it returns.
+STRATA_ALWAYS_INLINE void DropTop(FreeList& list) {
 #if defined(__x86_64__) && !defined(STRATA_TSAN) && !defined(STRATA_ASAN)
   static_assert(offsetof(FreeList, top) == 0);
-  asm volatile("addq %1, (%0)" : : "r"(&list), "er"(step * static_cast<std::ptrdiff_t>(sizeof(void*))) : "memory");
+  asm volatile("subq %1, (%0)" : : "r"(&list), "i"(sizeof(void*)) : "memory");
 #else
-  RelaxedStore(list.top, list.top + step);
+  RelaxedStore(list.top, list.top - 1);
 #endif
 }
 
@@ -373,7 +373,7 @@ STRATA_ALWAYS_INLINE void* TryPopSmallAt(std::size_t size, std::size_t list_offs
       // to prefetch.
       STRATA_PREFETCH_FOR_WRITE(top[-2]);
       RelaxedStore(list.allocs, list.allocs + 1);
-      MoveTop(list, -1);
+      DropTop(list);
       return object;
     }
   }
@@ -386,12 +386,19 @@ STRATA_ALWAYS_INLINE void* TryPopSmall(std::size_t size, int size_class) {
   return TryPopSmallAt(size, ListOffset(size_class));
 }
 
+// Pops a block for a request of `size` bytes from the list at byte offset
+// `list_offset` (ListOffset, SmallListOffset), or takes the slow path.
+STRATA_ALWAYS_INLINE void* AllocateSmallAt(std::size_t size, std::size_t alignment, std::size_t list_offset,
+                                           AllocKind kind = AllocKind::kMalloc) {
+  void* object = TryPopSmallAt(size, list_offset);
+  if (STRATA_PREDICT_TRUE(object != nullptr)) return object;
+  return AllocateSlow(size, alignment, static_cast<int>(list_offset / sizeof(FreeList)), kind);
+}
+
 // Pops a block of class `size_class` for a request of `size` bytes.
 STRATA_ALWAYS_INLINE void* AllocateSmall(std::size_t size, std::size_t alignment, int size_class,
                                          AllocKind kind = AllocKind::kMalloc) {
-  void* object = TryPopSmall(size, size_class);
-  if (STRATA_PREDICT_TRUE(object != nullptr)) return object;
-  return AllocateSlow(size, alignment, size_class, kind);
+  return AllocateSmallAt(size, alignment, ListOffset(size_class), kind);
 }
 
 // ListOffset(SizeToClass(size)) for size <= kSmallLookupMax, from the
@@ -399,11 +406,7 @@ STRATA_ALWAYS_INLINE void* AllocateSmall(std::size_t size, std::size_t alignment
 STRATA_ALWAYS_INLINE std::size_t SmallListOffset(std::size_t size) { return tls_cache.small_lists.offset[size]; }
 
 STRATA_ALWAYS_INLINE void* AllocateFast(std::size_t size, AllocKind kind = AllocKind::kMalloc) {
-  if (STRATA_PREDICT_TRUE(size <= kSmallLookupMax)) {
-    const std::size_t list_offset = SmallListOffset(size);
-    if (void* object = TryPopSmallAt(size, list_offset); STRATA_PREDICT_TRUE(object != nullptr)) return object;
-    return AllocateSlow(size, 0, static_cast<int>(list_offset / sizeof(FreeList)), kind);
-  }
+  if (STRATA_PREDICT_TRUE(size <= kSmallLookupMax)) return AllocateSmallAt(size, 0, SmallListOffset(size), kind);
   if (STRATA_PREDICT_TRUE(size <= kMaxSmallSize)) return AllocateSmall(size, 0, SizeToClass(size), kind);
   return AllocateSlow(size, 0, 0, kind);
 }
