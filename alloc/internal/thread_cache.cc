@@ -779,8 +779,15 @@ void* AllocateSlow(std::size_t size, std::size_t alignment, int size_class, Allo
     RelaxedStore(list.top, list.top - 1);
   }
   RelaxedStore(list.allocs, list.allocs + 1);
+  if (sample_in_place) {
+    // Not counted in slow_ops, the idle scan's clock: the fast path would
+    // have served this allocation. Counted, samples made the scans come
+    // more often with sampling on than off (callgrind, mstress: 0.9 M of
+    // the 16.9 M instructions sampling added, with the free below).
+    sampled_slices::Sample(object, size, size_class);
+    return object;
+  }
   if (++tc.slow_ops % kIdleScanInterval == 0) IdleScan(tc);
-  if (sample_in_place) sampled_slices::Sample(object, size, size_class);
   return object;
 }
 
@@ -838,9 +845,14 @@ void FreeSlow(void* ptr, int size_class, AllocKind kind) {
   if (ptr == nullptr) return;
   auto addr = reinterpret_cast<std::uintptr_t>(ptr);
   // A block of a slice that holds sampled blocks (sampled_slices.h): one
-  // of those, or a neighbour; then freed as any block of its class.
+  // of those, or a neighbour; then freed as any block of its class: pushed
+  // as the fast path would have (no second pass through this function's
+  // checks, and, as for the allocation of a sample, no tick of the idle
+  // scan's clock), or, on a full list, by the slow path.
   if (const std::uint64_t word = sampled_slices::Word(addr); word != 0) {
-    FreeSlow(ptr, sampled_slices::FreeInMarkedSlice(ptr, word), kind);
+    const int c = sampled_slices::FreeInMarkedSlice(ptr, word);
+    if (TryCachePush(ptr, static_cast<SliceEntry>(c))) return;
+    FreeSlow(ptr, c, kind);
     return;
   }
   BlockInfo info = LookupBlock(addr);

@@ -29,8 +29,11 @@ namespace {
 // Per-thread slots (no locked RMW on every tracked allocation and free).
 // kLiveSmall: live records in the per-slice arrays (small blocks,
 // block_records.h; sampled blocks kept in place and sampled large blocks,
-// sampled_records.h).
-enum Counter : std::size_t { kAllocs, kFrees, kRecordFailures, kLiveSmall, kNumCounters };
+// sampled_records.h). The rare one first: a slot's first value shares its
+// line with the slot's header (concurrency/sharded_counter.h), so the
+// counts of every tracked allocation and free (kAllocs or kFrees with
+// kLiveSmall) lie on one line, the next.
+enum Counter : std::size_t { kRecordFailures, kAllocs, kFrees, kLiveSmall, kNumCounters };
 constinit ShardedCounterArray<kNumCounters> g_counters;
 
 void OnAllocate(void* ptr, std::size_t requested, std::size_t usable, bool sampled);
