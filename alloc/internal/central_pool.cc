@@ -128,6 +128,15 @@ FreeObject* LinkObjects(FreeObject* const* objects, int n) {
   return objects[0];
 }
 
+// Whether objects of `span` came back to it and can be handed out again.
+// Normal mode counts them: every carved object that is not out (in a cache
+// or with a user) is back, its bit set. Hardened mode keeps them on the
+// span's free list (a list whose rest was dropped as corrupt no longer
+// holds them all).
+bool SpanHasReturned(const Span* span) {
+  return Hardened() ? span->free_list != nullptr : span->carved > span->allocated;
+}
+
 // Writes a chain of `n` objects from `head` into out[0, n) for a thread
 // cache's array: the head (handed out first) at out[n - 1].
 void ChainToArray(FreeObject* head, int n, FreeObject** out) {
@@ -178,12 +187,16 @@ int CentralPool::RemoveForCache(int size_class, int n, bool first_refill, std::u
       return static_cast<int>(count);
     }
   }
-  FreeObject* head = nullptr;
-  int got = RemoveFromSpans(size_class, n, /*align_carve=*/true, owner, &head);
+  int got = RemoveFromSpans(size_class, n, /*align_carve=*/true, owner, out);
   if (got > 0) {
     span_out_.fetch_add(got, std::memory_order_relaxed);
-    // Linked under the lock moments ago: its lines are this core's.
-    ChainToArray(head, got, out);
+    // Taken in the order to hand them out: the array hands out its end
+    // first.
+    for (int i = 0, j = got - 1; i < j; ++i, --j) {
+      FreeObject* t = out[i];
+      out[i] = out[j];
+      out[j] = t;
+    }
   }
   return got;
 }
@@ -202,8 +215,13 @@ int CentralPool::RemoveChain(int size_class, int n, bool whole_batch_ok, std::ui
       return static_cast<int>(count);
     }
   }
-  int got = RemoveFromSpans(size_class, n, /*align_carve=*/false, owner, head);
-  if (got > 0) span_out_.fetch_add(got, std::memory_order_relaxed);
+  if (n > kMaxBatch) n = kMaxBatch;
+  FreeObject* objects[kMaxBatch];
+  int got = RemoveFromSpans(size_class, n, /*align_carve=*/false, owner, objects);
+  if (got > 0) {
+    span_out_.fetch_add(got, std::memory_order_relaxed);
+    *head = LinkObjects(objects, got);
+  }
   return got;
 }
 
@@ -219,7 +237,7 @@ void CentralPool::Insert(int size_class, FreeObject* head, int n, bool reuse_soo
       return;
     }
   }
-  InsertToSpans(size_class, head, n);
+  InsertToSpans(size_class, nullptr, head, n);
 }
 
 void CentralPool::InsertBatch(int size_class, FreeObject* const* objects, int n, bool reuse_soon) {
@@ -235,7 +253,7 @@ void CentralPool::InsertBatch(int size_class, FreeObject* const* objects, int n,
       return;
     }
   }
-  InsertToSpans(size_class, LinkObjects(objects, n), n);
+  InsertToSpans(size_class, objects, nullptr, n);
 }
 
 void CentralPool::Drain(int size_class) {
@@ -248,7 +266,9 @@ void CentralPool::Drain(int size_class) {
   }
   flow_mark_.store(transfer_.pops(), std::memory_order_relaxed);
   std::uint32_t count = 0;
-  while (FreeObject* head = PopChain(size_class, &count)) InsertToSpans(size_class, head, static_cast<int>(count));
+  while (FreeObject* head = PopChain(size_class, &count)) {
+    InsertToSpans(size_class, nullptr, head, static_cast<int>(count));
+  }
 }
 
 namespace {
@@ -338,77 +358,66 @@ int CentralPool::CarveFreshLines(int size_class, int n, std::uint32_t owner, Fre
   return static_cast<int>(count);
 }
 
-int CentralPool::RemoveFromSpans(int size_class, int n, bool align_carve, std::uint32_t owner, FreeObject** head) {
+int CentralPool::RemoveFromSpans(int size_class, int n, bool align_carve, std::uint32_t owner, FreeObject** out) {
   const SizeClassInfo& info = ClassInfo(size_class);
   const std::uint32_t objects = SpanObjects(size_class, tracked());
   const bool hardened = Hardened();
-  FreeObject* out = nullptr;
-  FreeObject* last = nullptr;
   int got = 0;
   PendingErrors errors;
-  auto append = [&](FreeObject* o) {
-    if (last == nullptr) {
-      out = o;
-    } else {
-      SetNext(last, o);
-    }
-    last = o;
-    ++got;
-  };
   {
     EngineLockHolder h(&lock_);
-    // Objects taken off span free lists, subtracted from span_free_objects_
+    // Objects taken back from spans, subtracted from span_free_objects_
     // once (before the lock is let go), not per object.
     std::size_t taken = 0;
-    // Takes the first object of `span`'s free list (not empty).
-    auto take_one = [&](Span* span) __attribute__((always_inline)) STRATA_NO_THREAD_SAFETY_ANALYSIS {
-      FreeObject* o = span->free_list;
-      FreeObject* next = GetNext(o);
-      if (hardened && !HardenedValidLink(next, size_class)) {
-        // The link was overwritten after the object came back (a write
-        // after free): keep `o` (it was validated when it came back), drop
-        // the rest of the list (leaked, never handed out).
-        errors.Add(ErrorKind::kFreeListCorruption, o);
-        next = nullptr;
-      }
-      span->free_list = next;
-      if (!hardened) {
-        // Normal mode: the bit says "on the span's free list".
-        auto addr = reinterpret_cast<std::uintptr_t>(o);
-        std::atomic<std::uint64_t>& word = span->segment->BitWord(addr);
-        word.store(word.load(std::memory_order_relaxed) & ~Segment::BitMask(addr), std::memory_order_relaxed);
-      }
-      append(o);
+    // Counts `o` out of `span` (it leaves for a cache or a user).
+    auto took = [&](Span* span, FreeObject* o) __attribute__((always_inline)) STRATA_NO_THREAD_SAFETY_ANALYSIS {
+      out[got++] = o;
       // Only a tracked pool keeps a span with every object back (idle).
       if (span->allocated == 0) --idle_spans_;
       ++span->allocated;
       ++taken;
     };
-    // Free lists are chains other threads' cores wrote last (their frees
-    // came back here when the first tier was full): following one is a
-    // cache miss per object, each waiting for the one before. Taking from
-    // up to kInterleavedSpans spans in turn keeps that many chains' misses
-    // in flight at once. Spans whose free lists run dry are handled below
-    // (carving, unlinking) as any other.
-    if (n >= 2 * kInterleavedSpans && partial_ != nullptr && partial_->next != nullptr) {
-      Span* spans[kInterleavedSpans];
-      int k = 0;
-      for (Span* s = partial_; s != nullptr && k < kInterleavedSpans; s = s->next) {
-        if (s->free_list != nullptr) spans[k++] = s;
-      }
-      if (k < 2) k = 0;  // one chain: the loop below takes it
-      for (bool any = k > 0; any && got < n;) {
-        any = false;
-        for (int i = 0; i < k && got < n; ++i) {
-          if (spans[i]->free_list == nullptr) continue;
-          take_one(spans[i]);
-          any = true;
+    // Normal mode: the span's objects that came back are those whose bits
+    // are set (see the header comment); taken in address order, a word of
+    // the bitmap at a time, from the span's scan_word (no set bit lies
+    // below it). The objects themselves are not touched.
+    auto take_returned = [&](Span* span) STRATA_NO_THREAD_SAFETY_ANALYSIS {
+      Segment* seg = span->segment;
+      std::atomic<std::uint64_t>* const first = &seg->BitWord(span->start());
+      std::atomic<std::uint64_t>* const end = first + (span->bytes() >> (kGranuleShift + 6));
+      std::atomic<std::uint64_t>* word = first + span->scan_word;
+      for (; word < end && got < n && SpanHasReturned(span); ++word) {
+        std::uint64_t bits = word->load(std::memory_order_relaxed);
+        if (bits == 0) continue;
+        std::uint64_t left = bits;
+        const std::uintptr_t word_base = seg->base() + (static_cast<std::uintptr_t>(word - seg->block_bits) << (kGranuleShift + 6));
+        while (left != 0 && got < n) {
+          const int bit = __builtin_ctzll(left);
+          left &= left - 1;
+          took(span, reinterpret_cast<FreeObject*>(word_base + (static_cast<std::uintptr_t>(bit) << kGranuleShift)));
         }
+        word->store(left, std::memory_order_relaxed);
+        if (left != 0) break;  // full: the next refill starts at this word
       }
-      for (int i = 0; i < k; ++i) {
-        TookFromSpanLocked(size_class, spans[i], owner, objects);
+      span->scan_word = static_cast<std::uint16_t>(word - first);
+    };
+    // Hardened mode: the span's free list (its links encoded, each one
+    // validated as it is followed).
+    auto take_linked = [&](Span* span) STRATA_NO_THREAD_SAFETY_ANALYSIS {
+      while (got < n && span->free_list != nullptr) {
+        FreeObject* o = span->free_list;
+        FreeObject* next = GetNext(o);
+        if (!HardenedValidLink(next, size_class)) {
+          // The link was overwritten after the object came back (a write
+          // after free): keep `o` (it was validated when it came back), drop
+          // the rest of the list (leaked, never handed out).
+          errors.Add(ErrorKind::kFreeListCorruption, o);
+          next = nullptr;
+        }
+        span->free_list = next;
+        took(span, o);
       }
-    }
+    };
     while (got < n) {
       Span* span = partial_;
       if (span == nullptr) {
@@ -423,15 +432,20 @@ int CentralPool::RemoveFromSpans(int size_class, int n, bool align_carve, std::u
         if (span == nullptr) break;  // out of memory: return what we have
         spans_allocated_.fetch_add(1, std::memory_order_relaxed);
         span->carve_start = Colour(size_class, span);
+        span->scan_word = 0;
         span->in_partial = true;
         span->prev = nullptr;
         span->next = partial_;
         if (partial_ != nullptr) partial_->prev = span;
         partial_ = span;
       }
-      while (got < n && span->free_list != nullptr) take_one(span);
+      if (hardened) {
+        take_linked(span);
+      } else {
+        take_returned(span);
+      }
       std::uintptr_t base = span->start();
-      // A thread cache's chain ends on a line boundary, so that the next
+      // A thread cache's refill ends on a line boundary, so that the next
       // refill (often another thread's) starts on a fresh line: two threads'
       // hot objects never share a line through carving (active false
       // sharing). At most run-1 objects more than asked.
@@ -442,22 +456,20 @@ int CentralPool::RemoveFromSpans(int size_class, int n, bool align_carve, std::u
         if (got >= n && !line_unfinished) break;
         auto* o = reinterpret_cast<FreeObject*>(base + static_cast<std::uintptr_t>(index) * info.size);
         ++span->carved;
-        append(o);
+        out[got++] = o;
         ++span->allocated;
       }
       TookFromSpanLocked(size_class, span, owner, objects);
     }
     span_free_objects_.fetch_sub(taken, std::memory_order_relaxed);
-    if (last != nullptr) SetNext(last, nullptr);
   }
   errors.Report();
-  *head = out;
   return got;
 }
 
 void CentralPool::TookFromSpanLocked(int size_class, Span* span, std::uint32_t owner, std::uint32_t objects) {
   if (owner != 0) ClaimLocked(size_class, span, owner);
-  if (span->free_list == nullptr && span->carved == objects) UnlinkExhaustedLocked(span);
+  if (!SpanHasReturned(span) && span->carved == objects) UnlinkExhaustedLocked(span);
 }
 
 void CentralPool::UnlinkExhaustedLocked(Span* span) {
@@ -533,7 +545,7 @@ void ClearBlockBits(Span* span, std::size_t size, std::uint32_t objects) {
 
 }  // namespace
 
-void CentralPool::InsertToSpans(int size_class, FreeObject* head, int n) {
+void CentralPool::InsertToSpans(int size_class, FreeObject* const* batch, FreeObject* head, int n) {
   // Counted back whether or not each object passes its checks (a bad one
   // is reported and left out: it was never the pool's to hand out).
   span_out_.fetch_sub(n, std::memory_order_relaxed);
@@ -553,9 +565,15 @@ void CentralPool::InsertToSpans(int size_class, FreeObject* head, int n) {
     std::uintptr_t span_start = 0;
     std::size_t span_bytes = 0;
     std::int64_t came_back = 0;  // objects now on span free lists (net)
-    for (int i = 0; i < n && head != nullptr; ++i) {
-      FreeObject* o = head;
-      head = GetNext(o);
+    for (int i = 0; i < n; ++i) {
+      FreeObject* o;
+      if (batch != nullptr) {
+        o = batch[i];
+      } else {
+        if (head == nullptr) break;
+        o = head;
+        head = GetNext(o);
+      }
       auto addr = reinterpret_cast<std::uintptr_t>(o);
       if (addr - span_start >= span_bytes) {
         // The object must be a block of this pool's class in a span strata
@@ -594,9 +612,16 @@ void CentralPool::InsertToSpans(int size_class, FreeObject* head, int n) {
         errors.Add(hardened ? ErrorKind::kCorruption : ErrorKind::kDoubleFree, o);
         continue;
       }
-      if (!hardened) word.store(bits | mask, std::memory_order_relaxed);
-      SetNext(o, span->free_list);
-      span->free_list = o;
+      if (!hardened) {
+        // Normal mode: the bit is the object's place among the span's
+        // returned ones (RemoveFromSpans finds it there).
+        word.store(bits | mask, std::memory_order_relaxed);
+        const auto w = static_cast<std::uint16_t>(&word - &seg->BitWord(span_start));
+        if (w < span->scan_word) span->scan_word = w;
+      } else {
+        SetNext(o, span->free_list);
+        span->free_list = o;
+      }
       --span->allocated;
       ++came_back;
       if (!span->in_partial) {

@@ -35,11 +35,19 @@
 //   2. Spans: partly used spans of the class on a list guarded by the
 //      pool's lock (taken once per batch, only when tier 1 is empty or
 //      full; never held while the page heap's lock is taken, see
-//      engine_lock.h). Objects come from a span's free list, then from its
-//      uncarved tail (a refill takes from up to kInterleavedSpans spans'
-//      free lists in turn, so that their chains' cache misses overlap);
-//      returning objects finds each one's span through the page maps, and
-//      a span whose objects have all come back goes to the page heap.
+//      engine_lock.h). Objects come from those that came back to a span,
+//      then from its uncarved tail. In normal mode the objects that came
+//      back are the span's set bits in the block bitmap (span.h), not a
+//      list: returning an object sets its bit, a refill takes set bits a
+//      bitmap word at a time from the span's scan_word on. Neither reads
+//      or writes the objects (a list linked through them cost a cache miss
+//      per object on each side, on lines the program's cores own), and a
+//      refill gets the span's objects in address order, so a program that
+//      reads what it allocated in order reads a stream. Hardened mode
+//      keeps a list per span (encoded links, checked as followed): its
+//      bitmap means "allocated to a user". Returning objects finds each
+//      one's span through the page maps, and a span whose objects have
+//      all come back goes to the page heap.
 //      A new span's carving starts at an offset of its own and wraps
 //      (Colour, Span::carve_start), so that the most used objects of
 //      different spans do not compete for the same cache sets.
@@ -47,8 +55,8 @@
 // Checks at this tier (always on, see hardening.h): every object that comes
 // back to its span is checked against the span (a block of this class,
 // at a block boundary, within the carved part) and against the block
-// bitmap (normal mode: not already on the span's free list, i.e. not freed
-// twice; hardened mode: not allocated to a user). Bad objects are reported
+// bitmap (normal mode: not back already, i.e. not freed twice; hardened
+// mode: not allocated to a user). Bad objects are reported
 // after the lock is released and left out, so the pool stays consistent.
 // In hardened mode links are encoded and every link popped from a span's
 // free list is validated.
@@ -156,9 +164,6 @@ class alignas(kCacheLineSize) CentralPool {
   // GrowForFlow), per class and over all classes' growth together.
   static constexpr std::size_t kMaxFlowTransferBytes = std::size_t{8} << 20;
   static constexpr std::size_t kFlowGrowthBudgetBytes = std::size_t{32} << 20;
-  // Spans whose free lists a refill from the span tier takes from in turn
-  // (RemoveFromSpans).
-  static constexpr int kInterleavedSpans = 4;
   // Idle spans a tracked pool keeps per class (at least one span): sampled
   // blocks are few and short-lived, and a span handed back on each free
   // made samples take spans from the page heap (its lock, the bitmap
@@ -211,7 +216,9 @@ class alignas(kCacheLineSize) CentralPool {
   static int ObjectsPerLineRun(int size_class);
   int RemoveChain(int size_class, int n, bool whole_batch_ok, std::uint32_t owner, FreeObject** head);
   // `align_carve`: carving ends on a line boundary (see RemoveForCache).
-  int RemoveFromSpans(int size_class, int n, bool align_carve, std::uint32_t owner, FreeObject** head);
+  // Objects go to out[0, returned) in the order to hand them out (out[0]
+  // first); `out` has room for n, and for RefillBound when `align_carve`.
+  int RemoveFromSpans(int size_class, int n, bool align_carve, std::uint32_t owner, FreeObject** out);
   // At least `n` objects (at most RefillBound) from fresh lines of
   // the current span's uncarved tail, 0 when it has none, their addresses
   // in out[] as RemoveForCache gives them. The head (handed out first) is
@@ -246,7 +253,9 @@ class alignas(kCacheLineSize) CentralPool {
   static std::uint32_t CarveOrder(const Span* span, std::uint32_t index, std::uint32_t objects) {
     return index >= span->carve_start ? index - span->carve_start : index + objects - span->carve_start;
   }
-  void InsertToSpans(int size_class, FreeObject* head, int n);
+  // Returns `n` objects to their spans: batch[0, n) when `batch` is
+  // given (they are not read or written), else the chain from `head`.
+  void InsertToSpans(int size_class, FreeObject* const* batch, FreeObject* head, int n);
 
   Transfer transfer_;
   // Objects the span tier handed out, net of those that came back to it:

@@ -22,10 +22,12 @@
 // Block bitmap: one bit per 16-byte granule of a normal segment, for the
 // granule where a small block starts (so no division is needed to index
 // it). Its meaning depends on the mode, fixed at process init:
-//   normal mode:   "the block is on its span's free list" (central pool
-//                  tier 2), maintained under the pool's lock; a block that
-//                  comes back to the span while its bit is set was freed
-//                  twice (detected at flush time).
+//   normal mode:   "the block came back to its span" (central pool tier
+//                  2), maintained under the pool's lock: the set bits are
+//                  the span's free objects (there is no list), handed out
+//                  again in address order; a block that comes back to the
+//                  span while its bit is set was freed twice (detected at
+//                  flush time).
 //   hardened mode: "the block is allocated to the user", set and cleared
 //                  with atomic RMWs on every allocation and free; a free of
 //                  a block whose bit is clear is a double free (detected at
@@ -113,6 +115,10 @@ struct Span {
   // Large spans, hardened mode: the alignment the allocation named
   // (hardening.h AlignCode: 0 for none; 16 or less is recorded too).
   std::uint8_t align_code;
+  // Small spans, normal mode (central pool lock): the first word of the
+  // span's part of the block bitmap that may hold a set bit (a returned
+  // object); RemoveFromSpans scans from there.
+  std::uint16_t scan_word;
   // Small spans (central pool lock):
   std::uint32_t allocated;  // objects outside the span (caches and users)
   std::uint32_t carved;     // objects ever carved from the bump region
@@ -126,7 +132,7 @@ struct Span {
   // to from this span (0: none), mirrored in the class map's entries for
   // the span's slices. A routing hint for frees, see page_map.h.
   std::uint32_t owner;
-  FreeObject* free_list;    // objects returned to the span
+  FreeObject* free_list;    // hardened mode: objects returned to the span
   // Large spans: requested size and the user pointer (it may be offset from
   // the span start by an alignment).
   std::size_t large_size;

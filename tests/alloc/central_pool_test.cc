@@ -3,18 +3,23 @@
 // partial batch waits there only when it is to be reused soon (a thread
 // cache's overflow), and otherwise goes back to its spans, as single
 // objects always do; a batch comes out of the first tier with its count; a
-// refill from the spans takes from several spans' free lists in turn and
-// leaves their accounting exact; the first tier grows while batches flow
+// refill from the spans takes what came back to them in address order,
+// each span's together, without touching the objects (normal mode), finds
+// objects that came back below what it took before, and leaves the
+// accounting exact; the first tier grows while batches flow
 // through it, not for a pile-up, within one budget over all classes, and
 // a drain brings it back.
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <set>
 #include <vector>
 
 #include <gtest/gtest.h>
 
+#include "alloc/internal/cache_slots.h"
 #include "alloc/internal/central_pool.h"
+#include "alloc/internal/hardening.h"
 #include "alloc/internal/page_map.h"
 #include "alloc/internal/size_classes.h"
 #include "alloc/internal/span.h"
@@ -118,7 +123,7 @@ Span* SpanOfObject(FreeObject* o) {
   return g_segment_map.Get(addr)->SpanOf(addr);
 }
 
-TEST_F(CentralPoolTest, ARefillTakesFromSeveralSpansFreeListsInTurn) {
+TEST_F(CentralPoolTest, ARefillTakesWhatCameBackToSpansInAddressOrderWithoutTouchingIt) {
   // Three spans' worth and more out, so that three spans are fully handed out.
   const std::size_t per_span = SpanObjects(c_, false);
   while (held_.size() < 3 * per_span + static_cast<std::size_t>(batch_)) ASSERT_EQ(TakeBatch(), batch_);
@@ -128,46 +133,107 @@ TEST_F(CentralPoolTest, ARefillTakesFromSeveralSpansFreeListsInTurn) {
     if (std::find(spans.begin(), spans.end(), s) == spans.end()) spans.push_back(s);
   }
   ASSERT_GE(spans.size(), 4u);
-  // A few objects of each of three spans back to their spans, one at a time
-  // (the first tier takes no single objects): three free lists.
+  // A few objects of each of three spans back to their spans, as a thread
+  // cache's partial batch given back (an array, not linked), in descending
+  // address order and spans mixed: their addresses are all the pool gets.
   constexpr int kPerSpan = 5;
-  std::set<FreeObject*> returned;
+  std::vector<FreeObject*> given;
   for (int k = 0; k < 3; ++k) {
-    int given = 0;
-    for (std::size_t i = 0; i < held_.size() && given < kPerSpan;) {
+    int n = 0;
+    for (std::size_t i = 0; i < held_.size() && n < kPerSpan;) {
       if (SpanOfObject(held_[i]) != spans[k]) {
         ++i;
         continue;
       }
-      returned.insert(held_[i]);
-      SetNext(held_[i], nullptr);
-      g_pool.Insert(c_, held_[i], 1);
+      given.push_back(held_[i]);
       held_.erase(held_.begin() + static_cast<std::ptrdiff_t>(i));
-      ++given;
+      ++n;
     }
-    ASSERT_EQ(given, kPerSpan);
+    ASSERT_EQ(n, kPerSpan);
   }
-  ASSERT_GE(batch_, 2 * kPerSpan + 8);
-  EXPECT_EQ(g_pool.free_objects(c_), returned.size());
+  std::sort(given.begin(), given.end(), [](FreeObject* a, FreeObject* b) {
+    return reinterpret_cast<std::uintptr_t>(a) > reinterpret_cast<std::uintptr_t>(b);
+  });
+  // Each object's bytes hold a pattern the pool must leave alone (normal
+  // mode keeps no links in returned objects; hardened mode does).
+  const bool untouched = !Hardened();
+  auto pattern = [](FreeObject* o) { return static_cast<unsigned char>(reinterpret_cast<std::uintptr_t>(o) >> 6); };
+  if (untouched) {
+    for (FreeObject* o : given) std::memset(o, pattern(o), ClassSize(c_));
+  }
+  g_pool.InsertBatch(c_, given.data(), static_cast<int>(given.size()), /*reuse_soon=*/false);
+  ASSERT_GE(batch_, static_cast<int>(given.size()) + 8);
+  EXPECT_EQ(g_pool.free_objects(c_), given.size());
   const std::set<FreeObject*> out_before(held_.begin(), held_.end());
-  FreeObject* head = nullptr;
-  ASSERT_EQ(g_pool.Remove(c_, batch_, &head), batch_);
-  std::vector<FreeObject*> chain = Chain(head);
-  ASSERT_EQ(chain.size(), static_cast<std::size_t>(batch_));
-  const std::set<FreeObject*> got(chain.begin(), chain.end());
-  EXPECT_EQ(got.size(), chain.size()) << "an object handed out twice";
-  // Every freed object came back (the rest was carved), none of them twice,
-  // and none that is still out.
-  for (FreeObject* o : returned) EXPECT_EQ(got.count(o), 1u);
-  for (FreeObject* o : chain) EXPECT_EQ(out_before.count(o), 0u);
-  // The first objects alternate between the spans.
-  ASSERT_GE(chain.size(), 3u);
-  EXPECT_NE(SpanOfObject(chain[0]), SpanOfObject(chain[1]));
-  EXPECT_NE(SpanOfObject(chain[1]), SpanOfObject(chain[2]));
+  std::vector<FreeObject*> out(RefillBound(c_));
+  const int got = g_pool.RemoveForCache(c_, batch_, /*first_refill=*/false, 0, out.data());
+  ASSERT_GE(got, batch_);
+  // Handed out from the array's end: hand-out order.
+  std::vector<FreeObject*> order(out.rbegin() + static_cast<std::ptrdiff_t>(out.size() - static_cast<std::size_t>(got)),
+                                 out.rend());
+  ASSERT_EQ(order.size(), static_cast<std::size_t>(got));
+  const std::set<FreeObject*> got_set(order.begin(), order.end());
+  EXPECT_EQ(got_set.size(), order.size()) << "an object handed out twice";
+  for (FreeObject* o : order) EXPECT_EQ(out_before.count(o), 0u);
+  // The objects that came back are handed out first (before any carving),
+  // each span's together and (normal mode) in ascending address order.
+  const std::set<FreeObject*> given_set(given.begin(), given.end());
+  const std::size_t n_given = given.size();
+  EXPECT_EQ(std::set<FreeObject*>(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(n_given)), given_set);
+  std::set<Span*> spans_done;
+  for (std::size_t i = 0; i < n_given && untouched; ++i) {
+    Span* s = SpanOfObject(order[i]);
+    if (i > 0 && s == SpanOfObject(order[i - 1])) {
+      EXPECT_LT(reinterpret_cast<std::uintptr_t>(order[i - 1]), reinterpret_cast<std::uintptr_t>(order[i]))
+          << "a span's objects out of address order at " << i;
+    } else {
+      EXPECT_EQ(spans_done.count(s), 0u) << "a span's objects not together at " << i;
+      spans_done.insert(s);
+    }
+  }
+  if (untouched) {
+    EXPECT_EQ(spans_done.size(), 3u);
+    for (FreeObject* o : given) {
+      const auto* bytes = reinterpret_cast<const unsigned char*>(o);
+      for (std::size_t k = 0; k < ClassSize(c_); ++k) ASSERT_EQ(bytes[k], pattern(o)) << "object written at byte " << k;
+    }
+  }
   EXPECT_EQ(g_pool.free_objects(c_), 0u);
-  EXPECT_EQ(g_pool.objects_out(c_), static_cast<std::int64_t>(held_.size() + chain.size()));
-  held_.insert(held_.end(), chain.begin(), chain.end());
+  EXPECT_EQ(g_pool.objects_out(c_), static_cast<std::int64_t>(held_.size() + order.size()));
+  held_.insert(held_.end(), order.begin(), order.end());
   // TearDown gives all back, drains, and expects nothing out.
+}
+
+TEST_F(CentralPoolTest, ObjectsComeBackAfterARefillTookSomeOfASpans) {
+  // A span's scan cursor moves past what a refill took; an object that
+  // comes back below it afterwards must still be found.
+  if (Hardened()) GTEST_SKIP() << "hardened mode keeps a list per span, in no address order";
+  const std::size_t per_span = SpanObjects(c_, false);
+  while (held_.size() < 2 * per_span) ASSERT_EQ(TakeBatch(), batch_);
+  Span* span = SpanOfObject(held_[0]);
+  std::vector<FreeObject*> mine;
+  for (FreeObject* o : held_) {
+    if (SpanOfObject(o) == span) mine.push_back(o);
+  }
+  std::sort(mine.begin(), mine.end());
+  ASSERT_GE(mine.size(), 40u);
+  // The upper half back, then a refill of a few takes its lowest ones.
+  std::vector<FreeObject*> upper(mine.begin() + static_cast<std::ptrdiff_t>(mine.size() / 2), mine.end());
+  for (FreeObject* o : upper) held_.erase(std::find(held_.begin(), held_.end(), o));
+  g_pool.InsertBatch(c_, upper.data(), static_cast<int>(upper.size()), false);
+  FreeObject* head = nullptr;
+  ASSERT_EQ(g_pool.Remove(c_, 3, &head), 3);
+  std::vector<FreeObject*> first = Chain(head);
+  EXPECT_EQ(first, std::vector<FreeObject*>(upper.begin(), upper.begin() + 3));
+  held_.insert(held_.end(), first.begin(), first.end());
+  // The lowest object of the span back: it is the next one out.
+  held_.erase(std::find(held_.begin(), held_.end(), mine[0]));
+  g_pool.InsertBatch(c_, &mine[0], 1, false);
+  ASSERT_EQ(g_pool.Remove(c_, 2, &head), 2);
+  std::vector<FreeObject*> second = Chain(head);
+  EXPECT_EQ(second[0], mine[0]);
+  EXPECT_EQ(second[1], upper[3]);
+  held_.insert(held_.end(), second.begin(), second.end());
 }
 
 TEST_F(CentralPoolTest, TheFirstTierGrowsWhileBatchesFlowThroughItNotForAPileUp) {
