@@ -137,6 +137,30 @@ bool SpanHasReturned(const Span* span) {
   return Hardened() ? span->free_list != nullptr : span->carved > span->allocated;
 }
 
+// The words of a span's part of the block bitmap.
+std::uint32_t SpanWords(const Span* span) { return static_cast<std::uint32_t>(span->bytes() >> (kGranuleShift + 6)); }
+
+// A span's scan order over its bitmap words: from the word of the object
+// its carving starts at (its colour, CentralPool::Colour) to its last word,
+// then from its first. The objects a span hands out again first then lie
+// at its colour's offset, as its first carved ones do, and not at the low
+// offsets of every span, where the hot objects of all classes would share
+// cache sets and page offsets (loads then wait on unrelated stores with
+// the same low address bits). ScanWord: the word at position `r` of that
+// order (relative to the span's first word); ScanPosition: the inverse.
+std::uint32_t ColourWord(const Span* span, std::uint32_t size) {
+  return static_cast<std::uint32_t>((static_cast<std::uint64_t>(span->carve_start) * size) >> (kGranuleShift + 6));
+}
+std::uint32_t ScanWord(const Span* span, std::uint32_t size, std::uint32_t r) {
+  const std::uint32_t w = ColourWord(span, size) + r;
+  const std::uint32_t words = SpanWords(span);
+  return w >= words ? w - words : w;
+}
+std::uint32_t ScanPosition(const Span* span, std::uint32_t size, std::uint32_t w) {
+  const std::uint32_t c = ColourWord(span, size);
+  return w >= c ? w - c : w + SpanWords(span) - c;
+}
+
 // Writes a chain of `n` objects from `head` into out[0, n) for a thread
 // cache's array: the head (handed out first) at out[n - 1].
 void ChainToArray(FreeObject* head, int n, FreeObject** out) {
@@ -378,19 +402,21 @@ int CentralPool::RemoveFromSpans(int size_class, int n, bool align_carve, std::u
       ++taken;
     };
     // Normal mode: the span's objects that came back are those whose bits
-    // are set (see the header comment); taken in address order, a word of
-    // the bitmap at a time, from the span's scan_word (no set bit lies
-    // below it). The objects themselves are not touched.
+    // are set (see the header comment); taken a word of the bitmap at a
+    // time, in the span's scan order (ScanWord), from its scan_word (no
+    // set bit lies before it in that order). The objects themselves are
+    // not touched.
     auto take_returned = [&](Span* span) STRATA_NO_THREAD_SAFETY_ANALYSIS {
       Segment* seg = span->segment;
       std::atomic<std::uint64_t>* const first = &seg->BitWord(span->start());
-      std::atomic<std::uint64_t>* const end = first + (span->bytes() >> (kGranuleShift + 6));
-      std::atomic<std::uint64_t>* word = first + span->scan_word;
-      for (; word < end && got < n && SpanHasReturned(span); ++word) {
-        std::uint64_t bits = word->load(std::memory_order_relaxed);
-        if (bits == 0) continue;
-        std::uint64_t left = bits;
-        const std::uintptr_t word_base = seg->base() + (static_cast<std::uintptr_t>(word - seg->block_bits) << (kGranuleShift + 6));
+      const std::uint32_t words = SpanWords(span);
+      std::uint32_t r = span->scan_word;
+      for (; r < words && got < n && SpanHasReturned(span); ++r) {
+        std::atomic<std::uint64_t>* word = first + ScanWord(span, info.size, r);
+        std::uint64_t left = word->load(std::memory_order_relaxed);
+        if (left == 0) continue;
+        const std::uintptr_t word_base =
+            seg->base() + (static_cast<std::uintptr_t>(word - seg->block_bits) << (kGranuleShift + 6));
         while (left != 0 && got < n) {
           const int bit = __builtin_ctzll(left);
           left &= left - 1;
@@ -399,7 +425,7 @@ int CentralPool::RemoveFromSpans(int size_class, int n, bool align_carve, std::u
         word->store(left, std::memory_order_relaxed);
         if (left != 0) break;  // full: the next refill starts at this word
       }
-      span->scan_word = static_cast<std::uint16_t>(word - first);
+      span->scan_word = static_cast<std::uint16_t>(r);
     };
     // Hardened mode: the span's free list (its links encoded, each one
     // validated as it is followed).
@@ -616,8 +642,9 @@ void CentralPool::InsertToSpans(int size_class, FreeObject* const* batch, FreeOb
         // Normal mode: the bit is the object's place among the span's
         // returned ones (RemoveFromSpans finds it there).
         word.store(bits | mask, std::memory_order_relaxed);
-        const auto w = static_cast<std::uint16_t>(&word - &seg->BitWord(span_start));
-        if (w < span->scan_word) span->scan_word = w;
+        const auto w = static_cast<std::uint32_t>(&word - &seg->BitWord(span_start));
+        const std::uint32_t r = ScanPosition(span, info.size, w);
+        if (r < span->scan_word) span->scan_word = static_cast<std::uint16_t>(r);
       } else {
         SetNext(o, span->free_list);
         span->free_list = o;

@@ -42,8 +42,10 @@
 //      bitmap word at a time from the span's scan_word on. Neither reads
 //      or writes the objects (a list linked through them cost a cache miss
 //      per object on each side, on lines the program's cores own), and a
-//      refill gets the span's objects in address order, so a program that
-//      reads what it allocated in order reads a stream. Hardened mode
+//      refill gets the span's objects in address order (starting at the
+//      span's colour and wrapping, as its carving does: see Colour), so a
+//      program that reads what it allocated in order reads a stream.
+//      Hardened mode
 //      keeps a list per span (encoded links, checked as followed): its
 //      bitmap means "allocated to a user". Returning objects finds each
 //      one's span through the page maps, and a span whose objects have

@@ -115,9 +115,10 @@ struct Span {
   // Large spans, hardened mode: the alignment the allocation named
   // (hardening.h AlignCode: 0 for none; 16 or less is recorded too).
   std::uint8_t align_code;
-  // Small spans, normal mode (central pool lock): the first word of the
-  // span's part of the block bitmap that may hold a set bit (a returned
-  // object); RemoveFromSpans scans from there.
+  // Small spans, normal mode (central pool lock): the first position, in
+  // the span's scan order over its part of the block bitmap (starting at
+  // its colour's word, central_pool.cc ScanWord), whose word may hold a set
+  // bit (a returned object); RemoveFromSpans scans from there.
   std::uint16_t scan_word;
   // Small spans (central pool lock):
   std::uint32_t allocated;  // objects outside the span (caches and users)

@@ -123,6 +123,18 @@ Span* SpanOfObject(FreeObject* o) {
   return g_segment_map.Get(addr)->SpanOf(addr);
 }
 
+// Where `o` comes in its span's scan order (central_pool.h): by address,
+// starting at the bitmap word of the span's colour (its first carved
+// object) and wrapping.
+std::uint64_t ScanKey(FreeObject* o, int size_class) {
+  Span* s = SpanOfObject(o);
+  const std::uint64_t words = s->bytes() >> (kGranuleShift + 6);
+  const std::uint64_t colour = (std::uint64_t{s->carve_start} * ClassSize(size_class)) >> (kGranuleShift + 6);
+  const std::uint64_t granule = (reinterpret_cast<std::uintptr_t>(o) - s->start()) >> kGranuleShift;
+  const std::uint64_t word = granule >> 6;
+  return ((word + words - colour) % words) * 64 + granule % 64;
+}
+
 TEST_F(CentralPoolTest, ARefillTakesWhatCameBackToSpansInAddressOrderWithoutTouchingIt) {
   // Three spans' worth and more out, so that three spans are fully handed out.
   const std::size_t per_span = SpanObjects(c_, false);
@@ -184,8 +196,7 @@ TEST_F(CentralPoolTest, ARefillTakesWhatCameBackToSpansInAddressOrderWithoutTouc
   for (std::size_t i = 0; i < n_given && untouched; ++i) {
     Span* s = SpanOfObject(order[i]);
     if (i > 0 && s == SpanOfObject(order[i - 1])) {
-      EXPECT_LT(reinterpret_cast<std::uintptr_t>(order[i - 1]), reinterpret_cast<std::uintptr_t>(order[i]))
-          << "a span's objects out of address order at " << i;
+      EXPECT_LT(ScanKey(order[i - 1], c_), ScanKey(order[i], c_)) << "a span's objects out of address order at " << i;
     } else {
       EXPECT_EQ(spans_done.count(s), 0u) << "a span's objects not together at " << i;
       spans_done.insert(s);
@@ -215,9 +226,10 @@ TEST_F(CentralPoolTest, ObjectsComeBackAfterARefillTookSomeOfASpans) {
   for (FreeObject* o : held_) {
     if (SpanOfObject(o) == span) mine.push_back(o);
   }
-  std::sort(mine.begin(), mine.end());
+  std::sort(mine.begin(), mine.end(), [this](FreeObject* a, FreeObject* b) { return ScanKey(a, c_) < ScanKey(b, c_); });
   ASSERT_GE(mine.size(), 40u);
-  // The upper half back, then a refill of a few takes its lowest ones.
+  // The later half (in the span's scan order) back, then a refill of a
+  // few takes its first ones.
   std::vector<FreeObject*> upper(mine.begin() + static_cast<std::ptrdiff_t>(mine.size() / 2), mine.end());
   for (FreeObject* o : upper) held_.erase(std::find(held_.begin(), held_.end(), o));
   g_pool.InsertBatch(c_, upper.data(), static_cast<int>(upper.size()), false);
@@ -226,7 +238,7 @@ TEST_F(CentralPoolTest, ObjectsComeBackAfterARefillTookSomeOfASpans) {
   std::vector<FreeObject*> first = Chain(head);
   EXPECT_EQ(first, std::vector<FreeObject*>(upper.begin(), upper.begin() + 3));
   held_.insert(held_.end(), first.begin(), first.end());
-  // The lowest object of the span back: it is the next one out.
+  // The span's first object in scan order back: it is the next one out.
   held_.erase(std::find(held_.begin(), held_.end(), mine[0]));
   g_pool.InsertBatch(c_, &mine[0], 1, false);
   ASSERT_EQ(g_pool.Remove(c_, 2, &head), 2);
