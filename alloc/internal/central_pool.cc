@@ -1,5 +1,6 @@
 #include "alloc/internal/central_pool.h"
 
+#include <algorithm>
 #include <cstdint>
 
 #include "alloc/internal/errors.h"
@@ -200,11 +201,7 @@ int CentralPool::RemoveForCache(int size_class, int n, bool first_refill, std::u
       if (IsUnlinked(value)) return static_cast<int>(count);
       // A chain (its hints, when it has them all, in chain order).
       if (n_objects == count) {
-        for (std::uint32_t i = 0, j = count - 1; i < j; ++i, --j) {
-          FreeObject* t = out[i];
-          out[i] = out[j];
-          out[j] = t;
-        }
+        std::reverse(out, out + count);
       } else {
         ChainToArray(value, static_cast<int>(count), out);
       }
@@ -216,11 +213,7 @@ int CentralPool::RemoveForCache(int size_class, int n, bool first_refill, std::u
     span_out_.fetch_add(got, std::memory_order_relaxed);
     // Taken in the order to hand them out: the array hands out its end
     // first.
-    for (int i = 0, j = got - 1; i < j; ++i, --j) {
-      FreeObject* t = out[i];
-      out[i] = out[j];
-      out[j] = t;
-    }
+    std::reverse(out, out + got);
   }
   return got;
 }
