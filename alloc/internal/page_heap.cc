@@ -530,6 +530,12 @@ void* PageHeap::AllocHugeLocked(std::size_t size, std::size_t alignment, bool* z
         os::Release(base, mapping);
         return nullptr;
       }
+      // Transparent huge pages for the whole 2 MiB pages the block uses
+      // (not its partial last one, nor the chunk-rounded tail): a huge
+      // block is written in bulk, and one fault per 2 MiB instead of 512
+      // is what the program pays for it (about 2 us a fault here).
+      const std::size_t advised = used & ~(os::kHugePageSize - 1);
+      if (advised != 0) os::AdviseHugePages(base, advised);
       seg = static_cast<Segment*>(base);
       seg->kind = SegmentKind::kHuge;
       seg->borrowed = false;
