@@ -21,6 +21,7 @@
 #include <gtest/gtest.h>
 
 #include "alloc/internal/block_lookup.h"
+#include "alloc/internal/hardening.h"
 #include "alloc/internal/page_map.h"
 #include "alloc/internal/size_classes.h"
 #include "alloc/stats.h"
@@ -38,9 +39,12 @@ std::uintptr_t Addr(const void* p) { return reinterpret_cast<std::uintptr_t>(p);
 
 // The class map's class for block `p` of `size` bytes: its size class, or
 // 0 for a large block or a sampled one (tracked spans are not in the map).
+// In hardened mode a block also holds its trailer (canary and recorded
+// size), so the class is the engine's hardened class for the request.
 int ExpectedClass(void* p, std::size_t size) {
   if (size > internal::kMaxSmallSize) return 0;
   if (internal::LookupBlock(Addr(p)).kind == internal::BlockKind::kTrackedSmall) return 0;
+  if (internal::Hardened()) return internal::HardenedClass(size, 0);
   return internal::SizeToClass(size);
 }
 
