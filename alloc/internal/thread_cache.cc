@@ -8,6 +8,7 @@
 
 #include <cstring>
 
+
 #include "alloc/internal/block_lookup.h"
 #include "alloc/internal/cache_slots.h"
 #include "alloc/internal/engine_lock.h"
@@ -17,6 +18,7 @@
 #include "alloc/internal/failure_injection.h"
 #include "alloc/internal/fork_handler_set.h"
 #include "alloc/internal/hooks.h"
+#include "alloc/internal/near_duplicates.h"
 #include "alloc/internal/remote_free.h"
 #include "alloc/internal/sampled_slices.h"
 #include "alloc/internal/staged_init.h"
@@ -129,21 +131,6 @@ FreeObject* RegistryRemove(ThreadCache* tc) {
 
 namespace {
 
-// A block freed twice into one list shows as the same address twice in its
-// array. Checked in each batch handed back: every address against the
-// next kDuplicateWindow ones (the usual double free, `free(p)` again a few
-// frees later, falls within it; compares of values already loaded, no
-// block's memory touched). Copies further apart are caught when they reach
-// their span (central_pool.h), unless a thread gets the block first.
-constexpr std::uint32_t kDuplicateWindow = 4;
-
-bool HasNearDuplicate(FreeObject* const* objects, std::uint32_t n) {
-  bool repeated = false;
-  for (std::uint32_t d = 1; d <= kDuplicateWindow; ++d) {
-    for (std::uint32_t i = 0; i + d < n; ++i) repeated |= objects[i] == objects[i + d];
-  }
-  return repeated;
-}
 
 // Drops the later copies of repeated addresses from objects[0, n) (a
 // double free already reported) and returns how many remain.
