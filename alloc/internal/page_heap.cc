@@ -535,7 +535,7 @@ void* PageHeap::AllocHugeLocked(std::size_t size, std::size_t alignment, bool* z
       // block is written in bulk, and one fault per 2 MiB instead of 512
       // is what the program pays for it (about 2 us a fault here).
       const std::size_t advised = used & ~(os::kHugePageSize - 1);
-      if (advised != 0) os::AdviseHugePages(base, advised);
+      if (huge_pages_ && advised != 0) os::AdviseHugePages(base, advised);
       seg = static_cast<Segment*>(base);
       seg->kind = SegmentKind::kHuge;
       seg->borrowed = false;

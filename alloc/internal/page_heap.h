@@ -15,7 +15,10 @@
 //
 // Blocks too big for a segment are "huge": each gets its own mapping of
 // whole 4 MiB chunks with a Segment header in its first slice, registered
-// in the segment map. When the OS refuses the mapping (address space
+// in the segment map; the whole 2 MiB pages a fresh huge block uses are
+// advised MADV_HUGEPAGE (transparent huge pages where the system allows
+// them: one fault per 2 MiB instead of 512; STRATA_HUGE_PAGES=0 turns it
+// off). When the OS refuses the mapping (address space
 // exhausted), a run of entirely free segments of the regions is lent to
 // the block instead, and given back to the page heap when it is freed: the
 // address space the regions keep is never lost to huge blocks. Freed huge blocks are kept (up to kHugeCacheBytes and
@@ -89,6 +92,9 @@ class PageHeap {
 
   PageHeapStats Stats();
   void set_decay_ns(std::uint64_t ns) { decay_ns_ = ns; }
+  // Whether fresh huge mappings ask for transparent huge pages (default
+  // on; STRATA_HUGE_PAGES=0 turns it off). Set once at process init.
+  void set_huge_pages(bool on) { huge_pages_ = on; }
 
   // Hard memory limit (set through strata::SetHardMemoryLimit in
   // alloc/monitor.h; 0 = none). A span or huge block that would take
@@ -207,6 +213,7 @@ class PageHeap {
   Segment* detached_ STRATA_GUARDED_BY(lock_) = nullptr;  // to unmap (next_cached links)
   std::uint64_t last_purge_ns_ STRATA_GUARDED_BY(lock_) = 0;
   std::uint64_t decay_ns_ = 200'000'000;
+  bool huge_pages_ = true;
   std::atomic<std::size_t> hard_limit_{0};  // bytes; 0 = none
   // Accounting (under lock_).
   std::size_t reserved_bytes_ = 0;

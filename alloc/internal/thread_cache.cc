@@ -676,6 +676,7 @@ void RunProcessInit(std::uint64_t pid, int step) {
     ObserveProcessInit(ProcessInitPoint::kSettings);
     InitHardening();
     g_page_heap.set_decay_ns(ParseEnvU64("STRATA_DECAY_MS", 200) * 1'000'000u);
+    g_page_heap.set_huge_pages(ParseEnvU64("STRATA_HUGE_PAGES", 1) != 0);
     // Hardened mode checks every free centrally: no owners there.
     g_owner_frees = kOwnerFreesBuilt && !Hardened() && ParseEnvU64("STRATA_OWNER_FREES", 1) != 0;
     g_process_init.Reached(pid, kStepForkHandlers);
