@@ -8,6 +8,7 @@
 #include "alloc/internal/cache_slots.h"
 #include "alloc/internal/failure_injection.h"
 #include "alloc/internal/globals.h"
+#include "alloc/internal/sampled_slices.h"
 #include "alloc/internal/thread_cache.h"
 #include "alloc/internal/tracked_cache.h"
 #include "alloc/os/os.h"
@@ -31,6 +32,7 @@ void AddThread(const internal::ThreadCache& tc, void* arg) {
   for (int c = 1; c < kNumClasses; ++c) {
     t->allocs[c] += internal::RelaxedLoad(cache.lists[c].allocs);
     t->cached[c] += internal::ListLength(cache.lists[c]);
+    if (c == sampled_slices::kSmallSampleClass) t->cached[c] += internal::RelaxedLoad(cache.sample_block_count);
     if constexpr (internal::kOwnerFreesBuilt) {
       t->in_flight[c] += static_cast<std::int64_t>(internal::RelaxedLoad(cache.remote[c].sent)) -
                          static_cast<std::int64_t>(internal::RelaxedLoad(cache.remote[c].received));

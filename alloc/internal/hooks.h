@@ -9,9 +9,10 @@
 //     (leak checking; the countdown is then -1, so every allocation
 //     crosses), the block is served from a *tracked pool*
 //     (g_tracked_central), or for a sampled small block (mostly) from the
-//     thread's own list of its class, or of a bigger one for the smaller
-//     classes, with its slice marked (sampled_slices.h), or flagged as a
-//     tracked large block, and the hooks record it.
+//     thread's own list of its class, or for the smaller classes from the
+//     4608-byte blocks the thread keeps for their samples, with its slice
+//     marked (sampled_slices.h), or flagged as a tracked large block, and
+//     the hooks record it.
 //   - Free: tracked small blocks live in spans the class map does not know
 //     (class 0), so their frees always reach the slow path, which calls
 //     hooks->on_free. Untracked blocks are never looked up. Sampled blocks

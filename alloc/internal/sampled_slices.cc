@@ -227,7 +227,10 @@ int FreeInMarkedSlice(void* ptr, std::uint64_t w) {
   const int slot = SlotOf(w, addr);
   if (slot != kNoSlot || (w & kOverflow) != 0) {
     const auto on_sampled_free = internal::SampledFreeHook();
-    if (on_sampled_free != nullptr && on_sampled_free(ptr, size_class, slot)) UnmarkInline(addr, size_class);
+    if (on_sampled_free != nullptr && on_sampled_free(ptr, size_class, slot)) {
+      UnmarkInline(addr, size_class);
+      return size_class | kWasSampled;
+    }
   }
   return size_class;
 }

@@ -10,9 +10,11 @@
 // (bench/RESULTS.md, "Sampling cost"). So a sampled block of a class above
 // kMinInPlaceSize is an ordinary block of its class, taken where the
 // thread's next block of the class would have come from, and a sampled
-// request of a smaller class takes the thread's next block of
-// kSmallSampleClass (4608 bytes; InPlaceClass); only the 64 KiB slice the
-// block starts in is marked:
+// request of a smaller class takes a block of kSmallSampleClass (4608
+// bytes; InPlaceClass) from the blocks the thread keeps for such samples,
+// apart from its list of the class (thread_cache.h kSampleBlocks; else one
+// from the central pool), to which its free gives it back (FreeInMarkedSlice
+// says kWasSampled); only the 64 KiB slice the block starts in is marked:
 //   - Mark: the slice's word counts it (and names it, in one of kSlots
 //     slots); at the first, the slice's class map entry becomes 0, so that
 //     every free of a block that starts in the slice (the sampled one and
@@ -216,7 +218,11 @@ STRATA_ALWAYS_INLINE std::uint64_t Word(std::uintptr_t addr) {
 // word was `word` (non-zero: marked): removes its record and unmarks it
 // when it is a sampled block, and returns the slice's class (the caller
 // frees it as a block of that class, as the fast path would have: no
-// further check).
+// further check), with kWasSampled set when it was a sampled block (the
+// engine keeps the blocks of kSmallSampleClass samples apart, thread_cache.h
+// kSampleBlocks).
+inline constexpr int kWasSampled = 0x100;
+static_assert(internal::kNumClasses <= kWasSampled);
 int FreeInMarkedSlice(void* ptr, std::uint64_t word);
 
 // True when the slice of `addr` holds sampled blocks (its class map entry

@@ -186,7 +186,22 @@ void ReleaseFromList(FreeList& list, int size_class, std::uint32_t n, bool reuse
 
 namespace {
 
+// Hands the thread's kept sample blocks (ThreadCache::sample_blocks) to
+// the central pool.
+void FlushSampleBlocks(ThreadCache& tc) {
+  const std::uint32_t n = tc.sample_block_count;
+  if (n == 0) return;
+  constexpr int c = sampled_slices::kSmallSampleClass;
+  for (std::uint32_t i = 0; i < n; ++i) {
+    auto* object = static_cast<FreeObject*>(tc.sample_blocks[i]);
+    SetNext(object, nullptr);
+    g_central[c].Insert(c, object, 1);
+  }
+  RelaxedStore(tc.sample_block_count, 0u);
+}
+
 void FlushAll(ThreadCache& tc) {
+  FlushSampleBlocks(tc);
   for (int c = 1; c < kNumClasses; ++c) {
     FreeList& list = tc.lists[c];
     ReleaseFromList(list, c, ListLength(list));
@@ -752,6 +767,22 @@ void* AllocateSlow(std::size_t size, std::size_t alignment, int size_class, Allo
     sample_in_place = true;
   }
   FreeList& list = tc.lists[size_class];
+  if (sample_in_place && size_class == sampled_slices::kSmallSampleClass) {
+    // Not from the list (see kSampleBlocks).
+    void* object = nullptr;
+    if (tc.sample_block_count != 0) {
+      const std::uint32_t n = tc.sample_block_count - 1;
+      object = tc.sample_blocks[n];
+      RelaxedStore(tc.sample_block_count, n);
+    } else {
+      FreeObject* one = nullptr;
+      if (g_central[size_class].Remove(size_class, 1, &one) == 0) return nullptr;
+      object = one;
+    }
+    RelaxedStore(list.allocs, list.allocs + 1);
+    sampled_slices::Sample(object, size, size_class);
+    return object;
+  }
   // Blocks other threads freed back to this one (any class: a thread whose
   // other lists run dry late would keep them from reuse), then the pool.
   if constexpr (kOwnerFreesBuilt) DrainInbox(tc);
@@ -838,7 +869,22 @@ void FreeSlow(void* ptr, int size_class, AllocKind kind) {
   // checks, and, as for the allocation of a sample, no tick of the idle
   // scan's clock), or, on a full list, by the slow path.
   if (const std::uint64_t word = sampled_slices::Word(addr); word != 0) {
-    const int c = sampled_slices::FreeInMarkedSlice(ptr, word);
+    const int freed = sampled_slices::FreeInMarkedSlice(ptr, word);
+    const int c = freed & ~sampled_slices::kWasSampled;
+    if (STRATA_PREDICT_FALSE(freed == (sampled_slices::kSmallSampleClass | sampled_slices::kWasSampled))) {
+      // A sample's block of that class: back where samples take theirs
+      // (kSampleBlocks).
+      ThreadCache& tc = tls_cache;
+      if (tc.state == CacheState::kActive && tc.sample_block_count < kSampleBlocks) {
+        tc.sample_blocks[tc.sample_block_count] = ptr;
+        RelaxedStore(tc.sample_block_count, tc.sample_block_count + 1);
+        return;
+      }
+      auto* object = static_cast<FreeObject*>(ptr);
+      SetNext(object, nullptr);
+      g_central[c].Insert(c, object, 1);
+      return;
+    }
     if (TryCachePush(ptr, static_cast<SliceEntry>(c))) return;
     FreeSlow(ptr, c, kind);
     return;

@@ -233,6 +233,20 @@ STRATA_ALWAYS_INLINE std::int64_t ListRoom(const FreeList& list) { return list.l
 
 enum class CacheState : std::uint8_t { kUninitialized = 0, kActive, kDead };
 
+// Free 4608-byte blocks a thread keeps for the heap profiler's samples of
+// that class (sampled_slices::kSmallSampleClass: mostly requests of up to
+// 4 KiB), apart from its list of the class: a sample takes its block from
+// here (else one from the central pool) and its free gives it back here
+// (else to the central pool). Through the
+// list, samples made it refill and overflow, and so grow, charging the
+// growth to the thread's byte bound (kMaxThreadCacheBytes), which every
+// list shares and which mstress's lists keep at its limit: the small
+// classes' lists then grew less, and moved 7% more blocks to and from the
+// central pools (bench/RESULTS.md, "Sampling cost"). At most 18 KiB a
+// thread, outside that bound (as the tracked caches' sampled blocks,
+// tracked_cache.h); counted as cached in the statistics.
+inline constexpr std::uint32_t kSampleBlocks = 4;
+
 struct ThreadCache {
   FreeList lists[kNumClasses];
   std::int64_t bytes_until_sample;
@@ -271,6 +285,12 @@ struct ThreadCache {
   ThreadCache* registry_prev;
   bool in_registry;  // linked in the registry (under its lock)
   ThreadExitHook exit_hook;
+  // Free blocks of sampled_slices::kSmallSampleClass that sampled blocks
+  // were (sample_blocks[0, sample_block_count)): the heap profiler's
+  // samples of that class take their blocks here and give them back here,
+  // never through lists[kSmallSampleClass] (see kSampleBlocks).
+  std::uint32_t sample_block_count;
+  void* sample_blocks[kSampleBlocks];
   // The size-class table for requests up to kSmallLookupMax, as the byte
   // offset of each size's list in `lists` (class * sizeof(FreeList):
   // SmallListOffset), in the thread's static TLS image: the allocation

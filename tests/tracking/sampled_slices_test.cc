@@ -17,6 +17,8 @@
 #include "alloc/internal/block_lookup.h"
 #include "alloc/internal/page_map.h"
 #include "alloc/internal/size_classes.h"
+#include "alloc/internal/thread_cache.h"
+#include "alloc/stats.h"
 #include "alloc/strata.h"
 #include "alloc/tracking/live_table.h"
 #include "alloc/tracking/peak_tracker.h"
@@ -179,6 +181,56 @@ TEST(SampledSlices, SampledSmallRequestsLiveInTheNormalSpans) {
   EXPECT_EQ(internal::LookupBlock(Key(a)).kind, internal::BlockKind::kTrackedSmall);
   strata::FreeAlignedSized(a, 64, 64);
   EXPECT_FALSE(FindLive(Key(a), &live));
+}
+
+// The blocks of sampled small requests never pass through the thread's
+// list of kSmallSampleClass (internal::kSampleBlocks): a freed one waits
+// in the thread's sample blocks, and the next small sample takes it; the
+// list's length and bound stay as they were, and the statistics count the
+// kept block as cached.
+TEST(SampledSlices, SampledSmallBlocksComeBackToTheThreadsSampleBlocks) {
+  if (internal::kOwnerFreesBuilt) GTEST_SKIP() << "no sampling in place in this build";
+  SampleRateScope rate(kDefaultSampleRate);
+  internal::ThreadCache& tc = internal::CurrentThreadCache();
+  const int c = sampled_slices::kSmallSampleClass;
+  void* p = SampledSmallBlock(100);
+  ASSERT_NE(p, nullptr) << "nothing sampled in 10 MB at a 512 KiB stride";
+  ASSERT_EQ(internal::LookupBlock(Key(p)).size_class, c);
+  internal::FreeList& list = tc.lists[c];
+  const std::uint32_t length = internal::ListLength(list);
+  const std::uint32_t max_length = internal::MaxLength(list);
+  const std::uint32_t kept = tc.sample_block_count;
+  const std::size_t cached_before = GetStats().size_classes[c - 1].thread_cache_bytes;
+  strata::Free(p);
+  EXPECT_EQ(internal::ListLength(list), length);
+  EXPECT_EQ(internal::MaxLength(list), max_length);
+  if (kept < internal::kSampleBlocks) {
+    ASSERT_EQ(tc.sample_block_count, kept + 1);
+    EXPECT_EQ(tc.sample_blocks[kept], p);
+    EXPECT_EQ(GetStats().size_classes[c - 1].thread_cache_bytes, cached_before + internal::ClassSize(c));
+    // The next small sample takes it back.
+    void* q = SampledSmallBlock(200);
+    ASSERT_NE(q, nullptr);
+    EXPECT_EQ(q, p);
+    EXPECT_EQ(tc.sample_block_count, kept);
+    EXPECT_EQ(internal::ListLength(list), length);
+    EXPECT_EQ(internal::MaxLength(list), max_length);
+    strata::Free(q);
+  }
+  // More frees than the thread keeps: the rest go to the central pool.
+  std::vector<void*> samples;
+  for (std::uint32_t i = 0; i < internal::kSampleBlocks + 2; ++i) {
+    void* s = SampledSmallBlock(64);
+    ASSERT_NE(s, nullptr);
+    samples.push_back(s);
+  }
+  for (void* s : samples) strata::Free(s);
+  EXPECT_EQ(tc.sample_block_count, internal::kSampleBlocks);
+  EXPECT_EQ(internal::ListLength(list), length);
+  EXPECT_EQ(internal::MaxLength(list), max_length);
+  // A flush hands them to the central pool too.
+  strata::ReleaseMemory();
+  EXPECT_EQ(tc.sample_block_count, 0u);
 }
 
 // A mark takes the slice off the class map until its last sampled block is
