@@ -30,6 +30,20 @@ namespace strata::internal {
 
 inline constexpr std::uint32_t kDuplicateWindow = 4;
 
+// The repeated address of the first such pair (the nearest distance first,
+// then the lowest position), or nullptr: the scalar search, for the rare
+// batch that has one (to name it in the report) and for what the vector
+// loop leaves.
+template <typename T>
+T* FindNearDuplicate(T* const* objects, std::uint32_t n) {
+  for (std::uint32_t d = 1; d <= kDuplicateWindow; ++d) {
+    for (std::uint32_t i = 0; i + d < n; ++i) {
+      if (objects[i] == objects[i + d]) return objects[i];
+    }
+  }
+  return nullptr;
+}
+
 template <typename T>
 bool HasNearDuplicate(T* const* objects, std::uint32_t n) {
   std::uint32_t i = 0;
@@ -51,10 +65,7 @@ bool HasNearDuplicate(T* const* objects, std::uint32_t n) {
 #endif
   // The rest (the last few addresses; all of them without SSE2), against
   // the addresses that follow them.
-  for (; i < n; ++i) {
-    for (std::uint32_t j = i + 1; j < n && j <= i + kDuplicateWindow; ++j) repeated |= objects[i] == objects[j];
-  }
-  return repeated;
+  return repeated || FindNearDuplicate(objects + i, n - i) != nullptr;
 }
 
 }  // namespace strata::internal

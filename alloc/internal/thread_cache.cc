@@ -8,7 +8,6 @@
 
 #include <cstring>
 
-
 #include "alloc/internal/block_lookup.h"
 #include "alloc/internal/cache_slots.h"
 #include "alloc/internal/engine_lock.h"
@@ -131,7 +130,6 @@ FreeObject* RegistryRemove(ThreadCache* tc) {
 
 namespace {
 
-
 // Drops the later copies of repeated addresses from objects[0, n) (a
 // double free already reported) and returns how many remain.
 std::uint32_t DropDuplicates(FreeObject** objects, std::uint32_t n) {
@@ -148,15 +146,7 @@ std::uint32_t DropDuplicates(FreeObject** objects, std::uint32_t n) {
 // double free and hands the pool each block once. Rare: out of the
 // engine's code window (libstrata_order.txt).
 STRATA_NOINLINE void ReleaseWithDuplicates(int size_class, FreeObject** objects, std::uint32_t n) {
-  FreeObject* repeated = nullptr;
-  for (std::uint32_t d = 1; d <= kDuplicateWindow && repeated == nullptr; ++d) {
-    for (std::uint32_t i = 0; i + d < n; ++i) {
-      if (objects[i] == objects[i + d]) {
-        repeated = objects[i];
-        break;
-      }
-    }
-  }
+  FreeObject* const repeated = FindNearDuplicate(objects, n);
   const std::uint32_t kept = DropDuplicates(objects, n);
   g_central[size_class].InsertBatch(size_class, objects, static_cast<int>(kept), false);
   ReportError(ErrorKind::kDoubleFree, repeated, ClassSize(size_class));
@@ -186,17 +176,20 @@ void ReleaseFromList(FreeList& list, int size_class, std::uint32_t n, bool reuse
 
 namespace {
 
+// Hands one free block of class c to its central pool.
+void InsertOne(int c, void* block) {
+  auto* object = static_cast<FreeObject*>(block);
+  SetNext(object, nullptr);
+  g_central[c].Insert(c, object, 1);
+}
+
 // Hands the thread's kept sample blocks (ThreadCache::sample_blocks) to
 // the central pool.
 void FlushSampleBlocks(ThreadCache& tc) {
   const std::uint32_t n = tc.sample_block_count;
   if (n == 0) return;
   constexpr int c = sampled_slices::kSmallSampleClass;
-  for (std::uint32_t i = 0; i < n; ++i) {
-    auto* object = static_cast<FreeObject*>(tc.sample_blocks[i]);
-    SetNext(object, nullptr);
-    g_central[c].Insert(c, object, 1);
-  }
+  for (std::uint32_t i = 0; i < n; ++i) InsertOne(c, tc.sample_blocks[i]);
   RelaxedStore(tc.sample_block_count, 0u);
 }
 
@@ -880,9 +873,7 @@ void FreeSlow(void* ptr, int size_class, AllocKind kind) {
         RelaxedStore(tc.sample_block_count, tc.sample_block_count + 1);
         return;
       }
-      auto* object = static_cast<FreeObject*>(ptr);
-      SetNext(object, nullptr);
-      g_central[c].Insert(c, object, 1);
+      InsertOne(c, ptr);
       return;
     }
     if (TryCachePush(ptr, static_cast<SliceEntry>(c))) return;
