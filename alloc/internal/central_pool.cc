@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "alloc/internal/address_runs.h"
 #include "alloc/internal/errors.h"
 #include "alloc/internal/globals.h"
 #include "alloc/internal/hardening.h"
@@ -257,10 +258,16 @@ void CentralPool::Insert(int size_class, FreeObject* head, int n, bool reuse_soo
   InsertToSpans(size_class, nullptr, head, n);
 }
 
+bool CentralPool::IsCutOrder(int size_class, FreeObject* const* objects, int n) {
+  if (n < kMinCutOrderBatch) return false;
+  const std::uint32_t runs = CountAddressRuns(objects, static_cast<std::uint32_t>(n), ClassSize(size_class));
+  return runs >= kMinCutOrderRuns && runs * kMinCutOrderRunLength <= static_cast<std::uint32_t>(n);
+}
+
 void CentralPool::InsertBatch(int size_class, FreeObject* const* objects, int n, bool reuse_soon) {
   if (n <= 0) return;
   const int batch = ClassInfo(size_class).batch;
-  if ((n == batch || (reuse_soon && n >= 2 && n < batch)) && !tracked()) {
+  if ((n == batch || (reuse_soon && n >= 2 && n < batch)) && !tracked() && !IsCutOrder(size_class, objects, n)) {
     const auto count = static_cast<std::uint32_t>(n);
     const auto limit = static_cast<std::uint32_t>(MaxBatches(size_class));
     FreeObject* value = TagUnlinked(objects[0]);

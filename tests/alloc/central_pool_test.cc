@@ -8,7 +8,8 @@
 // objects that came back below what it took before, and leaves the
 // accounting exact; the first tier grows while batches flow
 // through it, not for a pile-up, within one budget over all classes, and
-// a drain brings it back.
+// a drain brings it back; a batch cut out of an allocation order goes to
+// the spans, which put it back in address order.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -17,6 +18,7 @@
 
 #include <gtest/gtest.h>
 
+#include "alloc/internal/address_runs.h"
 #include "alloc/internal/cache_slots.h"
 #include "alloc/internal/central_pool.h"
 #include "alloc/internal/hardening.h"
@@ -213,6 +215,97 @@ TEST_F(CentralPoolTest, ARefillTakesWhatCameBackToSpansInAddressOrderWithoutTouc
   EXPECT_EQ(g_pool.objects_out(c_), static_cast<std::int64_t>(held_.size() + order.size()));
   held_.insert(held_.end(), order.begin(), order.end());
   // TearDown gives all back, drains, and expects nothing out.
+}
+
+// A batch made of pieces of several runs of neighbouring blocks (an
+// allocation order cut apart, central_pool.h "Batches cut out of an
+// order") goes to the spans, which hand it out again in address order;
+// a batch of one run, and a batch in no order at all, wait in the first
+// tier as before.
+TEST_F(CentralPoolTest, ABatchCutOutOfAnOrderGoesBackToItsSpansWholeRunsAndNoOrderStay) {
+  ASSERT_EQ(TakeBatch(), batch_);
+  std::vector<FreeObject*> sorted = held_;
+  std::sort(sorted.begin(), sorted.end());
+  const std::size_t size = ClassSize(c_);
+  // Two stretches of neighbours, each at least half a batch long.
+  std::vector<std::vector<FreeObject*>> runs(1);
+  for (std::size_t i = 0; i < sorted.size(); ++i) {
+    if (i > 0 && reinterpret_cast<std::uintptr_t>(sorted[i]) - reinterpret_cast<std::uintptr_t>(sorted[i - 1]) != size) {
+      runs.emplace_back();
+    }
+    runs.back().push_back(sorted[i]);
+  }
+  // Stretches of half a batch, cut from the runs.
+  const std::size_t half = static_cast<std::size_t>(batch_) / 2;
+  std::vector<std::vector<FreeObject*>> stretches;
+  for (const auto& run : runs) {
+    for (std::size_t at = 0; at + half <= run.size(); at += half) {
+      stretches.emplace_back(run.begin() + static_cast<std::ptrdiff_t>(at), run.begin() + static_cast<std::ptrdiff_t>(at + half));
+    }
+  }
+  ASSERT_GE(stretches.size(), 3u) << "the carves were expected to give long runs";
+  // Every other stretch: no two of those chosen are neighbours.
+  runs = {stretches[0], stretches[2]};
+  // Pieces of 8 taken in turn from the two stretches: batch_ / 8 runs.
+  std::vector<FreeObject*> cut;
+  for (std::size_t p = 0; cut.size() < static_cast<std::size_t>(batch_); ++p) {
+    const std::vector<FreeObject*>& from = runs[p % 2];
+    const std::size_t at = (p / 2) * 8;
+    cut.insert(cut.end(), from.begin() + static_cast<std::ptrdiff_t>(at), from.begin() + static_cast<std::ptrdiff_t>(at + 8));
+  }
+  ASSERT_EQ(CountAddressRuns(cut.data(), static_cast<std::uint32_t>(cut.size()), size),
+            static_cast<std::uint32_t>(batch_ / 8));
+  const std::set<FreeObject*> cut_set(cut.begin(), cut.end());
+  for (FreeObject* o : cut) held_.erase(std::find(held_.begin(), held_.end(), o));
+  const std::uint32_t tier_before = g_pool.first_tier_batches(c_);
+  g_pool.InsertBatch(c_, cut.data(), batch_, /*reuse_soon=*/true);
+  EXPECT_EQ(g_pool.first_tier_batches(c_), tier_before) << "a cut order waited in the first tier";
+  EXPECT_EQ(g_pool.free_objects(c_), static_cast<std::size_t>(batch_));
+  // The refill takes them from the spans, in address order (each span's
+  // together; these lie in at most two spans).
+  std::vector<FreeObject*> out(RefillBound(c_));
+  const int got = g_pool.RemoveForCache(c_, batch_, /*first_refill=*/false, 0, out.data());
+  ASSERT_GE(got, batch_);
+  std::vector<FreeObject*> order(out.rbegin() + static_cast<std::ptrdiff_t>(out.size() - static_cast<std::size_t>(got)),
+                                 out.rend());
+  EXPECT_EQ(std::set<FreeObject*>(order.begin(), order.begin() + batch_), cut_set);
+  if (!Hardened()) {
+    EXPECT_LE(CountAddressRuns(order.data(), static_cast<std::uint32_t>(batch_), size), 3u)
+        << "the spans did not put the pieces back in address order";
+  }
+  held_.insert(held_.end(), order.begin(), order.end());
+
+  // One run of neighbours: the first tier keeps it.
+  std::vector<FreeObject*> whole(runs[0].begin(), runs[0].begin() + static_cast<std::ptrdiff_t>(half));
+  ASSERT_EQ(CountAddressRuns(whole.data(), static_cast<std::uint32_t>(whole.size()), size), 1u);
+  for (FreeObject* o : whole) held_.erase(std::find(held_.begin(), held_.end(), o));
+  g_pool.InsertBatch(c_, whole.data(), static_cast<int>(whole.size()), /*reuse_soon=*/true);
+  EXPECT_EQ(g_pool.first_tier_batches(c_), tier_before + 1);
+  FreeObject* head = nullptr;
+  ASSERT_EQ(g_pool.Remove(c_, batch_, &head), static_cast<int>(whole.size()));
+  std::vector<FreeObject*> chain = Chain(head);
+  held_.insert(held_.end(), chain.begin(), chain.end());
+
+  // No order (a run a block): the first tier keeps it too.
+  std::vector<FreeObject*> scattered;
+  for (std::size_t i = 0; i < half; ++i) scattered.push_back(sorted[(i * 37) % sorted.size()]);
+  std::sort(scattered.begin(), scattered.end());
+  scattered.erase(std::unique(scattered.begin(), scattered.end()), scattered.end());
+  for (std::size_t i = 0; i + 1 < scattered.size(); i += 2) std::swap(scattered[i], scattered[scattered.size() - 1 - i]);
+  std::vector<FreeObject*> loose;
+  for (FreeObject* o : scattered) {
+    if (std::find(held_.begin(), held_.end(), o) != held_.end()) loose.push_back(o);
+  }
+  ASSERT_GE(loose.size(), 16u);
+  ASSERT_GT(CountAddressRuns(loose.data(), static_cast<std::uint32_t>(loose.size()), size) * 8,
+            static_cast<std::uint32_t>(loose.size()));
+  for (FreeObject* o : loose) held_.erase(std::find(held_.begin(), held_.end(), o));
+  g_pool.InsertBatch(c_, loose.data(), static_cast<int>(loose.size()), /*reuse_soon=*/true);
+  EXPECT_EQ(g_pool.first_tier_batches(c_), tier_before + 1);
+  head = nullptr;
+  ASSERT_EQ(g_pool.Remove(c_, batch_, &head), static_cast<int>(loose.size()));
+  chain = Chain(head);
+  held_.insert(held_.end(), chain.begin(), chain.end());
 }
 
 TEST_F(CentralPoolTest, ObjectsComeBackAfterARefillTookSomeOfASpans) {
