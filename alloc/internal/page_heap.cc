@@ -437,7 +437,10 @@ void* PageHeap::AllocLarge(std::size_t size, std::size_t alignment, bool* zeroed
   Locked h(this);
   std::uint64_t now = NowNanos();
   if (now - last_purge_ns_ >= decay_ns_ / 2) PurgeLocked(now, false);
-  if (align_slices < kSlicesPerSegment / 2 && slices + align_slices <= kSlicesPerSegment) {
+  // A block of a whole huge page or more takes the huge path while huge
+  // pages are on (kMinHugeBlockBytes), even when a segment could hold it.
+  const bool huge_by_size = huge_pages_ && bytes >= kMinHugeBlockBytes;
+  if (!huge_by_size && align_slices < kSlicesPerSegment / 2 && slices + align_slices <= kSlicesPerSegment) {
     Span* span = AllocSpanLocked(slices, align_slices);
     if (span == nullptr) return nullptr;
     span->state = SpanState::kLarge;

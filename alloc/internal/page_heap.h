@@ -13,7 +13,8 @@
 // decommitted): addresses never go back to the OS, so a stale reader of a
 // free list can never fault.
 //
-// Blocks too big for a segment are "huge": each gets its own mapping of
+// Blocks too big for a segment are "huge", and so are blocks of 2 MiB or
+// more while huge pages are on (kMinHugeBlockBytes): each gets its own mapping of
 // whole 4 MiB chunks with a Segment header in its first slice, registered
 // in the segment map; the whole 2 MiB pages a fresh huge block uses are
 // advised MADV_HUGEPAGE (transparent huge pages where the system allows
@@ -118,6 +119,13 @@ class PageHeap {
   // Free committed spans kept however the heap grows (decay still applies).
   static constexpr std::size_t kFreeCommittedFloor = std::size_t{4} << 20;
   static constexpr int kHugeCacheEntries = 32;
+  // While huge pages are on, blocks of this size or more are huge blocks
+  // even when a segment could hold them (up to 4 MiB less a slice): in a
+  // segment their pages fault in 4 KiB at a time (a segment's 2 MiB
+  // halves are shared with small spans and the segment's header, so they
+  // cannot be advised), in a mapping of their own the whole 2 MiB pages
+  // they use can be (one fault each instead of 512).
+  static constexpr std::size_t kMinHugeBlockBytes = std::size_t{2} << 20;
 
   Span* AllocSpanLocked(int slices, int align_slices) STRATA_REQUIRES(lock_);
   void FreeSpanLocked(Span* span) STRATA_REQUIRES(lock_);

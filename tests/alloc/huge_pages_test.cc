@@ -1,6 +1,7 @@
-// tests/alloc/huge_pages_test.cc: a fresh huge block (4 MiB or more) asks
-// for transparent huge pages over the whole 2 MiB pages it uses, unless
-// STRATA_HUGE_PAGES=0 (alloc/internal/page_heap.h). What the kernel then
+// tests/alloc/huge_pages_test.cc: a fresh huge block (4 MiB or more, and
+// 2 MiB or more while huge pages are on) asks for transparent huge pages
+// over the whole 2 MiB pages it uses, unless STRATA_HUGE_PAGES=0
+// (alloc/internal/page_heap.h). What the kernel then
 // records is checked, not the call: the mapping that holds the block
 // carries the `hg` flag (VM_HUGEPAGE) in /proc/self/smaps, or not. Small
 // blocks never ask. Each case runs in a forked child with a fresh engine
@@ -51,8 +52,9 @@ int AdvisedHuge(const void* p) {
   return result;
 }
 
-// The child's exit code: 0 when a 16 MiB block's mapping is advised as
-// expected and a small block's is not; else the number of the failed check.
+// The child's exit code: 0 when a 16 MiB and a 3 MiB block's mappings are
+// advised as expected and a small block's is not; else the number of the
+// failed check.
 ChildResult RunHugeBlockChild(bool expect_huge, const char* setting) {
   return RunInChild([expect_huge, setting] {
     if (setting != nullptr) {
@@ -70,6 +72,19 @@ ChildResult RunHugeBlockChild(bool expect_huge, const char* setting) {
       std::fprintf(stderr, "16 MiB block at %p: hg flag %d, expected %d\n", static_cast<void*>(big), advised, expect_huge);
       _exit(4);
     }
+    // A block of a whole huge page or more that a segment could hold
+    // (3 MiB) takes the huge path while huge pages are on, and stays in a
+    // segment (whose mapping is never advised) when they are off.
+    const std::size_t mid_size = std::size_t{3} << 20;
+    auto* mid = static_cast<unsigned char*>(Allocate(mid_size));
+    if (mid == nullptr) _exit(7);
+    std::memset(mid, 2, mid_size);
+    const int mid_advised = AdvisedHuge(mid);
+    if (mid_advised != (expect_huge ? 1 : 0)) {
+      std::fprintf(stderr, "3 MiB block at %p: hg flag %d, expected %d\n", static_cast<void*>(mid), mid_advised, expect_huge);
+      _exit(8);
+    }
+    Free(mid);
     void* small = Allocate(256);
     if (small == nullptr) _exit(5);
     if (AdvisedHuge(small) != 0) {
