@@ -7,9 +7,12 @@ namespace strata::internal {
 
 constinit hooks_detail::Modes hooks_detail::g_modes;
 
+namespace {
+constexpr const double (&kValues)[16] = hooks_detail::kSampleConstantValues;
+}  // namespace
 alignas(64) constinit const double hooks_detail::kSampleConstants[16] = {
-    1.0 / 9007199254740992.0, 1.0, 1.0 / 9, 1.0 / 7, 1.0 / 5, 1.0 / 3, 0.6931471805599453, 9e15,
-    0.5, 1.0 / 12, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 30240, 1e-12};
+    kValues[0], kValues[1], kValues[2],  kValues[3],  kValues[4],  kValues[5],  kValues[6],  kValues[7],
+    kValues[8], kValues[9], kValues[10], kValues[11], kValues[12], kValues[13], kValues[14], kValues[15]};
 
 void InstallTrackingHooks(const TrackingHooks* hooks) {
   // Release: the hook table is initialised before a slow path can use it.
@@ -68,7 +71,7 @@ std::int64_t SampleStride() {
   x ^= x >> 27;
   tc.sample_rng = x;
   double stride = StrideFromBits((x * 0x2545F4914F6CDD1Dull) >> 11) * static_cast<double>(rate);
-  const double most = hooks_detail::SampleConstants()[hooks_detail::kMostStride];
+  const double most = hooks_detail::ImmediateConstant(hooks_detail::kMostStride);
   if (stride > most) stride = most;
   return static_cast<std::int64_t>(stride);
 }

@@ -99,8 +99,12 @@ namespace hooks_detail {
 // line (a sample reads them all), with copies of the two hooks a sample
 // kept in place calls (sampled_slices.h): no line of the hook table to
 // bring in at its allocation and its free; and the fork generation that
-// sampled_slices.h's slice locks name (read at each mark and unmark).
-// Written by the setters below and sampled_slices::ForkChild only.
+// sampled_slices.h's slice locks name (read at each mark and unmark);
+// and the tracking layer's floor of record times (its leak-check windows'
+// latest start, alloc/tracking/tracker.h RecordTimeNs), which every tracked
+// allocation reads: on this line, read by the sample's countdown already,
+// it brings no line of its own in. Written by the setters below,
+// sampled_slices::ForkChild and the tracking layer's WindowStartNs only.
 struct alignas(64) Modes {
   std::atomic<const TrackingHooks*> hooks{nullptr};
   std::atomic<std::int64_t> sample_rate{0};
@@ -109,6 +113,7 @@ struct alignas(64) Modes {
   std::atomic<decltype(TrackingHooks::on_sampled_allocate)> on_sampled_allocate{nullptr};
   std::atomic<decltype(TrackingHooks::on_sampled_free)> on_sampled_free{nullptr};
   std::atomic<std::uint32_t> fork_generation{0};
+  std::atomic<std::uint64_t> window_floor{0};
 };
 static_assert(sizeof(Modes) == 64);
 extern constinit Modes g_modes;
@@ -140,12 +145,13 @@ inline bool TrackAllInline() { return hooks_detail::g_modes.track_all.load(std::
 namespace hooks_detail {
 // The floating-point constants of a sample's arithmetic (StrideFromBits
 // and SampleStride here, the peak tracker's weight in
-// alloc/tracking/peak_tracker.cc), on two lines of their own: a sample
-// computes one stride and two weights, and constants the compiler places
-// itself were some five cold lines of the read-only data (among other
-// functions' constants). Read through SampleConstants(), whose pointer the
-// compiler cannot see through (it would fold values it knows into
-// constants of its own again).
+// alloc/tracking/peak_tracker.cc), on two lines of their own: constants
+// the compiler places itself were some five cold lines of the read-only
+// data (among other functions' constants). The weight (of a sample well
+// below the stride: none) reads them through SampleConstants(), whose
+// pointer the compiler cannot see through (it would fold values it knows
+// into constants of its own again); the stride, computed at every sample,
+// builds its own from immediates (ImmediateConstant).
 enum SampleConstant : int {
   kTwoToMinus53, kOne, kNinth, kSeventh, kFifth, kThird, kLn2, kMostStride,  // the stride
   kHalf, kTwelfth, kSixth, k24th, k120th, k720th, k30240th,                 // the weight
@@ -159,6 +165,21 @@ inline const double* SampleConstants() {
   asm("" : "+r"(k));
   return k;
 }
+// Their values (kSampleConstants is a copy).
+inline constexpr double kSampleConstantValues[16] = {
+    1.0 / 9007199254740992.0, 1.0, 1.0 / 9, 1.0 / 7, 1.0 / 5, 1.0 / 3, 0.6931471805599453, 9e15,
+    0.5, 1.0 / 12, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 30240, 1e-12};
+// Constant `i` built from an immediate in the code (a move and a register
+// copy) where the compiler would load it from memory: the stride's
+// constants, needed once a sample, cost no line of data (their line was
+// half a cache miss a sample: cold again by the next sample). The asm
+// keeps the compiler from folding the value back into a constant of its
+// own.
+inline double ImmediateConstant(SampleConstant i) {
+  auto bits = std::bit_cast<std::uint64_t>(kSampleConstantValues[i]);
+  asm("" : "+r"(bits));
+  return std::bit_cast<double>(bits);
+}
 }  // namespace hooks_detail
 
 // -ln(v) for v = (bits53 + 1) / 2^53 (bits53 < 2^53, uniform: v is
@@ -167,12 +188,12 @@ inline const double* SampleConstants() {
 // instructions (one division, off the chain that the allocation waits
 // for: the stride only feeds the next countdown); base::NegLogOneMinus's
 // 1e-13 costs five times that on every sample, for nothing a stride can
-// use. Every constant but integer immediates comes from kSampleConstants.
+// use. Every constant is an immediate of the code (ImmediateConstant).
 inline double StrideFromBits(std::uint64_t bits53) {
   using namespace hooks_detail;  // NOLINT: the constants' names
-  const double* k = SampleConstants();
+  const auto k = [](SampleConstant i) { return ImmediateConstant(i); };
   // v = (bits53 + 1) / 2^53 in (0, 1]: uniform like 1 - u, and never 0.
-  const double v = static_cast<double>(bits53 + 1) * k[kTwoToMinus53];
+  const double v = static_cast<double>(bits53 + 1) * k(kTwoToMinus53);
   const std::uint64_t b = std::bit_cast<std::uint64_t>(v);
   const std::uint64_t fraction = b & 0x000fffffffffffffull;
   // m in [sqrt(1/2), sqrt(2)): the fraction of v with exponent 0, or -1
@@ -183,12 +204,12 @@ inline double StrideFromBits(std::uint64_t bits53) {
   const double m = std::bit_cast<double>(fraction | (high ? 0x3fe0000000000000ull : 0x3ff0000000000000ull));
   // ln(m) = 2 atanh(s), |s| < 0.172: the odd series to s^9 (next term
   // below 1e-9 of ln 2).
-  const double one = k[kOne];
+  const double one = k(kOne);
   const double s = (m - one) / (m + one);
   const double s2 = s * s;
   const double ln_m =
-      (s + s) * (one + s2 * (k[kThird] + s2 * (k[kFifth] + s2 * (k[kSeventh] + s2 * k[kNinth]))));
-  return static_cast<double>(-e) * k[kLn2] - ln_m;
+      (s + s) * (one + s2 * (k(kThird) + s2 * (k(kFifth) + s2 * (k(kSeventh) + s2 * k(kNinth)))));
+  return static_cast<double>(-e) * k(kLn2) - ln_m;
 }
 
 // The next sampling stride in bytes (exponential with mean SampleRate();

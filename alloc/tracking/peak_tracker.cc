@@ -7,6 +7,7 @@
 
 #include "alloc/internal/hooks.h"
 #include "alloc/tracking/live_table.h"
+#include "alloc/tracking/thread_counts.h"
 #include "alloc/tracking/tracker.h"
 #include "concurrency/base/fast_math.h"
 #include "concurrency/base/macros.h"
@@ -76,7 +77,8 @@ constinit std::atomic<std::int64_t>& g_estimate = g_peak.bytes;
 constinit std::atomic<std::int64_t>& g_next_threshold = g_peak.next_threshold;
 constinit std::atomic<std::uint64_t>& g_highest = g_peak.highest;
 
-constinit thread_local std::int64_t t_pending STRATA_INITIAL_EXEC = 0;
+// The calling thread's pending delta: ThreadCounts::peak_pending, on the
+// line of the tracker's per-thread counts (thread_counts.h).
 
 // The snapshot, written and read under g_lock.
 constinit SpinLock g_lock;
@@ -222,6 +224,7 @@ void NoteHighest(std::int64_t total) {
 }
 
 void Add(std::int64_t delta, std::int64_t bound) {
+  std::int64_t& t_pending = tls_thread_counts.peak_pending;
   std::int64_t pending = t_pending + delta;
   if (pending < bound && pending > -bound) {
     t_pending = pending;

@@ -10,8 +10,8 @@ namespace {
 
 // An entry is the stack's when its 64-bit hash, its depth and its leaf
 // frame match (the header says why no more of the frames are compared).
-bool SameStack(const StackEntry* e, std::uint64_t hash, void* const* frames, int depth) {
-  return e->hash == hash && e->depth == depth && (depth == 0 || e->frames[0] == frames[0]);
+bool SameStack(const StackEntry* e, std::uint64_t hash, int depth, const void* leaf) {
+  return e->hash == hash && e->depth == depth && (depth == 0 || e->frames[0] == leaf);
 }
 
 constinit StackTable g_stack_table;
@@ -19,6 +19,8 @@ constinit StackTable g_stack_table;
 }  // namespace
 
 StackTable& GlobalStackTable() { return g_stack_table; }
+
+StackEntry* FindStack(std::uint64_t hash, int depth, const void* leaf) { return g_stack_table.Find(hash, depth, leaf); }
 
 // Every allocation of full tracking hashes its stack: one multiply-add per
 // frame (the chain's latency, 4 cycles a frame), one mix at the end.
@@ -58,13 +60,25 @@ StackEntry* StackTable::Intern(void* const* frames, int depth, std::uint64_t has
       }
       // Lost the race: `e` is now the winner's entry; check it below.
     }
-    if (SameStack(e, hash, frames, depth)) {
+    if (SameStack(e, hash, depth, depth == 0 ? nullptr : frames[0])) {
       // `fresh` (if any) stays unused in the arena: a rare, bounded waste.
       return e;
     }
   }
   overflow_used_.store(true, std::memory_order_relaxed);
   return &overflow_;
+}
+
+StackEntry* StackTable::Find(std::uint64_t hash, int depth, const void* leaf) const {
+  // Intern's probe: the stack is in the first slot from its hash that
+  // holds it or is empty (slots are never emptied).
+  for (std::size_t i = 0; i < kSlots / 4; ++i) {
+    // Acquire pairs with Intern's release CAS.
+    const StackEntry* e = slots_[(hash + i) & (kSlots - 1)].load(std::memory_order_acquire);
+    if (e == nullptr) return nullptr;
+    if (SameStack(e, hash, depth, leaf)) return const_cast<StackEntry*>(e);
+  }
+  return nullptr;  // full: Intern gives the overflow entry
 }
 
 void StackTable::ForEach(void (*fn)(StackEntry* entry, void* arg), void* arg) {

@@ -11,7 +11,8 @@
 // life of the process). When the table is full, stacks share one overflow
 // entry (depth 0), so nothing is lost from the totals. A stack is known
 // by its hash (HashStack: 64 bits over every frame and the depth), its
-// depth and its leaf frame: the frames past the first are not compared
+// depth and its leaf frame (Find looks a stack up by these three alone,
+// Intern creates it from its frames): the frames past the first are not compared
 // again (that compare read a second line of the entry on every sample's
 // lookup, some 40 instructions and a cache miss; two stacks that differ
 // in some frame but share hash, depth and leaf would have to collide in
@@ -70,6 +71,11 @@ class StackTable {
   // The same, with `hash` == HashStack(frames, depth) computed by the caller
   // (the stack walk folds it in as it goes).
   StackEntry* Intern(void* const* frames, int depth, std::uint64_t hash);
+  // The entry Intern would return for a stack of `depth` frames whose hash
+  // is `hash` and whose leaf frame is `leaf` when that stack was interned
+  // already, else nullptr (nothing is created: a walk that only hashes a
+  // stack needs its frames only for a stack not seen before).
+  StackEntry* Find(std::uint64_t hash, int depth, const void* leaf) const;
   // Calls fn for every entry (including the overflow entry when used).
   void ForEach(void (*fn)(StackEntry* entry, void* arg), void* arg);
   std::size_t size() const { return size_.load(std::memory_order_relaxed); }
@@ -82,6 +88,9 @@ class StackTable {
 };
 
 StackTable& GlobalStackTable();
+// GlobalStackTable().Find(hash, depth, leaf) in one call (a sample's walk
+// keeps nothing live across it: no spill to a cold line of the stack).
+StackEntry* FindStack(std::uint64_t hash, int depth, const void* leaf);
 
 }  // namespace strata::tracking
 

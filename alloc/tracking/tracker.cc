@@ -19,20 +19,39 @@
 #include "alloc/tracking/peak_tracker.h"
 #include "alloc/tracking/sampled_records.h"
 #include "alloc/tracking/symbolize.h"
+#include "alloc/tracking/thread_counts.h"
 #include "concurrency/base/raw_log.h"
 #include "concurrency/base/thread_exit.h"
 #include "concurrency/sharded_counter.h"
 
 namespace strata::tracking {
+
+constinit thread_local ThreadCounts tls_thread_counts STRATA_INITIAL_EXEC = {};
+
 namespace {
 
-// Per-thread slots (no locked RMW on every tracked allocation and free).
-// kLiveSmall: live records in the per-slice arrays (small blocks,
-// block_records.h; sampled blocks kept in place and sampled large blocks,
-// sampled_records.h). The rare one first: a slot's first value shares its
-// line with the slot's header (concurrency/sharded_counter.h), so the
-// counts of every tracked allocation and free (kAllocs or kFrees with
-// kLiveSmall) lie on one line, the next.
+// The last WindowStartNs() (see tracker.h), on the mode line
+// (alloc/internal/hooks.h).
+constinit std::atomic<std::uint64_t>& g_window_floor = internal::hooks_detail::g_modes.window_floor;
+
+// RecordTimeNs (tracker.h), inline in RecordAllocation: no call, and the
+// clock read into the line of the thread's counts (thread_counts.h).
+STRATA_ALWAYS_INLINE std::uint64_t RecordTimeNsInline() {
+  timespec& ts = tls_thread_counts.clock;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  const std::uint64_t coarse =
+      static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
+  // Relaxed: a window's start is ordered before the allocations the caller
+  // makes after it (program order, or whatever synchronises the threads).
+  const std::uint64_t floor = g_window_floor.load(std::memory_order_relaxed);
+  return coarse > floor ? coarse : floor;
+}
+
+// Per-thread slots (no locked RMW on every tracked allocation and free),
+// which a thread's counts reach in batches (thread_counts.h; record
+// failures directly). kLiveSmall: live records in the per-slice arrays
+// (small blocks, block_records.h; sampled blocks kept in place and sampled
+// large blocks, sampled_records.h).
 enum Counter : std::size_t { kRecordFailures, kAllocs, kFrees, kLiveSmall, kNumCounters };
 constinit ShardedCounterArray<kNumCounters> g_counters;
 
@@ -115,6 +134,51 @@ careful:
   return n;
 }
 
+// The walk of CaptureStack's fast road without the frames: the stack's
+// depth, its hash (*hash) and its leaf frame (*leaf), all that
+// StackTable::Find needs to find a stack seen before, with no frame
+// written anywhere (the frames array lies below the frames of a sample's
+// calls, on lines of the stack that the program rarely reaches, and
+// writing it cost a sample more than one cache miss). -1 where
+// CaptureStack would take the careful road (a frame outside the verified
+// range: that walk extends the range). The same frames, stopping rules and
+// hash as CaptureStack's fast road, so an entry either created is found.
+STRATA_ALWAYS_INLINE int HashStackFrom(const void* start, std::uint64_t* hash, const void** leaf) {
+  const internal::ThreadCache& tc = internal::tls_cache;
+  const std::uintptr_t lo = tc.stack_lo;
+  const std::uintptr_t hi = tc.stack_hi;
+  auto fp = reinterpret_cast<std::uintptr_t>(start);
+  if (hi < 16 || fp < lo || (fp & 7) != 0) return -1;
+  const std::uintptr_t last = hi - 16;
+  std::uint64_t h = kStackHashSeed;
+  int n = 0;
+  for (;;) {
+    if (fp > last) return -1;  // not verified yet
+    const auto* frame = reinterpret_cast<const std::uintptr_t*>(fp);
+    const std::uintptr_t next = frame[0];
+    const std::uintptr_t ret = frame[1];
+    if (ret < 4096) break;
+    ++n;
+    h = HashStackStep(h, reinterpret_cast<const void*>(ret));
+    if (n == kMaxStackDepth || std::rotr(next - fp - 8, 3) >= (std::uintptr_t{1} << 17)) break;
+    fp = next;
+  }
+  *hash = HashStackEnd(h, n);
+  // The first frame walked is `start`'s (read above): its return address.
+  *leaf = reinterpret_cast<const void* const*>(start)[1];
+  return n;
+}
+
+// A stack that HashStackFrom could not find: walked again into an array,
+// interned. Not inlined: the array (320 bytes) is in this frame only, not
+// in the frame of every walk.
+STRATA_NOINLINE StackEntry* InternStackFrom(const void* start) {
+  void* frames[kMaxStackDepth];
+  std::uint64_t hash = 0;
+  const int depth = CaptureStack(frames, &hash, start);
+  return GlobalStackTable().Intern(frames, depth, hash);
+}
+
 // --- Per-site totals, batched per thread ----------------------------------
 //
 // Every tracked allocation adds to its stack entry's cumulative count and
@@ -176,23 +240,60 @@ STRATA_ALWAYS_INLINE void CountSite(StackEntry* stack, std::size_t requested) {
   if (STRATA_PREDICT_FALSE(++t.since_flush >= kFlushEvery)) FlushAllSlots(t);
 }
 
-// Adds `delta_a` to counter `a` and `delta_b` to counter `b` of the
-// calling thread's slot: one look-up of the slot for the two counts of a
-// tracked allocation or free.
-STRATA_ALWAYS_INLINE void Count2(Counter a, std::int64_t delta_a, Counter b, std::int64_t delta_b) {
+// --- Counts of tracked events, batched per thread (thread_counts.h) -------
+
+// Moves the calling thread's counts to its slot of the shared counters.
+STRATA_NOINLINE void FlushThreadCounts(ThreadCounts& t) {
   if (auto* slot = g_counters.CurrentSlot(); STRATA_PREDICT_TRUE(slot != nullptr)) {
-    slot->Add(a, delta_a);
-    slot->Add(b, delta_b);
+    if (t.allocs != 0) slot->Add(kAllocs, t.allocs);
+    if (t.frees != 0) slot->Add(kFrees, t.frees);
+    if (t.live_small != 0) slot->Add(kLiveSmall, t.live_small);
+    t.allocs = t.frees = t.live_small = 0;
+  }
+  t.events = 0;
+}
+
+// At thread exit (and again should a later exit step track something: an
+// event re-registers the hook; one after the thread's last exit step
+// stays uncounted).
+void FlushThreadCountsAtExit(void* arg) {
+  auto* t = static_cast<ThreadCounts*>(arg);
+  t->exit_hook_registered = false;
+  FlushThreadCounts(*t);
+}
+
+STRATA_NOINLINE void RegisterThreadCountsFlush(ThreadCounts& t) {
+  t.exit_hook_registered = true;
+  t.exit_hook.fn = &FlushThreadCountsAtExit;
+  t.exit_hook.arg = &t;
+  RegisterThreadExitHook(&t.exit_hook);
+}
+
+// A tracked allocation (allocs 1) or free (frees 1), and the change of the
+// live records outside the live table (live_small): on the thread's line.
+STRATA_ALWAYS_INLINE void CountEvent(std::int64_t allocs, std::int64_t frees, std::int64_t live_small) {
+  ThreadCounts& t = tls_thread_counts;
+  // Three scalar adds: with constant deltas the compiler pairs two of them
+  // into one vector add of a constant from the read-only data, a cold line
+  // of its own (half a cache miss a sample's free).
+  asm("" : "+r"(allocs), "+r"(frees), "+r"(live_small));
+  t.allocs += allocs;
+  t.frees += frees;
+  t.live_small += live_small;
+  if (STRATA_PREDICT_FALSE(++t.events >= kFlushEvents || !t.exit_hook_registered)) {
+    if (!t.exit_hook_registered) RegisterThreadCountsFlush(t);
+    FlushThreadCounts(t);
   }
 }
 
 // The stack entry of an allocation made now from the calling stack,
 // counted in its totals (the allocation is counted by the caller).
 STRATA_ALWAYS_INLINE StackEntry* StackNow(std::size_t requested, bool sampled, const void* start) {
-  void* frames[kMaxStackDepth];
   std::uint64_t hash = 0;
-  const int depth = CaptureStack(frames, &hash, start);
-  StackEntry* stack = GlobalStackTable().Intern(frames, depth, hash);
+  const void* leaf = nullptr;
+  const int depth = HashStackFrom(start, &hash, &leaf);
+  StackEntry* stack = depth >= 0 ? FindStack(hash, depth, leaf) : nullptr;
+  if (STRATA_PREDICT_FALSE(stack == nullptr)) stack = InternStackFrom(start);
   if (sampled) {
     stack->sampled_alloc_count.fetch_add(1, std::memory_order_relaxed);
     stack->sampled_alloc_bytes.fetch_add(requested, std::memory_order_relaxed);
@@ -235,20 +336,21 @@ STRATA_NOINLINE bool RecordAllocation(void* ptr, int size_class, std::size_t req
   if (start == nullptr) start = __builtin_frame_address(0);
   StackEntry* stack = StackNow(requested, sampled, start);
   if (size_class == 0 && record == nullptr) {
-    g_counters.Increment(kAllocs);
+    CountEvent(1, 0, 0);
     return Insert(
-        LiveInfo{reinterpret_cast<std::uintptr_t>(ptr), requested, usable, stack, RecordTimeNs(), FlagsOf(sampled)});
+        LiveInfo{reinterpret_cast<std::uintptr_t>(ptr), requested, usable, stack, RecordTimeNsInline(), FlagsOf(sampled)});
   }
   auto* r = static_cast<BlockRecord*>(record);
   if (r == nullptr) {
     r = BlockRecordFor(reinterpret_cast<std::uintptr_t>(ptr), size_class);
     if (STRATA_PREDICT_FALSE(r == nullptr)) {
-      Count2(kAllocs, 1, kRecordFailures, 1);
+      CountEvent(1, 0, 0);
+      g_counters.Increment(kRecordFailures);
       return false;
     }
   }
-  WriteBlockRecord(r, stack, RecordTimeNs(), requested, FlagsOf(sampled), size_class);
-  Count2(kAllocs, 1, kLiveSmall, 1);
+  WriteBlockRecord(r, stack, RecordTimeNsInline(), requested, FlagsOf(sampled), size_class);
+  CountEvent(1, 0, 1);
   PeakOnAllocate(requested, FlagsOf(sampled));
   return true;
 }
@@ -265,7 +367,7 @@ int OnSmallFree(void* ptr, int size_class, bool park, void** record) {
   if (state == 0) return double_free ? -1 : 0;
   *record = r;
   PeakOnFree(r->size.load(std::memory_order_relaxed), state);
-  Count2(kFrees, 1, kLiveSmall, -1);
+  CountEvent(0, 1, -1);
   return 1;
 }
 
@@ -297,7 +399,7 @@ bool OnSampledFree(void* ptr, int size_class, int slot) {
       const std::uint32_t state = EndBlockRecord(&s->record, false, &double_free);
       if (state != 0) {
         PeakOnFree(s->record.size.load(std::memory_order_relaxed), state);
-        Count2(kFrees, 1, kLiveSmall, -1);
+        CountEvent(0, 1, -1);
         return true;
       }
     }
@@ -306,7 +408,7 @@ bool OnSampledFree(void* ptr, int size_class, int slot) {
   LiveInfo info;
   if (!GlobalLiveTable().Remove(addr, &info)) return false;
   PeakOnFree(info.size, info.flags);
-  g_counters.Increment(kFrees);
+  CountEvent(0, 1, 0);
   return true;
 }
 
@@ -370,7 +472,7 @@ void OnAllocate(void* ptr, std::size_t requested, std::size_t usable, bool sampl
 // Ends the live sampled large record of the block at `addr` (*info: what
 // it held). False when the block has none (its record, if any, is in the
 // live table).
-bool EndSampledLarge(std::uintptr_t addr, LiveInfo* info) {
+bool EndSampledLarge(std::uintptr_t addr, LiveInfo* info, std::int64_t* live_small) {
   SampledLargeRecord* l = FindSampledLarge(addr);
   if (l == nullptr) return false;
   bool double_free = false;
@@ -379,21 +481,22 @@ bool EndSampledLarge(std::uintptr_t addr, LiveInfo* info) {
   *info = LiveInfo{addr, l->size.load(std::memory_order_relaxed), l->usable.load(std::memory_order_relaxed),
                    l->record.stack.load(std::memory_order_relaxed), l->record.time_ns.load(std::memory_order_relaxed),
                    state & 0xff};
-  g_counters.Decrement(kLiveSmall);
+  *live_small = -1;
   return true;
 }
 
 void OnFree(void* ptr) {
   const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
   LiveInfo info;
-  if (EndSampledLarge(addr, &info) || GlobalLiveTable().Remove(addr, &info)) {
+  std::int64_t live_small = 0;
+  if (EndSampledLarge(addr, &info, &live_small) || GlobalLiveTable().Remove(addr, &info)) {
     // Only where a double free is described from it (leak checking,
     // hardened mode): a sampled block's free would touch the table's cold
     // pages for nothing (page faults at the first frees of a run).
     if (TrackAll() || internal::Hardened()) RememberFreed(info);
     PeakOnFree(info.size, info.flags);
   }
-  g_counters.Increment(kFrees);
+  CountEvent(0, 1, live_small);
 }
 
 // The cumulative counts of the block's stack stay as they were: they count
@@ -510,21 +613,7 @@ std::uint64_t NowNs() {
   return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
-namespace {
-// The last WindowStartNs() (see tracker.h).
-constinit std::atomic<std::uint64_t> g_window_floor{0};
-}  // namespace
-
-std::uint64_t RecordTimeNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  const std::uint64_t coarse =
-      static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
-  // Relaxed: a window's start is ordered before the allocations the caller
-  // makes after it (program order, or whatever synchronises the threads).
-  const std::uint64_t floor = g_window_floor.load(std::memory_order_relaxed);
-  return coarse > floor ? coarse : floor;
-}
+std::uint64_t RecordTimeNs() { return RecordTimeNsInline(); }
 
 std::uint64_t WindowStartNs() {
   const std::uint64_t now = NowNs();
@@ -668,6 +757,7 @@ bool FindLive(std::uintptr_t ptr, LiveInfo* out) {
 }
 
 std::size_t LiveCount() {
+  FlushThreadCounts(tls_thread_counts);
   const std::int64_t small = g_counters.Sum(kLiveSmall);
   return GlobalLiveTable().size() + (small > 0 ? static_cast<std::size_t>(small) : 0);
 }
@@ -675,6 +765,7 @@ std::size_t LiveCount() {
 void FlushThreadSiteCounts() { FlushAllSlots(tls_sites); }
 
 TrackerCounters Counters() {
+  FlushThreadCounts(tls_thread_counts);
   return {static_cast<std::uint64_t>(g_counters.Sum(kAllocs)), static_cast<std::uint64_t>(g_counters.Sum(kFrees)),
           static_cast<std::uint64_t>(g_counters.Sum(kRecordFailures))};
 }
