@@ -26,6 +26,7 @@
 
 #include <time.h>
 
+#include <cstddef>
 #include <cstdint>
 
 #include "concurrency/base/macros.h"
@@ -46,9 +47,16 @@ struct alignas(64) ThreadCounts {
   // RecordTimeNs): on this line, not on a cold line of the stack below
   // the sample's frames.
   timespec clock;
+  // clock_gettime, called through this copy of its address: a call
+  // through its slot of the global offset table read a cold line of its
+  // own (set at the thread's first tracked allocation).
+  int (*clock_gettime_fn)(clockid_t, timespec*);
   // Only touched when registered (the next line).
   ThreadExitHook exit_hook;
 };
+
+// What every tracked event touches is the first line.
+static_assert(offsetof(ThreadCounts, exit_hook) == 64);
 
 // Events between two moves of a thread's counts to the shared counters.
 inline constexpr std::uint32_t kFlushEvents = 64;

@@ -37,8 +37,11 @@ constinit std::atomic<std::uint64_t>& g_window_floor = internal::hooks_detail::g
 // RecordTimeNs (tracker.h), inline in RecordAllocation: no call, and the
 // clock read into the line of the thread's counts (thread_counts.h).
 STRATA_ALWAYS_INLINE std::uint64_t RecordTimeNsInline() {
-  timespec& ts = tls_thread_counts.clock;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  ThreadCounts& t = tls_thread_counts;
+  auto* fn = t.clock_gettime_fn;
+  if (STRATA_PREDICT_FALSE(fn == nullptr)) fn = t.clock_gettime_fn = &clock_gettime;
+  timespec& ts = t.clock;
+  fn(CLOCK_MONOTONIC_COARSE, &ts);
   const std::uint64_t coarse =
       static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
   // Relaxed: a window's start is ordered before the allocations the caller
