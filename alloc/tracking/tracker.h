@@ -89,8 +89,10 @@ std::uint64_t WindowStartNs();
 void ForEachLive(void (*fn)(const LiveInfo& info, void* arg), void* arg);
 // The live record of the tracked block that starts at `ptr`.
 bool FindLive(std::uintptr_t ptr, LiveInfo* out);
-// Live tracked blocks (a sum of per-thread counts: approximate while
-// other threads allocate).
+// Live tracked blocks (a sum of per-thread counts, which reach the sum in
+// batches, thread_counts.h: exact for the calling thread and for threads
+// that exited; up to 63 tracked events late for each other running
+// thread).
 std::size_t LiveCount();
 
 // Adds the calling thread's pending per-site counts to the stack entries
@@ -100,7 +102,8 @@ std::size_t LiveCount();
 // for threads that exited). Profile writers call it first.
 void FlushThreadSiteCounts();
 
-// Totals since start: tracked allocations and frees seen.
+// Totals since start: tracked allocations and frees seen (batched as
+// LiveCount's counts are).
 struct TrackerCounters {
   std::uint64_t tracked_allocations;
   std::uint64_t tracked_frees;
