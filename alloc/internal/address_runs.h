@@ -17,10 +17,9 @@
 //
 // Cost: a producer/consumer program's consumer hands back every block it
 // frees, so this runs over all of them. On x86-64 it tests two neighbours
-// at a time in SSE2 (a 64-bit difference is `stride` or `-stride` when
-// both of its 32-bit halves match: pcmpeqd, pshufd, pand) and counts them
-// with a lane subtraction; the last addresses, and other targets, take
-// the scalar loop.
+// at a time in SSE2 (a 64-bit difference against `stride` and `-stride`,
+// Equal64 in sse2_lanes.h) and counts them with a lane subtraction; the
+// last addresses, and other targets, take the scalar loop.
 //
 // Thread-safety: a pure function of its arguments.
 #ifndef STRATA_ALLOC_INTERNAL_ADDRESS_RUNS_H_
@@ -29,9 +28,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
+#include "alloc/internal/sse2_lanes.h"
 
 namespace strata::internal {
 
@@ -53,12 +50,8 @@ std::uint32_t CountAddressRuns(T* const* objects, std::uint32_t n, std::size_t s
     const __m128i here = _mm_loadu_si128(reinterpret_cast<const __m128i*>(objects + i));
     const __m128i before = _mm_loadu_si128(reinterpret_cast<const __m128i*>(objects + i - 1));
     const __m128i diff = _mm_sub_epi64(here, before);
-    const __m128i is_up = _mm_cmpeq_epi32(diff, up_v);
-    const __m128i is_down = _mm_cmpeq_epi32(diff, down_v);
-    const __m128i both_up = _mm_and_si128(is_up, _mm_shuffle_epi32(is_up, 0xb1));
-    const __m128i both_down = _mm_and_si128(is_down, _mm_shuffle_epi32(is_down, 0xb1));
     // A matching lane is all ones (-1): subtracting it counts one.
-    count = _mm_sub_epi64(count, _mm_or_si128(both_up, both_down));
+    count = _mm_sub_epi64(count, _mm_or_si128(Equal64(diff, up_v), Equal64(diff, down_v)));
   }
   alignas(16) std::uint64_t lanes[2];
   _mm_store_si128(reinterpret_cast<__m128i*>(lanes), count);

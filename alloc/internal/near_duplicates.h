@@ -11,8 +11,7 @@
 //
 // Cost: a consumer thread hands back every block it frees, so this runs
 // over all of them. On x86-64 it compares two addresses at a time in SSE2
-// (a 64-bit lane is equal when both of its 32-bit halves are: pcmpeqd,
-// pshufd, pand), without the flag-to-register chain of a scalar `|=` of
+// (Equal64, sse2_lanes.h), without the flag-to-register chain of a scalar `|=` of
 // compares; other targets, and the last few addresses, take the scalar
 // loop.
 //
@@ -22,9 +21,7 @@
 
 #include <cstdint>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
+#include "alloc/internal/sse2_lanes.h"
 
 namespace strata::internal {
 
@@ -57,8 +54,7 @@ bool HasNearDuplicate(T* const* objects, std::uint32_t n) {
 #pragma GCC unroll 4
     for (std::uint32_t d = 1; d <= kDuplicateWindow; ++d) {
       const __m128i later = _mm_loadu_si128(reinterpret_cast<const __m128i*>(objects + i + d));
-      const __m128i halves = _mm_cmpeq_epi32(here, later);
-      seen = _mm_or_si128(seen, _mm_and_si128(halves, _mm_shuffle_epi32(halves, 0xb1)));
+      seen = _mm_or_si128(seen, Equal64(here, later));
     }
   }
   repeated = _mm_movemask_epi8(seen) != 0;
