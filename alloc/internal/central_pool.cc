@@ -305,7 +305,9 @@ struct PendingErrors {
   ErrorKind kind[kMax];
   const void* ptr[kMax];
   int n = 0;
-  void Add(ErrorKind k, const void* p) {
+  // Out of line: errors are rare, and the engine's code stays within its
+  // window (libstrata_order.txt).
+  STRATA_NOINLINE void Add(ErrorKind k, const void* p) {
     if (n < kMax) {
       kind[n] = k;
       ptr[n] = p;
@@ -417,11 +419,18 @@ int CentralPool::RemoveFromSpans(int size_class, int n, bool align_carve, std::u
         if (left == 0) continue;
         const std::uintptr_t word_base =
             seg->base() + (static_cast<std::uintptr_t>(word - seg->block_bits) << (kGranuleShift + 6));
+        // The word's objects, counted out of the span together.
+        const int first_got = got;
         while (left != 0 && got < n) {
           const int bit = __builtin_ctzll(left);
           left &= left - 1;
-          took(span, reinterpret_cast<FreeObject*>(word_base + (static_cast<std::uintptr_t>(bit) << kGranuleShift)));
+          out[got++] = reinterpret_cast<FreeObject*>(word_base + (static_cast<std::uintptr_t>(bit) << kGranuleShift));
         }
+        const auto word_took = static_cast<std::uint32_t>(got - first_got);
+        // Only a tracked pool keeps a span with every object back (idle).
+        if (span->allocated == 0) --idle_spans_;
+        span->allocated += word_took;
+        taken += word_took;
         word->store(left, std::memory_order_relaxed);
         if (left != 0) break;  // full: the next refill starts at this word
       }
@@ -478,7 +487,7 @@ int CentralPool::RemoveFromSpans(int size_class, int n, bool align_carve, std::u
       const std::uint32_t run = align_carve ? static_cast<std::uint32_t>(ObjectsPerLineRun(size_class)) : 1u;
       while (span->carved < objects) {
         const std::uint32_t index = CarvedObject(span, span->carved, objects);
-        const bool line_unfinished = got < info.batch && index % run != 0;
+        const bool line_unfinished = run > 1 && got < info.batch && index % run != 0;
         if (got >= n && !line_unfinished) break;
         auto* o = reinterpret_cast<FreeObject*>(base + static_cast<std::uintptr_t>(index) * info.size);
         ++span->carved;
@@ -591,6 +600,110 @@ void CentralPool::InsertToSpans(int size_class, FreeObject* const* batch, FreeOb
     std::uintptr_t span_start = 0;
     std::size_t span_bytes = 0;
     std::int64_t came_back = 0;  // objects now on span free lists (net)
+    // `count` objects of `span` came back (their bits are set, or they are
+    // on its hardened list): the span joins the partial list, and leaves
+    // for the page heap when every object is back (a tracked pool keeps it
+    // within its idle budget, kTrackedIdleBytes; RemoveFromSpans counts
+    // idle spans out again).
+    // Out of line: spans empty rarely, and the engine's code stays within
+    // its window (libstrata_order.txt).
+    auto span_emptied = [&]() __attribute__((noinline)) STRATA_NO_THREAD_SAFETY_ANALYSIS {
+      if (is_tracked && (idle_spans_ == 0 || (idle_spans_ + 1) * span->bytes() <= kTrackedIdleBytes)) {
+        ++idle_spans_;
+        return;
+      }
+      // Unlink from partial and queue for the page heap.
+      if (span->prev != nullptr) {
+        span->prev->next = span->next;
+      } else {
+        partial_ = span->next;
+      }
+      if (span->next != nullptr) span->next->prev = span->prev;
+      span->in_partial = false;
+      came_back -= span->carved;  // every carved object is on its free list
+      span->free_list = nullptr;
+      ClearBlockBits(span, info.size, objects);
+      span->next = empty;
+      empty = span;
+      span_bytes = 0;  // the span is leaving: look the next object up
+    };
+    // The span gets an object back after it had none: it joins the
+    // partial list. Out of line as span_emptied.
+    auto join_partial = [&]() __attribute__((noinline)) STRATA_NO_THREAD_SAFETY_ANALYSIS {
+      span->in_partial = true;
+      span->prev = nullptr;
+      span->next = partial_;
+      if (partial_ != nullptr) partial_->prev = span;
+      partial_ = span;
+    };
+    auto counted_back = [&](std::uint32_t count) __attribute__((always_inline)) STRATA_NO_THREAD_SAFETY_ANALYSIS {
+      span->allocated -= count;
+      came_back += count;
+      if (STRATA_PREDICT_FALSE(!span->in_partial)) join_partial();
+      if (STRATA_PREDICT_FALSE(span->allocated == 0)) span_emptied();
+    };
+    // Hardened mode's per-object path: rare, out of line.
+    auto counted_back_one = [&]() __attribute__((noinline)) { counted_back(1); };
+    // Normal mode, a batch of addresses: the run of neighbours that starts
+    // at run[0], a checked block of `span` (its `index`-th object): the
+    // objects after it that lie one block apart, up to `left` objects (the
+    // batch's rest), the span's end and its count of allocated objects (a
+    // span cannot get back more than it handed out: the rest goes through
+    // the single-object checks). Returns how many objects of the batch it
+    // took, each carved (checked one by one), counted back unless its bit
+    // was set already (a double free, reported).
+    // The blocks of `twice` (bits of the bitmap word at `word_base`) came
+    // back while back already: freed twice. Reported (the pool leaves them
+    // out); returns how many. Out of line: rare.
+    auto report_twice = [&](std::uint64_t twice, std::uintptr_t word_base) __attribute__((noinline)) {
+      std::uint32_t k = 0;
+      for (; twice != 0; twice &= twice - 1, ++k) {
+        const auto bit = static_cast<std::uintptr_t>(__builtin_ctzll(twice));
+        errors.Add(ErrorKind::kDoubleFree, reinterpret_cast<void*>(word_base + (bit << kGranuleShift)));
+      }
+      return k;
+    };
+    auto insert_run = [&](FreeObject* const* run, std::uint32_t index, std::uint32_t left)
+        __attribute__((always_inline)) STRATA_NO_THREAD_SAFETY_ANALYSIS {
+      const std::uint32_t size = info.size;
+      // The objects after `index` are carved while their carve order (one
+      // more per object) stays below `carved`: the run stops before the
+      // first that is not (and at the span's end, where the order wraps).
+      std::uint32_t limit = objects - index;
+      if (limit > left) limit = left;
+      if (limit > span->allocated) limit = span->allocated;
+      const std::uint32_t carved_from_here = span->carved - CarveOrder(span, index, objects);
+      if (limit > carved_from_here) limit = carved_from_here;
+      // A bitmap word covers 64 granules (1 KiB) of the segment: the
+      // run's bits are gathered and set a word at a time.
+      constexpr std::uintptr_t kWordBytes = std::uintptr_t{64} << kGranuleShift;
+      const std::uintptr_t seg_base = seg->base();
+      std::uintptr_t a = reinterpret_cast<std::uintptr_t>(run[0]);
+      std::uint32_t j = 0;
+      std::uint32_t count = 0;
+      for (;;) {
+        const std::uint32_t word_first = j;
+        std::atomic<std::uint64_t>& word = seg->BitWord(a);
+        const std::uintptr_t word_base = seg_base + ((a - seg_base) & ~(kWordBytes - 1));
+        const std::uintptr_t word_end = word_base + kWordBytes;
+        std::uint64_t mask = 0;
+        do {
+          mask |= Segment::BitMask(a);
+          a += size;
+          ++j;
+        } while (j < limit && a < word_end && reinterpret_cast<std::uintptr_t>(run[j]) == a);
+        const std::uint64_t bits = word.load(std::memory_order_relaxed);
+        count += j - word_first;
+        if (STRATA_PREDICT_FALSE((bits & mask) != 0)) count -= report_twice(bits & mask, word_base);
+        word.store(bits | mask, std::memory_order_relaxed);
+        const auto w = static_cast<std::uint32_t>(&word - &seg->BitWord(span_start));
+        const std::uint32_t pos = ScanPosition(span, size, w);
+        if (pos < span->scan_word) span->scan_word = static_cast<std::uint16_t>(pos);
+        if (j >= limit || reinterpret_cast<std::uintptr_t>(run[j]) != a) break;
+      }
+      if (count != 0) counted_back(count);
+      return j;
+    };
     for (int i = 0; i < n; ++i) {
       FreeObject* o;
       if (batch != nullptr) {
@@ -628,9 +741,21 @@ void CentralPool::InsertToSpans(int size_class, FreeObject* const* batch, FreeOb
         errors.Add((addr & 15) != 0 ? ErrorKind::kMisalignedFree : ErrorKind::kInteriorFree, o);
         continue;
       }
+      if (!hardened && batch != nullptr && i + 1 < n && span->allocated >= 2 &&
+          reinterpret_cast<std::uintptr_t>(batch[i + 1]) == addr + info.size) {
+        // A run of neighbours: `o` and the objects after it in the batch
+        // that follow it in its span one block apart (a batch cut out of an
+        // allocation order is a few such runs; see "Batches cut out of an
+        // order"), each a block of the span by construction, their bits
+        // set a bitmap word at a time.
+        const auto r = static_cast<int>(insert_run(batch + i, static_cast<std::uint32_t>(index),
+                                                   static_cast<std::uint32_t>(n - i)));
+        i += r - 1;
+        continue;
+      }
       std::atomic<std::uint64_t>& word = seg->BitWord(addr);
-      std::uint64_t mask = Segment::BitMask(addr);
-      std::uint64_t bits = word.load(std::memory_order_relaxed);
+      const std::uint64_t mask = Segment::BitMask(addr);
+      const std::uint64_t bits = word.load(std::memory_order_relaxed);
       if ((bits & mask) != 0 || span->allocated == 0) {
         // Normal mode: already on the free list, freed twice. Hardened: the
         // block is allocated to a user (hardened frees clear the bit before
@@ -638,46 +763,19 @@ void CentralPool::InsertToSpans(int size_class, FreeObject* const* batch, FreeOb
         errors.Add(hardened ? ErrorKind::kCorruption : ErrorKind::kDoubleFree, o);
         continue;
       }
-      if (!hardened) {
+      if (STRATA_PREDICT_TRUE(!hardened)) {
         // Normal mode: the bit is the object's place among the span's
         // returned ones (RemoveFromSpans finds it there).
         word.store(bits | mask, std::memory_order_relaxed);
         const auto w = static_cast<std::uint32_t>(&word - &seg->BitWord(span_start));
         const std::uint32_t r = ScanPosition(span, info.size, w);
         if (r < span->scan_word) span->scan_word = static_cast<std::uint16_t>(r);
+        counted_back(1);
       } else {
+        // Hardened mode: the span's list.
         SetNext(o, span->free_list);
         span->free_list = o;
-      }
-      --span->allocated;
-      ++came_back;
-      if (!span->in_partial) {
-        span->in_partial = true;
-        span->prev = nullptr;
-        span->next = partial_;
-        if (partial_ != nullptr) partial_->prev = span;
-        partial_ = span;
-      }
-      // A tracked pool keeps spans that empty, within its idle budget
-      // (kTrackedIdleBytes); RemoveFromSpans counts them out again.
-      if (span->allocated == 0 && is_tracked &&
-          (idle_spans_ == 0 || (idle_spans_ + 1) * span->bytes() <= kTrackedIdleBytes)) {
-        ++idle_spans_;
-      } else if (span->allocated == 0) {
-        // Unlink from partial and queue for the page heap.
-        if (span->prev != nullptr) {
-          span->prev->next = span->next;
-        } else {
-          partial_ = span->next;
-        }
-        if (span->next != nullptr) span->next->prev = span->prev;
-        span->in_partial = false;
-        came_back -= span->carved;  // every carved object is on its free list
-        span->free_list = nullptr;
-        ClearBlockBits(span, info.size, objects);
-        span->next = empty;
-        empty = span;
-        span_bytes = 0;  // the span is leaving: look the next object up
+        counted_back_one();
       }
     }
     span_free_objects_.fetch_add(static_cast<std::size_t>(came_back), std::memory_order_relaxed);

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <cstring>
 #include <set>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -21,6 +22,7 @@
 #include "alloc/internal/address_runs.h"
 #include "alloc/internal/cache_slots.h"
 #include "alloc/internal/central_pool.h"
+#include "alloc/internal/errors.h"
 #include "alloc/internal/hardening.h"
 #include "alloc/internal/page_map.h"
 #include "alloc/internal/size_classes.h"
@@ -306,6 +308,127 @@ TEST_F(CentralPoolTest, ABatchCutOutOfAnOrderGoesBackToItsSpansWholeRunsAndNoOrd
   ASSERT_EQ(g_pool.Remove(c_, batch_, &head), static_cast<int>(loose.size()));
   chain = Chain(head);
   held_.insert(held_.end(), chain.begin(), chain.end());
+}
+
+// Errors the pool reports (errors.h), recorded by RecordError.
+std::vector<std::pair<ErrorKind, const void*>> g_reported;
+void RecordError(ErrorKind kind, const void* ptr, std::size_t, const char*) { g_reported.emplace_back(kind, ptr); }
+
+// A run of neighbours in a batch given back to the spans has its bits set
+// a bitmap word at a time (central_pool.cc, InsertToSpans): every object
+// of it comes back once, a block in it that is back already (freed twice)
+// is reported and not counted twice, and the run stops at an object not
+// carved yet, which is reported as before. On a pool of its own: the
+// reported frees stay counted back in objects_out (the pool counts a
+// batch back whole, its bad objects too), which the fixture's pool must
+// end at zero.
+constinit CentralPool::Transfer::Slots g_run_pool_slots;
+constinit CentralPool g_run_pool(&g_run_pool_slots);
+
+TEST(CentralPoolRunTest, ARunOfNeighboursComesBackWholeAndAFreeTwiceOrAnUncarvedBlockInItIsCaught) {
+  if (Hardened()) GTEST_SKIP() << "hardened mode's bitmap means allocated: its frees clear bits first";
+  (void)strata::GoodSize(1);
+  const int c = SizeToClass(64);
+  const int batch = ClassInfo(c).batch;
+  std::vector<FreeObject*> held;
+  for (int k = 0; k < 2; ++k) {
+    FreeObject* head = nullptr;
+    ASSERT_EQ(g_run_pool.Remove(c, batch, &head), batch);
+    std::vector<FreeObject*> chain = Chain(head);
+    held.insert(held.end(), chain.begin(), chain.end());
+  }
+  ASSERT_EQ(g_run_pool.free_objects(c), 0u);
+  const std::uintptr_t size = ClassSize(c);
+  std::vector<FreeObject*> sorted = held;
+  std::sort(sorted.begin(), sorted.end());
+  // The longest stretch of neighbours among the held objects.
+  std::size_t best_at = 0, best_len = 1;
+  for (std::size_t at = 0, len = 1; at + len <= sorted.size(); ++len) {
+    if (at + len == sorted.size() ||
+        reinterpret_cast<std::uintptr_t>(sorted[at + len]) - reinterpret_cast<std::uintptr_t>(sorted[at + len - 1]) != size) {
+      if (len > best_len) best_at = at, best_len = len;
+      at += len;
+      len = 0;
+    }
+  }
+  // 40 blocks of 64 bytes cover three bitmap words or more (1 KiB each).
+  ASSERT_GE(best_len, 40u);
+  std::vector<FreeObject*> run(sorted.begin() + static_cast<std::ptrdiff_t>(best_at),
+                               sorted.begin() + static_cast<std::ptrdiff_t>(best_at + 40));
+  auto give = [&](std::vector<FreeObject*> objects) {
+    for (FreeObject* o : objects) {
+      auto it = std::find(held.begin(), held.end(), o);
+      if (it != held.end()) held.erase(it);
+    }
+    g_run_pool.InsertBatch(c, objects.data(), static_cast<int>(objects.size()), /*reuse_soon=*/false);
+  };
+  const ErrorHook previous = SetErrorHook(&RecordError);
+  g_reported.clear();
+  // run[0, 30) back: a partial batch goes to the spans.
+  give(std::vector<FreeObject*>(run.begin(), run.begin() + 30));
+  EXPECT_TRUE(g_reported.empty());
+  EXPECT_EQ(g_run_pool.free_objects(c), 30u);
+  // run[20, 40) back: run[20, 30) a second time.
+  give(std::vector<FreeObject*>(run.begin() + 20, run.begin() + 40));
+  SetErrorHook(previous);
+  ASSERT_EQ(g_reported.size(), 4u) << "each free twice is reported (PendingErrors keeps the first four)";
+  for (std::size_t k = 0; k < g_reported.size(); ++k) {
+    EXPECT_EQ(g_reported[k].first, ErrorKind::kDoubleFree);
+    EXPECT_EQ(g_reported[k].second, run[20 + k]);
+  }
+  EXPECT_EQ(g_run_pool.free_objects(c), 40u) << "a block freed twice was counted twice";
+  // A refill hands the 40 out again, once each, in address order.
+  std::vector<FreeObject*> out(RefillBound(c));
+  const int got = g_run_pool.RemoveForCache(c, batch, /*first_refill=*/false, 0, out.data());
+  ASSERT_GE(got, 40);
+  std::vector<FreeObject*> order(out.rbegin() + static_cast<std::ptrdiff_t>(out.size() - static_cast<std::size_t>(got)),
+                                 out.rend());
+  // In the span's scan order (address order from its colour's word on).
+  std::vector<FreeObject*> scan_order = run;
+  std::sort(scan_order.begin(), scan_order.end(),
+            [c](FreeObject* a, FreeObject* b) { return ScanKey(a, c) < ScanKey(b, c); });
+  EXPECT_EQ(std::vector<FreeObject*>(order.begin(), order.begin() + 40), scan_order) << "not handed out in scan order";
+  EXPECT_EQ(std::set<FreeObject*>(order.begin(), order.end()).size(), order.size()) << "an object handed out twice";
+  held.insert(held.end(), order.begin(), order.end());
+
+  // A run that reaches past the span's carved objects: the carved ones come
+  // back, the next block (never handed out) is reported.
+  ASSERT_EQ(g_run_pool.free_objects(c), 0u);
+  const std::set<FreeObject*> held_set(held.begin(), held.end());
+  FreeObject* edge = nullptr;
+  for (FreeObject* o : held) {
+    auto* next = reinterpret_cast<FreeObject*>(reinterpret_cast<std::uintptr_t>(o) + size);
+    auto* before = reinterpret_cast<FreeObject*>(reinterpret_cast<std::uintptr_t>(o) - 3 * size);
+    // Nothing is free in the pool: a block of the span not held was
+    // never carved.
+    Span* span = SpanOfObject(o);
+    if (held_set.count(next) == 0 && held_set.count(before) != 0 && SpanOfObject(before) == span &&
+        reinterpret_cast<std::uintptr_t>(next) - span->start() + size <= SpanObjects(c, false) * size) {
+      edge = o;
+      break;
+    }
+  }
+  ASSERT_NE(edge, nullptr) << "no carved block followed by an uncarved one in its span";
+  const auto e = reinterpret_cast<std::uintptr_t>(edge);
+  std::vector<FreeObject*> past;
+  for (std::uintptr_t k = 0; k < 5; ++k) past.push_back(reinterpret_cast<FreeObject*>(e - 3 * size + k * size));
+  for (std::size_t k = 0; k + 1 < past.size(); ++k) ASSERT_EQ(held_set.count(past[k]), 1u);
+  g_reported.clear();
+  SetErrorHook(&RecordError);
+  give(past);
+  SetErrorHook(previous);
+  ASSERT_EQ(g_reported.size(), 1u);
+  EXPECT_EQ(g_reported[0].first, ErrorKind::kInteriorFree);
+  EXPECT_EQ(g_reported[0].second, past[4]);
+  EXPECT_EQ(g_run_pool.free_objects(c), 4u);
+  // Everything back: out by minus the 11 reported frees, counted back too.
+  for (FreeObject* o : held) {
+    SetNext(o, nullptr);
+    g_run_pool.Insert(c, o, 1);
+  }
+  g_run_pool.Drain(c);
+  EXPECT_EQ(g_run_pool.objects_out(c), -11);
+  EXPECT_EQ(g_run_pool.free_objects(c), 0u) << "every span went back to the page heap";
 }
 
 TEST_F(CentralPoolTest, ObjectsComeBackAfterARefillTookSomeOfASpans) {
