@@ -56,7 +56,11 @@
 //      then from its uncarved tail. In normal mode the objects that came
 //      back are the span's set bits in the block bitmap (span.h), not a
 //      list: returning an object sets its bit, a refill takes set bits a
-//      bitmap word at a time from the span's scan_word on. Neither reads
+//      bitmap word at a time from the span's scan_word on. A batch's run
+//      of neighbouring blocks (what a program that frees in allocation
+//      order gives back) is returned a word at a time too: one span check,
+//      its carved bound from its first block, and one load and store per
+//      1 KiB of blocks, a block freed twice still reported by address. Neither reads
 //      or writes the objects (a list linked through them cost a cache miss
 //      per object on each side, on lines the program's cores own), and a
 //      refill gets the span's objects in address order (starting at the
