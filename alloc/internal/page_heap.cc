@@ -426,7 +426,7 @@ void PageHeap::FreeSmallSpan(Span* span) {
 
 // ---- large and huge blocks ----
 
-void* PageHeap::AllocLarge(std::size_t size, std::size_t alignment, bool* zeroed) {
+void* PageHeap::AllocLarge(std::size_t size, std::size_t alignment, bool* zeroed, std::size_t* tracked_usable) {
   if (size > (std::size_t{1} << 46) || alignment > (std::size_t{1} << 40)) return nullptr;
   // A zero-byte request aligned beyond any size class lands here: it still
   // needs a (one-slice) block of its own (found by tests/fuzz/ops_fuzz).
@@ -446,7 +446,8 @@ void* PageHeap::AllocLarge(std::size_t size, std::size_t alignment, bool* zeroed
     span->state = SpanState::kLarge;
     span->large_size = size;
     span->large_ptr = span->start();
-    span->tracked = false;
+    span->tracked = tracked_usable != nullptr;
+    if (tracked_usable != nullptr) *tracked_usable = span->bytes();  // LookupBlock's: from large_ptr, the start
     span->alloc_kind = 0;
     span->align_code = 0;
     span->align_log2 = alignment > 16 ? static_cast<std::uint8_t>(__builtin_ctzll(alignment)) : 0;
@@ -456,10 +457,10 @@ void* PageHeap::AllocLarge(std::size_t size, std::size_t alignment, bool* zeroed
     span->zeroed = false;
     return reinterpret_cast<void*>(span->large_ptr);
   }
-  return AllocHugeLocked(size, alignment, zeroed);
+  return AllocHugeLocked(size, alignment, zeroed, tracked_usable);
 }
 
-void* PageHeap::AllocHugeLocked(std::size_t size, std::size_t alignment, bool* zeroed) {
+void* PageHeap::AllocHugeLocked(std::size_t size, std::size_t alignment, bool* zeroed, std::size_t* tracked_usable) {
   std::size_t offset = alignment > kSliceSize ? alignment : kSliceSize;
   // Whole 4 MiB chunks of address space (the pages past the request are
   // never touched, so they cost no memory): a huge mapping then ends where
@@ -551,7 +552,7 @@ void* PageHeap::AllocHugeLocked(std::size_t size, std::size_t alignment, bool* z
     *zeroed = true;
   }
   seg->next_cached = nullptr;
-  seg->tracked = false;
+  seg->tracked = tracked_usable != nullptr;
   seg->alloc_kind = 0;
   seg->align_code = 0;
   seg->align_log2 = alignment > 16 ? static_cast<std::uint8_t>(__builtin_ctzll(alignment)) : 0;
@@ -561,6 +562,7 @@ void* PageHeap::AllocHugeLocked(std::size_t size, std::size_t alignment, bool* z
   seg->huge_ptr = seg->base() + offset;
   seg->huge_size = size;
   seg->huge_usable = used - offset;
+  if (tracked_usable != nullptr) *tracked_usable = seg->huge_usable;
   large_live_bytes_ += seg->huge_usable;
   ++large_allocations_;
   return reinterpret_cast<void*>(seg->huge_ptr);

@@ -71,7 +71,13 @@ class PageHeap {
 
   // A block of more than kMaxSmallSize bytes aligned to `alignment`
   // (power of two). *zeroed tells whether its memory is known to be zero.
-  void* AllocLarge(std::size_t size, std::size_t alignment, bool* zeroed);
+  // With `tracked_usable` not null the block is a tracked one: its span (or
+  // huge segment) is marked tracked, so that its free calls the tracking
+  // hooks (hooks.h), and *tracked_usable is its usable size (what
+  // LookupBlock says): the caller records it without a lookup of its own
+  // (a sample's lookup found the span's lines cold again, some 3.3 cache
+  // misses a sampled large block: bench/RESULTS.md, "Sampling cost").
+  void* AllocLarge(std::size_t size, std::size_t alignment, bool* zeroed, std::size_t* tracked_usable = nullptr);
   // Frees a large or huge block; `ptr` must be the block's start. False
   // (and nothing done) when the block is not allocated: a double free that
   // raced past the caller's lock-free lookup.
@@ -163,7 +169,7 @@ class PageHeap {
   void PurgeLocked(std::uint64_t now, bool everything) STRATA_REQUIRES(lock_);
   // True when committing `bytes` more stays within the hard limit.
   bool WithinHardLimitLocked(std::size_t bytes) const STRATA_REQUIRES(lock_);
-  void* AllocHugeLocked(std::size_t size, std::size_t alignment, bool* zeroed)
+  void* AllocHugeLocked(std::size_t size, std::size_t alignment, bool* zeroed, std::size_t* tracked_usable)
       STRATA_REQUIRES(lock_);
   void FreeHugeLocked(Segment* segment) STRATA_REQUIRES(lock_);
   // Cuts a cached huge block after its first `head_bytes` (a multiple of

@@ -53,7 +53,7 @@ using internal::kSliceSize;
 // each free of its neighbours (with four slots, 273 of 12,587 samples on
 // mstress: 0.8 misses and ~15 instructions an average sample).
 constexpr int kSlotBits = 8;
-constexpr int kClassShift = 48;
+constexpr int kClassShift = detail::kWordClassShift;
 static_assert(kSlots * kSlotBits <= kClassShift);
 constexpr std::uint64_t kSlotMask = (std::uint64_t{1} << kSlotBits) - 1;
 constexpr std::uint64_t kSlotsMask = (std::uint64_t{1} << (kSlots * kSlotBits)) - 1;

@@ -89,6 +89,9 @@
 namespace strata::sampled_slices {
 
 namespace detail {
+// Where a slice's word keeps its span's class (bits 48..55).
+inline constexpr int kWordClassShift = 48;
+
 // What is kept per slice (one line).
 struct alignas(64) SliceState {
   // sampled_slices.cc says what a word holds; 0: the slice holds no
@@ -224,6 +227,13 @@ STRATA_ALWAYS_INLINE std::uint64_t Word(std::uintptr_t addr) {
 inline constexpr int kWasSampled = 0x100;
 static_assert(internal::kNumClasses <= kWasSampled);
 int FreeInMarkedSlice(void* ptr, std::uint64_t word);
+
+// The class of the blocks of a marked slice whose word is `word` (non-zero:
+// Word's answer), which its span holds (sampled_slices.cc says what a word
+// holds).
+STRATA_ALWAYS_INLINE int WordClass(std::uint64_t word) {
+  return static_cast<int>((word >> detail::kWordClassShift) & 0xff);
+}
 
 // True when the slice of `addr` holds sampled blocks (its class map entry
 // is 0 for that reason).

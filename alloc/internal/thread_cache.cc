@@ -534,17 +534,6 @@ bool CrossesSampleCountdown(ThreadCache& tc, std::size_t size, bool* sampled) {
   return SampleRate() > 0;
 }
 
-// Marks a freshly allocated large or huge block as tracked and records it.
-void TrackLarge(void* p, std::size_t size, bool sampled) {
-  BlockInfo info = LookupBlock(reinterpret_cast<std::uintptr_t>(p));
-  if (info.kind == BlockKind::kHuge) {
-    info.segment->tracked = true;
-  } else {
-    info.span->tracked = true;
-  }
-  InstalledTrackingHooks()->on_allocate(p, size, info.usable, sampled);
-}
-
 void* AllocateLarge(std::size_t size, std::size_t alignment, bool zero) {
   ThreadCache& tc = tls_cache;
   if (tc.state == CacheState::kUninitialized) InitThread(tc);
@@ -552,10 +541,13 @@ void* AllocateLarge(std::size_t size, std::size_t alignment, bool zero) {
   bool sampled = false;
   bool track = tc.state == CacheState::kActive && CrossesSampleCountdown(tc, size, &sampled);
   bool zeroed = false;
-  void* p = g_page_heap.AllocLarge(size, alignment, &zeroed);
+  // A tracked block is marked so by the page heap, which knows its usable
+  // size: no lookup here.
+  std::size_t usable = 0;
+  void* p = g_page_heap.AllocLarge(size, alignment, &zeroed, track ? &usable : nullptr);
   if (p == nullptr) return nullptr;
   if (zero && !zeroed) std::memset(p, 0, size);
-  if (track) TrackLarge(p, size, sampled);
+  if (track) InstalledTrackingHooks()->on_allocate(p, size, usable, sampled);
   return p;
 }
 

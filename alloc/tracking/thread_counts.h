@@ -12,8 +12,9 @@
 // that allocates, found cold: over two cache misses a sample. Here they
 // are on one line: the tracker adds its counts here and moves them to its
 // shared counters every kFlushEvents events, when the thread reads the
-// counters itself, and when the thread exits (tracker.cc). The clock of a
-// tracked allocation is read here as well.
+// counters itself, and when the thread exits (tracker.cc). The thread's
+// last reading of the clock that dates tracked allocations is kept here as
+// well.
 //
 // Contract: fields are read and written by the owning thread only (the
 // shared counters that readers sum are the tracker's; a reader on another
@@ -43,13 +44,14 @@ struct alignas(64) ThreadCounts {
   std::int64_t live_small;
   std::uint32_t events;  // since they were last moved
   bool exit_hook_registered;
-  // Where a tracked allocation's clock is read into (tracker.cc
-  // RecordTimeNs): on this line, not on a cold line of the stack below
-  // the sample's frames.
-  timespec clock;
+  // The coarse clock as this thread last read it (nanoseconds) and the
+  // time stamp counter then: a tracked allocation within kClockReuseTicks
+  // of that reading is dated by it (tracker.cc RecordTimeNs).
+  std::uint64_t clock_ns;
+  std::uint64_t clock_tsc;
   // clock_gettime, called through this copy of its address: a call
   // through its slot of the global offset table read a cold line of its
-  // own (set at the thread's first tracked allocation).
+  // own (set at the thread's first reading).
   int (*clock_gettime_fn)(clockid_t, timespec*);
   // Only touched when registered (the next line).
   ThreadExitHook exit_hook;

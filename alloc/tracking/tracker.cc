@@ -34,16 +34,47 @@ namespace {
 // (alloc/internal/hooks.h).
 constinit std::atomic<std::uint64_t>& g_window_floor = internal::hooks_detail::g_modes.window_floor;
 
-// RecordTimeNs (tracker.h), inline in RecordAllocation: no call, and the
-// clock read into the line of the thread's counts (thread_counts.h).
-STRATA_ALWAYS_INLINE std::uint64_t RecordTimeNsInline() {
-  ThreadCounts& t = tls_thread_counts;
+// The time stamp counter (x86-64: rdtsc; elsewhere 0, and the clock is
+// read every time).
+STRATA_ALWAYS_INLINE std::uint64_t TimeStampCounter() {
+#if defined(__x86_64__)
+  return __builtin_ia32_rdtsc();
+#else
+  return 0;
+#endif
+}
+
+// How long a thread's last reading of the coarse clock dates its tracked
+// allocations: 2^22 ticks of the time stamp counter, under 4.2 ms at any
+// counter rate of 1 GHz or more (1.7 ms here). Reading the clock was some
+// 40 instructions and over one cache miss a sample (glibc's clock_gettime
+// reads the vDSO's address from a line of the dynamic linker's, the vDSO
+// its data page: bench/RESULTS.md, "Sampling cost"); the counter is one
+// instruction on the thread's own line.
+inline constexpr std::uint64_t kClockReuseTicks = std::uint64_t{1} << 22;
+
+// Reads the coarse clock into the thread's line, with the counter `tsc`.
+STRATA_NOINLINE std::uint64_t ReadRecordClock(ThreadCounts& t, std::uint64_t tsc) {
   auto* fn = t.clock_gettime_fn;
   if (STRATA_PREDICT_FALSE(fn == nullptr)) fn = t.clock_gettime_fn = &clock_gettime;
-  timespec& ts = t.clock;
+  timespec ts;
   fn(CLOCK_MONOTONIC_COARSE, &ts);
-  const std::uint64_t coarse =
-      static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
+  t.clock_ns = static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
+  t.clock_tsc = tsc;
+  return t.clock_ns;
+}
+
+// RecordTimeNs (tracker.h), inline in RecordAllocation: no call while the
+// thread's last reading of the clock is recent (kClockReuseTicks; a counter
+// that went backwards, after a move to a CPU whose counter is behind, reads
+// the clock again too, and so does every allocation without a counter).
+// An earlier reading never runs ahead of the clock, so windows stay exact;
+// ages lose up to kClockReuseTicks.
+STRATA_ALWAYS_INLINE std::uint64_t RecordTimeNsInline() {
+  ThreadCounts& t = tls_thread_counts;
+  const std::uint64_t tsc = TimeStampCounter();
+  std::uint64_t coarse = t.clock_ns;
+  if (STRATA_PREDICT_FALSE(tsc - t.clock_tsc >= kClockReuseTicks || tsc == 0)) coarse = ReadRecordClock(t, tsc);
   // Relaxed: a window's start is ordered before the allocations the caller
   // makes after it (program order, or whatever synchronises the threads).
   const std::uint64_t floor = g_window_floor.load(std::memory_order_relaxed);

@@ -69,12 +69,14 @@ bool TrackAll();
 std::uint64_t NowNs();
 
 // A record's time_ns: the coarse monotonic clock (4 ms ticks, a quarter of
-// the precise clock's cost on every tracked allocation), raised to the
-// start of the latest window. Exact for windows: a block allocated after
-// WindowStartNs() returned T has time_ns >= T, one allocated before has
-// time_ns < T (the coarse clock never runs ahead of the precise one, and
-// the floor it is raised to was an earlier window's start). Ages are
-// reported from it (to 4 ms).
+// the precise clock's cost on every tracked allocation) as the thread last
+// read it (again once 2^22 ticks of the CPU's time stamp counter have
+// passed, under 4.2 ms; tracker.cc), raised to the start of the latest
+// window. Exact for windows: a block allocated after WindowStartNs()
+// returned T has time_ns >= T, one allocated before has time_ns < T (the
+// coarse clock, and an earlier reading of it, never runs ahead of the
+// precise one, and the floor it is raised to was an earlier window's
+// start). Ages are reported from it (to some 8 ms).
 std::uint64_t RecordTimeNs();
 // NowNs() as the start of a window (the leak checker's since_ns):
 // raises RecordTimeNs()'s floor to it.
