@@ -468,11 +468,7 @@ int CentralPool::RemoveFromSpans(int size_class, int n, bool align_carve, std::u
         spans_allocated_.fetch_add(1, std::memory_order_relaxed);
         span->carve_start = Colour(size_class, span);
         span->scan_word = 0;
-        span->in_partial = true;
-        span->prev = nullptr;
-        span->next = partial_;
-        if (partial_ != nullptr) partial_->prev = span;
-        partial_ = span;
+        LinkPartialLocked(span);
       }
       if (hardened) {
         take_linked(span);
@@ -505,6 +501,14 @@ int CentralPool::RemoveFromSpans(int size_class, int n, bool align_carve, std::u
 void CentralPool::TookFromSpanLocked(int size_class, Span* span, std::uint32_t owner, std::uint32_t objects) {
   if (owner != 0) ClaimLocked(size_class, span, owner);
   if (!SpanHasReturned(span) && span->carved == objects) UnlinkExhaustedLocked(span);
+}
+
+void CentralPool::LinkPartialLocked(Span* span) {
+  span->in_partial = true;
+  span->prev = nullptr;
+  span->next = partial_;
+  if (partial_ != nullptr) partial_->prev = span;
+  partial_ = span;
 }
 
 void CentralPool::UnlinkExhaustedLocked(Span* span) {
@@ -612,14 +616,8 @@ void CentralPool::InsertToSpans(int size_class, FreeObject* const* batch, FreeOb
         ++idle_spans_;
         return;
       }
-      // Unlink from partial and queue for the page heap.
-      if (span->prev != nullptr) {
-        span->prev->next = span->next;
-      } else {
-        partial_ = span->next;
-      }
-      if (span->next != nullptr) span->next->prev = span->prev;
-      span->in_partial = false;
+      // Off the partial list, and queued for the page heap.
+      UnlinkExhaustedLocked(span);
       came_back -= span->carved;  // every carved object is on its free list
       span->free_list = nullptr;
       ClearBlockBits(span, info.size, objects);
@@ -627,31 +625,14 @@ void CentralPool::InsertToSpans(int size_class, FreeObject* const* batch, FreeOb
       empty = span;
       span_bytes = 0;  // the span is leaving: look the next object up
     };
-    // The span gets an object back after it had none: it joins the
-    // partial list. Out of line as span_emptied.
-    auto join_partial = [&]() __attribute__((noinline)) STRATA_NO_THREAD_SAFETY_ANALYSIS {
-      span->in_partial = true;
-      span->prev = nullptr;
-      span->next = partial_;
-      if (partial_ != nullptr) partial_->prev = span;
-      partial_ = span;
-    };
     auto counted_back = [&](std::uint32_t count) __attribute__((always_inline)) STRATA_NO_THREAD_SAFETY_ANALYSIS {
       span->allocated -= count;
       came_back += count;
-      if (STRATA_PREDICT_FALSE(!span->in_partial)) join_partial();
+      if (STRATA_PREDICT_FALSE(!span->in_partial)) LinkPartialLocked(span);
       if (STRATA_PREDICT_FALSE(span->allocated == 0)) span_emptied();
     };
     // Hardened mode's per-object path: rare, out of line.
     auto counted_back_one = [&]() __attribute__((noinline)) { counted_back(1); };
-    // Normal mode, a batch of addresses: the run of neighbours that starts
-    // at run[0], a checked block of `span` (its `index`-th object): the
-    // objects after it that lie one block apart, up to `left` objects (the
-    // batch's rest), the span's end and its count of allocated objects (a
-    // span cannot get back more than it handed out: the rest goes through
-    // the single-object checks). Returns how many objects of the batch it
-    // took, each carved (checked one by one), counted back unless its bit
-    // was set already (a double free, reported).
     // The blocks of `twice` (bits of the bitmap word at `word_base`) came
     // back while back already: freed twice. Reported (the pool leaves them
     // out); returns how many. Out of line: rare.
@@ -663,6 +644,14 @@ void CentralPool::InsertToSpans(int size_class, FreeObject* const* batch, FreeOb
       }
       return k;
     };
+    // Normal mode, a batch of addresses: the run of neighbours that starts
+    // at run[0], a checked block of `span` (its `index`-th object): the
+    // objects after it that lie one block apart, up to `left` objects (the
+    // batch's rest), the span's end and its count of allocated objects (a
+    // span cannot get back more than it handed out: the rest goes through
+    // the single-object checks). Returns how many objects of the batch it
+    // took, each carved (the run ends at the span's carved bound), counted back unless its bit
+    // was set already (a double free, reported).
     auto insert_run = [&](FreeObject* const* run, std::uint32_t index, std::uint32_t left)
         __attribute__((always_inline)) STRATA_NO_THREAD_SAFETY_ANALYSIS {
       const std::uint32_t size = info.size;

@@ -220,7 +220,7 @@ void Sample(void* ptr, std::size_t requested, int size_class) {
 
 int FreeInMarkedSlice(void* ptr, std::uint64_t w) {
   const auto addr = reinterpret_cast<std::uintptr_t>(ptr);
-  const int size_class = static_cast<int>((w >> kClassShift) & 0xff);
+  const int size_class = WordClass(w);
   // The slice's other blocks: no question to the tracking layer. (A
   // sampled block's own mark happened before it was handed out, hence
   // before its free: its slot, or the overflow bit, is seen.)
@@ -243,7 +243,7 @@ int SettledClass(std::uintptr_t addr) {
   if (state == nullptr) return internal::g_class_map.Get(addr);
   Lock(*state);
   const std::uint64_t w = state->word.load(std::memory_order_relaxed);
-  const int c = w != 0 ? static_cast<int>((w >> kClassShift) & 0xff) : internal::g_class_map.Get(addr);
+  const int c = w != 0 ? WordClass(w) : internal::g_class_map.Get(addr);
   Unlock(*state);
   return c;
 }
