@@ -261,9 +261,11 @@ class alignas(kCacheLineSize) CentralPool {
   int CarveFreshLines(int size_class, int n, std::uint32_t owner, FreeObject** out);
   // Makes `owner` (non-zero) the owner of `span`, a span of this normal pool.
   void ClaimLocked(int size_class, Span* span, std::uint32_t owner) STRATA_REQUIRES(lock_);
-  // Puts `span` on the partial list (a new span, or one that gets an
-  // object back after it had none), and takes it off.
+  // Puts `span` at the head of the partial list (a new span, or one that
+  // gets an object back while off the list).
   void LinkPartialLocked(Span* span) STRATA_REQUIRES(lock_);
+  // Takes `span` off the partial list (no object left to hand out, or
+  // every object back and the span leaving).
   void UnlinkExhaustedLocked(Span* span) STRATA_REQUIRES(lock_);
   // After objects were taken from `span` (of `objects` objects) for
   // `owner`: the span becomes the owner's (owner frees), and leaves the
