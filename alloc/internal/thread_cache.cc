@@ -428,11 +428,11 @@ bool Refill(ThreadCache& tc, int size_class) {
   const SizeClassInfo& info = ClassInfo(size_class);
   FreeList& list = tc.lists[size_class];
   // The first object is free of the byte bound (and of the length bound:
-  // a list of length 1 is always allowed), then slow start, then grow by
-  // batches while the bounds allow.
+  // a list of length 1 is always allowed), then slow start (the bound
+  // doubles each refill), then grow by batches while the bounds allow.
   std::uint32_t max_length = MaxLength(list);
   if (max_length == 0) SetListBound(tc, size_class, max_length = 1);
-  const std::uint32_t grow = max_length < info.batch ? 1u : info.batch;
+  const std::uint32_t grow = max_length < info.batch ? max_length : info.batch;
   if (TryGrowList(tc, size_class, max_length + grow)) max_length += grow;
   int want = max_length < info.batch ? static_cast<int>(max_length) : info.batch;
   const bool first_refill = RelaxedLoad(list.allocs) == 0;
@@ -453,9 +453,22 @@ bool Refill(ThreadCache& tc, int size_class) {
 void ListTooLong(ThreadCache& tc, int size_class) {
   const SizeClassInfo& info = ClassInfo(size_class);
   FreeList& list = tc.lists[size_class];
-  ReleaseFromList(list, size_class, info.batch, /*reuse_soon=*/true);
   tc.activity[size_class] = 1;
   const std::uint32_t max_length = MaxLength(list);
+  if (max_length != 0 && max_length < info.batch) {
+    // Slow start: the thread frees more of the class than its list may
+    // hold. The newest half of the list goes back, the rest stays with the
+    // thread that touched it last, and the bound doubles (up to a batch).
+    // Handing back the whole list and growing by one each time made a
+    // thread that tears down a working set send it to the central pool
+    // piecemeal, hundreds of times, where other threads took it: their
+    // blocks then share lines for good (passive false sharing).
+    const std::uint32_t length = ListLength(list);
+    ReleaseFromList(list, size_class, length - length / 2, /*reuse_soon=*/true);
+    TryGrowList(tc, size_class, max_length * 2 < info.batch ? max_length * 2 : info.batch);
+    return;
+  }
+  ReleaseFromList(list, size_class, info.batch, /*reuse_soon=*/true);
   if (max_length == 0 && RelaxedLoad(list.allocs) == 0 && ++tc.overages[size_class] <= kForeignFreesUncached) {
     // Not allocated here yet: the block came from another thread, and its
     // line may be hot in that thread. Caching it would hand it to this

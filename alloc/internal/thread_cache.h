@@ -94,11 +94,13 @@
 // its owner test costs the free fast path two instructions: hence a build
 // option, off by default.
 
-// Capacity adapts per class: a list that keeps running dry grows its
-// max_length (by one up to a batch, then by batches), one that keeps
-// overflowing shrinks, and lists idle across a scan (no allocation served,
-// no refill, no overflow) are halved, all within the thread's share of
-// the process-wide budget (ThreadCacheBound).
+// Capacity adapts per class: a list that runs dry or overflows in slow
+// start doubles its max_length up to a batch (an overflow there hands back
+// the newest half of the list, not all of it), a list past slow start that
+// runs dry grows by batches and one that keeps overflowing shrinks, and
+// lists idle across a scan (no allocation served, no refill, no overflow)
+// are halved, all within the thread's share of the process-wide budget
+// (ThreadCacheBound).
 //
 // Hardened mode (hardening.h) reuses the same lists with max_length 0 and
 // bytes_until_sample pinned below -kMaxSmallSize, so that both fast paths

@@ -65,6 +65,18 @@ TEST(ThreadCacheBounds, ASmallClassKeepsATeardownsWorthOfObjects) {
   EXPECT_LE(kept, internal::kMaxSmallListBytes + kSize) << "the list grew past its bound";
 }
 
+TEST(ThreadCacheBounds, AFreshThreadKeepsItsFirstTeardown) {
+  // One build-up and teardown of 3000 blocks of 80 bytes (234 KiB) on a
+  // fresh thread: slow start must not send the teardown to the central
+  // pool piecemeal (where other threads would take blocks whose lines this
+  // thread's live blocks share). Growing by one a refill and an overflow,
+  // and handing back the whole list at each overflow, kept ~100 of them.
+  constexpr std::size_t kSize = 80;
+  constexpr std::size_t kCount = 3000;
+  const std::size_t kept = KeptByAFreshThread(kSize, kCount, 1);
+  EXPECT_GE(kept, kSize * kCount * 3 / 4) << "the thread kept only " << kept / kSize << " of " << kCount;
+}
+
 TEST(ThreadCacheBounds, ABigClassListStaysWithinItsBound) {
   constexpr std::size_t kSize = 4096;
   ASSERT_GT(kSize, internal::kSmallListClassBytes);
