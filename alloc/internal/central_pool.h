@@ -13,11 +13,11 @@
 //      it copies them into its array (RemoveForCache). A chain (Insert:
 //      single frees, an owner-frees build's messages) is linked through
 //      FreeObject::next; a caller that wants a chain (Remove) gets an
-//      unlinked batch linked on the way out. A partial batch takes this tier too when it is to
-//      be reused soon: a list in slow start that overflows hands over
-//      the newest half of what it holds, and its next refill takes it back; through the
-//      spans every object would be checked and relinked under the lock and
-//      unlinked again. What a thread gives back to return memory (a flush
+//      unlinked batch linked on the way out. A partial batch takes this
+//      tier too when it is to be reused soon: a list in slow start that
+//      overflows hands over the newest half of what it holds, and its next
+//      refill takes it back; through the spans every object would be
+//      checked and relinked under the lock and unlinked again. What a thread gives back to return memory (a flush
 //      at exit, an idle list shrinking) goes to the spans unless it is a
 //      whole batch, so that spans can empty and go back to the page heap,
 //      and so do single objects (where they are checked, and where a block

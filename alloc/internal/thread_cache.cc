@@ -477,9 +477,11 @@ void ListTooLong(ThreadCache& tc, int size_class) {
     // allocating is a consumer: past a few blocks its list grows.
     return;
   }
-  if (max_length == 0) tc.overages[size_class] = 0;
-  if (max_length < info.batch) {
-    TryGrowList(tc, size_class, max_length + 1);
+  if (max_length == 0) {
+    // Past the uncached frees: the list starts, and slow start (above)
+    // takes it from there.
+    tc.overages[size_class] = 0;
+    TryGrowList(tc, size_class, 1);
   } else if (max_length > info.batch) {
     // Overflowing again and again: this thread frees more than it
     // allocates here (a consumer); a shorter list sends batches back sooner.

@@ -20,7 +20,6 @@
 #include <cstdint>
 #include <map>
 #include <random>
-#include <cstdio>
 #include <set>
 #include <thread>
 #include <vector>
